@@ -1,0 +1,2 @@
+//! The `daemonize` command (to be written).
+fn main() {}

@@ -1,0 +1,137 @@
+//! A command prepared for `execve(2)` before the fork: program resolved on `PATH`, argument and
+//! environment arrays built as NUL-terminated pointer arrays, so the daemon only makes the call.
+#![allow(unsafe_code)]
+
+use std::ffi::{CString, OsStr, OsString, c_char};
+use std::io;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Step};
+
+/// A program, its arguments and its environment, ready for `execve(2)`.
+#[derive(Debug)]
+pub struct Command {
+    program: PathBuf,
+    c_program: CString,
+    // The pointer arrays point into these strings, whose heap buffers never move.
+    _argv: Vec<CString>,
+    _envp: Vec<CString>,
+    argv_ptrs: Vec<*const c_char>,
+    envp_ptrs: Vec<*const c_char>,
+}
+
+impl Command {
+    /// Prepares `argv` (`argv[0]` is the program as given) with environment `env`.
+    ///
+    /// A program name without a `/` is looked up in the `PATH` of `env` (or `/usr/bin:/bin`),
+    /// taking the first executable regular file, as `execvp(3)` does.
+    ///
+    /// # Errors
+    /// [`Error::Os`] with [`Step::Exec`]: `ENOENT` when nothing is found on `PATH`, `EINVAL` for
+    /// an empty `argv` or a NUL byte inside a string.
+    pub fn new(
+        argv: &[OsString],
+        env: impl IntoIterator<Item = (OsString, OsString)>,
+    ) -> Result<Command, Error> {
+        let Some(name) = argv.first() else {
+            return Err(Error::os_nopath(Step::Exec, io::Error::from_raw_os_error(libc::EINVAL)));
+        };
+        let env: Vec<(OsString, OsString)> = env.into_iter().collect();
+        let path_var = env.iter().find(|(k, _)| k == "PATH").map(|(_, v)| v.as_os_str());
+        let program = resolve_program(name, path_var).ok_or_else(|| {
+            Error::os(Step::Exec, name, io::Error::from_raw_os_error(libc::ENOENT))
+        })?;
+        let invalid =
+            |what: &OsStr| Error::os(Step::Exec, what, io::Error::from_raw_os_error(libc::EINVAL));
+        let to_c = |s: &OsStr| CString::new(s.as_bytes()).map_err(|_| invalid(s));
+        let c_program = to_c(program.as_os_str())?;
+        let argv: Vec<CString> = argv.iter().map(|a| to_c(a)).collect::<Result<_, _>>()?;
+        let envp: Vec<CString> = env
+            .iter()
+            .map(|(k, v)| {
+                let mut pair = k.clone().into_vec();
+                pair.push(b'=');
+                pair.extend_from_slice(v.as_bytes());
+                CString::new(pair).map_err(|_| invalid(k))
+            })
+            .collect::<Result<_, _>>()?;
+        let argv_ptrs = null_terminated(&argv);
+        let envp_ptrs = null_terminated(&envp);
+        Ok(Command { program, c_program, _argv: argv, _envp: envp, argv_ptrs, envp_ptrs })
+    }
+
+    /// The program's path after the `PATH` lookup.
+    pub fn program(&self) -> &Path {
+        &self.program
+    }
+
+    /// `execve(2)`: returns only on failure, with the errno. Async-signal-safe.
+    pub(crate) fn execve(&self) -> i32 {
+        // SAFETY: all three pointers come from CStrings and null-terminated pointer arrays that
+        // self owns and that live until the call replaces the process image.
+        unsafe {
+            libc::execve(self.c_program.as_ptr(), self.argv_ptrs.as_ptr(), self.envp_ptrs.as_ptr())
+        };
+        io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO)
+    }
+}
+
+fn null_terminated(strings: &[CString]) -> Vec<*const c_char> {
+    strings.iter().map(|s| s.as_ptr()).chain(std::iter::once(std::ptr::null())).collect()
+}
+
+/// `execvp(3)`'s search: a name with a `/` is used as is; otherwise the first executable regular
+/// file named so in a `PATH` directory. When only non-executable matches exist, the first one
+/// (so `execve(2)` reports `EACCES`).
+fn resolve_program(name: &OsStr, path_var: Option<&OsStr>) -> Option<PathBuf> {
+    if name.as_bytes().contains(&b'/') {
+        return Some(PathBuf::from(name));
+    }
+    if name.is_empty() {
+        return None;
+    }
+    let path_var = path_var.unwrap_or(OsStr::new("/usr/bin:/bin"));
+    let mut denied = None;
+    for dir in std::env::split_paths(path_var) {
+        let dir = if dir.as_os_str().is_empty() { PathBuf::from(".") } else { dir };
+        let candidate = dir.join(name);
+        let Ok(meta) = std::fs::metadata(&candidate) else {
+            continue;
+        };
+        if meta.is_file() && meta.permissions().mode() & 0o111 != 0 {
+            return Some(candidate);
+        }
+        denied.get_or_insert(candidate);
+    }
+    denied
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolves_on_path_like_execvp() {
+        let found =
+            resolve_program(OsStr::new("sh"), Some(OsStr::new("/nonexistent:/bin"))).unwrap();
+        assert_eq!(found, PathBuf::from("/bin/sh"));
+        assert_eq!(resolve_program(OsStr::new("./x"), None), Some(PathBuf::from("./x")));
+        assert_eq!(
+            resolve_program(OsStr::new("no-such-program-xyz"), Some(OsStr::new("/bin"))),
+            None
+        );
+    }
+
+    #[test]
+    fn builds_null_terminated_arrays() {
+        let argv = [OsString::from("sh"), OsString::from("-c"), OsString::from("true")];
+        let command =
+            Command::new(&argv, [(OsString::from("PATH"), OsString::from("/bin"))]).unwrap();
+        assert_eq!(command.argv_ptrs.len(), 4);
+        assert!(command.argv_ptrs[3].is_null());
+        assert_eq!(command.envp_ptrs.len(), 2);
+        assert!(Command::new(&[], []).is_err());
+    }
+}

@@ -1,0 +1,153 @@
+//! Detaching: `fork(2)`, `setsid(2)`, `fork(2)`, and reaping what the original process forked.
+//!
+//! The original process becomes a child subreaper (`prctl(2)` `PR_SET_CHILD_SUBREAPER`) for the
+//! length of the start, so the daemon, orphaned when the intermediate child exits, is adopted by
+//! the original process: a daemon that dies before it is ready can be reaped and its exit status
+//! reported. The previous subreaper setting is restored afterwards.
+//!
+//! The intermediate child runs between `fork(2)` and `_exit(2)`: raw system calls only.
+#![allow(unsafe_code)]
+
+use std::io;
+use std::os::fd::RawFd;
+use std::os::unix::process::ExitStatusExt;
+use std::process::ExitStatus;
+use std::time::Duration;
+
+use crate::error::{Error, Step};
+use crate::ready::{self, Record};
+
+/// The exit status of an intermediate child or daemon whose setup failed.
+pub(crate) const EXIT_SETUP_FAILED: i32 = 1;
+
+/// Which process returned from [`double_fork`].
+#[derive(Debug)]
+pub(crate) enum Branch {
+    /// The caller, with the pid of the intermediate child.
+    Original { intermediate: libc::pid_t },
+    /// The daemon: a new session's member that is not its leader.
+    Daemon,
+}
+
+/// `fork(2)`; the child calls `setsid(2)` and `fork(2)` again, reports the daemon's pid on
+/// `report` and exits. Returns in the original process and in the daemon.
+///
+/// # Errors
+/// [`Error::Os`] with [`Step::Fork`] when the first fork fails. Failures in the intermediate
+/// child arrive over the report pipe.
+pub(crate) fn double_fork(report: RawFd) -> Result<Branch, Error> {
+    // SAFETY: the caller checked that this process has a single thread, and the child only
+    // makes async-signal-safe calls before it forks again or exits.
+    match unsafe { libc::fork() } {
+        -1 => Err(Error::os_nopath(Step::Fork, io::Error::last_os_error())),
+        0 => Ok(intermediate_child(report)),
+        pid => Ok(Branch::Original { intermediate: pid }),
+    }
+}
+
+/// Child of the first fork, between `fork(2)` and `_exit(2)`: async-signal-safe calls only.
+/// Returns only in the daemon.
+fn intermediate_child(report: RawFd) -> Branch {
+    // SAFETY: setsid has no preconditions.
+    if unsafe { libc::setsid() } < 0 {
+        fail(report, Step::Setsid, errno());
+    }
+    // SAFETY: as in double_fork: single-threaded, async-signal-safe calls until exit.
+    match unsafe { libc::fork() } {
+        -1 => fail(report, Step::Fork, errno()),
+        0 => Branch::Daemon,
+        pid => {
+            let _ = ready::send(report, Record::Forked(pid as u32));
+            exit_now(0)
+        }
+    }
+}
+
+/// Reports `step` failed with `errno`, then `_exit(2)`s. Async-signal-safe.
+pub(crate) fn fail(report: RawFd, step: Step, errno: i32) -> ! {
+    let _ = ready::send(report, Record::Failed(step, errno));
+    exit_now(EXIT_SETUP_FAILED)
+}
+
+/// `_exit(2)`: leave at once, without atexit handlers or destructors.
+pub(crate) fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit has no preconditions and is async-signal-safe (signal-safety(7)).
+    unsafe { libc::_exit(code) }
+}
+
+/// PEP 3143's rule for `detach_process` left unset: do not detach when started by init (the
+/// parent is PID 1) or by a superserver (stdin is a socket): `getppid(2)`, `fstat(2)`.
+pub fn should_detach() -> bool {
+    // SAFETY: getppid has no preconditions.
+    let parent_is_init = unsafe { libc::getppid() } == 1;
+    let mut meta = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: meta is a valid out-pointer for one struct stat.
+    let stdin_is_socket = unsafe { libc::fstat(0, meta.as_mut_ptr()) } == 0
+        // SAFETY: fstat succeeded, so meta is initialised.
+        && unsafe { meta.assume_init() }.st_mode & libc::S_IFMT == libc::S_IFSOCK;
+    !(parent_is_init || stdin_is_socket)
+}
+
+/// Makes this process a child subreaper until dropped, then restores the previous setting:
+/// `prctl(2)` `PR_GET_CHILD_SUBREAPER` / `PR_SET_CHILD_SUBREAPER`.
+pub(crate) struct Subreaper {
+    was: bool,
+}
+
+impl Subreaper {
+    pub(crate) fn become_one() -> Subreaper {
+        let mut was: libc::c_int = 0;
+        // SAFETY: PR_GET_CHILD_SUBREAPER writes one int through the pointer.
+        unsafe { libc::prctl(libc::PR_GET_CHILD_SUBREAPER, &mut was as *mut libc::c_int) };
+        // SAFETY: PR_SET_CHILD_SUBREAPER takes an integer flag.
+        unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1 as libc::c_ulong) };
+        Subreaper { was: was != 0 }
+    }
+}
+
+impl Drop for Subreaper {
+    fn drop(&mut self) {
+        // SAFETY: PR_SET_CHILD_SUBREAPER takes an integer flag.
+        unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, self.was as libc::c_ulong) };
+    }
+}
+
+/// Waits up to `timeout` for the child `pid` to end and reaps it: `pidfd_open(2)`, `poll(2)`,
+/// `waitpid(2)`. `None` if it is not our child or still runs.
+pub(crate) fn reap(pid: libc::pid_t, timeout: Duration) -> Option<ExitStatus> {
+    wait_for_exit(pid, timeout);
+    let mut status = 0;
+    // SAFETY: status is a valid out-pointer; WNOHANG never blocks.
+    match unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) } {
+        n if n == pid => Some(ExitStatus::from_raw(status)),
+        _ => None,
+    }
+}
+
+/// `kill(2)` with `SIGKILL`, then [`reap`].
+pub(crate) fn kill_and_reap(pid: libc::pid_t) -> Option<ExitStatus> {
+    // SAFETY: kill takes plain integers; pid is our own child.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    reap(pid, Duration::from_secs(5))
+}
+
+/// Blocks until `pid` exits or `timeout` passes, without sleep-polling: a pidfd becomes
+/// readable when its process exits. Returns at once if the pid is gone.
+pub fn wait_for_exit(pid: libc::pid_t, timeout: Duration) -> bool {
+    // SAFETY: pidfd_open takes a pid and flags; it returns a new descriptor or -1.
+    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as RawFd;
+    if pidfd < 0 {
+        return true; // ESRCH: no such process (already reaped)
+    }
+    let mut pfd = libc::pollfd { fd: pidfd, events: libc::POLLIN, revents: 0 };
+    let ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
+    // SAFETY: pfd is one valid pollfd.
+    let n = unsafe { libc::poll(&mut pfd, 1, ms) };
+    // SAFETY: pidfd was opened above and is not used after this.
+    unsafe { libc::close(pidfd) };
+    n > 0
+}
+
+fn errno() -> i32 {
+    io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO)
+}

@@ -1,0 +1,449 @@
+//! Pidfiles whose ownership is a lock, not the file's existence.
+//!
+//! The owner holds an exclusive open-file-description lock (`fcntl(2)` `F_OFD_SETLK`) on the
+//! open pidfile for its whole life; the lock follows the open file description across `fork(2)`
+//! and `execve(2)` and dies with the last descriptor. A pidfile that exists but is not locked is
+//! stale, whatever pid it names, so a recycled pid never fools [`Pidfile::status`].
+//!
+//! Why OFD locks and not `flock(2)` (std's `File::try_lock`): both follow the open file
+//! description, but only `fcntl(2)` can *ask* whether a lock is held without taking it
+//! (`F_OFD_GETLK`). A status check that took the lock, even for a moment, could make a
+//! concurrent start fail with "already running"; ours never does.
+//!
+//! The sequence: `open(2)` with `O_NOFOLLOW | O_CLOEXEC` (a symlink as the last component is
+//! refused), `fstat(2)` (an existing world-writable or non-regular file is refused), lock,
+//! `lstat(2)` to check that the path still names the locked inode (else retry), `ftruncate(2)`.
+//! The pid is written with `pwrite(2)` + `fsync(2)` into the locked file, never renamed over it.
+#![allow(unsafe_code)]
+
+use std::ffi::CString;
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Step};
+
+/// The mode a new pidfile gets (exactly: the umask does not apply).
+pub const DEFAULT_MODE: u32 = 0o644;
+
+/// How long a reader waits for the holder of a fresh lock to write its pid.
+const HOLDER_PID_WAIT: Duration = Duration::from_secs(1);
+
+/// The most a pidfile is read: a pid and a newline fit many times over.
+const READ_LIMIT: u64 = 64;
+
+/// A locked pidfile: the lock is held as long as this value (or a descriptor duplicated from it,
+/// in a forked or exec'd process) is open.
+#[derive(Debug)]
+pub struct Pidfile {
+    fd: OwnedFd,
+    path: PathBuf,
+    dev: u64,
+    ino: u64,
+}
+
+/// The outcome of trying to lock a pidfile: a busy lock is an outcome, not an error.
+#[derive(Debug)]
+pub enum Acquire {
+    /// The lock is ours; the file is empty, waiting for a pid.
+    Locked(Pidfile),
+    /// Another process holds the lock; the pid it wrote, if it could be read.
+    HeldBy(Option<u32>),
+}
+
+/// What a pidfile says about its daemon, judged by the lock.
+#[derive(Debug)]
+pub enum Status {
+    /// The lock is held: the daemon runs. The pid written in the file, if readable.
+    Running(Option<u32>),
+    /// The file exists but nobody holds the lock: the daemon died. The pid it names, if any.
+    Stale(Option<u32>),
+    /// There is no pidfile: not running.
+    Absent,
+    /// The pidfile could not be inspected (permissions, a symlink, not a regular file).
+    Unknown(io::Error),
+}
+
+impl Pidfile {
+    /// Opens (creating it with `mode` if needed) and locks the pidfile at `path`, then empties it.
+    ///
+    /// System calls: `open(2)` (`O_NOFOLLOW | O_CLOEXEC`), `fstat(2)`, `fchmod(2)` on a file it
+    /// created, `fcntl(2)` `F_OFD_SETLK`, `lstat(2)`, `ftruncate(2)`.
+    ///
+    /// # Errors
+    /// [`Error::Os`] with [`Step::OpenPidfile`] or [`Step::LockPidfile`];
+    /// [`Error::UnsafePidfile`] for an existing world-writable or non-regular file.
+    pub fn acquire(path: impl AsRef<Path>, mode: u32) -> Result<Acquire, Error> {
+        let path = path.as_ref();
+        let c_path = path_to_cstring(path).map_err(|e| Error::os(Step::OpenPidfile, path, e))?;
+        loop {
+            let (fd, created) = open_or_create(&c_path, mode).map_err(|e| open_error(path, e))?;
+            let meta = fstat(fd.as_fd()).map_err(|e| Error::os(Step::OpenPidfile, path, e))?;
+            check_safe(path, &meta, created)?;
+            match lock_exclusive(fd.as_fd()) {
+                Ok(true) => {}
+                Ok(false) => return Ok(Acquire::HeldBy(read_holder_pid(fd.as_fd()))),
+                Err(e) => return Err(Error::os(Step::LockPidfile, path, e)),
+            }
+            if !still_named_by(&c_path, meta.st_dev, meta.st_ino) {
+                continue; // replaced or removed between open and lock: lock the new one
+            }
+            truncate(fd.as_fd()).map_err(|e| Error::os(Step::LockPidfile, path, e))?;
+            return Ok(Acquire::Locked(Pidfile {
+                fd,
+                path: path.to_path_buf(),
+                dev: meta.st_dev,
+                ino: meta.st_ino,
+            }));
+        }
+    }
+
+    /// Like [`Pidfile::acquire`], but a held lock is an [`Error::AlreadyRunning`].
+    ///
+    /// # Errors
+    /// As [`Pidfile::acquire`], plus [`Error::AlreadyRunning`] naming the holder's pid.
+    pub fn lock(path: impl AsRef<Path>, mode: u32) -> Result<Pidfile, Error> {
+        match Pidfile::acquire(path.as_ref(), mode)? {
+            Acquire::Locked(pidfile) => Ok(pidfile),
+            Acquire::HeldBy(pid) => {
+                Err(Error::AlreadyRunning { pidfile: path.as_ref().to_path_buf(), pid })
+            }
+        }
+    }
+
+    /// Writes `pid` and a newline into the locked file: `ftruncate(2)`, `pwrite(2)`, `fsync(2)`.
+    ///
+    /// Async-signal-safe: no allocation, so the daemon calls it between `fork(2)` and `execve(2)`.
+    ///
+    /// # Errors
+    /// The OS error of the first call that failed.
+    pub fn write_pid(&self, pid: u32) -> io::Result<()> {
+        write_pid_fd(self.fd.as_raw_fd(), pid).map_err(io::Error::from_raw_os_error)
+    }
+
+    /// Removes the file if the path still names the locked inode, then releases the lock.
+    ///
+    /// System calls: `lstat(2)`, `unlink(2)`, `close(2)`.
+    ///
+    /// # Errors
+    /// [`Error::Os`] with [`Step::RemovePidfile`] when `unlink(2)` fails.
+    pub fn remove(self) -> Result<(), Error> {
+        let c_path = path_to_cstring(&self.path)
+            .map_err(|e| Error::os(Step::RemovePidfile, &self.path, e))?;
+        if still_named_by(&c_path, self.dev, self.ino) {
+            std::fs::remove_file(&self.path)
+                .map_err(|e| Error::os(Step::RemovePidfile, &self.path, e))?;
+        }
+        Ok(())
+    }
+
+    /// The path this pidfile was opened at.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The device and inode numbers of the locked file, as `fstat(2)` gave them.
+    pub fn identity(&self) -> (u64, u64) {
+        (self.dev, self.ino)
+    }
+
+    /// Judges the pidfile at `path` by its lock, without taking it: `open(2)` read-only with
+    /// `O_NOFOLLOW`, `fcntl(2)` `F_OFD_GETLK`, `read(2)`.
+    ///
+    /// Never disturbs a concurrent [`Pidfile::acquire`]: it only asks whether the lock is held.
+    pub fn status(path: impl AsRef<Path>) -> Status {
+        match inspect(path.as_ref()) {
+            Ok(status) => status,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Status::Absent,
+            Err(e) => Status::Unknown(e),
+        }
+    }
+}
+
+impl AsFd for Pidfile {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+impl AsRawFd for Pidfile {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
+/// Parses a pidfile's content: decimal digits of a pid greater than zero, then an optional
+/// newline, and nothing else.
+pub fn parse_pid(content: &[u8]) -> Option<u32> {
+    let digits = content.strip_suffix(b"\n").unwrap_or(content);
+    if digits.is_empty() || digits.len() > 10 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let pid: u64 = std::str::from_utf8(digits).ok()?.parse().ok()?;
+    // pid_max is at most 2^22; anything that does not fit a pid_t is garbage.
+    u32::try_from(pid).ok().filter(|pid| *pid > 0 && *pid <= i32::MAX as u32)
+}
+
+fn inspect(path: &Path) -> io::Result<Status> {
+    let c_path = path_to_cstring(path)?;
+    let fd = open_raw(&c_path, libc::O_RDONLY | libc::O_NONBLOCK, 0)?;
+    let meta = fstat(fd.as_fd())?;
+    if meta.st_mode & libc::S_IFMT != libc::S_IFREG {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a regular file"));
+    }
+    if is_locked(fd.as_fd())? {
+        Ok(Status::Running(read_holder_pid(fd.as_fd())))
+    } else {
+        Ok(Status::Stale(read_pid(fd.as_fd()).ok().flatten()))
+    }
+}
+
+/// Reads the pid a lock holder wrote. A holder writes right after it locks, so an empty file is
+/// read again for up to [`HOLDER_PID_WAIT`]; content that is not a pid is not waited for.
+fn read_holder_pid(fd: BorrowedFd<'_>) -> Option<u32> {
+    let deadline = Instant::now() + HOLDER_PID_WAIT;
+    loop {
+        match read_content(fd) {
+            Ok(content) if content.is_empty() && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            Ok(content) => return parse_pid(&content),
+            Err(_) => return None,
+        }
+    }
+}
+
+fn read_pid(fd: BorrowedFd<'_>) -> io::Result<Option<u32>> {
+    Ok(parse_pid(&read_content(fd)?))
+}
+
+/// Reads at most [`READ_LIMIT`] bytes from the start of the file (`pread(2)`).
+fn read_content(fd: BorrowedFd<'_>) -> io::Result<Vec<u8>> {
+    let file = File::from(fd.try_clone_to_owned()?);
+    let mut content = Vec::new();
+    let mut reader = PositionedReader { file: &file, offset: 0 }.take(READ_LIMIT);
+    reader.read_to_end(&mut content)?;
+    Ok(content)
+}
+
+/// Reads with `pread(2)`, leaving the shared file offset alone.
+struct PositionedReader<'a> {
+    file: &'a File,
+    offset: u64,
+}
+
+impl Read for PositionedReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = std::os::unix::fs::FileExt::read_at(self.file, buf, self.offset)?;
+        self.offset += n as u64;
+        Ok(n)
+    }
+}
+
+/// `ftruncate(2)`, `pwrite(2)` of `PID\n`, `fsync(2)`: async-signal-safe, the errno on failure.
+pub(crate) fn write_pid_fd(fd: RawFd, pid: u32) -> Result<(), i32> {
+    let mut buf = [0u8; 12];
+    let text = format_pid(pid, &mut buf);
+    // SAFETY: fd is a descriptor the caller owns; ftruncate has no memory preconditions.
+    if unsafe { libc::ftruncate(fd, 0) } != 0 {
+        return Err(errno());
+    }
+    // SAFETY: text points to text.len() initialised bytes on this stack frame.
+    let written = unsafe { libc::pwrite(fd, text.as_ptr().cast(), text.len(), 0) };
+    if written != text.len() as isize {
+        return Err(if written < 0 { errno() } else { libc::EIO });
+    }
+    // SAFETY: fsync on an owned descriptor has no memory preconditions.
+    if unsafe { libc::fsync(fd) } != 0 {
+        return Err(errno());
+    }
+    Ok(())
+}
+
+/// Formats `pid` and a newline into `buf` without allocating; returns the used part.
+fn format_pid(mut pid: u32, buf: &mut [u8; 12]) -> &[u8] {
+    let mut start = buf.len() - 1;
+    buf[start] = b'\n';
+    loop {
+        start -= 1;
+        buf[start] = b'0' + (pid % 10) as u8;
+        pid /= 10;
+        if pid == 0 {
+            break;
+        }
+    }
+    &buf[start..]
+}
+
+fn errno() -> i32 {
+    io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO)
+}
+
+fn open_error(path: &Path, e: io::Error) -> Error {
+    if e.raw_os_error() == Some(libc::ELOOP) {
+        return Error::UnsafePidfile {
+            pidfile: path.to_path_buf(),
+            reason: "it is a symbolic link",
+        };
+    }
+    Error::os(Step::OpenPidfile, path, e)
+}
+
+fn check_safe(path: &Path, meta: &libc::stat, created: bool) -> Result<(), Error> {
+    let unsafe_because = |reason| Err(Error::UnsafePidfile { pidfile: path.to_path_buf(), reason });
+    if meta.st_mode & libc::S_IFMT != libc::S_IFREG {
+        return unsafe_because("it is not a regular file");
+    }
+    if !created && meta.st_mode & 0o002 != 0 {
+        return unsafe_because("it is world-writable, anyone could make it name another process");
+    }
+    Ok(())
+}
+
+/// Opens an existing pidfile or creates a new one (`O_EXCL`, then `fchmod(2)` to `mode`).
+fn open_or_create(c_path: &CString, mode: u32) -> io::Result<(OwnedFd, bool)> {
+    loop {
+        match open_raw(c_path, libc::O_RDWR | libc::O_CREAT | libc::O_EXCL, mode) {
+            Ok(fd) => {
+                // SAFETY: fd is open and ours; fchmod has no memory preconditions.
+                if unsafe { libc::fchmod(fd.as_raw_fd(), mode as libc::mode_t) } != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                return Ok((fd, true));
+            }
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
+            Err(e) => return Err(e),
+        }
+        match open_raw(c_path, libc::O_RDWR, 0) {
+            Ok(fd) => return Ok((fd, false)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue, // removed meanwhile
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// `open(2)` with `O_NOFOLLOW | O_CLOEXEC | O_NOCTTY` added to `flags`.
+fn open_raw(c_path: &CString, flags: i32, mode: u32) -> io::Result<OwnedFd> {
+    let flags = flags | libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NOCTTY;
+    // SAFETY: c_path is a valid NUL-terminated string; mode is passed as the variadic argument.
+    let fd = unsafe { libc::open(c_path.as_ptr(), flags, mode as libc::c_uint) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: open just returned this descriptor and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+fn fstat(fd: BorrowedFd<'_>) -> io::Result<libc::stat> {
+    let mut meta = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: meta is a valid out-pointer for one struct stat.
+    if unsafe { libc::fstat(fd.as_raw_fd(), meta.as_mut_ptr()) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fstat succeeded, so it filled meta.
+    Ok(unsafe { meta.assume_init() })
+}
+
+/// Whether `lstat(2)` of the path names the inode `(dev, ino)`. Async-signal-safe.
+pub(crate) fn still_named_by(c_path: &CString, dev: u64, ino: u64) -> bool {
+    let mut meta = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: c_path is NUL-terminated and meta is a valid out-pointer.
+    if unsafe { libc::lstat(c_path.as_ptr(), meta.as_mut_ptr()) } != 0 {
+        return false;
+    }
+    // SAFETY: lstat succeeded, so it filled meta.
+    let meta = unsafe { meta.assume_init() };
+    meta.st_dev == dev && meta.st_ino == ino
+}
+
+fn whole_file_lock(kind: libc::c_short) -> libc::flock {
+    // SAFETY: flock is plain old data; all-zero is a valid value (l_start 0, l_len 0 = whole
+    // file, l_pid 0 as F_OFD_* require).
+    let mut lock: libc::flock = unsafe { std::mem::zeroed() };
+    lock.l_type = kind;
+    lock.l_whence = libc::SEEK_SET as libc::c_short;
+    lock
+}
+
+/// `F_OFD_SETLK` for writing: `Ok(false)` when another open file description holds a lock.
+fn lock_exclusive(fd: BorrowedFd<'_>) -> io::Result<bool> {
+    let lock = whole_file_lock(libc::F_WRLCK as libc::c_short);
+    // SAFETY: lock is a valid struct flock for the duration of the call.
+    if unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_OFD_SETLK, &lock) } == 0 {
+        return Ok(true);
+    }
+    let e = io::Error::last_os_error();
+    match e.raw_os_error() {
+        Some(libc::EAGAIN) | Some(libc::EACCES) => Ok(false),
+        _ => Err(e),
+    }
+}
+
+/// `F_OFD_GETLK`: whether any other open file description holds a lock, without taking one.
+fn is_locked(fd: BorrowedFd<'_>) -> io::Result<bool> {
+    let mut lock = whole_file_lock(libc::F_WRLCK as libc::c_short);
+    // SAFETY: lock is a valid, writable struct flock for the duration of the call.
+    if unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_OFD_GETLK, &mut lock) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(lock.l_type != libc::F_UNLCK as libc::c_short)
+}
+
+fn truncate(fd: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: ftruncate on a descriptor we own has no memory preconditions.
+    if unsafe { libc::ftruncate(fd.as_raw_fd(), 0) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+pub(crate) fn path_to_cstring(path: &Path) -> io::Result<CString> {
+    CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_pid_accepts_only_a_pid_and_a_newline() {
+        assert_eq!(parse_pid(b"4242\n"), Some(4242));
+        assert_eq!(parse_pid(b"4242"), Some(4242));
+        for garbage in
+            [&b""[..], b"\n", b"0\n", b"-5\n", b"12a\n", b" 12\n", b"12\n\n", b"99999999999\n"]
+        {
+            assert_eq!(parse_pid(garbage), None, "{:?}", String::from_utf8_lossy(garbage));
+        }
+    }
+
+    #[test]
+    fn format_pid_writes_decimal_and_newline() {
+        let mut buf = [0u8; 12];
+        assert_eq!(format_pid(0, &mut buf), b"0\n");
+        assert_eq!(format_pid(4_194_304, &mut buf), b"4194304\n");
+        assert_eq!(format_pid(u32::MAX, &mut buf), b"4294967295\n");
+    }
+
+    #[test]
+    fn second_lock_in_same_process_sees_holder_and_status_does_not_interfere() {
+        let dir = std::env::temp_dir().join(format!("daemonctx-unit-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("a.pid");
+        let first = Pidfile::lock(&path, DEFAULT_MODE).unwrap();
+        first.write_pid(77).unwrap();
+        assert!(matches!(Pidfile::status(&path), Status::Running(Some(77))));
+        assert!(matches!(
+            Pidfile::acquire(&path, DEFAULT_MODE).unwrap(),
+            Acquire::HeldBy(Some(77))
+        ));
+        first.remove().unwrap();
+        assert!(matches!(Pidfile::status(&path), Status::Absent));
+        std::fs::write(&path, b"77\n").unwrap();
+        assert!(matches!(Pidfile::status(&path), Status::Stale(Some(77))));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,211 @@
+//! The report channel: how the daemon tells the original process "ready" or "failed at step S".
+//!
+//! A `socketpair(2)` of `SOCK_SEQPACKET` with `SOCK_CLOEXEC`: like a pipe, but records keep their
+//! boundaries and `send(2)` takes `MSG_NOSIGNAL`, so a daemon whose original process was killed
+//! gets `EPIPE` and cleans up, instead of dying of `SIGPIPE` with its pidfile left behind. The intermediate child sends `Forked(pid)` once it has forked
+//! the daemon; the daemon sends `Ready(pid)` or `Failed(step, errno)`. Each record is 8 bytes,
+//! sent with one `send(2)`, so the daemon needs no allocation to
+//! report. End of file without a final record means every write end is closed: the daemon
+//! either died or, in exec mode, `execve(2)` succeeded and closed its close-on-exec end.
+#![allow(unsafe_code)]
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Step};
+
+const RECORD_LEN: usize = 8;
+
+const TAG_FORKED: u8 = 1;
+const TAG_READY: u8 = 2;
+const TAG_FAILED: u8 = 3;
+
+/// One message over the report pipe.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Record {
+    /// The intermediate child forked the daemon, whose pid this is.
+    Forked(u32),
+    /// The daemon (this pid) is set up and ready.
+    Ready(u32),
+    /// The daemon failed at `step` with this errno.
+    Failed(Step, i32),
+}
+
+impl Record {
+    fn encode(self) -> [u8; RECORD_LEN] {
+        let (tag, step, value) = match self {
+            Record::Forked(pid) => (TAG_FORKED, 0, pid as i32),
+            Record::Ready(pid) => (TAG_READY, 0, pid as i32),
+            Record::Failed(step, errno) => (TAG_FAILED, step as u8, errno),
+        };
+        let v = value.to_le_bytes();
+        [tag, step, 0, 0, v[0], v[1], v[2], v[3]]
+    }
+
+    fn decode(bytes: [u8; RECORD_LEN]) -> Option<Record> {
+        let value = i32::from_le_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]);
+        match bytes[0] {
+            TAG_FORKED => Some(Record::Forked(value as u32)),
+            TAG_READY => Some(Record::Ready(value as u32)),
+            TAG_FAILED => Some(Record::Failed(Step::from_byte(bytes[1])?, value)),
+            _ => None,
+        }
+    }
+}
+
+/// Creates the report channel: `socketpair(2)`, `SOCK_SEQPACKET | SOCK_CLOEXEC`.
+/// Returns (read end, write end).
+pub(crate) fn report_pipe() -> Result<(OwnedFd, OwnedFd), Error> {
+    let mut fds = [0 as RawFd; 2];
+    let kind = libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC;
+    // SAFETY: fds is a valid array of two ints for socketpair to fill.
+    if unsafe { libc::socketpair(libc::AF_UNIX, kind, 0, fds.as_mut_ptr()) } != 0 {
+        return Err(Error::os_nopath(Step::Pipe, io::Error::last_os_error()));
+    }
+    // SAFETY: pipe2 just returned these two descriptors; each gets exactly one owner.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Sends one record with one `send(2)` (`MSG_NOSIGNAL`). Async-signal-safe; returns the errno
+/// on failure (`EPIPE` when the original process is gone).
+pub(crate) fn send(fd: RawFd, record: Record) -> Result<(), i32> {
+    let bytes = record.encode();
+    loop {
+        // SAFETY: bytes is RECORD_LEN initialised bytes on this stack frame.
+        let n = unsafe { libc::send(fd, bytes.as_ptr().cast(), RECORD_LEN, libc::MSG_NOSIGNAL) };
+        if n == RECORD_LEN as isize {
+            return Ok(());
+        }
+        let errno = io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO);
+        if n >= 0 || errno != libc::EINTR {
+            return Err(if n >= 0 { libc::EIO } else { errno });
+        }
+    }
+}
+
+/// What the original process learned from the report pipe.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// The daemon reported ready.
+    Ready(u32),
+    /// A step failed in the intermediate child or the daemon.
+    Failed { step: Step, errno: i32, daemon: Option<u32> },
+    /// Every write end closed without a final record.
+    Closed { daemon: Option<u32> },
+    /// The deadline passed first.
+    TimedOut { daemon: Option<u32> },
+}
+
+/// Reads records until a final one, end of file, or `timeout`: `poll(2)`, `read(2)`.
+pub(crate) fn await_report(
+    read_end: &OwnedFd,
+    timeout: Option<Duration>,
+) -> Result<Outcome, Error> {
+    let deadline = timeout.map(|t| Instant::now() + t);
+    let mut daemon = None;
+    loop {
+        if !wait_readable(read_end.as_raw_fd(), deadline)? {
+            return Ok(Outcome::TimedOut { daemon });
+        }
+        match read_record(read_end.as_raw_fd())? {
+            None => return Ok(Outcome::Closed { daemon }),
+            Some(Record::Forked(pid)) => daemon = Some(pid),
+            Some(Record::Ready(pid)) => return Ok(Outcome::Ready(pid)),
+            Some(Record::Failed(step, errno)) => {
+                return Ok(Outcome::Failed { step, errno, daemon });
+            }
+        }
+    }
+}
+
+/// `poll(2)` for input until `deadline`; false when it passed.
+fn wait_readable(fd: RawFd, deadline: Option<Instant>) -> Result<bool, Error> {
+    loop {
+        let timeout_ms = match deadline {
+            None => -1,
+            Some(deadline) => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Ok(false);
+                }
+                i32::try_from(left.as_millis().max(1)).unwrap_or(i32::MAX)
+            }
+        };
+        let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+        // SAFETY: pfd is one valid pollfd.
+        let n = unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
+        if n > 0 {
+            return Ok(true);
+        }
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(Error::os_nopath(Step::Report, e));
+            }
+        }
+    }
+}
+
+/// Reads one whole record; `None` at end of file.
+fn read_record(fd: RawFd) -> Result<Option<Record>, Error> {
+    let mut bytes = [0u8; RECORD_LEN];
+    let mut filled = 0;
+    while filled < RECORD_LEN {
+        // SAFETY: the destination is the unfilled tail of bytes.
+        let n = unsafe { libc::read(fd, bytes[filled..].as_mut_ptr().cast(), RECORD_LEN - filled) };
+        match n {
+            0 if filled == 0 => return Ok(None),
+            0 => return Err(truncated()),
+            n if n > 0 => filled += n as usize,
+            _ => {
+                let e = io::Error::last_os_error();
+                if e.kind() != io::ErrorKind::Interrupted {
+                    return Err(Error::os_nopath(Step::Report, e));
+                }
+            }
+        }
+    }
+    Record::decode(bytes).map(Some).ok_or_else(truncated)
+}
+
+fn truncated() -> Error {
+    Error::os_nopath(Step::Report, io::Error::new(io::ErrorKind::InvalidData, "malformed report"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_round_trip() {
+        for record in
+            [Record::Forked(1), Record::Ready(4_194_304), Record::Failed(Step::Chdir, libc::ENOENT)]
+        {
+            assert_eq!(Record::decode(record.encode()), Some(record));
+        }
+        assert_eq!(Record::decode([9, 0, 0, 0, 0, 0, 0, 0]), None);
+    }
+
+    #[test]
+    fn await_report_reads_in_order_and_sees_eof() {
+        let (read_end, write_end) = report_pipe().unwrap();
+        send(write_end.as_raw_fd(), Record::Forked(42)).unwrap();
+        send(write_end.as_raw_fd(), Record::Failed(Step::SetUid, libc::EPERM)).unwrap();
+        let outcome = await_report(&read_end, None).unwrap();
+        assert_eq!(
+            outcome,
+            Outcome::Failed { step: Step::SetUid, errno: libc::EPERM, daemon: Some(42) }
+        );
+        send(write_end.as_raw_fd(), Record::Forked(43)).unwrap();
+        drop(write_end);
+        assert_eq!(await_report(&read_end, None).unwrap(), Outcome::Closed { daemon: Some(43) });
+    }
+
+    #[test]
+    fn await_report_times_out() {
+        let (read_end, _write_end) = report_pipe().unwrap();
+        let outcome = await_report(&read_end, Some(Duration::from_millis(20))).unwrap();
+        assert_eq!(outcome, Outcome::TimedOut { daemon: None });
+    }
+}

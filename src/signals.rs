@@ -1,0 +1,205 @@
+//! Signals: reset everything the daemon inherited, then install the signal map.
+//!
+//! The daemon starts with an empty signal mask (`sigprocmask(2)`) and every disposition at
+//! `SIG_DFL` (`sigaction(2)` for each signal), whatever the invoking process blocked or ignored;
+//! then the map's entries are installed. Both steps are async-signal-safe and run between
+//! `fork(2)` and `execve(2)` on a [`Dispositions`] table built before the fork.
+//!
+//! [`SignalAction::Terminate`] removes the pidfile (an `lstat(2)` identity check and `unlink(2)`
+//! of a path prepared beforehand) and then ends the process by the signal's default action, so a
+//! supervisor sees "killed by SIGTERM". [`SignalAction::Deliver`] hands the signal to the program
+//! through signal-hook's iterator ([`crate::Daemon::signals`]) for a graceful shutdown.
+#![allow(unsafe_code)]
+
+use std::collections::BTreeMap;
+use std::ffi::{CString, c_char, c_int};
+use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
+
+/// What the daemon does on a signal.
+#[derive(Clone, Copy, Debug)]
+pub enum SignalAction {
+    /// `SIG_IGN`: the signal is discarded.
+    Ignore,
+    /// `SIG_DFL`: the kernel's default action.
+    Default,
+    /// Remove the pidfile, then die of the signal (its default action).
+    Terminate,
+    /// Run this handler (it must be async-signal-safe).
+    Handler(extern "C" fn(c_int)),
+    /// Queue the signal for [`crate::Daemon::signals`] (signal-hook's iterator).
+    Deliver,
+}
+
+/// A signal number → action map. The default is PEP 3143's: `SIGTSTP`, `SIGTTIN` and `SIGTTOU`
+/// ignored, `SIGTERM` terminates.
+pub type SignalMap = BTreeMap<c_int, SignalAction>;
+
+/// PEP 3143's default signal map.
+pub fn default_signal_map() -> SignalMap {
+    SignalMap::from([
+        (libc::SIGTSTP, SignalAction::Ignore),
+        (libc::SIGTTIN, SignalAction::Ignore),
+        (libc::SIGTTOU, SignalAction::Ignore),
+        (libc::SIGTERM, SignalAction::Terminate),
+    ])
+}
+
+/// The highest signal number on Linux (`_NSIG - 1`).
+const MAX_SIGNAL: usize = 64;
+
+/// The signal map as a table the daemon can apply without allocating.
+#[derive(Clone, Debug)]
+pub(crate) struct Dispositions {
+    table: [Option<libc::sighandler_t>; MAX_SIGNAL + 1],
+}
+
+impl Dispositions {
+    /// Builds the table before the fork. `Deliver` becomes `SIG_DFL` here: signal-hook installs
+    /// its handler once setup is done. With `for_exec`, handlers other than `SIG_IGN` become
+    /// `SIG_DFL`, since `execve(2)` resets them anyway.
+    pub(crate) fn new(map: &SignalMap, for_exec: bool) -> Dispositions {
+        let mut table = [None; MAX_SIGNAL + 1];
+        for (&signal, &action) in map {
+            let Some(slot) = usize::try_from(signal).ok().and_then(|s| table.get_mut(s)) else {
+                continue;
+            };
+            *slot = Some(match action {
+                SignalAction::Ignore => libc::SIG_IGN,
+                SignalAction::Default | SignalAction::Deliver => libc::SIG_DFL,
+                _ if for_exec => libc::SIG_DFL,
+                SignalAction::Terminate => terminate as *const () as libc::sighandler_t,
+                SignalAction::Handler(handler) => handler as *const () as libc::sighandler_t,
+            });
+        }
+        Dispositions { table }
+    }
+}
+
+/// Empties the signal mask, sets every disposition to `SIG_DFL`, then installs the table.
+/// Async-signal-safe; returns the errno of a failed installation.
+pub(crate) fn reset_and_install(dispositions: &Dispositions) -> Result<(), i32> {
+    // SAFETY: an empty sigset_t, made by sigemptyset, is a valid argument to sigprocmask.
+    unsafe {
+        let mut empty = std::mem::zeroed::<libc::sigset_t>();
+        libc::sigemptyset(&mut empty);
+        if libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut()) != 0 {
+            return Err(errno());
+        }
+    }
+    for signal in 1..=MAX_SIGNAL as c_int {
+        if signal != libc::SIGKILL && signal != libc::SIGSTOP {
+            set_default(signal)?;
+        }
+    }
+    for (signal, handler) in dispositions.table.iter().enumerate() {
+        if let Some(handler) = handler {
+            set_disposition(signal as c_int, *handler)?;
+        }
+    }
+    Ok(())
+}
+
+/// The kernel's `struct sigaction`, as `rt_sigaction(2)` takes it (enough to set `SIG_DFL`).
+#[repr(C)]
+struct KernelSigaction {
+    handler: libc::sighandler_t,
+    flags: libc::c_ulong,
+    restorer: usize,
+    mask: u64,
+}
+
+/// `rt_sigaction(2)` to `SIG_DFL`, bypassing glibc, which refuses its reserved signals 32 and
+/// 33: an invoker that ignores them must not pass that on. Async-signal-safe.
+fn set_default(signal: c_int) -> Result<(), i32> {
+    let action = KernelSigaction { handler: libc::SIG_DFL, flags: 0, restorer: 0, mask: 0 };
+    let no_old: *mut KernelSigaction = std::ptr::null_mut();
+    // SAFETY: action is a valid kernel sigaction for the call's duration; the size is that of
+    // the kernel's sigset_t (64 signals).
+    let rc = unsafe { libc::syscall(libc::SYS_rt_sigaction, signal, &action, no_old, 8usize) };
+    if rc != 0 { Err(errno()) } else { Ok(()) }
+}
+
+/// `sigaction(2)` with an empty mask and `SA_RESTART`. Async-signal-safe.
+fn set_disposition(signal: c_int, handler: libc::sighandler_t) -> Result<(), i32> {
+    // SAFETY: sigaction is plain old data; zeroed then filled it is a valid argument, and handler
+    // is SIG_DFL, SIG_IGN or an extern "C" fn(c_int).
+    unsafe {
+        let mut action = std::mem::zeroed::<libc::sigaction>();
+        action.sa_sigaction = handler;
+        action.sa_flags = libc::SA_RESTART;
+        libc::sigemptyset(&mut action.sa_mask);
+        if libc::sigaction(signal, &action, std::ptr::null_mut()) != 0 {
+            return Err(errno());
+        }
+    }
+    Ok(())
+}
+
+/// The pidfile the `Terminate` handler removes: path (from `CString::into_raw`), device, inode.
+static TERMINATE_PIDFILE: AtomicPtr<c_char> = AtomicPtr::new(std::ptr::null_mut());
+static TERMINATE_DEV: AtomicU64 = AtomicU64::new(0);
+static TERMINATE_INO: AtomicU64 = AtomicU64::new(0);
+
+/// Tells the `Terminate` handler which pidfile to remove. Called in the daemon; no allocation
+/// (the string was built before the fork).
+pub(crate) fn arm_terminate(path: CString, dev: u64, ino: u64) {
+    TERMINATE_DEV.store(dev, Ordering::SeqCst);
+    TERMINATE_INO.store(ino, Ordering::SeqCst);
+    let old = TERMINATE_PIDFILE.swap(path.into_raw(), Ordering::SeqCst);
+    free_path(old);
+}
+
+/// Stops the `Terminate` handler from touching the pidfile (it is being removed normally).
+pub(crate) fn disarm_terminate() {
+    free_path(TERMINATE_PIDFILE.swap(std::ptr::null_mut(), Ordering::SeqCst));
+}
+
+fn free_path(path: *mut c_char) {
+    if !path.is_null() {
+        // SAFETY: every non-null pointer stored in TERMINATE_PIDFILE came from CString::into_raw
+        // and was swapped out exactly once, so it is freed exactly once.
+        drop(unsafe { CString::from_raw(path) });
+    }
+}
+
+/// The `Terminate` action: remove our pidfile, then die of `signal` by its default action.
+/// Async-signal-safe: atomics, `lstat(2)`, `unlink(2)`, `sigaction(2)`, `kill(2)`.
+extern "C" fn terminate(signal: c_int) {
+    let path = TERMINATE_PIDFILE.load(Ordering::SeqCst);
+    if !path.is_null() {
+        let mut meta = std::mem::MaybeUninit::<libc::stat>::uninit();
+        // SAFETY: path is a live NUL-terminated string (freed only after being swapped out), and
+        // meta is a valid out-pointer.
+        unsafe {
+            if libc::lstat(path, meta.as_mut_ptr()) == 0 {
+                let meta = meta.assume_init();
+                if meta.st_dev == TERMINATE_DEV.load(Ordering::SeqCst)
+                    && meta.st_ino == TERMINATE_INO.load(Ordering::SeqCst)
+                {
+                    libc::unlink(path);
+                }
+            }
+        }
+    }
+    let _ = set_disposition(signal, libc::SIG_DFL);
+    // SAFETY: kill to our own pid; the signal stays blocked until this handler returns, and is
+    // then delivered with its default action.
+    unsafe { libc::kill(libc::getpid(), signal) };
+}
+
+/// Registers signal-hook's iterator for `signals`, for the program to read at its own pace.
+pub(crate) fn deliver(signals: &[c_int]) -> std::io::Result<signal_hook::iterator::Signals> {
+    signal_hook::iterator::Signals::new(signals)
+}
+
+/// The signals mapped to [`SignalAction::Deliver`].
+pub(crate) fn delivered(map: &SignalMap) -> Vec<c_int> {
+    map.iter()
+        .filter(|(_, action)| matches!(action, SignalAction::Deliver))
+        .map(|(s, _)| *s)
+        .collect()
+}
+
+fn errno() -> i32 {
+    std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO)
+}

@@ -1,0 +1,256 @@
+//! Shared test utilities: spawning helpers with bounded waits, reading `/proc`, cleaning up by pid.
+//!
+//! Nothing here forks the test process: children are started with `std::process::Command`.
+#![allow(dead_code)] // each test binary uses its own subset
+
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// How long any single command in a test may run.
+pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The `daemonize` binary under test.
+pub fn daemonize_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_daemonize"))
+}
+
+/// A helper built from `tests/helpers/` or `examples/` (unfiltered `cargo test` builds them).
+pub fn example(name: &str) -> PathBuf {
+    let path = daemonize_bin().parent().unwrap().join("examples").join(name);
+    assert!(
+        path.exists(),
+        "example {name} is missing at {}: run unfiltered `cargo test`, which builds examples",
+        path.display()
+    );
+    path
+}
+
+/// A fresh directory for one test, removed when dropped.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(test: &str) -> TempDir {
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let dir = std::env::temp_dir().join(format!("daemonctx-{test}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    pub fn join(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A process a test started (directly or as a daemon); killed and awaited by pid when dropped.
+pub struct Spawned(pub i32);
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        kill(self.0, libc::SIGKILL);
+        wait_gone(self.0, Duration::from_secs(5));
+    }
+}
+
+/// Sends `signal` to `pid`.
+pub fn kill(pid: i32, signal: i32) -> bool {
+    // SAFETY: kill takes plain integers.
+    unsafe { libc::kill(pid, signal) == 0 }
+}
+
+/// Whether `pid` is alive (not gone, not a zombie).
+pub fn alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat_fields_of(&stat).first().is_some_and(|state| state != "Z"),
+        Err(_) => false,
+    }
+}
+
+/// Waits for `pid` to exit with a pidfd (no sleep loop); true when it is gone.
+pub fn wait_gone(pid: i32, timeout: Duration) -> bool {
+    // SAFETY: pidfd_open takes a pid and flags.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return true;
+    }
+    // SAFETY: pidfd_open returned a new descriptor that nothing else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+    let mut pfd = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+    // SAFETY: one valid pollfd.
+    let ready = unsafe { libc::poll(&mut pfd, 1, timeout.as_millis() as i32) } > 0;
+    ready || !alive(pid)
+}
+
+/// Runs `command` to completion with piped output, killing it after [`COMMAND_TIMEOUT`].
+pub fn run(command: &mut Command) -> Output {
+    let child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot spawn {command:?}: {e}"));
+    let pid = child.id() as i32;
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || tx.send(child.wait_with_output()));
+    match rx.recv_timeout(COMMAND_TIMEOUT) {
+        Ok(output) => output.unwrap(),
+        Err(_) => {
+            kill(pid, libc::SIGKILL);
+            panic!("{command:?} did not finish in {COMMAND_TIMEOUT:?}; killed it");
+        }
+    }
+}
+
+/// Describes a finished command for assertion messages.
+pub fn describe(command: &str, output: &Output) -> String {
+    format!(
+        "command: {command}\nstatus: {}\nstdout: {}\nstderr: {}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// The exit code, or 128+signal.
+pub fn code(status: &ExitStatus) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
+}
+
+/// Reads the pid written in a pidfile.
+pub fn read_pidfile(path: &Path) -> i32 {
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("cannot read pidfile {}: {e}", path.display()));
+    assert!(text.ends_with('\n'), "pidfile {text:?} lacks its newline");
+    text.trim_end().parse().unwrap_or_else(|_| panic!("pidfile holds {text:?}"))
+}
+
+/// Waits until `f` holds, checking every few milliseconds, for at most `timeout`.
+pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    f()
+}
+
+/// `/proc/PID/status` as key → value.
+pub fn proc_status(pid: i32) -> HashMap<String, String> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    text.lines()
+        .filter_map(|line| line.split_once(':'))
+        .map(|(k, v)| (k.to_string(), v.trim().to_string()))
+        .collect()
+}
+
+/// The fields of `/proc/PID/stat` after the command name: state is index 0, ppid 1, pgrp 2,
+/// session 3, tty_nr 4.
+pub fn proc_stat(pid: i32) -> Vec<String> {
+    stat_fields_of(&std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap())
+}
+
+fn stat_fields_of(stat: &str) -> Vec<String> {
+    let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
+    after.split_whitespace().map(str::to_string).collect()
+}
+
+/// The open descriptors of `pid` and where they point.
+pub fn proc_fds(pid: i32) -> Vec<(i32, PathBuf)> {
+    let mut fds: Vec<(i32, PathBuf)> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .map(|entry| {
+            let entry = entry.unwrap();
+            let fd = entry.file_name().to_str().unwrap().parse().unwrap();
+            (fd, std::fs::read_link(entry.path()).unwrap_or_default())
+        })
+        .collect();
+    fds.sort();
+    fds
+}
+
+/// The pids of live processes whose command line mentions `needle` (a test's unique temp dir).
+pub fn processes_mentioning(needle: &Path) -> Vec<i32> {
+    let needle = needle.as_os_str().as_encoded_bytes();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| *pid as u32 != std::process::id() && alive(*pid))
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|cmd| cmd.windows(needle.len()).any(|w| w == needle))
+        })
+        .collect()
+}
+
+/// The pids from this process up to 1: a daemon's parent must be one of these (PID 1 or a
+/// subreaper above the test).
+pub fn ancestors_of_test() -> Vec<i32> {
+    let mut pids = vec![std::process::id() as i32];
+    while let Some(&pid) = pids.last() {
+        if pid <= 1 {
+            break;
+        }
+        let ppid: i32 = proc_stat(pid)[1].parse().unwrap();
+        pids.push(ppid);
+    }
+    pids
+}
+
+/// Whether the tests run as root.
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Prints the standard skip line and returns true when not root.
+pub fn skip_unless_root(test: &str) -> bool {
+    if is_root() {
+        return false;
+    }
+    eprintln!("skipped: {test} needs root");
+    true
+}
+
+/// Makes a FIFO at `path`.
+pub fn mkfifo(path: &Path) {
+    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: c is NUL-terminated.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+}
+
+/// Makes `command` run as `nobody` (through setpriv) when the tests run as root, so that
+/// permission checks apply to it.
+pub fn as_unprivileged(program: &Path) -> Command {
+    if is_root() {
+        let mut command = Command::new("setpriv");
+        command.args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"]).arg(program);
+        command
+    } else {
+        Command::new(program)
+    }
+}
+
+/// Joins arguments into one string for messages.
+pub fn show(args: &[impl AsRef<OsStr>]) -> String {
+    args.iter().map(|a| a.as_ref().to_string_lossy().into_owned()).collect::<Vec<_>>().join(" ")
+}

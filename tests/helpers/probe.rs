@@ -1,0 +1,138 @@
+//! Test helper: daemonizes through `DaemonContext` with options from its arguments, so the
+//! integration tests can check each option from `/proc`. Not an example to copy.
+//!
+//! Options (each maps to one builder call or one way of dirtying the invoker):
+//! `--pidfile P --umask OCT --cwd D --chroot D --user U --group G --initgroups --core
+//! --foreground --stdin F --stdout F --stderr F --preserve-fd N --deliver-term`
+//! `--ready-after-fifo F` (ready_on_open(false); the daemon calls ready() once F yields a line)
+//! `--exit-before-ready CODE`, `--timeout SECS`, `--spawn-thread`,
+//! `--dirty-invoker` (block SIGUSR1, ignore SIGUSR2, umask 077, non-CLOEXEC fd 7),
+//! `--hold-fd N` (raise RLIMIT_NOFILE to its hard limit, leave fd N open without CLOEXEC),
+//! `--print-after-open` (write "open pid=N" to stdout in the daemon).
+use std::io::BufRead;
+use std::time::Duration;
+
+use daemonctx::{DaemonContext, SignalAction, error::chain};
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let mut context = DaemonContext::new();
+    let mut ready_fifo = None;
+    let mut exit_before_ready = None;
+    let mut print_after_open = false;
+    let mut _thread = None;
+    while let Some(arg) = args.next() {
+        let mut value = || args.next().unwrap_or_else(|| usage(&arg));
+        context = match arg.as_str() {
+            "--pidfile" => context.pidfile(value()),
+            "--umask" => context.umask(u32::from_str_radix(&value(), 8).expect("octal umask")),
+            "--cwd" => context.working_directory(value()),
+            "--chroot" => context.chroot_directory(value()),
+            "--user" => context.user(value()),
+            "--group" => context.group(value()),
+            "--initgroups" => context.initgroups(true),
+            "--core" => context.prevent_core(false),
+            "--foreground" => context.detach_process(false),
+            "--stdin" => context.stdin(value().as_str()),
+            "--stdout" => context.stdout(value().as_str()),
+            "--stderr" => context.stderr(value().as_str()),
+            "--preserve-fd" => context.preserve_fd(value().parse().expect("fd")),
+            "--deliver-term" => context.signal(libc::SIGTERM, SignalAction::Deliver),
+            "--timeout" => {
+                let secs: f64 = value().parse().expect("seconds");
+                context.ready_timeout(Some(Duration::from_secs_f64(secs)))
+            }
+            "--ready-after-fifo" => {
+                ready_fifo = Some(value());
+                context.ready_on_open(false)
+            }
+            "--exit-before-ready" => {
+                exit_before_ready = Some(value().parse::<i32>().expect("exit code"));
+                context.ready_on_open(false)
+            }
+            "--spawn-thread" => {
+                _thread = Some(std::thread::spawn(|| std::thread::sleep(Duration::from_secs(30))));
+                context
+            }
+            "--dirty-invoker" => {
+                dirty_invoker();
+                context
+            }
+            "--hold-fd" => {
+                hold_fd(value().parse().expect("fd"));
+                context
+            }
+            "--print-after-open" => {
+                print_after_open = true;
+                context
+            }
+            _ => usage(&arg),
+        };
+    }
+    let mut daemon = match context.open() {
+        Ok(daemon) => daemon,
+        Err(e) => {
+            eprintln!("probe: {}", chain(&e));
+            std::process::exit(2);
+        }
+    };
+    if print_after_open {
+        println!("open pid={}", std::process::id());
+    }
+    if let Some(code) = exit_before_ready {
+        std::process::exit(code);
+    }
+    if let Some(fifo) = ready_fifo {
+        let mut line = String::new();
+        let file = std::fs::File::open(fifo).expect("open fifo");
+        std::io::BufReader::new(file).read_line(&mut line).expect("read fifo");
+        daemon.ready().expect("ready");
+    }
+    if let Some(signals) = daemon.signals() {
+        let signal = signals.forever().next();
+        println!("graceful shutdown on signal {signal:?}");
+        daemon.close().expect("close");
+        return;
+    }
+    loop {
+        // SAFETY: pause has no preconditions; signals end the process by their map.
+        unsafe { libc::pause() };
+    }
+}
+
+fn usage(arg: &str) -> ! {
+    eprintln!("probe: bad argument {arg:?}");
+    std::process::exit(64)
+}
+
+/// Blocks SIGUSR1, ignores SIGUSR2, sets umask 077 and leaves fd 7 open across exec.
+fn dirty_invoker() {
+    // SAFETY: plain libc calls on valid, initialised arguments.
+    unsafe {
+        let mut set = std::mem::zeroed::<libc::sigset_t>();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGUSR1);
+        libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        libc::signal(libc::SIGUSR2, libc::SIG_IGN);
+        libc::umask(0o077);
+        let fd = libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY);
+        libc::dup2(fd, 7);
+    }
+}
+
+/// Raises RLIMIT_NOFILE to its hard limit and leaves `fd` open (no CLOEXEC).
+fn hold_fd(fd: i32) {
+    // SAFETY: plain libc calls on valid, initialised arguments.
+    unsafe {
+        let mut limit = std::mem::zeroed::<libc::rlimit>();
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit);
+        limit.rlim_cur = limit.rlim_max;
+        libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY);
+        if libc::dup2(null, fd) != fd {
+            eprintln!("probe: cannot put /dev/null on fd {fd}");
+            std::process::exit(3);
+        }
+        libc::close(null);
+    }
+}

@@ -1,0 +1,491 @@
+//! The library route: `DaemonContext::open()` through the `probe` helper, checked from `/proc`.
+
+mod common;
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use common::*;
+use daemonctx::{Pidfile, Status};
+
+/// PEP 3143's ignored signals: SIGTSTP (20), SIGTTIN (21), SIGTTOU (22), as a SigIgn mask.
+const PEP_IGNORED: &str = "0000000000380000";
+
+/// Runs the probe with `args` (via `command`, to wrap it) and returns its output.
+fn probe_with(mut command: Command, args: &[&str]) -> Output {
+    run(command.args(args))
+}
+
+fn probe(args: &[&str]) -> Output {
+    probe_with(Command::new(example("probe")), args)
+}
+
+/// Starts a daemon with `args` plus a pidfile in `dir`; returns its pid and cleanup guard.
+fn start(dir: &TempDir, args: &[&str]) -> (i32, Spawned) {
+    let pidfile = dir.join("probe.pid");
+    let mut all = vec!["--pidfile", pidfile.to_str().unwrap()];
+    all.extend_from_slice(args);
+    let output = probe(&all);
+    assert!(output.status.success(), "{}", describe(&format!("probe {}", show(&all)), &output));
+    let pid = read_pidfile(&pidfile);
+    (pid, Spawned(pid))
+}
+
+/// Asserts a failed start: probe exit 2, the message, and nothing left behind.
+fn assert_failed_cleanly(dir: &TempDir, output: &Output, message: &str) {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(code(&output.status), 2, "{}", describe("probe", output));
+    assert!(stderr.contains(message), "expected {message:?} in {}", describe("probe", output));
+    assert!(!dir.join("probe.pid").exists(), "the pidfile was left behind");
+    assert_eq!(processes_mentioning(dir.path()), Vec::<i32>::new(), "a process was left behind");
+}
+
+fn fd_targets(pid: i32) -> Vec<(i32, String)> {
+    proc_fds(pid).into_iter().map(|(fd, p)| (fd, p.to_string_lossy().into_owned())).collect()
+}
+
+#[test]
+fn daemon_is_detached_clean_and_holds_its_pidfile() {
+    let dir = TempDir::new("clean");
+    let pidfile = dir.join("probe.pid");
+    let (pid, _guard) = start(&dir, &[]);
+
+    let stat = proc_stat(pid);
+    let ppid: i32 = stat[1].parse().unwrap();
+    assert!(ancestors_of_test().contains(&ppid), "parent {ppid} is neither PID 1 nor a subreaper");
+    assert_ne!(stat[3], pid.to_string(), "the daemon leads its session");
+    assert_eq!(stat[2], stat[3], "the daemon is not in the group of the new session");
+    assert_eq!(stat[4], "0", "the daemon has a controlling terminal");
+
+    let fds = fd_targets(pid);
+    let expected = vec![
+        (0, "/dev/null".to_string()),
+        (1, "/dev/null".to_string()),
+        (2, "/dev/null".to_string()),
+        (3, pidfile.to_string_lossy().into_owned()),
+    ];
+    assert_eq!(fds, expected);
+
+    let status = proc_status(pid);
+    assert_eq!(status["SigBlk"], "0000000000000000");
+    assert_eq!(status["SigIgn"], PEP_IGNORED);
+    assert_eq!(status["Umask"], "0000");
+    assert_eq!(std::fs::read_link(format!("/proc/{pid}/cwd")).unwrap(), Path::new("/"));
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let core = limits.lines().find(|l| l.starts_with("Max core file size")).unwrap();
+    assert_eq!(core.split_whitespace().nth(4), Some("0"), "core dumps allowed: {core}");
+
+    assert!(matches!(Pidfile::status(&pidfile), Status::Running(Some(p)) if p as i32 == pid));
+
+    // SIGTERM (the default map's Terminate) removes the pidfile and kills by SIGTERM.
+    assert!(kill(pid, libc::SIGTERM));
+    assert!(wait_gone(pid, Duration::from_secs(5)));
+    assert!(!pidfile.exists(), "SIGTERM left the pidfile");
+}
+
+#[test]
+fn umask_working_directory_and_output_files_take_effect() {
+    let dir = TempDir::new("options");
+    let log = dir.join("out.log");
+    let err = dir.join("err.log");
+    let args = [
+        "--umask",
+        "027",
+        "--cwd",
+        dir.path().to_str().unwrap(),
+        "--stdout",
+        log.to_str().unwrap(),
+        "--stderr",
+        err.to_str().unwrap(),
+        "--print-after-open",
+    ];
+    let (pid, _guard) = start(&dir, &args);
+    let status = proc_status(pid);
+    assert_eq!(status["Umask"], "0027");
+    assert_eq!(std::fs::read_link(format!("/proc/{pid}/cwd")).unwrap(), dir.path());
+    let fds = proc_fds(pid);
+    assert_eq!(fds[1].1, log);
+    assert_eq!(fds[2].1, err);
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(logged, format!("open pid={pid}\n"));
+}
+
+#[test]
+fn core_dumps_allowed_only_when_asked() {
+    let dir = TempDir::new("core");
+    let pidfile = dir.join("probe.pid");
+    let script = format!(
+        "ulimit -c unlimited && exec {} --core --pidfile {}",
+        example("probe").display(),
+        pidfile.display()
+    );
+    let output = run(Command::new("sh").args(["-c", &script]));
+    assert!(output.status.success(), "{}", describe(&script, &output));
+    let pid = read_pidfile(&pidfile);
+    let _guard = Spawned(pid);
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let core = limits.lines().find(|l| l.starts_with("Max core file size")).unwrap();
+    assert_eq!(core.split_whitespace().nth(4), Some("unlimited"), "{core}");
+}
+
+#[test]
+fn preserved_fd_stays_open_and_high_inherited_fd_is_closed() {
+    let hard = {
+        let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        // SAFETY: limit is a valid out-pointer.
+        unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
+        limit.rlim_max.min(1 << 20)
+    };
+    let high = (hard - 1).to_string();
+    let dir = TempDir::new("fds");
+    let (pid, _guard) = start(&dir, &["--hold-fd", "9", "--preserve-fd", "9", "--hold-fd", &high]);
+    let fds: Vec<i32> = proc_fds(pid).into_iter().map(|(fd, _)| fd).collect();
+    assert_eq!(fds, vec![0, 1, 2, 3, 9], "RLIMIT_NOFILE hard limit {hard}, inherited fd {high}");
+}
+
+#[test]
+fn dirty_invoker_still_yields_a_clean_daemon() {
+    // The invoker blocks SIGUSR1, ignores SIGUSR2, runs with umask 077 and leaks fd 7.
+    let dir = TempDir::new("dirty");
+    let (pid, _guard) = start(&dir, &["--dirty-invoker", "--umask", "022"]);
+    let status = proc_status(pid);
+    assert_eq!(status["SigBlk"], "0000000000000000", "inherited signal mask");
+    assert_eq!(status["SigIgn"], PEP_IGNORED, "inherited ignored signals");
+    assert_eq!(status["Umask"], "0022");
+    // The invoker's leaked descriptors (its fd 3 and fd 7) are gone; the pidfile's remains.
+    let pidfile = dir.join("probe.pid");
+    let targets = proc_fds(pid);
+    assert_eq!(targets.len(), 4, "{targets:?}");
+    assert!(targets.iter().all(|(fd, _)| *fd != 7), "fd 7 leaked into the daemon: {targets:?}");
+    assert_eq!(targets[3].1, pidfile, "{targets:?}");
+}
+
+#[test]
+fn foreground_runs_in_place() {
+    let dir = TempDir::new("foreground");
+    let pidfile = dir.join("probe.pid");
+    let mut child = Command::new(example("probe"))
+        .args(["--foreground", "--pidfile", pidfile.to_str().unwrap()])
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _guard = Spawned(child.id() as i32);
+    assert!(wait_until(Duration::from_secs(10), || matches!(
+        Pidfile::status(&pidfile),
+        Status::Running(Some(_))
+    )));
+    assert_eq!(read_pidfile(&pidfile), child.id() as i32);
+    assert_eq!(child.try_wait().unwrap(), None, "the foreground daemon exited");
+    kill(child.id() as i32, libc::SIGTERM);
+    child.wait().unwrap();
+    assert!(!pidfile.exists(), "SIGTERM left the pidfile");
+}
+
+#[test]
+fn stdin_socket_means_started_by_superserver_so_no_detach() {
+    let dir = TempDir::new("superserver");
+    let pidfile = dir.join("probe.pid");
+    let (socket, _peer) = std::os::unix::net::UnixStream::pair().unwrap();
+    let mut child = Command::new(example("probe"))
+        .args(["--pidfile", pidfile.to_str().unwrap()])
+        .stdin(Stdio::from(std::os::fd::OwnedFd::from(socket)))
+        .spawn()
+        .unwrap();
+    let _guard = Spawned(child.id() as i32);
+    assert!(wait_until(Duration::from_secs(10), || matches!(
+        Pidfile::status(&pidfile),
+        Status::Running(Some(_))
+    )));
+    assert_eq!(read_pidfile(&pidfile), child.id() as i32, "detached although stdin is a socket");
+    kill(child.id() as i32, libc::SIGKILL);
+    child.wait().unwrap();
+}
+
+#[test]
+fn chroot_takes_effect() {
+    if skip_unless_root("chroot_takes_effect") {
+        return;
+    }
+    let dir = TempDir::new("chroot");
+    let root = dir.join("root");
+    std::fs::create_dir_all(root.join("srv")).unwrap();
+    let (pid, _guard) = start(&dir, &["--chroot", root.to_str().unwrap(), "--cwd", "/srv"]);
+    assert_eq!(std::fs::read_link(format!("/proc/{pid}/root")).unwrap(), root);
+    assert_eq!(std::fs::read_link(format!("/proc/{pid}/cwd")).unwrap(), root.join("srv"));
+}
+
+#[test]
+fn user_drop_is_complete_and_clears_supplementary_groups() {
+    if skip_unless_root("user_drop_is_complete_and_clears_supplementary_groups") {
+        return;
+    }
+    let dir = TempDir::new("user");
+    let (pid, _guard) = start(&dir, &["--user", "nobody"]);
+    let status = proc_status(pid);
+    // Real, effective, saved and filesystem ids all changed: setuid(0) can no longer succeed.
+    assert_eq!(status["Uid"].split_whitespace().collect::<Vec<_>>(), ["65534"; 4]);
+    assert_eq!(status["Gid"].split_whitespace().collect::<Vec<_>>(), ["65534"; 4]);
+    assert_eq!(status["Groups"], "65534");
+}
+
+#[test]
+fn group_option_and_initgroups_take_effect() {
+    if skip_unless_root("group_option_and_initgroups_take_effect") {
+        return;
+    }
+    let Ok(Some(user)) = nix::unistd::User::from_name("daemonctx-test") else {
+        eprintln!(
+            "skipped: group_option_and_initgroups_take_effect needs user daemonctx-test (.ci/run creates it)"
+        );
+        return;
+    };
+    let extra = nix::unistd::Group::from_name("daemonctx-extra").unwrap().unwrap().gid.as_raw();
+    let dir = TempDir::new("groups");
+    let (pid, _guard) = start(&dir, &["--user", "daemonctx-test", "--initgroups"]);
+    let status = proc_status(pid);
+    let mut groups: Vec<u32> =
+        status["Groups"].split_whitespace().map(|g| g.parse().unwrap()).collect();
+    groups.sort();
+    let mut expected = vec![user.gid.as_raw(), extra];
+    expected.sort();
+    assert_eq!(groups, expected, "initgroups did not set the supplementary groups");
+
+    let dir = TempDir::new("group");
+    let (pid, _guard) = start(&dir, &["--user", "daemonctx-test", "--group", "nogroup"]);
+    let status = proc_status(pid);
+    assert_eq!(status["Gid"].split_whitespace().next(), Some("65534"));
+    assert_eq!(status["Groups"], "65534");
+}
+
+#[test]
+fn second_start_names_running_pid() {
+    let dir = TempDir::new("second");
+    let (pid, _guard) = start(&dir, &[]);
+    let pidfile = dir.join("probe.pid");
+    let output = probe(&["--pidfile", pidfile.to_str().unwrap()]);
+    assert_eq!(code(&output.status), 2, "{}", describe("second probe", &output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains(&format!("already running (pid {pid})")), "{stderr}");
+    assert_eq!(read_pidfile(&pidfile), pid, "the losing start touched the pidfile");
+    assert!(alive(pid));
+}
+
+#[test]
+fn missing_working_directory_fails_in_the_original_process() {
+    let dir = TempDir::new("nocwd");
+    let pidfile = dir.join("probe.pid");
+    let missing = dir.join("missing");
+    let output =
+        probe(&["--pidfile", pidfile.to_str().unwrap(), "--cwd", missing.to_str().unwrap()]);
+    let message = format!(
+        "cannot change directory to {}: No such file or directory (os error 2)",
+        missing.display()
+    );
+    assert_failed_cleanly(&dir, &output, &message);
+}
+
+#[test]
+fn missing_chroot_fails_in_the_original_process() {
+    let dir = TempDir::new("nochroot");
+    let pidfile = dir.join("probe.pid");
+    let missing = dir.join("missing");
+    let output =
+        probe(&["--pidfile", pidfile.to_str().unwrap(), "--chroot", missing.to_str().unwrap()]);
+    assert_failed_cleanly(
+        &dir,
+        &output,
+        &format!("cannot change root to {}: No such file", missing.display()),
+    );
+}
+
+#[test]
+fn unknown_user_fails_before_forking() {
+    let dir = TempDir::new("nouser");
+    let pidfile = dir.join("probe.pid");
+    let output =
+        probe(&["--pidfile", pidfile.to_str().unwrap(), "--user", "no-such-user-daemonctx"]);
+    assert_failed_cleanly(&dir, &output, "unknown user \"no-such-user-daemonctx\"");
+}
+
+#[test]
+fn pidfile_in_missing_directory_fails() {
+    let dir = TempDir::new("nopiddir");
+    let pidfile = dir.join("missing/probe.pid");
+    let output = probe(&["--pidfile", pidfile.to_str().unwrap()]);
+    assert_failed_cleanly(
+        &dir,
+        &output,
+        &format!("cannot open pidfile {}: No such file or directory", pidfile.display()),
+    );
+}
+
+#[test]
+fn pidfile_in_read_only_directory_fails() {
+    let dir = TempDir::new("ropiddir");
+    let readonly = dir.join("ro");
+    std::fs::create_dir(&readonly).unwrap();
+    std::os::unix::fs::chown(&readonly, Some(0), Some(0)).ok();
+    std::fs::set_permissions(&readonly, std::os::unix::fs::PermissionsExt::from_mode(0o555))
+        .unwrap();
+    let pidfile = readonly.join("probe.pid");
+    let output =
+        probe_with(as_unprivileged(&example("probe")), &["--pidfile", pidfile.to_str().unwrap()]);
+    assert_failed_cleanly(
+        &dir,
+        &output,
+        &format!("cannot open pidfile {}: Permission denied", pidfile.display()),
+    );
+}
+
+#[test]
+fn failure_after_the_fork_reaches_the_original_process() {
+    // The directory passes the pre-fork check (stat) but the daemon cannot enter it (mode 000,
+    // unprivileged invoker): the daemon's chdir fails and reports over the pipe.
+    let dir = TempDir::new("chdirfail");
+    let locked = dir.join("locked");
+    std::fs::create_dir(&locked).unwrap();
+    std::fs::set_permissions(&locked, std::os::unix::fs::PermissionsExt::from_mode(0o000)).unwrap();
+    let pidfile = dir.join("probe.pid");
+    std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o777))
+        .unwrap();
+    let output = probe_with(
+        as_unprivileged(&example("probe")),
+        &["--pidfile", pidfile.to_str().unwrap(), "--cwd", locked.to_str().unwrap()],
+    );
+    let message =
+        format!("cannot change directory to {}: Permission denied (os error 13)", locked.display());
+    assert_failed_cleanly(&dir, &output, &message);
+}
+
+#[test]
+fn multi_threaded_caller_is_refused() {
+    let dir = TempDir::new("threads");
+    let pidfile = dir.join("probe.pid");
+    let output = probe(&["--spawn-thread", "--pidfile", pidfile.to_str().unwrap()]);
+    assert_failed_cleanly(&dir, &output, "refusing to fork a process with 2 threads");
+}
+
+#[test]
+fn original_waits_for_ready_on_demand() {
+    let dir = TempDir::new("ready");
+    let pidfile = dir.join("probe.pid");
+    let fifo = dir.join("go");
+    mkfifo(&fifo);
+    let mut original = Command::new(example("probe"))
+        .args([
+            "--pidfile",
+            pidfile.to_str().unwrap(),
+            "--ready-after-fifo",
+            fifo.to_str().unwrap(),
+        ])
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _original_guard = Spawned(original.id() as i32);
+    assert!(wait_until(Duration::from_secs(10), || matches!(
+        Pidfile::status(&pidfile),
+        Status::Running(Some(_))
+    )));
+    let daemon = read_pidfile(&pidfile);
+    let _daemon_guard = Spawned(daemon);
+    // The daemon is set up and holds its pidfile, but has not called ready(): the original
+    // process must still be waiting.
+    assert!(
+        !wait_gone(original.id() as i32, Duration::from_millis(300)),
+        "the original returned before ready()"
+    );
+    assert_eq!(original.try_wait().unwrap(), None);
+    std::fs::OpenOptions::new().write(true).open(&fifo).unwrap().write_all(b"go\n").unwrap();
+    assert!(wait_gone(original.id() as i32, COMMAND_TIMEOUT));
+    assert!(original.wait().unwrap().success());
+    assert!(alive(daemon));
+}
+
+#[test]
+fn daemon_exiting_before_ready_fails_the_original_with_its_status() {
+    let dir = TempDir::new("diesearly");
+    let pidfile = dir.join("probe.pid");
+    let output = probe(&["--pidfile", pidfile.to_str().unwrap(), "--exit-before-ready", "7"]);
+    assert_failed_cleanly(&dir, &output, "exited before it was ready: exit status: 7");
+}
+
+#[test]
+fn ready_timeout_kills_the_daemon_and_cleans_up() {
+    let dir = TempDir::new("timeout");
+    let pidfile = dir.join("probe.pid");
+    let fifo = dir.join("never");
+    mkfifo(&fifo);
+    let args = [
+        "--pidfile",
+        pidfile.to_str().unwrap(),
+        "--ready-after-fifo",
+        fifo.to_str().unwrap(),
+        "--timeout",
+        "0.3",
+    ];
+    let output = probe(&args);
+    assert_failed_cleanly(&dir, &output, "was not ready after 0.3 s; killed it");
+}
+
+#[test]
+fn delivered_sigterm_allows_graceful_shutdown_and_close_removes_pidfile() {
+    let dir = TempDir::new("graceful");
+    let log = dir.join("out.log");
+    let (pid, _guard) = start(&dir, &["--deliver-term", "--stdout", log.to_str().unwrap()]);
+    assert_eq!(proc_status(pid)["SigIgn"], PEP_IGNORED);
+    assert!(kill(pid, libc::SIGTERM));
+    assert!(wait_gone(pid, Duration::from_secs(10)));
+    assert_eq!(
+        std::fs::read_to_string(&log).unwrap(),
+        format!("graceful shutdown on signal Some({})\n", libc::SIGTERM)
+    );
+    assert!(!dir.join("probe.pid").exists(), "close() left the pidfile");
+}
+
+#[test]
+fn status_checks_never_make_a_concurrent_start_fail() {
+    let dir = TempDir::new("statusrace");
+    let pidfile = dir.join("probe.pid");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let checker = {
+        let (pidfile, stop) = (pidfile.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut checks = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                let _ = Pidfile::status(&pidfile);
+                checks += 1;
+            }
+            checks
+        })
+    };
+    for round in 0..20 {
+        let output = probe(&["--pidfile", pidfile.to_str().unwrap()]);
+        assert!(output.status.success(), "round {round}: {}", describe("probe", &output));
+        let pid = read_pidfile(&pidfile);
+        kill(pid, libc::SIGTERM);
+        assert!(wait_gone(pid, Duration::from_secs(5)));
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    assert!(checker.join().unwrap() > 0);
+}
+
+#[test]
+fn daemon_survives_its_invoker_leaving_a_terminal_session() {
+    // pty_run makes the probe a session leader with a controlling terminal, then hangs up the
+    // terminal when the probe exits: a daemon still in that session would get SIGHUP.
+    let dir = TempDir::new("pty");
+    let pidfile = dir.join("probe.pid");
+    let output = run(Command::new(example("pty_run"))
+        .arg(example("probe"))
+        .args(["--pidfile", pidfile.to_str().unwrap()]));
+    assert!(output.status.success(), "{}", describe("pty_run probe", &output));
+    let pid = read_pidfile(&pidfile);
+    let _guard = Spawned(pid);
+    assert!(
+        !wait_gone(pid, Duration::from_millis(300)),
+        "the daemon died with the terminal session"
+    );
+    assert_eq!(proc_stat(pid)[4], "0", "the daemon kept a controlling terminal");
+}
