@@ -26,7 +26,8 @@ impl Command {
     /// Prepares `argv` (`argv[0]` is the program as given) with environment `env`.
     ///
     /// A program name without a `/` is looked up in the `PATH` of `env` (or `/usr/bin:/bin`),
-    /// taking the first executable regular file, as `execvp(3)` does.
+    /// taking the first executable regular file, as `execvp(3)` does; with `root`, the lookup
+    /// happens inside that directory (the daemon's future chroot).
     ///
     /// # Errors
     /// [`Error::Os`] with [`Step::Exec`]: `ENOENT` when nothing is found on `PATH`, `EINVAL` for
@@ -34,13 +35,14 @@ impl Command {
     pub fn new(
         argv: &[OsString],
         env: impl IntoIterator<Item = (OsString, OsString)>,
+        root: Option<&Path>,
     ) -> Result<Command, Error> {
         let Some(name) = argv.first() else {
             return Err(Error::os_nopath(Step::Exec, io::Error::from_raw_os_error(libc::EINVAL)));
         };
         let env: Vec<(OsString, OsString)> = env.into_iter().collect();
         let path_var = env.iter().find(|(k, _)| k == "PATH").map(|(_, v)| v.as_os_str());
-        let program = resolve_program(name, path_var).ok_or_else(|| {
+        let program = resolve_program(name, path_var, root).ok_or_else(|| {
             Error::os(Step::Exec, name, io::Error::from_raw_os_error(libc::ENOENT))
         })?;
         let invalid =
@@ -85,7 +87,7 @@ fn null_terminated(strings: &[CString]) -> Vec<*const c_char> {
 /// `execvp(3)`'s search: a name with a `/` is used as is; otherwise the first executable regular
 /// file named so in a `PATH` directory. When only non-executable matches exist, the first one
 /// (so `execve(2)` reports `EACCES`).
-fn resolve_program(name: &OsStr, path_var: Option<&OsStr>) -> Option<PathBuf> {
+fn resolve_program(name: &OsStr, path_var: Option<&OsStr>, root: Option<&Path>) -> Option<PathBuf> {
     if name.as_bytes().contains(&b'/') {
         return Some(PathBuf::from(name));
     }
@@ -97,7 +99,11 @@ fn resolve_program(name: &OsStr, path_var: Option<&OsStr>) -> Option<PathBuf> {
     for dir in std::env::split_paths(path_var) {
         let dir = if dir.as_os_str().is_empty() { PathBuf::from(".") } else { dir };
         let candidate = dir.join(name);
-        let Ok(meta) = std::fs::metadata(&candidate) else {
+        let seen = match root {
+            Some(root) => root.join(candidate.strip_prefix("/").unwrap_or(&candidate)),
+            None => candidate.clone(),
+        };
+        let Ok(meta) = std::fs::metadata(&seen) else {
             continue;
         };
         if meta.is_file() && meta.permissions().mode() & 0o111 != 0 {
@@ -115,11 +121,11 @@ mod tests {
     #[test]
     fn resolves_on_path_like_execvp() {
         let found =
-            resolve_program(OsStr::new("sh"), Some(OsStr::new("/nonexistent:/bin"))).unwrap();
+            resolve_program(OsStr::new("sh"), Some(OsStr::new("/nonexistent:/bin")), None).unwrap();
         assert_eq!(found, PathBuf::from("/bin/sh"));
-        assert_eq!(resolve_program(OsStr::new("./x"), None), Some(PathBuf::from("./x")));
+        assert_eq!(resolve_program(OsStr::new("./x"), None, None), Some(PathBuf::from("./x")));
         assert_eq!(
-            resolve_program(OsStr::new("no-such-program-xyz"), Some(OsStr::new("/bin"))),
+            resolve_program(OsStr::new("no-such-program-xyz"), Some(OsStr::new("/bin")), None),
             None
         );
     }
@@ -128,10 +134,10 @@ mod tests {
     fn builds_null_terminated_arrays() {
         let argv = [OsString::from("sh"), OsString::from("-c"), OsString::from("true")];
         let command =
-            Command::new(&argv, [(OsString::from("PATH"), OsString::from("/bin"))]).unwrap();
+            Command::new(&argv, [(OsString::from("PATH"), OsString::from("/bin"))], None).unwrap();
         assert_eq!(command.argv_ptrs.len(), 4);
         assert!(command.argv_ptrs[3].is_null());
         assert_eq!(command.envp_ptrs.len(), 2);
-        assert!(Command::new(&[], []).is_err());
+        assert!(Command::new(&[], [], None).is_err());
     }
 }

@@ -64,6 +64,7 @@ pub struct DaemonContext {
     files_preserve: Vec<RawFd>,
     pidfile: Option<PathBuf>,
     pidfile_mode: u32,
+    lock_file: Option<PathBuf>,
     streams: [Stream; 3],
     signal_map: SignalMap,
     ready_on_open: bool,
@@ -94,6 +95,7 @@ impl DaemonContext {
             files_preserve: Vec::new(),
             pidfile: None,
             pidfile_mode: pidfile::DEFAULT_MODE,
+            lock_file: None,
             streams: [Stream::Null, Stream::Null, Stream::Null],
             signal_map: signals::default_signal_map(),
             ready_on_open: true,
@@ -189,6 +191,13 @@ impl DaemonContext {
     /// The mode a newly created pidfile gets, exactly. Default 0644.
     pub fn pidfile_mode(mut self, mode: u32) -> Self {
         self.pidfile_mode = mode;
+        self
+    }
+
+    /// Also locks `path` before the fork, like the pidfile but without writing or removing it
+    /// (the `-l` lock file of daemonize(1)); the daemon holds the lock for its life.
+    pub fn lock_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.lock_file = Some(path.into());
         self
     }
 
@@ -290,10 +299,12 @@ impl DaemonContext {
                 keep: Vec::new(),
                 stream_fds: [-1; 3],
                 pidfile_fd: pidfile.as_ref().map(|p| p.as_raw_fd()),
+                lock_fd: None,
                 for_exec,
             },
             streams: Vec::new(),
             pidfile,
+            lock: None,
             chroot_directory: self.chroot_directory,
             working_directory: self.working_directory,
             delivered: signals::delivered(&self.signal_map),
@@ -301,6 +312,12 @@ impl DaemonContext {
             detach,
             timeout: self.ready_timeout,
         };
+        if let Some(path) = &self.lock_file {
+            let lock =
+                Pidfile::lock_file(path, self.pidfile_mode).map_err(|e| prepared.abandon(e))?;
+            prepared.plan.lock_fd = Some(lock.as_raw_fd());
+            prepared.lock = Some(lock);
+        }
         for (i, stream) in self.streams.into_iter().enumerate() {
             let fd = stream.open().map_err(|e| prepared.abandon(e))?;
             prepared.plan.stream_fds[i] = fd.as_raw_fd();
@@ -315,6 +332,7 @@ impl DaemonContext {
         }
         prepared.plan.keep = self.files_preserve.into_iter().filter(|fd| *fd > 2).collect();
         prepared.plan.keep.extend(prepared.plan.pidfile_fd);
+        prepared.plan.keep.extend(prepared.plan.lock_fd);
         Ok(prepared)
     }
 }
@@ -332,6 +350,7 @@ struct Plan {
     keep: Vec<RawFd>,
     stream_fds: [RawFd; 3],
     pidfile_fd: Option<RawFd>,
+    lock_fd: Option<RawFd>,
     for_exec: bool,
 }
 
@@ -354,6 +373,9 @@ impl Plan {
         signals::reset_and_install(&self.dispositions).map_err(|e| (Step::Signals, e))?;
         fds::redirect_std_streams(&self.stream_fds).map_err(|e| (Step::Redirect, e))?;
         fds::close_inherited_fds(&self.keep).map_err(|e| (Step::CloseFds, e))?;
+        if let (Some(fd), true) = (self.lock_fd, self.for_exec) {
+            fds::keep_across_exec(fd).map_err(|e| (Step::LockPidfile, e))?;
+        }
         if let Some(fd) = self.pidfile_fd {
             if self.for_exec {
                 fds::keep_across_exec(fd).map_err(|e| (Step::WritePidfile, e))?;
@@ -372,6 +394,8 @@ struct Prepared {
     /// The opened stream files; in the daemon they are closed by `close_range(2)`.
     streams: Vec<OwnedFd>,
     pidfile: Option<Pidfile>,
+    /// The lock file, held (never removed) by the daemon.
+    lock: Option<Pidfile>,
     chroot_directory: Option<PathBuf>,
     working_directory: PathBuf,
     delivered: Vec<c_int>,
@@ -538,7 +562,13 @@ impl Prepared {
                     .map_err(|e| Error::os_nopath(Step::Signals, e))?,
             ),
         };
-        Ok(Daemon { pidfile: self.pidfile.take(), report: None, signals, open: true })
+        Ok(Daemon {
+            pidfile: self.pidfile.take(),
+            _lock: self.lock.take(),
+            report: None,
+            signals,
+            open: true,
+        })
     }
 }
 
@@ -554,6 +584,7 @@ fn forget_closed(fds: Vec<OwnedFd>) {
 #[derive(Debug)]
 pub struct Daemon {
     pidfile: Option<Pidfile>,
+    _lock: Option<Pidfile>,
     report: Option<OwnedFd>,
     signals: Option<Signals>,
     open: bool,

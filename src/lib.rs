@@ -37,6 +37,7 @@ pub mod fds;
 pub mod pidfile;
 mod ready;
 pub mod signals;
+pub mod stop;
 
 pub use command::Command;
 pub use context::{DEFAULT_READY_TIMEOUT, Daemon, DaemonContext};

@@ -77,30 +77,51 @@ impl Pidfile {
     /// [`Error::Os`] with [`Step::OpenPidfile`] or [`Step::LockPidfile`];
     /// [`Error::UnsafePidfile`] for an existing world-writable or non-regular file.
     pub fn acquire(path: impl AsRef<Path>, mode: u32) -> Result<Acquire, Error> {
-        let path = path.as_ref();
-        let c_path = path_to_cstring(path).map_err(|e| Error::os(Step::OpenPidfile, path, e))?;
-        loop {
-            let (fd, created) = open_or_create(&c_path, mode).map_err(|e| open_error(path, e))?;
-            let meta = fstat(fd.as_fd()).map_err(|e| Error::os(Step::OpenPidfile, path, e))?;
-            check_safe(path, &meta, created)?;
-            match lock_exclusive(fd.as_fd()) {
-                Ok(true) => {}
-                Ok(false) => return Ok(Acquire::HeldBy(read_holder_pid(fd.as_fd()))),
-                Err(e) => return Err(Error::os(Step::LockPidfile, path, e)),
-            }
-            if !still_named_by(&c_path, meta.st_dev, meta.st_ino) {
-                continue; // replaced or removed between open and lock: lock the new one
-            }
-            truncate(fd.as_fd()).map_err(|e| Error::os(Step::LockPidfile, path, e))?;
-            return Ok(Acquire::Locked(Pidfile {
-                fd,
-                path: path.to_path_buf(),
-                dev: meta.st_dev,
-                ino: meta.st_ino,
-            }));
-        }
+        acquire(path.as_ref(), mode, true)
     }
 
+    /// Locks `path` like a pidfile but leaves its content alone: a lock file (the `-l` of
+    /// daemonize(1)), held as long as the daemon lives, and never removed.
+    ///
+    /// # Errors
+    /// As [`Pidfile::lock`].
+    pub fn lock_file(path: impl AsRef<Path>, mode: u32) -> Result<Pidfile, Error> {
+        let path = path.as_ref();
+        match acquire(path, mode, false)? {
+            Acquire::Locked(file) => Ok(file),
+            Acquire::HeldBy(pid) => Err(Error::AlreadyRunning { pidfile: path.to_path_buf(), pid }),
+        }
+    }
+}
+
+/// The sequence behind [`Pidfile::acquire`] and [`Pidfile::lock_file`].
+fn acquire(path: &Path, mode: u32, empty_it: bool) -> Result<Acquire, Error> {
+    let c_path = path_to_cstring(path).map_err(|e| Error::os(Step::OpenPidfile, path, e))?;
+    loop {
+        let (fd, created) = open_or_create(&c_path, mode).map_err(|e| open_error(path, e))?;
+        let meta = fstat(fd.as_fd()).map_err(|e| Error::os(Step::OpenPidfile, path, e))?;
+        check_safe(path, &meta, created)?;
+        match lock_exclusive(fd.as_fd()) {
+            Ok(true) => {}
+            Ok(false) => return Ok(Acquire::HeldBy(read_holder_pid(fd.as_fd()))),
+            Err(e) => return Err(Error::os(Step::LockPidfile, path, e)),
+        }
+        if !still_named_by(&c_path, meta.st_dev, meta.st_ino) {
+            continue; // replaced or removed between open and lock: lock the new one
+        }
+        if empty_it {
+            truncate(fd.as_fd()).map_err(|e| Error::os(Step::LockPidfile, path, e))?;
+        }
+        return Ok(Acquire::Locked(Pidfile {
+            fd,
+            path: path.to_path_buf(),
+            dev: meta.st_dev,
+            ino: meta.st_ino,
+        }));
+    }
+}
+
+impl Pidfile {
     /// Like [`Pidfile::acquire`], but a held lock is an [`Error::AlreadyRunning`].
     ///
     /// # Errors

@@ -1,0 +1,189 @@
+//! The `daemonize` command line, defined once: `--help`, the man page generator
+//! (`man/generate.rs`) and the man page test all read this definition.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::Parser;
+
+/// EXIT STATUS and EXAMPLES, shown by `--help` and rendered into the man page.
+pub const AFTER_LONG_HELP: &str = "\
+EXIT STATUS
+  Starting:
+    0    COMMAND runs as a daemon; the pidfile holds its pid
+    1    already running: the pidfile or lock file is held (the message names the pid)
+    2    usage error: bad option or value, missing COMMAND
+    3    unknown user or group
+    4    bad directory: -c or --chroot is missing or not a directory
+    5    an output file (-o, -e) cannot be opened
+    6    the pidfile or lock file cannot be used (symlink, missing directory, permissions)
+    7    another setup step failed (the message names it)
+    126  COMMAND exists but cannot be executed
+    127  COMMAND was not found
+  --status (LSB init-script codes):
+    0 running, 1 dead but the pidfile exists, 3 not running, 4 cannot tell
+  --stop:
+    0 stopped, or was not running; 2 still running after the schedule; 3 other trouble
+
+EXAMPLES
+  Start a server as a daemon, logging to a file, as user www-data:
+    daemonize -p /run/app.pid -o /var/log/app.log -a -u www-data -- /usr/bin/app --port 8080
+  Stop it from an init script: SIGTERM to its process group, SIGKILL after 30 seconds:
+    daemonize --stop -p /run/app.pid --retry TERM/30/KILL/5";
+
+/// Run a command as a Unix daemon, or check and stop one by its pidfile.
+#[derive(Debug, Parser)]
+#[command(
+    name = "daemonize",
+    version,
+    about = "Run a command as a Unix daemon, or check and stop one by its pidfile",
+    long_about = "Run COMMAND as a Unix daemon: detached from the terminal in a new session, \
+        with a clean environment of descriptors, signals and umask, its pidfile locked for as \
+        long as it runs. daemonize returns only once COMMAND has been executed and the pidfile \
+        holds its pid; every failure, even after the fork, is reported here with the step that \
+        failed.\n\nWith --status or --stop, check or stop the daemon a pidfile names. Whether it \
+        runs is decided by the pidfile's lock, never by a pid that may have been recycled.",
+    override_usage = "daemonize [OPTIONS] [--] COMMAND [ARG]...\n       \
+        daemonize --status -p FILE\n       \
+        daemonize --stop -p FILE [--signal SIGNAL] [--retry SCHEDULE]",
+    after_long_help = AFTER_LONG_HELP,
+    arg_required_else_help = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    /// Report whether the daemon named by the pidfile runs (LSB status codes)
+    #[arg(long, requires = "pidfile", conflicts_with_all = ["stop", "command"], help_heading = "Modes")]
+    pub status: bool,
+
+    /// Stop the daemon named by the pidfile, with its process group
+    #[arg(long, requires = "pidfile", conflicts_with = "command", help_heading = "Modes")]
+    pub stop: bool,
+
+    /// Lock FILE and write the daemon's pid into it
+    #[arg(short = 'p', long, value_name = "FILE", help_heading = "Files")]
+    pub pidfile: Option<PathBuf>,
+
+    /// Mode of a newly created pidfile or lock file, in octal
+    #[arg(long, value_name = "MODE", default_value = "644", value_parser = parse_mode, help_heading = "Files")]
+    pub pidfile_mode: u32,
+
+    /// Lock FILE for as long as the daemon runs, without writing to it
+    #[arg(short = 'l', long = "lock", value_name = "FILE", help_heading = "Files")]
+    pub lock: Option<PathBuf>,
+
+    /// Send COMMAND's standard output to FILE
+    #[arg(short = 'o', long, value_name = "FILE", help_heading = "Files")]
+    pub stdout: Option<PathBuf>,
+
+    /// Send COMMAND's standard error to FILE
+    #[arg(short = 'e', long, value_name = "FILE", help_heading = "Files")]
+    pub stderr: Option<PathBuf>,
+
+    /// Append to the output files instead of truncating them
+    #[arg(short = 'a', long, help_heading = "Files")]
+    pub append: bool,
+
+    /// Working directory of COMMAND (inside the chroot, if any)
+    #[arg(short = 'c', long, value_name = "DIR", default_value = "/", help_heading = "Process")]
+    pub chdir: PathBuf,
+
+    /// Run as USER, with its primary group and supplementary groups
+    #[arg(short = 'u', long, value_name = "USER", help_heading = "Process")]
+    pub user: Option<String>,
+
+    /// Run with GROUP instead of the user's primary group
+    #[arg(long, value_name = "GROUP", help_heading = "Process")]
+    pub group: Option<String>,
+
+    /// File mode creation mask, in octal (022 as systemd gives services)
+    #[arg(long, value_name = "MASK", default_value = "022", value_parser = parse_umask, help_heading = "Process")]
+    pub umask: u32,
+
+    /// Change the root directory to DIR before running COMMAND
+    #[arg(long, value_name = "DIR", help_heading = "Process")]
+    pub chroot: Option<PathBuf>,
+
+    /// Do not fork: set up, then execute COMMAND in place (systemd Type=simple, containers)
+    #[arg(long, help_heading = "Process")]
+    pub foreground: bool,
+
+    /// Allow core dumps (by default RLIMIT_CORE is set to 0)
+    #[arg(long, help_heading = "Process")]
+    pub core: bool,
+
+    /// Keep file descriptor N open for COMMAND (repeatable)
+    #[arg(long = "preserve-fd", value_name = "N", value_parser = clap::value_parser!(i32).range(3..), help_heading = "Process")]
+    pub preserve_fd: Vec<i32>,
+
+    /// Set NAME to VALUE in COMMAND's environment (repeatable)
+    #[arg(short = 'E', long = "env", value_name = "NAME=VALUE", value_parser = parse_env, help_heading = "Environment")]
+    pub env: Vec<(OsString, OsString)>,
+
+    /// Start COMMAND with an empty environment, plus the -E variables
+    #[arg(long, help_heading = "Environment")]
+    pub clear_env: bool,
+
+    /// Signal that --stop sends first
+    #[arg(long, value_name = "SIGNAL", default_value = "TERM", value_parser = parse_signal, help_heading = "Stopping")]
+    pub signal: i32,
+
+    /// What --stop does: SIGNAL/SECS/SIGNAL/SECS..., or SECS for SIGNAL/SECS/KILL/SECS
+    /// [default: SIGNAL/10]
+    #[arg(long, value_name = "SCHEDULE", help_heading = "Stopping")]
+    pub retry: Option<String>,
+
+    /// Say on standard error what was done
+    #[arg(short = 'v', long)]
+    pub verbose: bool,
+
+    /// The program to run as a daemon (looked up on PATH), and its arguments
+    #[arg(value_name = "COMMAND", trailing_var_arg = true, required_unless_present_any = ["status", "stop"])]
+    pub command: Vec<OsString>,
+}
+
+fn parse_octal(text: &str, max: u32, what: &str) -> Result<u32, String> {
+    u32::from_str_radix(text, 8)
+        .ok()
+        .filter(|value| *value <= max)
+        .ok_or_else(|| format!("{what} must be an octal number from 0 to {max:o}"))
+}
+
+fn parse_umask(text: &str) -> Result<u32, String> {
+    parse_octal(text, 0o777, "a umask")
+}
+
+fn parse_mode(text: &str) -> Result<u32, String> {
+    parse_octal(text, 0o7777, "a file mode")
+}
+
+fn parse_env(text: &str) -> Result<(OsString, OsString), String> {
+    match text.split_once('=') {
+        Some((name, value)) if !name.is_empty() => Ok((name.into(), value.into())),
+        _ => Err("expected NAME=VALUE".to_string()),
+    }
+}
+
+fn parse_signal(text: &str) -> Result<i32, String> {
+    daemonctx::stop::parse_signal(text).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn value_parsers_refuse_bad_input() {
+        assert_eq!(parse_umask("027"), Ok(0o027));
+        assert!(parse_umask("8").is_err());
+        assert!(parse_umask("1777").is_err());
+        assert_eq!(parse_env("A=b=c"), Ok(("A".into(), "b=c".into())));
+        assert!(parse_env("NOEQUALS").is_err());
+        assert!(parse_env("=x").is_err());
+    }
+}
