@@ -78,7 +78,8 @@ fn exit_code(error: &Error) -> u8 {
 /// Starts COMMAND: builds the context from the options and hands it to the library.
 fn start(cli: Cli) -> Result<(), Error> {
     let env = environment(cli.clear_env, cli.env);
-    let command = Command::new(&cli.command, env, cli.chroot.as_deref())?;
+    let program = cli.command[0].clone();
+    let command = Command::new(cli.command, env);
     let output = |path: std::path::PathBuf| match cli.append {
         true => Stream::Append(path),
         false => Stream::Truncate(path),
@@ -117,7 +118,7 @@ fn start(cli: Cli) -> Result<(), Error> {
     }
     let pid = context.exec(&command)?;
     if cli.verbose {
-        eprintln!("daemonize: started {} (pid {pid})", command.program().display());
+        eprintln!("daemonize: started {} (pid {pid})", program.to_string_lossy());
     }
     Ok(())
 }

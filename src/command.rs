@@ -1,5 +1,6 @@
-//! A command prepared for `execve(2)` before the fork: program resolved on `PATH`, argument and
-//! environment arrays built as NUL-terminated pointer arrays, so the daemon only makes the call.
+//! A command to run as a daemon, and its `execve(2)` image prepared before the fork: program
+//! resolved on `PATH`, argument and environment arrays built as NUL-terminated pointer arrays,
+//! so the daemon only makes the call.
 #![allow(unsafe_code)]
 
 use std::ffi::{CString, OsStr, OsString, c_char};
@@ -10,38 +11,31 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Step};
 
-/// A program, its arguments and its environment, ready for `execve(2)`.
-#[derive(Debug)]
+/// A program, its arguments and its environment, for [`crate::DaemonContext::exec`].
+#[derive(Clone, Debug)]
 pub struct Command {
-    program: PathBuf,
-    c_program: CString,
-    // The pointer arrays point into these strings, whose heap buffers never move.
-    _argv: Vec<CString>,
-    _envp: Vec<CString>,
-    argv_ptrs: Vec<*const c_char>,
-    envp_ptrs: Vec<*const c_char>,
+    argv: Vec<OsString>,
+    env: Vec<(OsString, OsString)>,
 }
 
 impl Command {
-    /// Prepares `argv` (`argv[0]` is the program as given) with environment `env`.
-    ///
-    /// A program name without a `/` is looked up in the `PATH` of `env` (or `/usr/bin:/bin`),
-    /// taking the first executable regular file, as `execvp(3)` does; with `root`, the lookup
-    /// happens inside that directory (the daemon's future chroot).
+    /// `argv[0]` is the program: a path, or a name looked up on the `PATH` of `env` (or
+    /// `/usr/bin:/bin`), as `execvp(3)` does, inside the daemon's chroot if it has one.
+    /// `env` is the whole environment the program gets.
+    pub fn new(argv: Vec<OsString>, env: Vec<(OsString, OsString)>) -> Command {
+        Command { argv, env }
+    }
+
+    /// Resolves the program and builds the arrays for `execve(2)`; `root` is the chroot.
     ///
     /// # Errors
     /// [`Error::Os`] with [`Step::Exec`]: `ENOENT` when nothing is found on `PATH`, `EINVAL` for
     /// an empty `argv` or a NUL byte inside a string.
-    pub fn new(
-        argv: &[OsString],
-        env: impl IntoIterator<Item = (OsString, OsString)>,
-        root: Option<&Path>,
-    ) -> Result<Command, Error> {
-        let Some(name) = argv.first() else {
+    pub(crate) fn prepare(&self, root: Option<&Path>) -> Result<ExecImage, Error> {
+        let Some(name) = self.argv.first() else {
             return Err(Error::os_nopath(Step::Exec, io::Error::from_raw_os_error(libc::EINVAL)));
         };
-        let env: Vec<(OsString, OsString)> = env.into_iter().collect();
-        let path_var = env.iter().find(|(k, _)| k == "PATH").map(|(_, v)| v.as_os_str());
+        let path_var = self.env.iter().find(|(k, _)| k == "PATH").map(|(_, v)| v.as_os_str());
         let program = resolve_program(name, path_var, root).ok_or_else(|| {
             Error::os(Step::Exec, name, io::Error::from_raw_os_error(libc::ENOENT))
         })?;
@@ -49,8 +43,9 @@ impl Command {
             |what: &OsStr| Error::os(Step::Exec, what, io::Error::from_raw_os_error(libc::EINVAL));
         let to_c = |s: &OsStr| CString::new(s.as_bytes()).map_err(|_| invalid(s));
         let c_program = to_c(program.as_os_str())?;
-        let argv: Vec<CString> = argv.iter().map(|a| to_c(a)).collect::<Result<_, _>>()?;
-        let envp: Vec<CString> = env
+        let argv: Vec<CString> = self.argv.iter().map(|a| to_c(a)).collect::<Result<_, _>>()?;
+        let envp: Vec<CString> = self
+            .env
             .iter()
             .map(|(k, v)| {
                 let mut pair = k.clone().into_vec();
@@ -61,9 +56,23 @@ impl Command {
             .collect::<Result<_, _>>()?;
         let argv_ptrs = null_terminated(&argv);
         let envp_ptrs = null_terminated(&envp);
-        Ok(Command { program, c_program, _argv: argv, _envp: envp, argv_ptrs, envp_ptrs })
+        Ok(ExecImage { program, c_program, _argv: argv, _envp: envp, argv_ptrs, envp_ptrs })
     }
+}
 
+/// What `execve(2)` needs, built before the fork.
+#[derive(Debug)]
+pub(crate) struct ExecImage {
+    program: PathBuf,
+    c_program: CString,
+    // The pointer arrays point into these strings, whose heap buffers never move.
+    _argv: Vec<CString>,
+    _envp: Vec<CString>,
+    argv_ptrs: Vec<*const c_char>,
+    envp_ptrs: Vec<*const c_char>,
+}
+
+impl ExecImage {
     /// The program's path after the `PATH` lookup.
     pub fn program(&self) -> &Path {
         &self.program
@@ -132,12 +141,12 @@ mod tests {
 
     #[test]
     fn builds_null_terminated_arrays() {
-        let argv = [OsString::from("sh"), OsString::from("-c"), OsString::from("true")];
-        let command =
-            Command::new(&argv, [(OsString::from("PATH"), OsString::from("/bin"))], None).unwrap();
+        let argv = vec![OsString::from("sh"), OsString::from("-c"), OsString::from("true")];
+        let env = vec![(OsString::from("PATH"), OsString::from("/bin"))];
+        let command = Command::new(argv, env).prepare(None).unwrap();
         assert_eq!(command.argv_ptrs.len(), 4);
         assert!(command.argv_ptrs[3].is_null());
         assert_eq!(command.envp_ptrs.len(), 2);
-        assert!(Command::new(&[], [], None).is_err());
+        assert!(Command::new(vec![], vec![]).prepare(None).is_err());
     }
 }

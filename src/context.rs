@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use signal_hook::iterator::Signals;
 
-use crate::command::Command;
+use crate::command::{Command, ExecImage};
 use crate::creds::{self, Credentials, GroupSpec, UserSpec};
 use crate::detach::{self, Branch, Subreaper};
 use crate::error::{Error, Step};
@@ -256,7 +256,7 @@ impl DaemonContext {
     /// reaped the daemon.
     pub fn open(self) -> Result<Daemon, Error> {
         let ready_on_open = self.ready_on_open;
-        let prepared = self.prepare(false)?;
+        let prepared = self.prepare(None)?;
         match prepared.become_daemon(ready_on_open)? {
             Some(daemon) => Ok(daemon),
             None => std::process::exit(0),
@@ -273,12 +273,14 @@ impl DaemonContext {
     /// # Errors
     /// As [`DaemonContext::open`]; a failed `execve(2)` is [`Error::Os`] with [`Step::Exec`].
     pub fn exec(self, command: &Command) -> Result<u32, Error> {
-        let prepared = self.prepare(true)?;
-        prepared.exec_as_daemon(command)
+        let mut prepared = self.prepare(Some(command))?;
+        let image = prepared.image.take().expect("prepare(Some) builds the exec image");
+        prepared.exec_as_daemon(&image)
     }
 
-    /// Step 1: everything that can fail before the fork.
-    fn prepare(self, for_exec: bool) -> Result<Prepared, Error> {
+    /// Step 1: everything that can fail before the fork, cheapest and side-effect free first.
+    fn prepare(self, command: Option<&Command>) -> Result<Prepared, Error> {
+        let for_exec = command.is_some();
         let detach = self.detach_process.unwrap_or_else(detach::should_detach);
         if detach {
             refuse_threads()?;
@@ -286,6 +288,7 @@ impl DaemonContext {
         let creds = creds::resolve(self.user.as_ref(), self.group.as_ref(), self.initgroups)?;
         let chroot = self.chroot_directory.as_deref().map(check_chroot).transpose()?;
         let workdir = check_workdir(&self.working_directory, self.chroot_directory.as_deref())?;
+        let image = command.map(|c| c.prepare(self.chroot_directory.as_deref())).transpose()?;
         let pidfile =
             self.pidfile.as_ref().map(|p| Pidfile::lock(p, self.pidfile_mode)).transpose()?;
         let mut prepared = Prepared {
@@ -303,6 +306,7 @@ impl DaemonContext {
                 for_exec,
             },
             streams: Vec::new(),
+            image,
             pidfile,
             lock: None,
             chroot_directory: self.chroot_directory,
@@ -393,6 +397,8 @@ struct Prepared {
     plan: Plan,
     /// The opened stream files; in the daemon they are closed by `close_range(2)`.
     streams: Vec<OwnedFd>,
+    /// The command to execute, in exec mode.
+    image: Option<ExecImage>,
     pidfile: Option<Pidfile>,
     /// The lock file, held (never removed) by the daemon.
     lock: Option<Pidfile>,
@@ -416,7 +422,7 @@ impl Prepared {
     }
 
     /// The path a failed step worked on, for the error message.
-    fn path_of(&self, step: Step, command: Option<&Command>) -> Option<PathBuf> {
+    fn path_of(&self, step: Step, command: Option<&ExecImage>) -> Option<PathBuf> {
         match step {
             Step::Chroot => self.chroot_directory.clone(),
             Step::Chdir => Some(self.working_directory.clone()),
@@ -426,7 +432,7 @@ impl Prepared {
         }
     }
 
-    fn failure(&mut self, step: Step, errno: i32, command: Option<&Command>) -> Error {
+    fn failure(&mut self, step: Step, errno: i32, command: Option<&ExecImage>) -> Error {
         let path = self.path_of(step, command);
         let error = Error::Os { step, path, source: io::Error::from_raw_os_error(errno) };
         self.abandon(error)
@@ -480,7 +486,7 @@ impl Prepared {
     }
 
     /// Steps 2 to 4 for [`DaemonContext::exec`].
-    fn exec_as_daemon(mut self, command: &Command) -> Result<u32, Error> {
+    fn exec_as_daemon(mut self, command: &ExecImage) -> Result<u32, Error> {
         if !self.detach {
             self.plan.setup().map_err(|(step, e)| self.failure(step, e, Some(command)))?;
             let errno = command.execve();
@@ -515,7 +521,7 @@ impl Prepared {
         read_end: &OwnedFd,
         intermediate: libc::pid_t,
         eof_is_ready: bool,
-        command: Option<&Command>,
+        command: Option<&ExecImage>,
     ) -> Result<u32, Error> {
         let outcome = ready::await_report(read_end, self.timeout);
         let intermediate_status = detach::reap(intermediate, REAP_TIMEOUT);

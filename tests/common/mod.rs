@@ -254,3 +254,25 @@ pub fn as_unprivileged(program: &Path) -> Command {
 pub fn show(args: &[impl AsRef<OsStr>]) -> String {
     args.iter().map(|a| a.as_ref().to_string_lossy().into_owned()).collect::<Vec<_>>().join(" ")
 }
+
+/// A daemon's process group a test started; every member is killed and awaited when dropped.
+pub struct SpawnedGroup(pub i32);
+
+impl Drop for SpawnedGroup {
+    fn drop(&mut self) {
+        // SAFETY: getpgrp has no preconditions.
+        if self.0 <= 1 || self.0 == unsafe { libc::getpgrp() } {
+            return; // never signal every process, or the test's own group
+        }
+        let members = daemonctx::stop::group_members(self.0);
+        kill(-self.0, libc::SIGKILL);
+        for pid in members {
+            wait_gone(pid as i32, Duration::from_secs(5));
+        }
+    }
+}
+
+/// The process group of `pid`.
+pub fn pgid_of(pid: i32) -> i32 {
+    proc_stat(pid)[2].parse().unwrap()
+}

@@ -1,0 +1,555 @@
+//! The command route: `daemonize` start, `--status` and `--stop`, checked through `/proc`.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use common::*;
+use daemonctx::{Pidfile, Status};
+
+fn daemonize(args: &[&str]) -> Output {
+    run(Command::new(daemonize_bin()).args(args))
+}
+
+fn path_str(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+/// Starts `daemonize -p DIR/d.pid ARGS`; returns the daemon's pid and a guard for its group.
+fn start(dir: &TempDir, args: &[&str]) -> (i32, SpawnedGroup) {
+    let pidfile = dir.join("d.pid");
+    let mut all = vec!["-p", path_str(&pidfile)];
+    all.extend_from_slice(args);
+    let output = daemonize(&all);
+    assert!(output.status.success(), "{}", describe(&format!("daemonize {}", show(&all)), &output));
+    let pid = read_pidfile(&pidfile);
+    let guard = SpawnedGroup(pgid_of(pid));
+    (pid, guard)
+}
+
+/// Asserts a failed start: exit code, message on stderr, nothing left behind.
+fn assert_refused(dir: &TempDir, args: &[&str], expected_code: i32, message: &str) {
+    let output = daemonize(args);
+    let shown = describe(&format!("daemonize {}", show(args)), &output);
+    assert_eq!(code(&output.status), expected_code, "{shown}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.starts_with("daemonize: "), "{shown}");
+    assert!(stderr.contains(message), "expected {message:?}: {shown}");
+    assert_eq!(stderr.lines().count(), 1, "not one line: {shown}");
+    assert!(!dir.join("d.pid").exists(), "pidfile left behind: {shown}");
+    assert_eq!(processes_mentioning(dir.path()), Vec::<i32>::new(), "process left behind: {shown}");
+}
+
+fn exe_of(pid: i32) -> PathBuf {
+    std::fs::read_link(format!("/proc/{pid}/exe")).unwrap()
+}
+
+fn environ_of(pid: i32) -> Vec<String> {
+    let raw = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+    raw.split(|b| *b == 0)
+        .filter(|s| !s.is_empty())
+        .map(|s| String::from_utf8_lossy(s).into_owned())
+        .collect()
+}
+
+fn which(program: &str) -> PathBuf {
+    let output = run(Command::new("sh").args(["-c", &format!("command -v {program}")]));
+    PathBuf::from(String::from_utf8_lossy(&output.stdout).trim())
+}
+
+#[test]
+fn exec_mode_daemon_is_the_command_clean_and_holding_the_lock() {
+    let dir = TempDir::new("cli-clean");
+    let pidfile = dir.join("d.pid");
+    let (pid, _guard) = start(&dir, &["--", "sleep", "1000"]);
+    // daemonize returned 0: the pid in the pidfile is already the command, exec'd.
+    assert_eq!(exe_of(pid), std::fs::canonicalize(which("sleep")).unwrap());
+    let stat = proc_stat(pid);
+    assert_ne!(stat[3], pid.to_string(), "the daemon leads its session");
+    assert_eq!(stat[4], "0", "the daemon has a controlling terminal");
+    let ppid: i32 = stat[1].parse().unwrap();
+    assert!(ancestors_of_test().contains(&ppid), "parent {ppid} is neither PID 1 nor a subreaper");
+    let fds: Vec<(i32, String)> =
+        proc_fds(pid).into_iter().map(|(fd, p)| (fd, p.to_string_lossy().into_owned())).collect();
+    let null = "/dev/null".to_string();
+    assert_eq!(
+        fds,
+        vec![(0, null.clone()), (1, null.clone()), (2, null), (3, path_str(&pidfile).to_string())]
+    );
+    let status = proc_status(pid);
+    assert_eq!(status["SigBlk"], "0000000000000000");
+    assert_eq!(
+        status["SigIgn"], "0000000000000000",
+        "COMMAND must start with default dispositions"
+    );
+    assert_eq!(status["Umask"], "0022", "the CLI's default umask is 022");
+    assert_eq!(std::fs::read_link(format!("/proc/{pid}/cwd")).unwrap(), Path::new("/"));
+    assert!(matches!(Pidfile::status(&pidfile), Status::Running(Some(p)) if p as i32 == pid));
+}
+
+#[test]
+fn second_start_fails_at_once_naming_the_running_pid() {
+    let dir = TempDir::new("cli-second");
+    let (pid, _guard) = start(&dir, &["sleep", "1000"]);
+    let pidfile = dir.join("d.pid");
+    let output = daemonize(&["-p", path_str(&pidfile), "sleep", "1000"]);
+    assert_eq!(code(&output.status), 1, "{}", describe("second start", &output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains(&format!("already running (pid {pid})")), "{stderr}");
+    assert_eq!(read_pidfile(&pidfile), pid);
+    assert_eq!(stop_group_members(pid).len(), 1, "a second instance started");
+}
+
+fn stop_group_members(pid: i32) -> Vec<u32> {
+    daemonctx::stop::group_members(pgid_of(pid))
+}
+
+#[test]
+fn chdir_umask_env_and_verbose_take_effect() {
+    let dir = TempDir::new("cli-options");
+    let args = [
+        "-v",
+        "-c",
+        path_str(dir.path()),
+        "--umask",
+        "077",
+        "-E",
+        "GREETING=hello world",
+        "-E",
+        "PATH=/usr/bin:/bin",
+        "--",
+        "sleep",
+        "1000",
+    ];
+    let pidfile = dir.join("d.pid");
+    let mut all = vec!["-p", path_str(&pidfile)];
+    all.extend_from_slice(&args);
+    let output = daemonize(&all);
+    assert!(output.status.success(), "{}", describe("daemonize", &output));
+    let pid = read_pidfile(&pidfile);
+    let _guard = SpawnedGroup(pgid_of(pid));
+    assert_eq!(std::fs::read_link(format!("/proc/{pid}/cwd")).unwrap(), dir.path());
+    assert_eq!(proc_status(pid)["Umask"], "0077");
+    let env = environ_of(pid);
+    assert!(env.contains(&"GREETING=hello world".to_string()), "{env:?}");
+    assert!(
+        env.iter().filter(|v| v.starts_with("PATH=")).eq(["PATH=/usr/bin:/bin"].iter()),
+        "{env:?}"
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("started ") && stderr.contains(&format!("(pid {pid})")), "{stderr}");
+}
+
+#[test]
+fn clear_env_leaves_only_the_given_variables() {
+    let dir = TempDir::new("cli-clearenv");
+    let (pid, _guard) = start(&dir, &["--clear-env", "-E", "ONLY=1", "/bin/sleep", "1000"]);
+    assert_eq!(environ_of(pid), vec!["ONLY=1".to_string()]);
+}
+
+#[test]
+fn output_files_truncate_or_append() {
+    let dir = TempDir::new("cli-output");
+    let out = dir.join("out.log");
+    let err = dir.join("err.log");
+    let pidfile = dir.join("d.pid");
+    for (append, expected) in [(true, "old\nout\n"), (false, "out\n")] {
+        std::fs::write(&out, "old\n").unwrap();
+        let mut args = vec!["-p", path_str(&pidfile), "-o", path_str(&out), "-e", path_str(&err)];
+        if append {
+            args.push("-a");
+        }
+        args.extend(["--", "sh", "-c", "echo out; echo err >&2"]);
+        let output = daemonize(&args);
+        assert!(output.status.success(), "{}", describe("daemonize", &output));
+        let pid = read_pidfile(&pidfile);
+        assert!(wait_gone(pid, COMMAND_TIMEOUT));
+        assert_eq!(std::fs::read_to_string(&out).unwrap(), expected, "append={append}");
+        assert_eq!(std::fs::read_to_string(&err).unwrap(), "err\n");
+    }
+}
+
+#[test]
+fn core_and_preserve_fd_take_effect() {
+    let dir = TempDir::new("cli-core");
+    let pidfile = dir.join("d.pid");
+    let script = format!(
+        "ulimit -c unlimited && exec 5</dev/null && exec {} -p {} --core --preserve-fd 5 sleep 1000",
+        daemonize_bin().display(),
+        pidfile.display()
+    );
+    let output = run(Command::new("sh").args(["-c", &script]));
+    assert!(output.status.success(), "{}", describe(&script, &output));
+    let pid = read_pidfile(&pidfile);
+    let _guard = SpawnedGroup(pgid_of(pid));
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let core = limits.lines().find(|l| l.starts_with("Max core file size")).unwrap();
+    assert_eq!(core.split_whitespace().nth(4), Some("unlimited"), "{core}");
+    let fds: Vec<i32> = proc_fds(pid).into_iter().map(|(fd, _)| fd).collect();
+    assert_eq!(fds, vec![0, 1, 2, 3, 5]);
+
+    // Without --core, RLIMIT_CORE is 0 even when the invoker allows core dumps.
+    let dir = TempDir::new("cli-nocore");
+    let pidfile = dir.join("d.pid");
+    let script = format!(
+        "ulimit -c unlimited && exec {} -p {} sleep 1000",
+        daemonize_bin().display(),
+        pidfile.display()
+    );
+    let output = run(Command::new("sh").args(["-c", &script]));
+    assert!(output.status.success(), "{}", describe(&script, &output));
+    let pid = read_pidfile(&pidfile);
+    let _guard = SpawnedGroup(pgid_of(pid));
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let core = limits.lines().find(|l| l.starts_with("Max core file size")).unwrap();
+    assert_eq!(core.split_whitespace().nth(4), Some("0"), "{core}");
+}
+
+#[test]
+fn lock_file_gives_single_instance_without_a_pidfile() {
+    let dir = TempDir::new("cli-lock");
+    let lock = dir.join("d.lock");
+    let output = daemonize(&["-l", path_str(&lock), "sleep", "1000"]);
+    assert!(output.status.success(), "{}", describe("daemonize -l", &output));
+    let holder = || {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+            .find(|pid| {
+                std::fs::read_dir(format!("/proc/{pid}/fd"))
+                    .map(|fds| {
+                        fds.flatten()
+                            .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|p| p == lock))
+                    })
+                    .unwrap_or(false)
+            })
+    };
+    let pid = holder().expect("nobody holds the lock file");
+    let _guard = SpawnedGroup(pgid_of(pid));
+    assert!(matches!(Pidfile::status(&lock), Status::Running(_)));
+    let output = daemonize(&["-l", path_str(&lock), "sleep", "1000"]);
+    assert_eq!(code(&output.status), 1, "{}", describe("second daemonize -l", &output));
+    assert_eq!(std::fs::read_to_string(&lock).unwrap(), "", "the lock file was written to");
+}
+
+#[test]
+fn foreground_sets_up_and_execs_in_place() {
+    let dir = TempDir::new("cli-foreground");
+    let pidfile = dir.join("d.pid");
+    let mut child = Command::new(daemonize_bin())
+        .args(["--foreground", "-p", path_str(&pidfile), "--umask", "027", "sleep", "1000"])
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _guard = Spawned(child.id() as i32);
+    let pid = child.id() as i32;
+    assert!(wait_until(Duration::from_secs(10), || exe_of(pid)
+        != daemonize_bin().canonicalize().unwrap()));
+    assert_eq!(read_pidfile(&pidfile), pid);
+    assert_eq!(proc_status(pid)["Umask"], "0027");
+    assert_eq!(child.try_wait().unwrap(), None);
+    kill(pid, libc::SIGKILL);
+    child.wait().unwrap();
+}
+
+#[test]
+fn user_and_group_take_effect() {
+    if skip_unless_root("user_and_group_take_effect") {
+        return;
+    }
+    let dir = TempDir::new("cli-user");
+    let (pid, _guard) = start(&dir, &["-u", "nobody", "sleep", "1000"]);
+    let status = proc_status(pid);
+    assert_eq!(status["Uid"].split_whitespace().collect::<Vec<_>>(), ["65534"; 4]);
+    assert_eq!(status["Gid"].split_whitespace().collect::<Vec<_>>(), ["65534"; 4]);
+
+    let Ok(Some(user)) = nix::unistd::User::from_name("daemonctx-test") else {
+        eprintln!(
+            "skipped: user_and_group_take_effect (supplementary groups) needs user daemonctx-test (.ci/run creates it)"
+        );
+        return;
+    };
+    let extra = nix::unistd::Group::from_name("daemonctx-extra").unwrap().unwrap().gid.as_raw();
+    let dir = TempDir::new("cli-groups");
+    let (pid, _guard) = start(&dir, &["-u", "daemonctx-test", "sleep", "1000"]);
+    let mut groups: Vec<u32> =
+        proc_status(pid)["Groups"].split_whitespace().map(|g| g.parse().unwrap()).collect();
+    groups.sort();
+    let mut expected = vec![user.gid.as_raw(), extra];
+    expected.sort();
+    assert_eq!(groups, expected, "-u must set the user's supplementary groups");
+
+    let dir = TempDir::new("cli-group");
+    let (pid, _guard) =
+        start(&dir, &["-u", "daemonctx-test", "--group", "nogroup", "sleep", "1000"]);
+    assert_eq!(proc_status(pid)["Gid"].split_whitespace().next(), Some("65534"));
+}
+
+#[test]
+fn chroot_takes_effect() {
+    if skip_unless_root("chroot_takes_effect") {
+        return;
+    }
+    let dir = TempDir::new("cli-chroot");
+    let root = dir.join("root");
+    let sleep = std::fs::canonicalize(which("sleep")).unwrap();
+    install_with_libraries(&sleep, &root);
+    std::fs::create_dir_all(root.join("srv")).unwrap();
+    let (pid, _guard) = start(
+        &dir,
+        &["--chroot", path_str(&root), "-c", "/srv", "-E", "PATH=/usr/bin:/bin", "sleep", "1000"],
+    );
+    assert_eq!(std::fs::read_link(format!("/proc/{pid}/root")).unwrap(), root);
+    assert_eq!(std::fs::read_link(format!("/proc/{pid}/cwd")).unwrap(), root.join("srv"));
+}
+
+/// Copies `binary` and the shared libraries `ldd` lists into `root`, at the same paths.
+fn install_with_libraries(binary: &Path, root: &Path) {
+    let output = run(Command::new("ldd").arg(binary));
+    let mut files = vec![binary.to_path_buf()];
+    for word in String::from_utf8_lossy(&output.stdout).split_whitespace() {
+        if word.starts_with('/') {
+            files.push(PathBuf::from(word));
+        }
+    }
+    for file in files {
+        let target = root.join(file.strip_prefix("/").unwrap());
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        std::fs::copy(std::fs::canonicalize(&file).unwrap(), &target).unwrap();
+    }
+}
+
+#[test]
+fn bad_input_gets_its_code_and_one_line() {
+    let dir = TempDir::new("cli-bad");
+    let pidfile = dir.join("d.pid");
+    let p = path_str(&pidfile);
+    let missing = dir.join("missing");
+    let m = path_str(&missing);
+    let file = dir.join("plain-file");
+    std::fs::write(&file, "").unwrap();
+    let f = path_str(&file);
+    let in_missing = missing.join("out.log");
+
+    assert_refused(&dir, &["-p", p], 2, "required");
+    assert_refused(
+        &dir,
+        &["-p", p, "--umask", "999", "sleep", "1"],
+        2,
+        "umask must be an octal number",
+    );
+    assert_refused(&dir, &["-p", p, "-E", "NOEQUALS", "sleep", "1"], 2, "expected NAME=VALUE");
+    assert_refused(
+        &dir,
+        &["-p", p, "-u", "no-such-user-daemonctx", "sleep", "1"],
+        3,
+        "unknown user",
+    );
+    assert_refused(
+        &dir,
+        &["-p", p, "--group", "no-such-group-daemonctx", "sleep", "1"],
+        3,
+        "unknown group",
+    );
+    assert_refused(
+        &dir,
+        &["-p", p, "-c", m, "sleep", "1"],
+        4,
+        &format!("cannot change directory to {m}: No such file"),
+    );
+    assert_refused(&dir, &["-p", p, "-c", f, "sleep", "1"], 4, "Not a directory");
+    assert_refused(
+        &dir,
+        &["-p", p, "--chroot", m, "sleep", "1"],
+        4,
+        &format!("cannot change root to {m}"),
+    );
+    assert_refused(
+        &dir,
+        &["-p", p, "-o", path_str(&in_missing), "sleep", "1"],
+        5,
+        "cannot open output file",
+    );
+    assert_refused(
+        &dir,
+        &["-p", path_str(&missing.join("d.pid")), "sleep", "1"],
+        6,
+        "cannot open pidfile",
+    );
+    assert_refused(
+        &dir,
+        &["-p", p, "no-such-command-daemonctx"],
+        127,
+        "cannot execute no-such-command-daemonctx: No such file or directory",
+    );
+}
+
+#[test]
+fn pidfile_symlink_is_refused_and_its_target_untouched() {
+    let dir = TempDir::new("cli-symlink");
+    let target = dir.join("precious");
+    std::fs::write(&target, "keep me\n").unwrap();
+    std::os::unix::fs::symlink(&target, dir.join("d.pid")).unwrap();
+    let output = daemonize(&["-p", path_str(&dir.join("d.pid")), "sleep", "1"]);
+    assert_eq!(code(&output.status), 6, "{}", describe("daemonize", &output));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("symbolic link"),
+        "{}",
+        describe("daemonize", &output)
+    );
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep me\n");
+    assert!(std::fs::symlink_metadata(dir.join("d.pid")).unwrap().file_type().is_symlink());
+    assert_eq!(processes_mentioning(dir.path()), Vec::<i32>::new());
+}
+
+#[test]
+fn exec_failures_after_the_fork_reach_the_shell() {
+    let dir = TempDir::new("cli-exec");
+    let script = dir.join("not-executable");
+    std::fs::write(&script, "#!/bin/sh\n").unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let p = dir.join("d.pid");
+    let s = path_str(&script);
+    // Paths with a slash are not looked up: execve(2) itself fails in the daemon, after the
+    // fork, and the failure crosses the report channel.
+    assert_refused(
+        &dir,
+        &["-p", path_str(&p), s],
+        126,
+        &format!("cannot execute {s}: Permission denied"),
+    );
+    let missing = dir.join("nothing-here");
+    assert_refused(
+        &dir,
+        &["-p", path_str(&p), path_str(&missing)],
+        127,
+        "No such file or directory",
+    );
+}
+
+#[test]
+fn output_file_in_read_only_directory_is_refused() {
+    let dir = TempDir::new("cli-rodir");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let readonly = dir.join("ro");
+    std::fs::create_dir(&readonly).unwrap();
+    std::fs::set_permissions(&readonly, std::fs::Permissions::from_mode(0o555)).unwrap();
+    let log = readonly.join("out.log");
+    // The pidfile goes to a writable place for an unprivileged invoker.
+    let piddir = TempDir::new("cli-rodir-pid");
+    std::fs::set_permissions(piddir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let pidfile = piddir.join("d.pid");
+    let args = ["-p", path_str(&pidfile), "-o", path_str(&log), "sleep", "1"];
+    let output = run(as_unprivileged(&daemonize_bin()).args(args));
+    let shown = describe(&format!("daemonize {}", show(&args)), &output);
+    assert_eq!(code(&output.status), 5, "{shown}");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("Permission denied"), "{shown}");
+    assert!(!pidfile.exists(), "pidfile left behind: {shown}");
+    assert!(!log.exists());
+}
+
+#[test]
+fn status_reports_lsb_codes_judged_by_the_lock() {
+    let dir = TempDir::new("cli-status");
+    let pidfile = dir.join("d.pid");
+    let status = || daemonize(&["--status", "-p", path_str(&pidfile)]);
+
+    let output = status();
+    assert_eq!(code(&output.status), 3, "{}", describe("status", &output));
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "not running\n");
+
+    let (pid, _guard) = start(&dir, &["sleep", "1000"]);
+    let output = status();
+    assert_eq!(code(&output.status), 0, "{}", describe("status", &output));
+    assert_eq!(String::from_utf8_lossy(&output.stdout), format!("running (pid {pid})\n"));
+
+    kill(pid, libc::SIGKILL);
+    assert!(wait_gone(pid, Duration::from_secs(5)));
+    let output = status();
+    assert_eq!(code(&output.status), 1, "{}", describe("status after kill -9", &output));
+    assert!(
+        String::from_utf8_lossy(&output.stdout).starts_with("dead"),
+        "{}",
+        describe("status", &output)
+    );
+
+    let output = daemonize(&["--status", "-p", path_str(dir.path())]);
+    assert_eq!(code(&output.status), 4, "{}", describe("status of a directory", &output));
+}
+
+#[test]
+fn stale_pidfile_naming_a_live_unrelated_process_is_never_signalled() {
+    let dir = TempDir::new("cli-recycled");
+    let pidfile = dir.join("d.pid");
+    let mut bystander = Command::new("sleep").arg("1000").spawn().unwrap();
+    let _guard = Spawned(bystander.id() as i32);
+    std::fs::write(&pidfile, format!("{}\n", bystander.id())).unwrap();
+
+    let output = daemonize(&["--status", "-p", path_str(&pidfile)]);
+    assert_eq!(code(&output.status), 1, "{}", describe("status", &output));
+    let output = daemonize(&["--stop", "-p", path_str(&pidfile)]);
+    assert_eq!(code(&output.status), 0, "{}", describe("stop", &output));
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "not running\n");
+    assert_eq!(bystander.try_wait().unwrap(), None, "the unrelated process was signalled");
+    assert!(!pidfile.exists(), "the stale pidfile was left");
+
+    // And a start over a stale pidfile succeeds.
+    std::fs::write(&pidfile, format!("{}\n", bystander.id())).unwrap();
+    let (pid, _daemon) = start(&dir, &["sleep", "1000"]);
+    assert_ne!(pid, bystander.id() as i32);
+    kill(bystander.id() as i32, libc::SIGKILL);
+    bystander.wait().unwrap();
+}
+
+#[test]
+fn stop_leaves_no_orphaned_grandchildren() {
+    let dir = TempDir::new("cli-orphans");
+    let pidfile = dir.join("d.pid");
+    // Two background workers, and a double-forked grandchild whose parent exits at once.
+    let script = "sleep 1000 & sleep 1000 & (sleep 1000 &) ; wait";
+    let (pid, _guard) = start(&dir, &["sh", "-c", script]);
+    let pgid = pgid_of(pid);
+    assert!(wait_until(Duration::from_secs(10), || daemonctx::stop::group_members(pgid).len() == 4));
+    let members = daemonctx::stop::group_members(pgid);
+    let output = daemonize(&["--stop", "-p", path_str(&pidfile)]);
+    assert_eq!(code(&output.status), 0, "{}", describe("stop", &output));
+    assert_eq!(String::from_utf8_lossy(&output.stdout), format!("stopped (pid {pid})\n"));
+    for member in members {
+        assert!(!alive(member as i32), "pid {member} survived the stop");
+    }
+    assert!(!pidfile.exists());
+    let output = daemonize(&["--stop", "-p", path_str(&pidfile)]);
+    assert_eq!(code(&output.status), 0, "{}", describe("second stop", &output));
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "not running\n");
+}
+
+#[test]
+fn stop_follows_the_retry_schedule() {
+    let dir = TempDir::new("cli-retry");
+    let pidfile = dir.join("d.pid");
+    // The daemon ignores SIGTERM (and so does its sleep).
+    let (pid, _guard) = start(&dir, &["sh", "-c", "trap '' TERM; sleep 1000"]);
+    let output = daemonize(&["--stop", "-p", path_str(&pidfile), "--retry", "TERM/0.2"]);
+    assert_eq!(code(&output.status), 2, "{}", describe("stop without KILL", &output));
+    assert!(alive(pid));
+    let output = daemonize(&["--stop", "-p", path_str(&pidfile), "--retry", "TERM/0.2/KILL/5"]);
+    assert_eq!(code(&output.status), 0, "{}", describe("stop with KILL", &output));
+    assert!(!alive(pid));
+    assert!(!pidfile.exists(), "the pidfile of a SIGKILLed daemon was left");
+
+    let output = daemonize(&["--stop", "-p", path_str(&pidfile), "--retry", "TERM/soon"]);
+    assert_eq!(code(&output.status), 2, "{}", describe("bad schedule", &output));
+}
+
+#[test]
+fn help_lists_exit_codes_and_examples() {
+    let output = daemonize(&["--help"]);
+    assert!(output.status.success());
+    let help = String::from_utf8_lossy(&output.stdout);
+    for needle in ["EXIT STATUS", "127", "--status (LSB", "EXAMPLES", "daemonize --stop -p"] {
+        assert!(help.contains(needle), "--help lacks {needle:?}");
+    }
+}
