@@ -101,12 +101,11 @@ fn start(cli: Cli) -> Result<(), Error> {
     if let Some(path) = cli.lock {
         context = context.lock_file(path);
     }
-    if let Some(path) = cli.stdout {
-        context = context.stdout(output(path));
-    }
-    if let Some(path) = cli.stderr {
-        context = context.stderr(output(path));
-    }
+    // In the foreground (systemd Type=simple, containers) output stays where the invoker's
+    // goes, the journal say; a detached daemon gets /dev/null unless -o or -e say otherwise.
+    let unset = || if cli.foreground { Stream::Inherit } else { Stream::Null };
+    context = context.stdout(cli.stdout.map_or_else(unset, output));
+    context = context.stderr(cli.stderr.map_or_else(unset, output));
     if let Some(user) = cli.user {
         context = context.user(user).initgroups(true);
     }

@@ -207,7 +207,8 @@ impl DaemonContext {
         self
     }
 
-    /// Standard output of the daemon: a file, a path (appended to), or `/dev/null` (default).
+    /// Standard output of the daemon: a file, a path (appended to), the invoker's
+    /// ([`Stream::Inherit`]), or `/dev/null` (default).
     pub fn stdout(mut self, stream: impl Into<Stream>) -> Self {
         self.streams[1] = stream.into();
         self
@@ -323,7 +324,7 @@ impl DaemonContext {
             prepared.lock = Some(lock);
         }
         for (i, stream) in self.streams.into_iter().enumerate() {
-            let fd = stream.open().map_err(|e| prepared.abandon(e))?;
+            let fd = stream.open(i as RawFd).map_err(|e| prepared.abandon(e))?;
             prepared.plan.stream_fds[i] = fd.as_raw_fd();
             prepared.streams.push(fd);
         }

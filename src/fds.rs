@@ -23,11 +23,13 @@ pub enum Stream {
     /// `/dev/null` (the default).
     #[default]
     Null,
+    /// What the invoking process has on that descriptor (a terminal, systemd's journal socket).
+    Inherit,
     /// An open file (or socket, pipe, terminal) given by the caller.
     Fd(OwnedFd),
-    /// A file opened before the fork: created if missing, appended to.
+    /// A file opened before the fork: created if missing, appended to (for stdin: read).
     Append(std::path::PathBuf),
-    /// A file opened before the fork: created if missing, truncated.
+    /// A file opened before the fork: created if missing, truncated (for stdin: read).
     Truncate(std::path::PathBuf),
 }
 
@@ -63,16 +65,23 @@ impl From<&str> for Stream {
 
 impl Stream {
     /// Opens the stream's file in the original process, where errors can still be shown:
-    /// `open(2)` with `O_CLOEXEC` (`/dev/null` read-write, files write-only with mode 0644).
+    /// `open(2)` with `O_CLOEXEC` (`/dev/null` read-write; for `input` (stdin) a path is opened
+    /// read-only, otherwise write-only, created with mode 0644).
     ///
     /// The descriptor is at 3 or above (`fcntl(2)` `F_DUPFD_CLOEXEC`), so putting it on 0, 1
     /// or 2 never overwrites another stream's source.
-    pub(crate) fn open(self) -> Result<OwnedFd, Error> {
+    pub(crate) fn open(self, target: RawFd) -> Result<OwnedFd, Error> {
+        let input = target == 0;
         let (path, flags) = match self {
             Stream::Fd(fd) => {
                 return above_std_streams(fd).map_err(|e| Error::os_nopath(Step::OpenStream, e));
             }
+            Stream::Inherit => {
+                return duplicate_above_std_streams(target)
+                    .map_err(|e| Error::os_nopath(Step::OpenStream, e));
+            }
             Stream::Null => (std::path::PathBuf::from("/dev/null"), libc::O_RDWR),
+            Stream::Append(path) | Stream::Truncate(path) if input => (path, libc::O_RDONLY),
             Stream::Append(path) => (path, libc::O_WRONLY | libc::O_CREAT | libc::O_APPEND),
             Stream::Truncate(path) => (path, libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC),
         };
@@ -97,8 +106,13 @@ fn above_std_streams(fd: OwnedFd) -> io::Result<OwnedFd> {
     if fd.as_raw_fd() > 2 {
         return Ok(fd);
     }
-    // SAFETY: fd is open; F_DUPFD_CLOEXEC takes an int and returns a new descriptor.
-    let high = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 3) };
+    duplicate_above_std_streams(fd.as_raw_fd())
+}
+
+/// A close-on-exec copy of `fd` at 3 or above (`fcntl(2)` `F_DUPFD_CLOEXEC`).
+fn duplicate_above_std_streams(fd: RawFd) -> io::Result<OwnedFd> {
+    // SAFETY: F_DUPFD_CLOEXEC takes an int and returns a new descriptor (EBADF if fd is closed).
+    let high = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3) };
     if high < 0 {
         return Err(io::Error::last_os_error());
     }

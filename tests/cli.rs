@@ -553,3 +553,50 @@ fn help_lists_exit_codes_and_examples() {
         assert!(help.contains(needle), "--help lacks {needle:?}");
     }
 }
+
+#[test]
+fn pidfile_mode_sets_the_new_pidfile_mode_exactly() {
+    let dir = TempDir::new("cli-mode");
+    let (_pid, _guard) = start(&dir, &["--pidfile-mode", "600", "sleep", "1000"]);
+    let mode = std::fs::metadata(dir.join("d.pid")).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode, 0o600);
+    let dir = TempDir::new("cli-mode-default");
+    let script = format!(
+        "umask 077 && exec {} -p {} sleep 1000",
+        daemonize_bin().display(),
+        dir.join("d.pid").display()
+    );
+    let output = run(Command::new("sh").args(["-c", &script]));
+    assert!(output.status.success(), "{}", describe(&script, &output));
+    let _guard = SpawnedGroup(pgid_of(read_pidfile(&dir.join("d.pid"))));
+    let mode = std::fs::metadata(dir.join("d.pid")).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode, 0o644, "the invoker's umask must not change the pidfile's mode");
+}
+
+#[test]
+fn stop_without_permission_to_signal_exits_3() {
+    if skip_unless_root("stop_without_permission_to_signal_exits_3") {
+        return;
+    }
+    let dir = TempDir::new("cli-eperm");
+    let (pid, _guard) = start(&dir, &["sleep", "1000"]);
+    let output =
+        run(as_unprivileged(&daemonize_bin()).args(["--stop", "-p", path_str(&dir.join("d.pid"))]));
+    assert_eq!(code(&output.status), 3, "{}", describe("daemonize --stop as nobody", &output));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("Operation not permitted"),
+        "{}",
+        describe("stop", &output)
+    );
+    assert!(alive(pid));
+}
+
+#[test]
+fn foreground_keeps_the_invokers_output_streams() {
+    // systemd Type=simple: output must reach the journal, i.e. the streams daemonize was given.
+    let output =
+        daemonize(&["--foreground", "--", "sh", "-c", "echo to-stdout; echo to-stderr >&2"]);
+    assert!(output.status.success(), "{}", describe("daemonize --foreground", &output));
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "to-stdout\n");
+    assert_eq!(String::from_utf8_lossy(&output.stderr), "to-stderr\n");
+}

@@ -489,3 +489,97 @@ fn daemon_survives_its_invoker_leaving_a_terminal_session() {
     );
     assert_eq!(proc_stat(pid)[4], "0", "the daemon kept a controlling terminal");
 }
+
+#[test]
+fn stdin_path_is_opened_read_only() {
+    let dir = TempDir::new("stdin");
+    let input = dir.join("input.txt");
+    std::fs::write(&input, "data\n").unwrap();
+    let (pid, _guard) = start(&dir, &["--stdin", input.to_str().unwrap()]);
+    assert_eq!(proc_fds(pid)[0].1, input);
+    let fdinfo = std::fs::read_to_string(format!("/proc/{pid}/fdinfo/0")).unwrap();
+    let flags = fdinfo.lines().find_map(|l| l.strip_prefix("flags:")).unwrap().trim();
+    let flags = u32::from_str_radix(flags, 8).unwrap();
+    assert_eq!(flags & libc::O_ACCMODE as u32, libc::O_RDONLY as u32, "stdin flags {flags:o}");
+    assert_eq!(std::fs::read_to_string(&input).unwrap(), "data\n");
+}
+
+#[test]
+fn echo_server_example_binds_before_ready_and_shuts_down_gracefully() {
+    use std::io::{BufRead, Read};
+    let dir = TempDir::new("echo");
+    let pidfile = dir.join("echo.pid");
+    let log = dir.join("echo.log");
+    let output = run(Command::new(example("echo_server")).args([
+        pidfile.to_str().unwrap(),
+        log.to_str().unwrap(),
+        "0",
+    ]));
+    assert!(output.status.success(), "{}", describe("echo_server", &output));
+    let pid = read_pidfile(&pidfile);
+    let _guard = Spawned(pid);
+    // Ready was reported only after the bind, so the log already names the port.
+    let first = std::fs::read_to_string(&log).unwrap();
+    let address = first
+        .lines()
+        .next()
+        .and_then(|l| l.strip_prefix("listening on "))
+        .unwrap_or_else(|| panic!("log: {first:?}"));
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    stream.set_read_timeout(Some(COMMAND_TIMEOUT)).unwrap();
+    stream.write_all(b"hello\n").unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(&mut stream).read_line(&mut line).unwrap();
+    assert_eq!(line, "hello\n");
+    drop(stream);
+    assert!(kill(pid, libc::SIGTERM));
+    assert!(wait_gone(pid, Duration::from_secs(10)));
+    let mut logged = String::new();
+    std::fs::File::open(&log).unwrap().read_to_string(&mut logged).unwrap();
+    assert!(
+        logged.ends_with(&format!("shutting down on signal {}\n", libc::SIGTERM)),
+        "{logged:?}"
+    );
+    assert!(!pidfile.exists(), "the echo server left its pidfile");
+}
+
+#[test]
+fn closing_inherited_fds_does_not_loop_up_to_the_limit() {
+    // Counts close(2) calls in the original process and the daemon with strace: a loop up to
+    // RLIMIT_NOFILE would make thousands; close_range(2) makes a handful, whatever the limit.
+    if !Path::new("/usr/bin/strace").exists() {
+        eprintln!(
+            "skipped: closing_inherited_fds_does_not_loop_up_to_the_limit needs strace (.ci/run installs it)"
+        );
+        return;
+    }
+    let dir = TempDir::new("strace");
+    let pidfile = dir.join("probe.pid");
+    let trace = dir.join("trace");
+    let mut hard = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: hard is a valid out-pointer.
+    unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut hard) };
+    let high = (hard.rlim_max.min(1 << 20) - 1).to_string();
+    let mut strace = Command::new("strace")
+        .args(["-f", "-qq", "-e", "trace=close,close_range", "-o", trace.to_str().unwrap()])
+        .arg(example("probe"))
+        .args(["--hold-fd", &high, "--pidfile", pidfile.to_str().unwrap()])
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _strace_guard = Spawned(strace.id() as i32);
+    assert!(wait_until(COMMAND_TIMEOUT, || matches!(
+        Pidfile::status(&pidfile),
+        Status::Running(Some(_))
+    )));
+    let daemon = read_pidfile(&pidfile);
+    let _guard = Spawned(daemon);
+    kill(daemon, libc::SIGTERM);
+    assert!(wait_gone(strace.id() as i32, COMMAND_TIMEOUT), "strace did not finish");
+    strace.wait().unwrap();
+    let text = std::fs::read_to_string(&trace).unwrap();
+    let closes = text.lines().filter(|l| l.contains(" close(")).count();
+    let ranges = text.lines().filter(|l| l.contains("close_range(")).count();
+    assert!(ranges >= 1, "no close_range(2) call:\n{text}");
+    assert!(closes < 64, "{closes} close(2) calls with RLIMIT_NOFILE {}:\n{text}", hard.rlim_max);
+}
