@@ -3,6 +3,7 @@
 
 use std::ffi::OsString;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::Parser;
 
@@ -15,15 +16,18 @@ EXIT STATUS
     2    usage error: bad option or value, missing COMMAND
     3    unknown user or group
     4    bad directory: -c or --chroot is missing or not a directory
-    5    an output file (-o, -e) cannot be opened
+    5    an output file (-o, -e) or the syslog socket cannot be opened
     6    the pidfile or lock file cannot be used (symlink, missing directory, permissions)
     7    another setup step failed (the message names it)
+    8    COMMAND did not report ready within --ready-timeout (it was stopped)
+    N    COMMAND's own status (128+signal if killed) when it exits before it is ready
     126  COMMAND exists but cannot be executed
     127  COMMAND was not found
   --status (LSB init-script codes):
     0 running, 1 dead but the pidfile exists, 3 not running, 4 cannot tell
   --stop:
     0 stopped, or was not running; 2 still running after the schedule; 3 other trouble
+  A supervisor (--supervise) exits with COMMAND's last status, 128+N if a signal N killed it.
 
 EXAMPLES
   Start a server as a daemon, logging to a file, as user www-data:
@@ -132,6 +136,80 @@ pub struct Cli {
     #[arg(long, value_name = "SCHEDULE", help_heading = "Stopping")]
     pub retry: Option<String>,
 
+    /// Stay as a supervisor that runs COMMAND as its child (restarts, log relay, clean stop)
+    #[arg(long, help_heading = "Supervision")]
+    pub supervise: bool,
+
+    /// When to start COMMAND again after it exits
+    #[arg(
+        long,
+        value_enum,
+        value_name = "WHEN",
+        default_value = "no",
+        requires = "supervise",
+        help_heading = "Supervision"
+    )]
+    pub restart: RestartArg,
+
+    /// Delay before the first restart, doubled at each one after (fractions allowed)
+    #[arg(long, value_name = "SECS", default_value = "1", value_parser = parse_seconds, requires = "supervise", help_heading = "Supervision")]
+    pub restart_delay: Duration,
+
+    /// Longest delay between restarts
+    #[arg(long, value_name = "SECS", default_value = "60", value_parser = parse_seconds, requires = "supervise", help_heading = "Supervision")]
+    pub restart_max_delay: Duration,
+
+    /// Give up after N restarts within --restart-window, and exit non-zero
+    #[arg(long, value_name = "N", requires = "supervise", help_heading = "Supervision")]
+    pub max_restarts: Option<u32>,
+
+    /// The window --max-restarts counts in
+    #[arg(long, value_name = "SECS", default_value = "60", value_parser = parse_seconds, requires = "supervise", help_heading = "Supervision")]
+    pub restart_window: Duration,
+
+    /// On stop, time between SIGTERM and SIGKILL for COMMAND and all it started
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_seconds, help_heading = "Supervision")]
+    pub kill_after: Duration,
+
+    /// Write COMMAND's pid into FILE (the pidfile names the supervisor)
+    #[arg(long, value_name = "FILE", requires = "supervise", help_heading = "Supervision")]
+    pub child_pidfile: Option<PathBuf>,
+
+    /// Send COMMAND's output to syslog, one message per line
+    #[arg(long, value_name = "FACILITY", num_args = 0..=1, default_missing_value = "daemon", value_parser = parse_facility, requires = "supervise", help_heading = "Syslog")]
+    pub syslog: Option<String>,
+
+    /// Tag of the syslog messages [default: COMMAND's basename]
+    #[arg(long, value_name = "TAG", requires = "syslog", help_heading = "Syslog")]
+    pub syslog_tag: Option<String>,
+
+    /// Syslog socket
+    #[arg(
+        long,
+        value_name = "PATH",
+        default_value = "/dev/log",
+        requires = "syslog",
+        help_heading = "Syslog"
+    )]
+    pub syslog_socket: PathBuf,
+
+    /// Priority of COMMAND's stdout lines
+    #[arg(long, value_name = "PRIORITY", default_value = "info", value_parser = parse_priority, requires = "syslog", help_heading = "Syslog")]
+    pub syslog_stdout_priority: String,
+
+    /// Priority of COMMAND's stderr lines
+    #[arg(long, value_name = "PRIORITY", default_value = "err", value_parser = parse_priority, requires = "syslog", help_heading = "Syslog")]
+    pub syslog_stderr_priority: String,
+
+    /// Return only once COMMAND says it is ready: `notify` (READY=1 on $NOTIFY_SOCKET) or
+    /// `fd:N` (a newline written to fd N)
+    #[arg(long, value_name = "HOW", value_parser = parse_wait_ready, conflicts_with = "foreground", help_heading = "Readiness")]
+    pub wait_ready: Option<WaitReady>,
+
+    /// How long to wait for readiness before stopping COMMAND
+    #[arg(long, value_name = "SECS", default_value = "90", value_parser = parse_seconds, requires = "wait_ready", help_heading = "Readiness")]
+    pub ready_timeout: Duration,
+
     /// Say on standard error what was done
     #[arg(short = 'v', long)]
     pub verbose: bool,
@@ -139,6 +217,52 @@ pub struct Cli {
     /// The program to run as a daemon (looked up on PATH), and its arguments
     #[arg(value_name = "COMMAND", trailing_var_arg = true, required_unless_present_any = ["status", "stop"])]
     pub command: Vec<OsString>,
+}
+
+/// `--restart`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum RestartArg {
+    /// Never
+    No,
+    /// When COMMAND exits non-zero or is killed by a signal
+    OnFailure,
+    /// Whenever COMMAND exits
+    Always,
+}
+
+/// `--wait-ready`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WaitReady {
+    /// systemd's protocol: READY=1 on $NOTIFY_SOCKET.
+    Notify,
+    /// s6's protocol: a newline on this descriptor.
+    Fd(i32),
+}
+
+fn parse_wait_ready(text: &str) -> Result<WaitReady, String> {
+    if text == "notify" {
+        return Ok(WaitReady::Notify);
+    }
+    match text.strip_prefix("fd:").map(str::parse::<i32>) {
+        Some(Ok(fd)) if fd >= 3 => Ok(WaitReady::Fd(fd)),
+        _ => Err("expected `notify` or `fd:N` with N at least 3".to_string()),
+    }
+}
+
+fn parse_seconds(text: &str) -> Result<Duration, String> {
+    text.parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .map(Duration::from_secs_f64)
+        .ok_or_else(|| format!("{text:?} is not a number of seconds"))
+}
+
+fn parse_facility(text: &str) -> Result<String, String> {
+    daemonctx::output::parse_facility(text).map(|_| text.to_string())
+}
+
+fn parse_priority(text: &str) -> Result<String, String> {
+    daemonctx::output::parse_severity(text).map(|_| text.to_string())
 }
 
 fn parse_octal(text: &str, max: u32, what: &str) -> Result<u32, String> {
@@ -185,5 +309,10 @@ mod tests {
         assert_eq!(parse_env("A=b=c"), Ok(("A".into(), "b=c".into())));
         assert!(parse_env("NOEQUALS").is_err());
         assert!(parse_env("=x").is_err());
+        assert_eq!(parse_wait_ready("fd:5"), Ok(WaitReady::Fd(5)));
+        assert!(parse_wait_ready("fd:1").is_err());
+        assert!(parse_wait_ready("socket").is_err());
+        assert_eq!(parse_seconds("0.25"), Ok(Duration::from_millis(250)));
+        assert!(parse_seconds("-1").is_err());
     }
 }

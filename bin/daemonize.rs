@@ -5,13 +5,19 @@
 mod cli;
 
 use std::ffi::OsString;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
 use clap::Parser;
-use daemonctx::stop::{self, Schedule, Stopped};
+use daemonctx::notify::{Readiness, ReadyListener};
+use daemonctx::output::{self, LogFile, SyslogConfig, SyslogWriter};
+use daemonctx::stop::{self, Schedule, ScheduleItem, Stopped};
+use daemonctx::supervise::{self, Restart, Sink, SupervisorConfig};
 use daemonctx::{Command, DaemonContext, Error, Pidfile, SignalMap, Status, Step, Stream};
+use daemonctx::{detach, pidfile};
 
-use cli::Cli;
+use cli::{Cli, RestartArg, WaitReady};
 
 /// Exit codes of a start (documented in `cli::AFTER_LONG_HELP`).
 mod code {
@@ -22,6 +28,7 @@ mod code {
     pub const OUTPUT_FILE: u8 = 5;
     pub const PIDFILE: u8 = 6;
     pub const SETUP: u8 = 7;
+    pub const NOT_READY: u8 = 8;
     pub const NOT_EXECUTABLE: u8 = 126;
     pub const NOT_FOUND: u8 = 127;
 }
@@ -69,21 +76,41 @@ fn exit_code(error: &Error) -> u8 {
             Step::OpenPidfile | Step::LockPidfile | Step::WritePidfile => code::PIDFILE,
             Step::Exec if source.raw_os_error() == Some(libc::ENOENT) => code::NOT_FOUND,
             Step::Exec => code::NOT_EXECUTABLE,
+            Step::WaitReady => code::NOT_READY,
             _ => code::SETUP,
         },
+        Error::ReadyTimeout { .. } => code::NOT_READY,
+        Error::DaemonDied { status: Some(status), .. } => exit_status_code(status),
         _ => code::SETUP,
     }
 }
 
-/// Starts COMMAND: builds the context from the options and hands it to the library.
+/// A process's exit status as a shell shows it: its code, or 128 + the signal that killed it.
+fn exit_status_code(status: &std::process::ExitStatus) -> u8 {
+    use std::os::unix::process::ExitStatusExt;
+    let code = status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
+    u8::try_from(code).unwrap_or(code::SETUP)
+}
+
+/// Starts COMMAND as a daemon, directly (exec mode) or under a supervisor.
 fn start(cli: Cli) -> Result<(), Error> {
-    let env = environment(cli.clear_env, cli.env);
-    let program = cli.command[0].clone();
-    let command = Command::new(cli.command, env);
-    let output = |path: std::path::PathBuf| match cli.append {
-        true => Stream::Append(path),
-        false => Stream::Truncate(path),
-    };
+    let env = environment(cli.clear_env, cli.env.clone());
+    let mut command = Command::new(cli.command.clone(), env);
+    let program = command.resolve(cli.chroot.as_deref())?;
+    let listener = cli.wait_ready.map(ready_listener).transpose()?;
+    if let Some((name, value)) = listener.as_ref().and_then(ReadyListener::environment) {
+        command.set_env(name, value);
+    }
+    let context = common_context(&cli);
+    if cli.supervise {
+        start_supervised(&cli, context, &command, program, listener)
+    } else {
+        start_exec(&cli, context, &command, &program, listener)
+    }
+}
+
+/// The options both modes share.
+fn common_context(cli: &Cli) -> DaemonContext {
     let mut context = DaemonContext::new()
         .working_directory(&cli.chdir)
         .umask(cli.umask)
@@ -92,34 +119,211 @@ fn start(cli: Cli) -> Result<(), Error> {
         .pidfile_mode(cli.pidfile_mode)
         .signal_map(SignalMap::new())
         .ready_timeout(None);
-    for fd in cli.preserve_fd {
-        context = context.preserve_fd(fd);
+    for fd in &cli.preserve_fd {
+        context = context.preserve_fd(*fd);
     }
-    if let Some(path) = cli.pidfile {
+    if let Some(path) = &cli.pidfile {
         context = context.pidfile(path);
     }
-    if let Some(path) = cli.lock {
+    if let Some(path) = &cli.lock {
         context = context.lock_file(path);
     }
-    // In the foreground (systemd Type=simple, containers) output stays where the invoker's
-    // goes, the journal say; a detached daemon gets /dev/null unless -o or -e say otherwise.
-    let unset = || if cli.foreground { Stream::Inherit } else { Stream::Null };
-    context = context.stdout(cli.stdout.map_or_else(unset, output));
-    context = context.stderr(cli.stderr.map_or_else(unset, output));
-    if let Some(user) = cli.user {
+    if let Some(user) = &cli.user {
         context = context.user(user).initgroups(true);
     }
-    if let Some(group) = cli.group {
+    if let Some(group) = &cli.group {
         context = context.group(group);
     }
-    if let Some(dir) = cli.chroot {
+    if let Some(dir) = &cli.chroot {
         context = context.chroot_directory(dir);
     }
-    let pid = context.exec(&command)?;
-    if cli.verbose {
-        eprintln!("daemonize: started {} (pid {pid})", program.to_string_lossy());
+    context
+}
+
+/// In the foreground (systemd Type=simple, containers) output stays where the invoker's goes,
+/// the journal say; a detached daemon gets /dev/null unless -o or -e say otherwise.
+fn unset_stream(cli: &Cli) -> Stream {
+    if cli.foreground { Stream::Inherit } else { Stream::Null }
+}
+
+/// Exec mode: the daemon becomes COMMAND; with --wait-ready, wait here for its readiness.
+fn start_exec(
+    cli: &Cli,
+    context: DaemonContext,
+    command: &Command,
+    program: &Path,
+    mut listener: Option<ReadyListener>,
+) -> Result<(), Error> {
+    let output = |path: &PathBuf| match cli.append {
+        true => Stream::Append(path.clone()),
+        false => Stream::Truncate(path.clone()),
+    };
+    let mut context = context
+        .stdout(cli.stdout.as_ref().map_or_else(|| unset_stream(cli), output))
+        .stderr(cli.stderr.as_ref().map_or_else(|| unset_stream(cli), output));
+    let installed = match &mut listener {
+        Some(listener) => listener.install_write_end().map_err(ready_error)?,
+        None => None,
+    };
+    if let Some(fd) = installed {
+        context = context.preserve_fd(fd);
     }
-    Ok(())
+    let pid = context.exec(command).map_err(|e| name_program(e, program))?;
+    if cli.verbose {
+        eprintln!("daemonize: started {} (pid {pid})", program.display());
+    }
+    match listener {
+        Some(mut listener) => {
+            listener.close_write_end(installed.is_some());
+            wait_for_readiness(cli, listener, pid, program)
+        }
+        None => Ok(()),
+    }
+}
+
+/// Waits for the exec'd daemon (our child, adopted as subreaper) to say it is ready; if it
+/// exits or times out instead, stops it, removes the pidfile and fails.
+fn wait_for_readiness(
+    cli: &Cli,
+    mut listener: ReadyListener,
+    pid: u32,
+    program: &Path,
+) -> Result<(), Error> {
+    let deadline = Instant::now() + cli.ready_timeout;
+    let verbose = cli.verbose;
+    let readiness = listener
+        .wait(pid, Some(deadline), |status| {
+            if verbose {
+                eprintln!("daemonize: status: {status}");
+            }
+        })
+        .map_err(|e| Error::os(Step::WaitReady, program, e));
+    let failure = match readiness? {
+        Readiness::Ready(main) => {
+            if let (true, Some(path)) = (main != pid, &cli.pidfile) {
+                pidfile::replace_pid(path, main)
+                    .map_err(|e| Error::os(Step::WritePidfile, path, e))?;
+            }
+            if verbose {
+                eprintln!("daemonize: {} is ready (pid {main})", program.display());
+            }
+            return Ok(());
+        }
+        Readiness::Exited(main) => Error::DaemonDied {
+            pid: main,
+            status: detach::reap(pid as i32, Duration::from_secs(5)),
+        },
+        Readiness::TimedOut(main) => {
+            let schedule = Schedule(vec![
+                ScheduleItem::Signal(libc::SIGTERM),
+                ScheduleItem::Wait(cli.kill_after),
+                ScheduleItem::Signal(libc::SIGKILL),
+                ScheduleItem::Wait(Duration::from_secs(5)),
+            ]);
+            let _ = stop::stop_process(main, &schedule);
+            detach::reap(pid as i32, Duration::from_secs(5));
+            Error::ReadyTimeout { pid: main, seconds: cli.ready_timeout.as_secs_f64() }
+        }
+    };
+    if let Some(path) = &cli.pidfile {
+        let _ = Pidfile::remove_stale(path);
+    }
+    Err(failure)
+}
+
+/// Supervise mode: the daemon stays as COMMAND's supervisor; files, syslog and the readiness
+/// listener are opened here first, so their errors show.
+fn start_supervised(
+    cli: &Cli,
+    context: DaemonContext,
+    command: &Command,
+    program: PathBuf,
+    ready: Option<ReadyListener>,
+) -> Result<(), Error> {
+    let syslog =
+        cli.syslog.as_ref().map(|facility| connect_syslog(cli, facility, command)).transpose()?;
+    let config = SupervisorConfig {
+        argv: command.argv().to_vec(),
+        env: command.env().to_vec(),
+        restart: match cli.restart {
+            RestartArg::No => Restart::No,
+            RestartArg::OnFailure => Restart::OnFailure,
+            RestartArg::Always => Restart::Always,
+        },
+        restart_delay: cli.restart_delay,
+        restart_max_delay: cli.restart_max_delay.max(cli.restart_delay),
+        max_restarts: cli.max_restarts,
+        restart_window: cli.restart_window,
+        kill_after: cli.kill_after,
+        child_pidfile: cli.child_pidfile.clone(),
+        ready,
+        ready_timeout: cli.wait_ready.map(|_| cli.ready_timeout),
+        stdout: sink(cli, cli.stdout.as_deref())?,
+        stderr: sink(cli, cli.stderr.as_deref())?,
+        syslog,
+        program: program.clone(),
+    };
+    let mut daemon = context
+        .stdout(unset_stream(cli))
+        .stderr(unset_stream(cli))
+        .files_preserve(config.descriptors())
+        .ready_on_open(false)
+        .open()
+        .map_err(|e| name_program(e, &program))?;
+    let code = supervise::supervise(config, &mut daemon);
+    drop(daemon); // removes the pidfile
+    std::process::exit(code)
+}
+
+/// Where one of COMMAND's streams goes under the supervisor: the file, else syslog, else null.
+fn sink(cli: &Cli, file: Option<&Path>) -> Result<Sink, Error> {
+    match file {
+        Some(path) => {
+            if !cli.append {
+                std::fs::File::create(path).map_err(|e| Error::os(Step::OpenStream, path, e))?;
+            }
+            LogFile::open(path).map(Sink::File).map_err(|e| Error::os(Step::OpenStream, path, e))
+        }
+        None if cli.syslog.is_some() => Ok(Sink::Syslog),
+        None => Ok(Sink::Null),
+    }
+}
+
+fn connect_syslog(cli: &Cli, facility: &str, command: &Command) -> Result<SyslogWriter, Error> {
+    let basename = || {
+        let argv0 = Path::new(&command.argv()[0]);
+        argv0.file_name().unwrap_or(argv0.as_os_str()).to_string_lossy().into_owned()
+    };
+    let config = SyslogConfig {
+        facility: output::parse_facility(facility).expect("checked by clap"),
+        tag: cli.syslog_tag.clone().unwrap_or_else(basename),
+        socket: Some(cli.syslog_socket.clone()),
+        stdout_severity: output::parse_severity(&cli.syslog_stdout_priority)
+            .expect("checked by clap"),
+        stderr_severity: output::parse_severity(&cli.syslog_stderr_priority)
+            .expect("checked by clap"),
+    };
+    SyslogWriter::connect(config).map_err(|e| Error::os(Step::OpenStream, &cli.syslog_socket, e))
+}
+
+fn ready_listener(how: WaitReady) -> Result<ReadyListener, Error> {
+    match how {
+        WaitReady::Notify => ReadyListener::notify_socket(),
+        WaitReady::Fd(fd) => ReadyListener::fd(fd),
+    }
+    .map_err(ready_error)
+}
+
+fn ready_error(e: std::io::Error) -> Error {
+    Error::os_nopath(Step::WaitReady, e)
+}
+
+/// The daemon reports a failed `execve(2)` or readiness by step and errno only: name COMMAND.
+fn name_program(error: Error, program: &Path) -> Error {
+    match error.step() {
+        Some(Step::Exec | Step::WaitReady) => error.with_path(program),
+        _ => error,
+    }
 }
 
 /// The inherited environment (unless cleared), with the `-E` variables set over it.

@@ -26,19 +26,43 @@ impl Command {
         Command { argv, env }
     }
 
+    /// The argument vector, `argv[0]` included.
+    pub fn argv(&self) -> &[OsString] {
+        &self.argv
+    }
+
+    /// The whole environment the program gets.
+    pub fn env(&self) -> &[(OsString, OsString)] {
+        &self.env
+    }
+
+    /// Adds (or replaces) one environment variable.
+    pub fn set_env(&mut self, name: OsString, value: OsString) {
+        self.env.retain(|(existing, _)| *existing != name);
+        self.env.push((name, value));
+    }
+
+    /// Looks the program up as the daemon will (on `PATH`, inside `root` if given).
+    ///
+    /// # Errors
+    /// [`Error::Os`] with [`Step::Exec`] and `ENOENT` when nothing is found, `EINVAL` for an
+    /// empty `argv`.
+    pub fn resolve(&self, root: Option<&Path>) -> Result<PathBuf, Error> {
+        let Some(name) = self.argv.first() else {
+            return Err(Error::os_nopath(Step::Exec, io::Error::from_raw_os_error(libc::EINVAL)));
+        };
+        let path_var = self.env.iter().find(|(k, _)| k == "PATH").map(|(_, v)| v.as_os_str());
+        resolve_program(name, path_var, root)
+            .ok_or_else(|| Error::os(Step::Exec, name, io::Error::from_raw_os_error(libc::ENOENT)))
+    }
+
     /// Resolves the program and builds the arrays for `execve(2)`; `root` is the chroot.
     ///
     /// # Errors
     /// [`Error::Os`] with [`Step::Exec`]: `ENOENT` when nothing is found on `PATH`, `EINVAL` for
     /// an empty `argv` or a NUL byte inside a string.
     pub(crate) fn prepare(&self, root: Option<&Path>) -> Result<ExecImage, Error> {
-        let Some(name) = self.argv.first() else {
-            return Err(Error::os_nopath(Step::Exec, io::Error::from_raw_os_error(libc::EINVAL)));
-        };
-        let path_var = self.env.iter().find(|(k, _)| k == "PATH").map(|(_, v)| v.as_os_str());
-        let program = resolve_program(name, path_var, root).ok_or_else(|| {
-            Error::os(Step::Exec, name, io::Error::from_raw_os_error(libc::ENOENT))
-        })?;
+        let program = self.resolve(root)?;
         let invalid =
             |what: &OsStr| Error::os(Step::Exec, what, io::Error::from_raw_os_error(libc::EINVAL));
         let to_c = |s: &OsStr| CString::new(s.as_bytes()).map_err(|_| invalid(s));

@@ -614,6 +614,16 @@ impl Daemon {
             .map_err(|e| Error::os_nopath(Step::Report, io::Error::from_raw_os_error(e)))
     }
 
+    /// Tells the original process that `step` failed with `error` (one `send(2)`), instead of
+    /// being ready: its `open()` then returns [`Error::Os`] with that step and OS error. The
+    /// daemon should exit afterwards. Does nothing once [`Daemon::ready`] was called.
+    pub fn report_failure(&mut self, step: Step, error: &io::Error) {
+        if let Some(report) = self.report.take() {
+            let errno = error.raw_os_error().unwrap_or(libc::EIO);
+            let _ = ready::send(report.as_raw_fd(), Record::Failed(step, errno));
+        }
+    }
+
     /// The signals mapped to [`SignalAction::Deliver`], as signal-hook's iterator: `None` when
     /// no signal is mapped so.
     ///

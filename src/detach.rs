@@ -114,7 +114,7 @@ impl Drop for Subreaper {
 
 /// Waits up to `timeout` for the child `pid` to end and reaps it: `pidfd_open(2)`, `poll(2)`,
 /// `waitpid(2)`. `None` if it is not our child or still runs.
-pub(crate) fn reap(pid: libc::pid_t, timeout: Duration) -> Option<ExitStatus> {
+pub fn reap(pid: libc::pid_t, timeout: Duration) -> Option<ExitStatus> {
     wait_for_exit(pid, timeout);
     let mut status = 0;
     // SAFETY: status is a valid out-pointer; WNOHANG never blocks.

@@ -56,10 +56,14 @@ pub enum Step {
     Report,
     /// Running the command: `execve(2)`.
     Exec,
+    /// Starting the supervisor: `prctl(2)` `PR_SET_CHILD_SUBREAPER`, `signalfd(2)`.
+    Supervise,
+    /// Waiting for the command to say it is ready (`READY=1`, or a newline on the ready fd).
+    WaitReady,
 }
 
 impl Step {
-    const ALL: [Step; 21] = [
+    const ALL: [Step; 23] = [
         Step::Preflight,
         Step::OpenPidfile,
         Step::LockPidfile,
@@ -81,6 +85,8 @@ impl Step {
         Step::Redirect,
         Step::Report,
         Step::Exec,
+        Step::Supervise,
+        Step::WaitReady,
     ];
 
     /// The step whose byte is `byte`, as sent over the report pipe.
@@ -112,6 +118,8 @@ impl Step {
             Step::Redirect => "cannot redirect standard streams",
             Step::Report => "cannot report to the original process",
             Step::Exec => "cannot execute",
+            Step::Supervise => "cannot start the supervisor",
+            Step::WaitReady => "gave up waiting for readiness of",
         }
     }
 }
@@ -192,6 +200,17 @@ impl Error {
             Error::UnknownUser { .. } => Some(Step::LookupUser),
             Error::MultiThreaded { .. } => Some(Step::Preflight),
             Error::DaemonDied { .. } | Error::ReadyTimeout { .. } => Some(Step::Report),
+        }
+    }
+
+    /// Fills in the path of an [`Error::Os`] that has none (the daemon reports only the step and
+    /// the errno; the caller may know the file).
+    pub fn with_path(self, path: impl AsRef<Path>) -> Error {
+        match self {
+            Error::Os { step, path: None, source } => {
+                Error::Os { step, path: Some(path.as_ref().to_path_buf()), source }
+            }
+            other => other,
         }
     }
 

@@ -34,10 +34,13 @@ mod creds;
 pub mod detach;
 pub mod error;
 pub mod fds;
+pub mod notify;
+pub mod output;
 pub mod pidfile;
 mod ready;
 pub mod signals;
 pub mod stop;
+pub mod supervise;
 
 pub use command::Command;
 pub use context::{DEFAULT_READY_TIMEOUT, Daemon, DaemonContext};

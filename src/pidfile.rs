@@ -161,6 +161,20 @@ impl Pidfile {
         Ok(())
     }
 
+    /// Removes the pidfile at `path` if nobody holds it (a daemon that died and left it):
+    /// locks it, then removes it. `Ok(false)` when a live daemon holds it, or there is none.
+    ///
+    /// # Errors
+    /// As [`Pidfile::acquire`] and [`Pidfile::remove`].
+    pub fn remove_stale(path: impl AsRef<Path>) -> Result<bool, Error> {
+        match Pidfile::acquire(path.as_ref(), DEFAULT_MODE) {
+            Ok(Acquire::Locked(pidfile)) => pidfile.remove().map(|()| true),
+            Ok(Acquire::HeldBy(_)) => Ok(false),
+            Err(Error::Os { source, .. }) if source.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     /// The path this pidfile was opened at.
     pub fn path(&self) -> &Path {
         &self.path
@@ -194,6 +208,20 @@ impl AsRawFd for Pidfile {
     fn as_raw_fd(&self) -> RawFd {
         self.fd.as_raw_fd()
     }
+}
+
+/// Writes `pid` into the pidfile at `path` of a running daemon, for a daemon whose main
+/// process changed (`MAINPID=`): `open(2)` with `O_NOFOLLOW`, `fcntl(2)` `F_OFD_GETLK` (the lock
+/// must be held by the daemon), then `ftruncate(2)`, `pwrite(2)`, `fsync(2)`.
+///
+/// # Errors
+/// The OS error of a failed call; `NotFound` when nobody holds the lock.
+pub fn replace_pid(path: &Path, pid: u32) -> io::Result<()> {
+    let fd = open_raw(&path_to_cstring(path)?, libc::O_WRONLY, 0)?;
+    if !is_locked(fd.as_fd())? {
+        return Err(io::Error::new(io::ErrorKind::NotFound, "no daemon holds the pidfile"));
+    }
+    write_pid_fd(fd.as_raw_fd(), pid).map_err(io::Error::from_raw_os_error)
 }
 
 /// Parses a pidfile's content: decimal digits of a pid greater than zero, then an optional

@@ -17,7 +17,7 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
-use crate::pidfile::{Acquire, Pidfile, Status};
+use crate::pidfile::{Pidfile, Status};
 
 /// One item of a retry schedule.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -181,17 +181,36 @@ pub fn stop(path: &Path, schedule: &Schedule) -> Result<Stopped, StopError> {
     if holds_pidfile(pid, path) == Some(false) {
         return Err(StopError::NotTheHolder(pid));
     }
+    let left = follow_schedule(&pidfd, pid, schedule)?;
+    if left.is_empty() { Ok(finish(path, pid)) } else { Ok(Stopped::StillRunning(left)) }
+}
+
+/// Stops the process `pid` (pinned by a pidfd) and its process group, when it leads one of its
+/// own session, by following `schedule`; returns the pids still alive at the end.
+///
+/// # Errors
+/// [`StopError::Signal`] when `pidfd_open(2)` or `kill(2)` fails (other than for a process
+/// already gone).
+pub fn stop_process(pid: u32, schedule: &Schedule) -> Result<Vec<u32>, StopError> {
+    match pidfd_open(pid) {
+        Ok(pidfd) => follow_schedule(&pidfd, pid, schedule),
+        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Ok(Vec::new()),
+        Err(e) => Err(StopError::Signal(pid, e)),
+    }
+}
+
+fn follow_schedule(pidfd: &OwnedFd, pid: u32, schedule: &Schedule) -> Result<Vec<u32>, StopError> {
     let target = own_group(pid).map_or(pid as i32, |pgid| -pgid);
-    let mut waited = Vec::new();
+    let mut left = Vec::new();
     let mut index = 0;
     while index < schedule.0.len() {
         match schedule.0[index] {
-            ScheduleItem::Signal(signal) => send(&pidfd, target, pid, signal)?,
+            ScheduleItem::Signal(signal) => send(pidfd, target, pid, signal)?,
             ScheduleItem::Wait(timeout) => {
                 let deadline = Instant::now() + timeout;
-                waited = wait_group_gone(&pidfd, pid, target, deadline);
-                if waited.is_empty() {
-                    return Ok(finish(path, pid));
+                left = wait_group_gone(pidfd, pid, target, deadline);
+                if left.is_empty() {
+                    return Ok(left);
                 }
             }
             ScheduleItem::Forever => {
@@ -201,10 +220,10 @@ pub fn stop(path: &Path, schedule: &Schedule) -> Result<Stopped, StopError> {
         }
         index += 1;
     }
-    if waited.is_empty() {
-        waited = wait_group_gone(&pidfd, pid, target, Instant::now());
+    if left.is_empty() {
+        left = wait_group_gone(pidfd, pid, target, Instant::now());
     }
-    if waited.is_empty() { Ok(finish(path, pid)) } else { Ok(Stopped::StillRunning(waited)) }
+    Ok(left)
 }
 
 /// The daemon is gone: remove its pidfile if it was left (killed by SIGKILL, say).
@@ -213,11 +232,9 @@ fn finish(path: &Path, pid: u32) -> Stopped {
     Stopped::Stopped(pid)
 }
 
-/// Removes a pidfile nobody holds: lock it, then remove it (a holder would keep it).
+/// Removes a pidfile nobody holds.
 fn remove_stale(path: &Path) {
-    if let Ok(Acquire::Locked(pidfile)) = Pidfile::acquire(path, crate::pidfile::DEFAULT_MODE) {
-        let _ = pidfile.remove();
-    }
+    let _ = Pidfile::remove_stale(path);
 }
 
 /// The process group to signal: the daemon's, when the daemon's group is the one its own

@@ -1,0 +1,431 @@
+//! Readiness of a command, as the command itself reports it: systemd's `sd_notify(3)` protocol
+//! (`READY=1` over `$NOTIFY_SOCKET`) or s6's (a newline written to a descriptor).
+//!
+//! The notify socket is a `SOCK_DGRAM` Unix socket in the abstract namespace (reachable from a
+//! chroot, nothing to remove afterwards), with `SO_PASSCRED`: each message arrives with its
+//! sender's pid (`SCM_CREDENTIALS`), and only the watched process or one of its descendants is
+//! believed, so no other local process can declare the daemon ready. `STATUS=` lines are
+//! passed to the caller; `MAINPID=` names the process to watch from then on.
+//!
+//! System calls: `socket(2)`, `bind(2)`, `setsockopt(2)`, `recvmsg(2)`, `pipe2(2)`, `dup2(2)`,
+//! `poll(2)`, `read(2)`.
+#![allow(unsafe_code)]
+
+use std::ffi::OsString;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::time::Instant;
+
+/// Where the command reports readiness.
+#[derive(Debug)]
+pub enum ReadyListener {
+    /// `$NOTIFY_SOCKET`: the socket and its address as the variable spells it (`@name`).
+    Notify {
+        /// The bound socket.
+        socket: OwnedFd,
+        /// The value for `NOTIFY_SOCKET`.
+        address: String,
+    },
+    /// s6 style: the command writes a newline to descriptor `target`.
+    Fd {
+        /// The read end, kept by the waiting process.
+        read: OwnedFd,
+        /// The write end, to be put on `target` in the command.
+        write: Option<OwnedFd>,
+        /// The descriptor number the command writes to.
+        target: RawFd,
+        /// Whether the command closed its end without writing a newline.
+        closed: bool,
+    },
+}
+
+/// What one look at the listener found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Notice {
+    /// `READY=1`, or a newline on the ready descriptor.
+    Ready,
+    /// `STATUS=text`.
+    Status(String),
+    /// `MAINPID=pid`: the daemon's main process is now this one.
+    MainPid(u32),
+}
+
+/// How a wait for readiness ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Readiness {
+    /// The command said it is ready; the main pid is this one (changed by `MAINPID=`).
+    Ready(u32),
+    /// The watched process exited first.
+    Exited(u32),
+    /// The deadline passed first.
+    TimedOut(u32),
+}
+
+impl ReadyListener {
+    /// A notify socket bound to a fresh abstract address: `socket(2)`, `bind(2)`,
+    /// `setsockopt(2)` `SO_PASSCRED`.
+    ///
+    /// # Errors
+    /// The OS error of the failed call.
+    pub fn notify_socket() -> io::Result<ReadyListener> {
+        // SAFETY: socket takes plain integers and returns a new descriptor or -1.
+        let fd = unsafe {
+            libc::socket(
+                libc::AF_UNIX,
+                libc::SOCK_DGRAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
+                0,
+            )
+        };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: socket just returned this descriptor; nothing else owns it.
+        let socket = unsafe { OwnedFd::from_raw_fd(fd) };
+        let name = format!("daemonize/notify/{}/{}", std::process::id(), unique());
+        bind_abstract(&socket, &name)?;
+        let on: libc::c_int = 1;
+        // SAFETY: on is a valid int for the option's length.
+        let rc = unsafe {
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_PASSCRED,
+                (&on as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(ReadyListener::Notify { socket, address: format!("@{name}") })
+    }
+
+    /// A pipe whose write end the command gets on descriptor `target` (3 or more).
+    ///
+    /// # Errors
+    /// `EINVAL` for a target below 3; the OS error of `pipe2(2)`.
+    pub fn fd(target: RawFd) -> io::Result<ReadyListener> {
+        if target < 3 {
+            return Err(io::Error::from_raw_os_error(libc::EINVAL));
+        }
+        let mut fds = [0 as RawFd; 2];
+        // SAFETY: fds is a valid array of two ints for pipe2 to fill.
+        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: pipe2 just returned these two descriptors; each gets exactly one owner.
+        let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        // The write end is blocking for the command, whatever the read end is.
+        // SAFETY: F_SETFL takes an int flag set.
+        unsafe { libc::fcntl(write.as_raw_fd(), libc::F_SETFL, 0) };
+        Ok(ReadyListener::Fd { read, write: Some(write), target, closed: false })
+    }
+
+    /// The environment variable the command needs, if any: `NOTIFY_SOCKET=@…`.
+    pub fn environment(&self) -> Option<(OsString, OsString)> {
+        match self {
+            ReadyListener::Notify { address, .. } => {
+                Some(("NOTIFY_SOCKET".into(), address.clone().into()))
+            }
+            ReadyListener::Fd { .. } => None,
+        }
+    }
+
+    /// For the fd style: the write end's number and its target, for `dup2(2)` in the command.
+    pub fn write_end(&self) -> Option<(RawFd, RawFd)> {
+        match self {
+            ReadyListener::Fd { write: Some(write), target, .. } => {
+                Some((write.as_raw_fd(), *target))
+            }
+            _ => None,
+        }
+    }
+
+    /// For the fd style, in a process about to become the command: puts the write end on its
+    /// target number (not close-on-exec) with `dup2(2)`, and returns the target to preserve.
+    ///
+    /// # Errors
+    /// The OS error of `dup2(2)`.
+    pub fn install_write_end(&mut self) -> io::Result<Option<RawFd>> {
+        let ReadyListener::Fd { read, write: Some(write), target, .. } = self else {
+            return Ok(None);
+        };
+        if read.as_raw_fd() == *target {
+            // SAFETY: F_DUPFD_CLOEXEC returns a new descriptor or -1.
+            let moved = unsafe { libc::fcntl(read.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 3) };
+            if moved < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // SAFETY: fcntl just returned this descriptor; the old one is closed by the drop.
+            *read = unsafe { OwnedFd::from_raw_fd(moved) };
+        }
+        // SAFETY: both are open descriptors; dup2 replaces target (the caller chose it).
+        if unsafe { libc::dup2(write.as_raw_fd(), *target) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Some(*target))
+    }
+
+    /// Closes the waiting side's copy of the write end (and of its installed target), once the
+    /// command has it, so that the command closing it reads as end of file.
+    pub fn close_write_end(&mut self, installed: bool) {
+        if let ReadyListener::Fd { write, target, .. } = self {
+            if installed && write.is_some() {
+                // SAFETY: target was installed by install_write_end and is owned by nobody else.
+                unsafe { libc::close(*target) };
+            }
+            write.take();
+        }
+    }
+
+    /// The descriptor to `poll(2)` for input; `None` once an fd-style listener saw end of file.
+    pub fn poll_fd(&self) -> Option<RawFd> {
+        match self {
+            ReadyListener::Notify { socket, .. } => Some(socket.as_raw_fd()),
+            ReadyListener::Fd { read, closed: false, .. } => Some(read.as_raw_fd()),
+            ReadyListener::Fd { .. } => None,
+        }
+    }
+
+    /// Reads what is waiting, without blocking; messages from processes other than `main` and
+    /// its descendants are dropped.
+    pub fn read_notices(&mut self, main: u32) -> Vec<Notice> {
+        match self {
+            ReadyListener::Notify { socket, .. } => read_datagrams(socket, main),
+            ReadyListener::Fd { read, closed, .. } => read_newline(read, closed),
+        }
+    }
+
+    /// Waits for readiness of `main` (a process whose exit a pidfd shows) until `deadline`;
+    /// `on_status` gets each `STATUS=` text.
+    ///
+    /// # Errors
+    /// The OS error of `pidfd_open(2)` or `poll(2)`.
+    pub fn wait(
+        &mut self,
+        mut main: u32,
+        deadline: Option<Instant>,
+        mut on_status: impl FnMut(&str),
+    ) -> io::Result<Readiness> {
+        let mut pidfd = crate::stop::pidfd_open(main)?;
+        loop {
+            let listener = self.poll_fd().unwrap_or(-1);
+            let mut fds = [
+                libc::pollfd { fd: listener, events: libc::POLLIN, revents: 0 },
+                libc::pollfd { fd: pidfd.as_raw_fd(), events: libc::POLLIN, revents: 0 },
+            ];
+            let timeout = deadline.map_or(-1, |d| {
+                let left = d.saturating_duration_since(Instant::now());
+                i32::try_from(left.as_millis()).unwrap_or(i32::MAX)
+            });
+            // SAFETY: fds is a valid array of two pollfds (a negative fd is ignored by poll).
+            let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, timeout) };
+            if n < 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+            if fds[0].revents != 0 {
+                for notice in self.read_notices(main) {
+                    match notice {
+                        Notice::Ready => return Ok(Readiness::Ready(main)),
+                        Notice::Status(text) => on_status(&text),
+                        Notice::MainPid(pid) => {
+                            if let Ok(fd) = crate::stop::pidfd_open(pid) {
+                                (main, pidfd) = (pid, fd);
+                            }
+                        }
+                    }
+                }
+                continue;
+            }
+            if fds[1].revents != 0 {
+                return Ok(Readiness::Exited(main));
+            }
+            if n == 0 {
+                return Ok(Readiness::TimedOut(main));
+            }
+        }
+    }
+}
+
+/// A number unlikely to repeat within this process: the clock's nanoseconds and a counter.
+fn unique() -> u64 {
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos() as u64);
+    nanos ^ (COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed) << 32)
+}
+
+/// `bind(2)` to `\0name` in the abstract namespace.
+fn bind_abstract(socket: &OwnedFd, name: &str) -> io::Result<()> {
+    // SAFETY: sockaddr_un is plain old data; all-zero is a valid value.
+    let mut address: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    address.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    let bytes = name.as_bytes();
+    if bytes.len() + 1 > address.sun_path.len() {
+        return Err(io::Error::from_raw_os_error(libc::ENAMETOOLONG));
+    }
+    for (slot, byte) in address.sun_path[1..].iter_mut().zip(bytes) {
+        *slot = *byte as libc::c_char;
+    }
+    let length = std::mem::size_of::<libc::sa_family_t>() + 1 + bytes.len();
+    // SAFETY: address is a valid sockaddr_un and length covers the family and the name.
+    let rc = unsafe {
+        libc::bind(
+            socket.as_raw_fd(),
+            (&address as *const libc::sockaddr_un).cast(),
+            length as libc::socklen_t,
+        )
+    };
+    if rc != 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
+}
+
+/// Receives every waiting datagram with its sender's credentials (`recvmsg(2)`).
+fn read_datagrams(socket: &OwnedFd, main: u32) -> Vec<Notice> {
+    let mut notices = Vec::new();
+    loop {
+        let mut buf = [0u8; 4096];
+        let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
+        // Room for one SCM_CREDENTIALS message; anything else (passed fds) is truncated, and the
+        // kernel closes truncated descriptors, which also answers sd_notify_barrier(3).
+        let mut control = [0u64; 8];
+        // SAFETY: msghdr is plain old data; all-zero is a valid value before the fields are set.
+        let mut header: libc::msghdr = unsafe { std::mem::zeroed() };
+        header.msg_iov = &mut iov;
+        header.msg_iovlen = 1;
+        header.msg_control = control.as_mut_ptr().cast();
+        header.msg_controllen = std::mem::size_of_val(&control) as _;
+        // SAFETY: header points to valid buffers for its lengths for the duration of the call.
+        let n = unsafe { libc::recvmsg(socket.as_raw_fd(), &mut header, libc::MSG_CMSG_CLOEXEC) };
+        if n < 0 {
+            return notices; // EAGAIN: nothing more waiting
+        }
+        let sender = sender_pid(&header);
+        if sender.is_some_and(|pid| is_self_or_descendant(pid, main)) {
+            notices.extend(parse_notify(&buf[..n as usize]));
+        }
+    }
+}
+
+/// The pid in the `SCM_CREDENTIALS` control message of a received datagram.
+fn sender_pid(header: &libc::msghdr) -> Option<u32> {
+    // SAFETY: header was filled by recvmsg; the CMSG macros walk its control buffer within the
+    // length the kernel set.
+    unsafe {
+        let mut cmsg = libc::CMSG_FIRSTHDR(header);
+        while !cmsg.is_null() {
+            if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_CREDENTIALS
+            {
+                let creds = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg) as *const libc::ucred);
+                return u32::try_from(creds.pid).ok();
+            }
+            cmsg = libc::CMSG_NXTHDR(header, cmsg);
+        }
+    }
+    None
+}
+
+/// Whether `pid` is `main` or descends from it (following `/proc/PID/stat` parent links).
+fn is_self_or_descendant(mut pid: u32, main: u32) -> bool {
+    for _ in 0..64 {
+        if pid == main {
+            return true;
+        }
+        match parent_of(pid) {
+            Some(parent) if parent > 1 => pid = parent,
+            _ => return false,
+        }
+    }
+    false
+}
+
+fn parent_of(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')')?.1.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Parses an `sd_notify(3)` datagram: newline-separated `KEY=VALUE` assignments.
+pub fn parse_notify(message: &[u8]) -> Vec<Notice> {
+    let text = String::from_utf8_lossy(message);
+    text.lines()
+        .filter_map(|line| match line.split_once('=')? {
+            ("READY", "1") => Some(Notice::Ready),
+            ("STATUS", status) => Some(Notice::Status(status.to_string())),
+            ("MAINPID", pid) => pid.parse().ok().filter(|p| *p > 1).map(Notice::MainPid),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Reads the ready pipe: a newline means ready; end of file means the command gave up its end.
+fn read_newline(read: &OwnedFd, closed: &mut bool) -> Vec<Notice> {
+    let mut buf = [0u8; 512];
+    loop {
+        // SAFETY: buf is writable for its length.
+        let n = unsafe { libc::read(read.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+        match n {
+            0 => {
+                *closed = true;
+                return Vec::new();
+            }
+            n if n > 0 => {
+                if buf[..n as usize].contains(&b'\n') {
+                    return vec![Notice::Ready];
+                }
+            }
+            _ => return Vec::new(), // EAGAIN
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_sd_notify_messages() {
+        let notices = parse_notify(b"STATUS=warming up\nMAINPID=4242\nREADY=1\nWATCHDOG=1\n");
+        assert_eq!(
+            notices,
+            vec![Notice::Status("warming up".into()), Notice::MainPid(4242), Notice::Ready]
+        );
+        assert_eq!(parse_notify(b"READY=0"), vec![]);
+        assert_eq!(parse_notify(b"MAINPID=1"), vec![]);
+        assert_eq!(parse_notify(b"\xff\xfe"), vec![]);
+    }
+
+    #[test]
+    fn notify_socket_believes_only_the_watched_process_tree() {
+        let mut listener = ReadyListener::notify_socket().unwrap();
+        let (_, address) = listener.environment().unwrap();
+        let name = address.to_str().unwrap().strip_prefix('@').unwrap().to_string();
+        let sender = std::os::unix::net::UnixDatagram::unbound().unwrap();
+        let address = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
+        use std::os::linux::net::SocketAddrExt;
+        sender.send_to_addr(b"READY=1", &address).unwrap();
+        // This test process sent it: it is its own "main" process, and not pid 1's descendant.
+        assert_eq!(listener.read_notices(std::process::id()), vec![Notice::Ready]);
+        sender.send_to_addr(b"READY=1", &address).unwrap();
+        assert_eq!(listener.read_notices(1), vec![]);
+    }
+
+    #[test]
+    fn ready_fd_sees_a_newline_and_end_of_file() {
+        let mut listener = ReadyListener::fd(9).unwrap();
+        let (write, target) = listener.write_end().unwrap();
+        assert_eq!(target, 9);
+        // SAFETY: write is the open write end of the pipe.
+        unsafe { libc::write(write, b"x".as_ptr().cast(), 1) };
+        assert_eq!(listener.read_notices(0), vec![]);
+        // SAFETY: as above.
+        unsafe { libc::write(write, b"\n".as_ptr().cast(), 1) };
+        assert_eq!(listener.read_notices(0), vec![Notice::Ready]);
+        listener.close_write_end(false);
+        assert_eq!(listener.read_notices(0), vec![]);
+        assert_eq!(listener.poll_fd(), None);
+    }
+}

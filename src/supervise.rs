@@ -1,0 +1,724 @@
+//! The supervisor: a daemon that runs COMMAND as its child, restarts it by policy, forwards
+//! signals, relays its output, and on stop leaves nothing behind.
+//!
+//! The supervisor is a child subreaper (`prctl(2)` `PR_SET_CHILD_SUBREAPER`): whatever COMMAND
+//! starts and orphans is re-parented to it, so a stop finds and kills every descendant, even one
+//! that double-forked or left COMMAND's process group. COMMAND runs in a process group of its
+//! own (`setpgid(2)`).
+//!
+//! It blocks in `poll(2)` on a `signalfd(2)` (the forwarded signals and `SIGCHLD`), the output
+//! pipes and the readiness listener; a timeout is set only while a deadline exists (restart
+//! delay, kill-after, ready timeout), so an idle supervisor never wakes up.
+
+#![allow(unsafe_code)]
+
+use std::collections::VecDeque;
+use std::ffi::OsString;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::PathBuf;
+use std::process::{ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::context::Daemon;
+use crate::error::Step;
+use crate::notify::{Notice, ReadyListener};
+use crate::output::{LineBuffer, LogFile, SyslogWriter};
+use crate::signals::{self, Dispositions, SignalMap};
+
+/// A child that ran at least this long resets the restart delay to its initial value.
+pub const STABLE_RUN: Duration = Duration::from_secs(10);
+
+/// The exit status when the supervisor gives up (too many restarts) after a successful exit.
+const EXIT_GAVE_UP: i32 = 1;
+
+/// The signals passed on to COMMAND (`SIGHUP` also reopens the log files).
+const FORWARDED: [i32; 7] = [
+    libc::SIGINT,
+    libc::SIGHUP,
+    libc::SIGQUIT,
+    libc::SIGUSR1,
+    libc::SIGUSR2,
+    libc::SIGWINCH,
+    libc::SIGCONT,
+];
+
+/// When COMMAND is started again after it exits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Restart {
+    /// Never: the supervisor exits with COMMAND.
+    No,
+    /// When COMMAND exits non-zero or dies of a signal.
+    OnFailure,
+    /// Whenever COMMAND exits.
+    Always,
+}
+
+/// Where one of COMMAND's output streams goes.
+#[derive(Debug)]
+pub enum Sink {
+    /// `/dev/null`: COMMAND gets it directly, no pipe.
+    Null,
+    /// A file the supervisor holds and reopens on `SIGHUP`.
+    File(LogFile),
+    /// Syslog, one message per line.
+    Syslog,
+}
+
+/// Everything the supervisor needs; built in the original process, where errors still show.
+#[derive(Debug)]
+pub struct SupervisorConfig {
+    /// The program (already resolved on `PATH`).
+    pub program: PathBuf,
+    /// COMMAND's argument vector, `argv[0]` included.
+    pub argv: Vec<OsString>,
+    /// COMMAND's whole environment.
+    pub env: Vec<(OsString, OsString)>,
+    /// The restart policy.
+    pub restart: Restart,
+    /// The first restart delay; it doubles at each restart up to `restart_max_delay`.
+    pub restart_delay: Duration,
+    /// The longest restart delay.
+    pub restart_max_delay: Duration,
+    /// Give up after this many restarts within `restart_window`.
+    pub max_restarts: Option<u32>,
+    /// The window for `max_restarts`.
+    pub restart_window: Duration,
+    /// How long a stop waits after `SIGTERM` before `SIGKILL`.
+    pub kill_after: Duration,
+    /// A file to write COMMAND's pid into.
+    pub child_pidfile: Option<PathBuf>,
+    /// How COMMAND says it is ready, if it does.
+    pub ready: Option<ReadyListener>,
+    /// How long to wait for COMMAND to be ready.
+    pub ready_timeout: Option<Duration>,
+    /// COMMAND's stdout.
+    pub stdout: Sink,
+    /// COMMAND's stderr.
+    pub stderr: Sink,
+    /// The syslog connection, when a sink is [`Sink::Syslog`].
+    pub syslog: Option<SyslogWriter>,
+}
+
+impl SupervisorConfig {
+    /// The descriptors the supervisor needs across [`crate::DaemonContext::open`]: log files,
+    /// syslog socket, readiness listener. Pass them to `files_preserve`.
+    pub fn descriptors(&self) -> Vec<RawFd> {
+        let mut fds = Vec::new();
+        for sink in [&self.stdout, &self.stderr] {
+            if let Sink::File(file) = sink {
+                fds.push(file.as_raw_fd());
+            }
+        }
+        fds.extend(self.syslog.as_ref().and_then(SyslogWriter::raw_fd));
+        if let Some(listener) = &self.ready {
+            fds.extend(listener.poll_fd());
+            fds.extend(listener.write_end().map(|(write, _)| write));
+        }
+        fds
+    }
+}
+
+/// Runs the supervisor in the daemon until COMMAND is done for good; returns the exit status
+/// for the supervisor: COMMAND's last one, or 128 + the signal it died of.
+///
+/// Reports to the original process through `daemon`: ready once COMMAND runs (or says it is
+/// ready), or the step that failed.
+pub fn supervise(config: SupervisorConfig, daemon: &mut Daemon) -> i32 {
+    let mut supervisor = match Supervisor::new(config) {
+        Ok(supervisor) => supervisor,
+        Err(e) => {
+            daemon.report_failure(Step::Supervise, &e);
+            return crate::detach::EXIT_SETUP_FAILED;
+        }
+    };
+    if let Err(e) = supervisor.spawn() {
+        supervisor.reap_all(); // nothing runs, but keep the table clean
+        daemon.report_failure(Step::Exec, &e);
+        return if e.raw_os_error() == Some(libc::ENOENT) { 127 } else { 126 };
+    }
+    if supervisor.ready.is_none() {
+        supervisor.declare_ready(daemon);
+    }
+    let code = supervisor.run(daemon);
+    supervisor.finish(daemon, code)
+}
+
+/// What happens once every child is gone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum After {
+    Restart,
+    Exit,
+}
+
+/// The supervisor's state between events.
+#[derive(Debug)]
+enum Phase {
+    /// COMMAND runs.
+    Running,
+    /// COMMAND is gone or being stopped; waiting for every descendant to go.
+    Draining { kill_at: Option<Instant>, then: After },
+    /// Waiting out the restart delay.
+    Waiting { restart_at: Instant },
+    /// Done: exit with this status.
+    Done(i32),
+}
+
+struct Child {
+    pid: u32,
+    started: Instant,
+}
+
+/// A pipe from COMMAND being read.
+struct Relay {
+    pipe: OwnedFd,
+    stderr: bool,
+    lines: LineBuffer,
+}
+
+struct Supervisor {
+    config: SupervisorConfig,
+    /// All signals at their defaults: applied in COMMAND before it is executed.
+    defaults: Dispositions,
+    signals: OwnedFd,
+    child: Option<Child>,
+    last_status: Option<ExitStatus>,
+    relays: Vec<Relay>,
+    ready: Option<ReadyListener>,
+    ready_deadline: Option<Instant>,
+    is_ready: bool,
+    ready_timed_out: bool,
+    phase: Phase,
+    restarts: VecDeque<Instant>,
+    delay: Duration,
+    gave_up: bool,
+}
+
+impl Supervisor {
+    /// Becomes a subreaper and routes signals to a signalfd.
+    fn new(mut config: SupervisorConfig) -> io::Result<Supervisor> {
+        // SAFETY: PR_SET_CHILD_SUBREAPER takes an integer flag.
+        if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1 as libc::c_ulong) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let signals = signalfd()?;
+        let ready = config.ready.take();
+        let ready_deadline = match (&ready, config.ready_timeout) {
+            (Some(_), Some(timeout)) => Some(Instant::now() + timeout),
+            _ => None,
+        };
+        let delay = config.restart_delay;
+        let defaults = Dispositions::new(&SignalMap::new(), true);
+        Ok(Supervisor {
+            config,
+            defaults,
+            signals,
+            child: None,
+            last_status: None,
+            relays: Vec::new(),
+            ready,
+            ready_deadline,
+            is_ready: false,
+            ready_timed_out: false,
+            phase: Phase::Running,
+            restarts: VecDeque::new(),
+            delay,
+            gave_up: false,
+        })
+    }
+
+    /// Starts COMMAND in its own process group, with pipes for the captured streams.
+    fn spawn(&mut self) -> io::Result<()> {
+        let mut command = std::process::Command::new(&self.config.program);
+        command
+            .arg0(&self.config.argv[0])
+            .args(&self.config.argv[1..])
+            .env_clear()
+            .envs(self.config.env.iter().map(|(k, v)| (k, v)))
+            .process_group(0)
+            .stdin(Stdio::null())
+            .stdout(pipe_unless_null(&self.config.stdout))
+            .stderr(pipe_unless_null(&self.config.stderr));
+        let ready_fd = self.ready.as_ref().and_then(ReadyListener::write_end);
+        let defaults = self.defaults.clone();
+        // SAFETY: the closure runs between fork and exec and makes only async-signal-safe calls
+        // (rt_sigaction, sigprocmask, dup2) on data prepared before the fork.
+        unsafe {
+            command.pre_exec(move || {
+                // COMMAND starts with default dispositions and an empty mask: the supervisor
+                // blocks the signals it reads from its signalfd, and std does not unblock them.
+                signals::reset_and_install(&defaults).map_err(io::Error::from_raw_os_error)?;
+                if let Some((write, target)) = ready_fd
+                    && libc::dup2(write, target) == -1
+                {
+                    return Err(io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let mut child = command.spawn()?;
+        if let Some(listener) = &mut self.ready {
+            listener.close_write_end(false);
+        }
+        let pid = child.id();
+        if let Some(out) = child.stdout.take() {
+            self.relays.push(Relay::new(OwnedFd::from(out), false));
+        }
+        if let Some(err) = child.stderr.take() {
+            self.relays.push(Relay::new(OwnedFd::from(err), true));
+        }
+        if let Some(syslog) = &mut self.config.syslog {
+            syslog.set_pid(pid);
+        }
+        if let Some(path) = &self.config.child_pidfile
+            && let Err(e) = std::fs::write(path, format!("{pid}\n"))
+        {
+            let message = format!("cannot write child pidfile {}: {e}", path.display());
+            self.log(&message);
+        }
+        self.child = Some(Child { pid, started: Instant::now() });
+        self.phase = Phase::Running;
+        Ok(())
+    }
+
+    fn declare_ready(&mut self, daemon: &mut Daemon) {
+        self.is_ready = true;
+        self.ready = None;
+        self.ready_deadline = None;
+        let _ = daemon.ready();
+    }
+
+    /// The event loop: returns the exit status once the phase is `Done`.
+    fn run(&mut self, daemon: &mut Daemon) -> i32 {
+        loop {
+            if let Phase::Done(code) = self.phase {
+                return code;
+            }
+            let mut fds = vec![pollfd(self.signals.as_raw_fd())];
+            fds.extend(self.relays.iter().map(|r| pollfd(r.pipe.as_raw_fd())));
+            let listener = self.ready.as_ref().and_then(ReadyListener::poll_fd);
+            fds.extend(listener.map(pollfd));
+            let timeout = self.next_deadline().map_or(-1, |deadline| {
+                let left = deadline.saturating_duration_since(Instant::now());
+                i32::try_from(left.as_millis()).unwrap_or(i32::MAX).max(1)
+            });
+            // SAFETY: fds is a valid array of pollfd for its length.
+            let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
+            if n < 0 {
+                continue; // EINTR
+            }
+            if fds[0].revents != 0 {
+                self.handle_signals();
+            }
+            let relay_events: Vec<bool> =
+                fds[1..1 + self.relays.len()].iter().map(|p| p.revents != 0).collect();
+            self.handle_output(&relay_events);
+            if listener.is_some() && fds.last().is_some_and(|p| p.revents != 0) {
+                self.handle_readiness(daemon);
+            }
+            self.handle_deadlines();
+        }
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        let phase = match self.phase {
+            Phase::Draining { kill_at, .. } => kill_at,
+            Phase::Waiting { restart_at } => Some(restart_at),
+            _ => None,
+        };
+        [phase, self.ready_deadline].into_iter().flatten().min()
+    }
+
+    fn handle_signals(&mut self) {
+        while let Some(signal) = read_signal(&self.signals) {
+            match signal {
+                libc::SIGCHLD => self.reap_and_advance(),
+                libc::SIGTERM => self.stop("stopping on SIGTERM"),
+                libc::SIGHUP => {
+                    self.reopen_files();
+                    self.forward(signal);
+                }
+                _ => self.forward(signal),
+            }
+        }
+    }
+
+    /// Passes a signal on to COMMAND.
+    fn forward(&self, signal: i32) {
+        if let Some(child) = &self.child {
+            // SAFETY: kill takes plain integers; the pid is our unreaped child.
+            unsafe { libc::kill(child.pid as i32, signal) };
+        }
+    }
+
+    /// Begins a stop: `SIGTERM` to COMMAND's group and every descendant, `SIGKILL` later.
+    fn stop(&mut self, why: &str) {
+        self.log(why);
+        match self.phase {
+            Phase::Running | Phase::Draining { .. } => {
+                self.signal_tree(libc::SIGTERM);
+                let kill_at = Some(Instant::now() + self.config.kill_after);
+                self.phase = Phase::Draining { kill_at, then: After::Exit };
+            }
+            Phase::Waiting { .. } => self.phase = Phase::Done(self.exit_code()),
+            Phase::Done(_) => {}
+        }
+    }
+
+    /// Sends `signal` to COMMAND's process group and to every descendant of the supervisor.
+    fn signal_tree(&self, signal: i32) {
+        if let Some(child) = &self.child {
+            // SAFETY: kill takes plain integers; the group is COMMAND's, created at spawn.
+            unsafe { libc::kill(-(child.pid as i32), signal) };
+        }
+        for pid in descendants(std::process::id()) {
+            // SAFETY: kill takes plain integers; pid descends from this supervisor.
+            unsafe { libc::kill(pid as i32, signal) };
+        }
+    }
+
+    /// Reaps every exited child; notes COMMAND's status, and moves on when nothing is left.
+    fn reap_and_advance(&mut self) {
+        let (exited, none_left) = self.reap_all();
+        for (pid, status) in exited {
+            if self.child.as_ref().is_some_and(|c| c.pid == pid) {
+                self.child_exited(status);
+            }
+        }
+        if !none_left {
+            return;
+        }
+        if let Phase::Draining { then, .. } = self.phase {
+            self.phase = match then {
+                After::Exit => Phase::Done(self.exit_code()),
+                After::Restart => self.schedule_restart(),
+            };
+        }
+    }
+
+    /// `waitpid(2)` until nothing more has exited: the reaped (pid, status), and whether no
+    /// child at all is left (`ECHILD`).
+    fn reap_all(&mut self) -> (Vec<(u32, ExitStatus)>, bool) {
+        let mut exited = Vec::new();
+        loop {
+            let mut status = 0;
+            // SAFETY: status is a valid out-pointer; WNOHANG never blocks.
+            match unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) } {
+                0 => return (exited, false),
+                -1 => return (exited, true),
+                pid => exited.push((pid as u32, ExitStatus::from_raw(status))),
+            }
+        }
+    }
+
+    /// COMMAND exited: stop what it left behind, then restart or exit by policy.
+    fn child_exited(&mut self, status: ExitStatus) {
+        let child = self.child.take().expect("child_exited is called for the running child");
+        self.last_status = Some(status);
+        self.log(&format!("{} (pid {}) {}", self.name(), child.pid, describe(status)));
+        if child.started.elapsed() >= STABLE_RUN {
+            self.delay = self.config.restart_delay;
+        }
+        if let Some(path) = &self.config.child_pidfile {
+            let _ = std::fs::remove_file(path);
+        }
+        let then = match self.phase {
+            Phase::Draining { then, .. } => then,
+            _ if !self.is_ready && self.ready.is_some() => After::Exit,
+            _ if self.should_restart(status) => After::Restart,
+            _ => After::Exit,
+        };
+        let kill_at = match self.phase {
+            Phase::Draining { kill_at, .. } => kill_at,
+            _ => {
+                self.signal_tree(libc::SIGTERM);
+                Some(Instant::now() + self.config.kill_after)
+            }
+        };
+        self.phase = Phase::Draining { kill_at, then };
+    }
+
+    fn should_restart(&self, status: ExitStatus) -> bool {
+        match self.config.restart {
+            Restart::No => false,
+            Restart::OnFailure => !status.success(),
+            Restart::Always => true,
+        }
+    }
+
+    /// Counts the restart against the limit and waits out the (growing) delay.
+    fn schedule_restart(&mut self) -> Phase {
+        let now = Instant::now();
+        while self
+            .restarts
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > self.config.restart_window)
+        {
+            self.restarts.pop_front();
+        }
+        if let Some(max) = self.config.max_restarts
+            && self.restarts.len() >= max as usize
+        {
+            self.log(&format!(
+                "giving up: {} restarted {max} times within {} s",
+                self.name(),
+                self.config.restart_window.as_secs_f64()
+            ));
+            self.gave_up = true;
+            return Phase::Done(self.exit_code());
+        }
+        self.restarts.push_back(now);
+        let delay = self.delay;
+        self.delay = (self.delay * 2).min(self.config.restart_max_delay);
+        self.log(&format!("restarting {} in {} s", self.name(), delay.as_secs_f64()));
+        Phase::Waiting { restart_at: now + delay }
+    }
+
+    fn handle_deadlines(&mut self) {
+        let now = Instant::now();
+        if self.ready_deadline.is_some_and(|d| now >= d) {
+            self.ready_deadline = None;
+            self.ready = None;
+            self.ready_timed_out = true;
+            self.stop("not ready in time; stopping");
+        }
+        match self.phase {
+            Phase::Draining { kill_at: Some(at), then } if now >= at => {
+                self.log("still running after --kill-after: sending SIGKILL");
+                self.signal_tree(libc::SIGKILL);
+                self.phase = Phase::Draining { kill_at: None, then };
+            }
+            Phase::Waiting { restart_at } if now >= restart_at => {
+                if let Err(e) = self.spawn() {
+                    self.log(&format!("cannot start {}: {e}", self.name()));
+                    self.last_status = Some(ExitStatus::from_raw(127 << 8));
+                    self.phase = self.schedule_restart();
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn handle_readiness(&mut self, daemon: &mut Daemon) {
+        let Some(main) = self.child.as_ref().map(|c| c.pid) else { return };
+        let Some(listener) = &mut self.ready else { return };
+        for notice in listener.read_notices(main) {
+            match notice {
+                Notice::Ready => {
+                    self.declare_ready(daemon);
+                    return;
+                }
+                Notice::Status(text) => self.log(&format!("status: {text}")),
+                Notice::MainPid(pid) => self.log(&format!("ignoring MAINPID={pid}: supervised")),
+            }
+        }
+    }
+
+    /// Reads every readable pipe once and passes the bytes on; closed pipes are dropped.
+    fn handle_output(&mut self, readable: &[bool]) {
+        let mut index = 0;
+        let mut relays = std::mem::take(&mut self.relays);
+        relays.retain_mut(|relay| {
+            let ready = readable.get(index).copied().unwrap_or(false);
+            index += 1;
+            !ready || self.pump(relay)
+        });
+        self.relays.append(&mut relays);
+    }
+
+    /// Moves what the pipe holds to the stream's sink; false at end of file.
+    fn pump(&mut self, relay: &mut Relay) -> bool {
+        let mut buf = [0u8; 65536];
+        // SAFETY: buf is writable for its length.
+        let n = unsafe { libc::read(relay.pipe.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+        match n {
+            0 => {
+                self.deliver_tail(relay);
+                false
+            }
+            n if n > 0 => {
+                self.deliver(relay, &buf[..n as usize]);
+                true
+            }
+            _ => io::Error::last_os_error().kind() != io::ErrorKind::BrokenPipe,
+        }
+    }
+
+    fn deliver(&mut self, relay: &mut Relay, bytes: &[u8]) {
+        let sink = if relay.stderr { &mut self.config.stderr } else { &mut self.config.stdout };
+        match sink {
+            Sink::File(file) => {
+                let _ = file.write(bytes);
+            }
+            Sink::Syslog => {
+                if let Some(syslog) = &mut self.config.syslog {
+                    let severity = syslog.severity(relay.stderr);
+                    relay.lines.push(bytes, |line| {
+                        let _ = syslog.send_line(severity, line);
+                    });
+                }
+            }
+            Sink::Null => {}
+        }
+    }
+
+    fn deliver_tail(&mut self, relay: &mut Relay) {
+        if let (Sink::Syslog, Some(syslog)) = (
+            if relay.stderr { &self.config.stderr } else { &self.config.stdout },
+            &mut self.config.syslog,
+        ) {
+            let severity = syslog.severity(relay.stderr);
+            relay.lines.finish(|line| {
+                let _ = syslog.send_line(severity, line);
+            });
+        }
+    }
+
+    fn reopen_files(&mut self) {
+        let mut failures = Vec::new();
+        for sink in [&mut self.config.stdout, &mut self.config.stderr] {
+            if let Sink::File(file) = sink
+                && let Err(e) = file.reopen()
+            {
+                failures.push(format!("cannot reopen {}: {e}", file.path().display()));
+            }
+        }
+        for failure in failures {
+            self.log(&failure);
+        }
+    }
+
+    /// The supervisor's own messages go where COMMAND's stderr goes.
+    fn log(&mut self, text: &str) {
+        match &mut self.config.stderr {
+            Sink::File(file) => {
+                let _ = file.write(format!("daemonize: {text}\n").as_bytes());
+            }
+            Sink::Syslog => {
+                if let Some(syslog) = &mut self.config.syslog {
+                    let _ = syslog.send_line(
+                        syslog::Severity::LOG_NOTICE,
+                        format!("daemonize: {text}").as_bytes(),
+                    );
+                }
+            }
+            Sink::Null => {}
+        }
+    }
+
+    fn name(&self) -> String {
+        self.config.argv[0].to_string_lossy().into_owned()
+    }
+
+    /// COMMAND's last status as an exit code: its code, or 128 + the signal.
+    fn exit_code(&self) -> i32 {
+        let code = match self.last_status {
+            Some(status) => status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0)),
+            None => 0,
+        };
+        if self.gave_up && code == 0 { EXIT_GAVE_UP } else { code }
+    }
+
+    /// Drains the pipes, removes the child pidfile, and reports a readiness timeout. (A COMMAND
+    /// that exited before it was ready needs no report: the original process sees the
+    /// supervisor exit with COMMAND's status.)
+    fn finish(mut self, daemon: &mut Daemon, code: i32) -> i32 {
+        while !self.relays.is_empty() {
+            let readable = vec![true; self.relays.len()];
+            self.handle_output(&readable);
+        }
+        if self.ready_timed_out {
+            let timed_out = io::Error::from_raw_os_error(libc::ETIMEDOUT);
+            daemon.report_failure(Step::WaitReady, &timed_out);
+        }
+        if let Some(path) = &self.config.child_pidfile {
+            let _ = std::fs::remove_file(path);
+        }
+        code
+    }
+}
+
+impl Relay {
+    fn new(pipe: OwnedFd, stderr: bool) -> Relay {
+        // SAFETY: F_SETFL with O_NONBLOCK on an owned descriptor.
+        unsafe { libc::fcntl(pipe.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK) };
+        Relay { pipe, stderr, lines: LineBuffer::default() }
+    }
+}
+
+fn pipe_unless_null(sink: &Sink) -> Stdio {
+    match sink {
+        Sink::Null => Stdio::null(),
+        _ => Stdio::piped(),
+    }
+}
+
+fn pollfd(fd: RawFd) -> libc::pollfd {
+    libc::pollfd { fd, events: libc::POLLIN, revents: 0 }
+}
+
+fn describe(status: ExitStatus) -> String {
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exited with status {code}"),
+        (_, Some(signal)) => format!("was killed by signal {signal}"),
+        _ => "ended".to_string(),
+    }
+}
+
+/// Blocks the supervisor's signals and returns a `signalfd(2)` that delivers them.
+fn signalfd() -> io::Result<OwnedFd> {
+    // SAFETY: a sigset_t made by sigemptyset and filled by sigaddset is valid for sigprocmask
+    // and signalfd; children started with std's Command get an empty mask again.
+    unsafe {
+        let mut set = std::mem::zeroed::<libc::sigset_t>();
+        libc::sigemptyset(&mut set);
+        for signal in FORWARDED.iter().chain(&[libc::SIGTERM, libc::SIGCHLD]) {
+            libc::sigaddset(&mut set, *signal);
+        }
+        if libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let fd = libc::signalfd(-1, &set, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK);
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(OwnedFd::from_raw_fd(fd))
+    }
+}
+
+/// Reads one pending signal from the signalfd, if any.
+fn read_signal(fd: &OwnedFd) -> Option<i32> {
+    // SAFETY: signalfd_siginfo is plain old data; all-zero is valid.
+    let mut info: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
+    let size = std::mem::size_of::<libc::signalfd_siginfo>();
+    // SAFETY: info is writable for size bytes.
+    let n = unsafe {
+        libc::read(fd.as_raw_fd(), (&mut info as *mut libc::signalfd_siginfo).cast(), size)
+    };
+    (n == size as isize).then_some(info.ssi_signo as i32)
+}
+
+/// Every live descendant of `ancestor`, from the parent links in `/proc/*/stat`.
+pub fn descendants(ancestor: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    let parents: Vec<(u32, u32)> = entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            let mut fields = stat.rsplit_once(')')?.1.split_whitespace();
+            let state = fields.next()?;
+            let ppid = fields.next()?.parse().ok()?;
+            (state != "Z").then_some((pid, ppid))
+        })
+        .collect();
+    let mut found = vec![ancestor];
+    let mut index = 0;
+    while index < found.len() {
+        let parent = found[index];
+        found.extend(parents.iter().filter(|(_, ppid)| *ppid == parent).map(|(pid, _)| *pid));
+        index += 1;
+    }
+    found.remove(0);
+    found
+}
