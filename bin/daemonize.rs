@@ -96,7 +96,8 @@ fn exit_status_code(status: &std::process::ExitStatus) -> u8 {
 fn start(cli: Cli) -> Result<(), Error> {
     let env = environment(cli.clear_env, cli.env.clone());
     let mut command = Command::new(cli.command.clone(), env);
-    let program = command.resolve(cli.chroot.as_deref())?;
+    // Looked up on PATH by the library (exec mode) or by the supervisor (inside the chroot).
+    let program = PathBuf::from(&cli.command[0]);
     let listener = cli.wait_ready.map(ready_listener).transpose()?;
     if let Some((name, value)) = listener.as_ref().and_then(ReadyListener::environment) {
         command.set_env(name, value);

@@ -43,11 +43,7 @@ impl Command {
     }
 
     /// Looks the program up as the daemon will (on `PATH`, inside `root` if given).
-    ///
-    /// # Errors
-    /// [`Error::Os`] with [`Step::Exec`] and `ENOENT` when nothing is found, `EINVAL` for an
-    /// empty `argv`.
-    pub fn resolve(&self, root: Option<&Path>) -> Result<PathBuf, Error> {
+    fn resolve(&self, root: Option<&Path>) -> Result<PathBuf, Error> {
         let Some(name) = self.argv.first() else {
             return Err(Error::os_nopath(Step::Exec, io::Error::from_raw_os_error(libc::EINVAL)));
         };

@@ -69,7 +69,7 @@ pub enum Sink {
 /// Everything the supervisor needs; built in the original process, where errors still show.
 #[derive(Debug)]
 pub struct SupervisorConfig {
-    /// The program (already resolved on `PATH`).
+    /// The program: a path, or a name looked up on the `PATH` of `env` at each start.
     pub program: PathBuf,
     /// COMMAND's argument vector, `argv[0]` included.
     pub argv: Vec<OsString>,
