@@ -264,13 +264,11 @@ fn start_supervised(
         syslog,
         program: program.clone(),
     };
-    let mut daemon = context
-        .stdout(unset_stream(cli))
-        .stderr(unset_stream(cli))
-        .files_preserve(config.descriptors())
-        .ready_on_open(false)
-        .open()
-        .map_err(|e| name_program(e, &program))?;
+    let mut context = context.stdout(unset_stream(cli)).stderr(unset_stream(cli));
+    for fd in config.descriptors() {
+        context = context.preserve_fd(fd);
+    }
+    let mut daemon = context.ready_on_open(false).open().map_err(|e| name_program(e, &program))?;
     let code = supervise::supervise(config, &mut daemon);
     drop(daemon); // removes the pidfile
     std::process::exit(code)

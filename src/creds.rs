@@ -11,7 +11,7 @@ use std::ffi::{CStr, CString};
 
 use nix::unistd::{Gid, Group, Uid, User};
 
-use crate::error::{Error, Step};
+use crate::error::{Error, Step, errno};
 
 /// Who the daemon becomes, resolved before the fork.
 #[derive(Clone, Debug, Default)]
@@ -146,8 +146,4 @@ pub(crate) fn drop_privileges(creds: &Credentials) -> Result<(), (Step, i32)> {
         }
     }
     Ok(())
-}
-
-fn errno() -> i32 {
-    std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO)
 }

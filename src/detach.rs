@@ -14,7 +14,7 @@ use std::os::unix::process::ExitStatusExt;
 use std::process::ExitStatus;
 use std::time::Duration;
 
-use crate::error::{Error, Step};
+use crate::error::{Error, Step, errno};
 use crate::ready::{self, Record};
 
 /// The exit status of an intermediate child or daemon whose setup failed.
@@ -29,8 +29,9 @@ pub(crate) enum Branch {
     Daemon,
 }
 
-/// `fork(2)`; the child calls `setsid(2)` and `fork(2)` again, reports the daemon's pid on
-/// `report` and exits. Returns in the original process and in the daemon.
+/// `fork(2)`; the child calls `setsid(2)` and `fork(2)` again and exits (reporting on `report`
+/// only if one of those fails). Returns in the original process and in the daemon, which
+/// announces its own pid, so that its records arrive in order.
 ///
 /// # Errors
 /// [`Error::Os`] with [`Step::Fork`] when the first fork fails. Failures in the intermediate
@@ -56,10 +57,7 @@ fn intermediate_child(report: RawFd) -> Branch {
     match unsafe { libc::fork() } {
         -1 => fail(report, Step::Fork, errno()),
         0 => Branch::Daemon,
-        pid => {
-            let _ = ready::send(report, Record::Forked(pid as u32));
-            exit_now(0)
-        }
+        _ => exit_now(0),
     }
 }
 
@@ -146,8 +144,4 @@ pub fn wait_for_exit(pid: libc::pid_t, timeout: Duration) -> bool {
     // SAFETY: pidfd was opened above and is not used after this.
     unsafe { libc::close(pidfd) };
     n > 0
-}
-
-fn errno() -> i32 {
-    io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO)
 }

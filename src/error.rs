@@ -26,7 +26,7 @@ pub enum Step {
     RemovePidfile,
     /// Opening a file for a standard stream: `open(2)`.
     OpenStream,
-    /// Creating the report pipe: `pipe2(2)`.
+    /// Creating the report channel: `socketpair(2)`.
     Pipe,
     /// Forking: `fork(2)`.
     Fork,
@@ -52,7 +52,7 @@ pub enum Step {
     CloseFds,
     /// Putting files on fds 0, 1 and 2: `dup2(2)`.
     Redirect,
-    /// Reporting to the original process: `write(2)` on the report pipe, `poll(2)`.
+    /// Reporting to the original process: `send(2)` on the report channel; `poll(2)`, `recv(2)`.
     Report,
     /// Running the command: `execve(2)`.
     Exec,
@@ -103,7 +103,7 @@ impl Step {
             Step::WritePidfile => "cannot write pidfile",
             Step::RemovePidfile => "cannot remove pidfile",
             Step::OpenStream => "cannot open output file",
-            Step::Pipe => "cannot create the report pipe",
+            Step::Pipe => "cannot create the report channel",
             Step::Fork => "cannot fork",
             Step::Setsid => "cannot start a new session",
             Step::Chroot => "cannot change root to",
@@ -264,6 +264,11 @@ impl std::error::Error for Error {
             _ => None,
         }
     }
+}
+
+/// The calling thread's `errno`, for async-signal-safe code that reports it raw.
+pub(crate) fn errno() -> i32 {
+    io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO)
 }
 
 /// Formats an error and its sources on one line: `what: why: why`.

@@ -14,7 +14,7 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::Path;
 
-use crate::error::{Error, Step};
+use crate::error::{Error, Step, errno};
 use crate::pidfile::path_to_cstring;
 
 /// Where a standard stream of the daemon goes.
@@ -205,7 +205,7 @@ fn for_each_dirent_fd(buf: &[u8], mut f: impl FnMut(RawFd)) {
     let mut at = 0;
     while at + NAME_AT < buf.len() {
         let reclen = u16::from_ne_bytes([buf[at + RECLEN_AT], buf[at + RECLEN_AT + 1]]) as usize;
-        if reclen == 0 || at + reclen > buf.len() {
+        if reclen <= NAME_AT || at + reclen > buf.len() {
             return;
         }
         if let Some(fd) = parse_fd_name(&buf[at + NAME_AT..at + reclen]) {
@@ -234,10 +234,6 @@ fn parse_fd_name(name: &[u8]) -> Option<RawFd> {
 pub(crate) fn keep_across_exec(fd: RawFd) -> Result<(), i32> {
     // SAFETY: F_SETFD takes an int flag set; no memory is involved.
     if unsafe { libc::fcntl(fd, libc::F_SETFD, 0) } < 0 { Err(errno()) } else { Ok(()) }
-}
-
-fn errno() -> i32 {
-    io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO)
 }
 
 #[cfg(test)]

@@ -31,9 +31,11 @@
 pub mod command;
 mod context;
 mod creds;
+mod daemon;
 pub mod detach;
 pub mod error;
 pub mod fds;
+mod launch;
 pub mod notify;
 pub mod output;
 pub mod pidfile;
@@ -43,8 +45,9 @@ pub mod stop;
 pub mod supervise;
 
 pub use command::Command;
-pub use context::{DEFAULT_READY_TIMEOUT, Daemon, DaemonContext};
+pub use context::{DEFAULT_READY_TIMEOUT, DaemonContext};
 pub use creds::{GroupSpec, UserSpec};
+pub use daemon::Daemon;
 pub use error::{Error, Step};
 pub use fds::Stream;
 pub use pidfile::{Pidfile, Status};

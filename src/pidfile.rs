@@ -24,7 +24,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::error::{Error, Step};
+use crate::error::{Error, Step, errno};
 
 /// The mode a new pidfile gets (exactly: the umask does not apply).
 pub const DEFAULT_MODE: u32 = 0o644;
@@ -325,10 +325,6 @@ fn format_pid(mut pid: u32, buf: &mut [u8; 12]) -> &[u8] {
         }
     }
     &buf[start..]
-}
-
-fn errno() -> i32 {
-    io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO)
 }
 
 fn open_error(path: &Path, e: io::Error) -> Error {

@@ -63,7 +63,7 @@ pub(crate) fn report_pipe() -> Result<(OwnedFd, OwnedFd), Error> {
     if unsafe { libc::socketpair(libc::AF_UNIX, kind, 0, fds.as_mut_ptr()) } != 0 {
         return Err(Error::os_nopath(Step::Pipe, io::Error::last_os_error()));
     }
-    // SAFETY: pipe2 just returned these two descriptors; each gets exactly one owner.
+    // SAFETY: socketpair just returned these two descriptors; each gets exactly one owner.
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 

@@ -11,6 +11,7 @@
 //! through signal-hook's iterator ([`crate::Daemon::signals`]) for a graceful shutdown.
 #![allow(unsafe_code)]
 
+use crate::error::errno;
 use std::collections::BTreeMap;
 use std::ffi::{CString, c_char, c_int};
 use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
@@ -142,24 +143,18 @@ static TERMINATE_INO: AtomicU64 = AtomicU64::new(0);
 
 /// Tells the `Terminate` handler which pidfile to remove. Called in the daemon; no allocation
 /// (the string was built before the fork).
+///
+/// The string is leaked, never freed: a handler running on another thread may be reading it
+/// while the pidfile is closed, and a path once per daemon is a small price.
 pub(crate) fn arm_terminate(path: CString, dev: u64, ino: u64) {
     TERMINATE_DEV.store(dev, Ordering::SeqCst);
     TERMINATE_INO.store(ino, Ordering::SeqCst);
-    let old = TERMINATE_PIDFILE.swap(path.into_raw(), Ordering::SeqCst);
-    free_path(old);
+    TERMINATE_PIDFILE.store(path.into_raw(), Ordering::SeqCst);
 }
 
 /// Stops the `Terminate` handler from touching the pidfile (it is being removed normally).
 pub(crate) fn disarm_terminate() {
-    free_path(TERMINATE_PIDFILE.swap(std::ptr::null_mut(), Ordering::SeqCst));
-}
-
-fn free_path(path: *mut c_char) {
-    if !path.is_null() {
-        // SAFETY: every non-null pointer stored in TERMINATE_PIDFILE came from CString::into_raw
-        // and was swapped out exactly once, so it is freed exactly once.
-        drop(unsafe { CString::from_raw(path) });
-    }
+    TERMINATE_PIDFILE.store(std::ptr::null_mut(), Ordering::SeqCst);
 }
 
 /// The `Terminate` action: remove our pidfile, then die of `signal` by its default action.
@@ -168,8 +163,8 @@ extern "C" fn terminate(signal: c_int) {
     let path = TERMINATE_PIDFILE.load(Ordering::SeqCst);
     if !path.is_null() {
         let mut meta = std::mem::MaybeUninit::<libc::stat>::uninit();
-        // SAFETY: path is a live NUL-terminated string (freed only after being swapped out), and
-        // meta is a valid out-pointer.
+        // SAFETY: path is a NUL-terminated string that is never freed (arm_terminate leaks it),
+        // and meta is a valid out-pointer.
         unsafe {
             if libc::lstat(path, meta.as_mut_ptr()) == 0 {
                 let meta = meta.assume_init();
@@ -198,8 +193,4 @@ pub(crate) fn delivered(map: &SignalMap) -> Vec<c_int> {
         .filter(|(_, action)| matches!(action, SignalAction::Deliver))
         .map(|(s, _)| *s)
         .collect()
-}
-
-fn errno() -> i32 {
-    std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO)
 }

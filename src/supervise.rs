@@ -21,7 +21,7 @@ use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::context::Daemon;
+use crate::daemon::Daemon;
 use crate::error::Step;
 use crate::notify::{Notice, ReadyListener};
 use crate::output::{LineBuffer, LogFile, SyslogWriter};

@@ -1,0 +1,324 @@
+//! Steps 2 to 4 of becoming a daemon, on a [`Prepared`] plan: fork and detach, set up in the
+//! daemon, and wait in the original process for the report.
+//!
+//! - In place (no detach): the setup runs in the calling process; errors return directly.
+//! - Detached: `socketpair(2)` for the report channel, `fork(2)`, `setsid(2)`, `fork(2)`
+//!   ([`crate::detach`]). The daemon first sends its own pid, then runs the setup with
+//!   async-signal-safe calls only ([`Plan::setup`]) and reports `Ready` or `Failed(step, errno)`.
+//!   The original process, a child subreaper for the length of the start, reads the report,
+//!   reaps what failed, removes the pidfile on failure, and kills a daemon that missed its
+//!   deadline.
+
+#![allow(unsafe_code)]
+
+use std::ffi::{CString, c_int};
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::command::ExecImage;
+use crate::creds::{self, Credentials};
+use crate::daemon::Daemon;
+use crate::detach::{self, Branch, Subreaper};
+use crate::error::{Error, Step, errno};
+use crate::fds;
+use crate::pidfile::{self, Pidfile};
+use crate::ready::{self, Outcome, Record};
+use crate::signals::{self, Dispositions};
+
+/// How long the original process waits for a failed daemon to end before reaping it.
+const REAP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What the daemon needs, built before the fork: the setup is raw system calls on this.
+#[derive(Debug)]
+pub(crate) struct Plan {
+    pub chroot: Option<CString>,
+    pub workdir: CString,
+    pub umask: libc::mode_t,
+    pub prevent_core: bool,
+    pub creds: Credentials,
+    pub dispositions: Dispositions,
+    /// Descriptors above 2 that stay open, sorted: `inherited` plus the report channel.
+    pub keep: Vec<RawFd>,
+    /// Descriptors an exec'd command inherits: preserved ones, the pidfile's, the lock file's.
+    pub inherited: Vec<RawFd>,
+    pub stream_fds: [RawFd; 3],
+    pub pidfile_fd: Option<RawFd>,
+    pub for_exec: bool,
+}
+
+impl Plan {
+    /// Step 3, in the daemon: async-signal-safe calls only. The failed step and errno on failure.
+    fn setup(&self) -> Result<(), (Step, i32)> {
+        if let Some(dir) = &self.chroot {
+            creds::change_root(dir).map_err(|e| (Step::Chroot, e))?;
+        }
+        if self.prevent_core {
+            set_core_limit_zero().map_err(|e| (Step::PreventCore, e))?;
+        }
+        // SAFETY: umask cannot fail and has no memory preconditions.
+        unsafe { libc::umask(self.umask) };
+        // SAFETY: workdir is NUL-terminated.
+        if unsafe { libc::chdir(self.workdir.as_ptr()) } != 0 {
+            return Err((Step::Chdir, errno()));
+        }
+        creds::drop_privileges(&self.creds)?;
+        signals::reset_and_install(&self.dispositions).map_err(|e| (Step::Signals, e))?;
+        fds::redirect_std_streams(&self.stream_fds).map_err(|e| (Step::Redirect, e))?;
+        fds::close_inherited_fds(&self.keep).map_err(|e| (Step::CloseFds, e))?;
+        if self.for_exec {
+            for fd in &self.inherited {
+                fds::keep_across_exec(*fd).map_err(|e| (Step::CloseFds, e))?;
+            }
+        }
+        if let Some(fd) = self.pidfile_fd {
+            // SAFETY: getpid has no preconditions.
+            let pid = unsafe { libc::getpid() } as u32;
+            pidfile::write_pid_fd(fd, pid).map_err(|e| (Step::WritePidfile, e))?;
+        }
+        Ok(())
+    }
+}
+
+/// The outcome of step 1: the plan, and the resources the original process must clean up.
+#[derive(Debug)]
+pub(crate) struct Prepared {
+    pub plan: Plan,
+    /// The opened stream files; `close_range(2)` closes them during the setup.
+    pub streams: Vec<OwnedFd>,
+    /// The command to execute, in exec mode.
+    pub image: Option<ExecImage>,
+    pub pidfile: Option<Pidfile>,
+    /// The lock file, held (never removed) by the daemon.
+    pub lock: Option<Pidfile>,
+    pub chroot_directory: Option<PathBuf>,
+    pub working_directory: PathBuf,
+    pub delivered: Vec<c_int>,
+    /// For the `Terminate` handler: the pidfile's path, device and inode.
+    pub terminate_pidfile: Option<(CString, u64, u64)>,
+    pub detach: bool,
+    pub timeout: Option<Duration>,
+}
+
+/// Which process came back from [`Prepared::fork_with_report`].
+enum Detached {
+    /// The daemon, with the report channel's write end.
+    Daemon(OwnedFd),
+    /// The original process, with the read end and the intermediate child's pid.
+    Original { read_end: OwnedFd, intermediate: libc::pid_t, subreaper: Subreaper },
+}
+
+impl Prepared {
+    /// Steps 2 to 4 for [`crate::DaemonContext::open`]: `Some(daemon)` in the daemon, `None` in
+    /// the original process once the daemon is ready.
+    pub(crate) fn become_daemon(mut self, ready_on_open: bool) -> Result<Option<Daemon>, Error> {
+        if !self.detach {
+            self.setup_in_place(None)?;
+            return self.into_daemon().map(Some);
+        }
+        match self.fork_with_report()? {
+            Detached::Daemon(report) => {
+                self.setup_daemon(&report);
+                let mut daemon = match self.into_daemon() {
+                    Ok(daemon) => daemon,
+                    Err(e) => {
+                        let errno = e.raw_os_error().unwrap_or(libc::EIO);
+                        detach::fail(report.as_raw_fd(), Step::Signals, errno)
+                    }
+                };
+                daemon.set_report(report);
+                if ready_on_open && daemon.ready().is_err() {
+                    // The original process is gone: nobody was told this daemon runs.
+                    drop(daemon);
+                    detach::exit_now(detach::EXIT_SETUP_FAILED);
+                }
+                Ok(Some(daemon))
+            }
+            Detached::Original { read_end, intermediate, subreaper } => {
+                let result = self.await_daemon(&read_end, intermediate, false, None);
+                drop(subreaper);
+                result.map(|_| None)
+            }
+        }
+    }
+
+    /// Steps 2 to 4 for [`crate::DaemonContext::exec`]: the daemon's pid, in the original
+    /// process, once `execve(2)` succeeded.
+    pub(crate) fn exec_as_daemon(mut self) -> Result<u32, Error> {
+        let image = self.image.take().expect("prepare(Some(command)) builds the exec image");
+        if !self.detach {
+            self.setup_in_place(Some(&image))?;
+            let errno = image.execve();
+            return Err(self.failure(Step::Exec, errno, Some(&image)));
+        }
+        match self.fork_with_report()? {
+            Detached::Daemon(report) => {
+                self.setup_daemon(&report);
+                let errno = image.execve();
+                detach::fail(report.as_raw_fd(), Step::Exec, errno)
+            }
+            Detached::Original { read_end, intermediate, subreaper } => {
+                let result = self.await_daemon(&read_end, intermediate, true, Some(&image));
+                drop(subreaper);
+                result
+            }
+        }
+    }
+
+    /// The setup in the calling process itself. The stream files are closed by the setup
+    /// (`close_range(2)`), whether it succeeds or not, so they are forgotten, not dropped.
+    fn setup_in_place(&mut self, command: Option<&ExecImage>) -> Result<(), Error> {
+        self.arm_terminate();
+        let result = self.plan.setup();
+        forget_closed(std::mem::take(&mut self.streams));
+        result.map_err(|(step, e)| self.failure(step, e, command))
+    }
+
+    /// Step 2: the report channel, then `fork(2)`, `setsid(2)`, `fork(2)`. The thread count is
+    /// checked again right before the fork (lookups and opens since the first check could have
+    /// started one, through a library).
+    fn fork_with_report(&mut self) -> Result<Detached, Error> {
+        let (read_end, write_end) = ready::report_pipe().map_err(|e| self.abandon(e))?;
+        let at = self.plan.keep.partition_point(|fd| *fd < write_end.as_raw_fd());
+        self.plan.keep.insert(at, write_end.as_raw_fd());
+        crate::context::refuse_threads().map_err(|e| self.abandon(e))?;
+        let subreaper = Subreaper::become_one();
+        match detach::double_fork(write_end.as_raw_fd()) {
+            Err(e) => Err(self.abandon(e)),
+            Ok(Branch::Daemon) => {
+                std::mem::forget(subreaper); // the flag is not inherited; nothing to restore
+                drop(read_end); // close(2)
+                Ok(Detached::Daemon(write_end))
+            }
+            Ok(Branch::Original { intermediate }) => {
+                drop(write_end);
+                Ok(Detached::Original { read_end, intermediate, subreaper })
+            }
+        }
+    }
+
+    /// Step 3 in the daemon: announce our pid, then set up; a failure is reported and ends the
+    /// daemon with `_exit(2)`. Async-signal-safe up to the return.
+    fn setup_daemon(&mut self, report: &OwnedFd) {
+        // SAFETY: getpid has no preconditions.
+        let pid = unsafe { libc::getpid() } as u32;
+        if ready::send(report.as_raw_fd(), Record::Forked(pid)).is_err() {
+            detach::exit_now(detach::EXIT_SETUP_FAILED); // the original process is gone
+        }
+        self.arm_terminate();
+        if let Err((step, errno)) = self.plan.setup() {
+            detach::fail(report.as_raw_fd(), step, errno);
+        }
+        // close_range(2) closed them. Forgetting frees the Vec's buffer, which is safe here
+        // only because the process had a single thread when it forked.
+        forget_closed(std::mem::take(&mut self.streams));
+    }
+
+    /// Step 4 in the original process: wait for the report, then clean up on failure.
+    /// Returns the daemon's pid when it is ready (or, with `eof_is_ready`, when it exec'd).
+    fn await_daemon(
+        &mut self,
+        read_end: &OwnedFd,
+        intermediate: libc::pid_t,
+        eof_is_ready: bool,
+        command: Option<&ExecImage>,
+    ) -> Result<u32, Error> {
+        let outcome = ready::await_report(read_end, self.timeout);
+        let intermediate_status = detach::reap(intermediate, REAP_TIMEOUT);
+        let outcome = match outcome {
+            Ok(outcome) => outcome,
+            // A read error, not end of file (the kernel does not produce one on a healthy
+            // socketpair): nothing more can be learned, so clean up and say what broke.
+            Err(e) => return Err(self.abandon(e)),
+        };
+        match outcome {
+            Outcome::Ready(pid) => Ok(pid),
+            Outcome::Closed { daemon: Some(pid) } if eof_is_ready => Ok(pid),
+            Outcome::Failed { step, errno, daemon } => {
+                if let Some(pid) = daemon {
+                    detach::reap(pid as libc::pid_t, REAP_TIMEOUT);
+                }
+                Err(self.failure(step, errno, command))
+            }
+            Outcome::Closed { daemon: Some(pid) } => {
+                let status = detach::reap(pid as libc::pid_t, REAP_TIMEOUT);
+                Err(self.abandon(Error::DaemonDied { pid, status }))
+            }
+            Outcome::Closed { daemon: None } => {
+                let pid = intermediate as u32;
+                Err(self.abandon(Error::DaemonDied { pid, status: intermediate_status }))
+            }
+            Outcome::TimedOut { daemon } => {
+                let pid = daemon.unwrap_or(intermediate as u32);
+                detach::kill_and_reap(pid as libc::pid_t);
+                let seconds = self.timeout.unwrap_or_default().as_secs_f64();
+                Err(self.abandon(Error::ReadyTimeout { pid, seconds }))
+            }
+        }
+    }
+
+    /// Removes the pidfile after a failure, and passes the error on.
+    pub(crate) fn abandon(&mut self, error: Error) -> Error {
+        signals::disarm_terminate();
+        if let Some(pidfile) = self.pidfile.take() {
+            let _ = pidfile.remove();
+        }
+        error
+    }
+
+    /// The path a failed step worked on, for the error message.
+    fn path_of(&self, step: Step, command: Option<&ExecImage>) -> Option<PathBuf> {
+        match step {
+            Step::Chroot => self.chroot_directory.clone(),
+            Step::Chdir => Some(self.working_directory.clone()),
+            Step::WritePidfile => self.pidfile.as_ref().map(|p| p.path().to_path_buf()),
+            Step::Exec => command.map(|c| c.program().to_path_buf()),
+            _ => None,
+        }
+    }
+
+    fn failure(&mut self, step: Step, errno: i32, command: Option<&ExecImage>) -> Error {
+        let path = self.path_of(step, command);
+        let error = Error::Os { step, path, source: io::Error::from_raw_os_error(errno) };
+        self.abandon(error)
+    }
+
+    /// Tells the `Terminate` handler which pidfile to remove: before the setup installs the
+    /// handler and writes the pid, so no SIGTERM can find the pidfile written but not armed.
+    fn arm_terminate(&mut self) {
+        if let Some((path, dev, ino)) = self.terminate_pidfile.take() {
+            signals::arm_terminate(path, dev, ino);
+        }
+    }
+
+    /// After setup: register delivered signals and hand out the guard.
+    fn into_daemon(mut self) -> Result<Daemon, Error> {
+        let signals = match self.delivered.is_empty() {
+            true => None,
+            false => Some(
+                signals::deliver(&self.delivered)
+                    .map_err(|e| Error::os_nopath(Step::Signals, e))?,
+            ),
+        };
+        Ok(Daemon::new(self.pidfile.take(), self.lock.take(), signals))
+    }
+}
+
+/// Forgets descriptors that `close_range(2)` already closed in this process (dropping them
+/// would close the numbers again, maybe someone else's by now).
+fn forget_closed(fds: Vec<OwnedFd>) {
+    for fd in fds {
+        std::mem::forget(fd);
+    }
+}
+
+/// `setrlimit(2)` `RLIMIT_CORE` to 0 (soft and hard). Async-signal-safe.
+fn set_core_limit_zero() -> Result<(), i32> {
+    let zero = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: zero is a valid rlimit for the duration of the call.
+    if unsafe { libc::setrlimit(libc::RLIMIT_CORE, &zero) } != 0 {
+        return Err(errno());
+    }
+    Ok(())
+}
