@@ -277,7 +277,11 @@ fn parse_umask(text: &str) -> Result<u32, String> {
 }
 
 fn parse_mode(text: &str) -> Result<u32, String> {
-    parse_octal(text, 0o7777, "a file mode")
+    let mode = parse_octal(text, 0o777, "a pidfile mode")?;
+    if mode & 0o002 != 0 {
+        return Err("a world-writable pidfile would let anyone name another process".into());
+    }
+    Ok(mode)
 }
 
 fn parse_env(text: &str) -> Result<(OsString, OsString), String> {

@@ -41,10 +41,23 @@ fn main() -> ExitCode {
             let rendered = e.render().to_string();
             let first = rendered.lines().next().unwrap_or_default();
             eprintln!("daemonize: {} (see daemonize --help)", first.trim_start_matches("error: "));
-            return ExitCode::from(code::USAGE);
+            return ExitCode::from(usage_code());
         }
     };
     ExitCode::from(run(cli))
+}
+
+/// The code for a usage error: 2 when starting, but the "cannot tell" (4) and "other trouble"
+/// (3) codes of --status and --stop, whose 2 means something else to an init script.
+fn usage_code() -> u8 {
+    let args: Vec<OsString> = std::env::args_os().collect();
+    if args.iter().any(|a| a == "--status") {
+        4
+    } else if args.iter().any(|a| a == "--stop") {
+        3
+    } else {
+        code::USAGE
+    }
 }
 
 fn run(cli: Cli) -> u8 {
@@ -118,8 +131,7 @@ fn common_context(cli: &Cli) -> DaemonContext {
         .prevent_core(!cli.core)
         .detach_process(!cli.foreground)
         .pidfile_mode(cli.pidfile_mode)
-        .signal_map(SignalMap::new())
-        .ready_timeout(None);
+        .signal_map(SignalMap::new());
     for fd in &cli.preserve_fd {
         context = context.preserve_fd(*fd);
     }
@@ -268,7 +280,17 @@ fn start_supervised(
     for fd in config.descriptors() {
         context = context.preserve_fd(fd);
     }
-    let mut daemon = context.ready_on_open(false).open().map_err(|e| name_program(e, &program))?;
+    // The supervisor bounds the wait for readiness itself; the original process only guards
+    // against a supervisor that hangs.
+    let patience = match cli.wait_ready {
+        Some(_) => cli.ready_timeout + cli.kill_after + Duration::from_secs(30),
+        None => daemonctx::DEFAULT_READY_TIMEOUT,
+    };
+    let mut daemon = context
+        .ready_on_open(false)
+        .ready_timeout(Some(patience))
+        .open()
+        .map_err(|e| name_program(e, &program))?;
     let code = supervise::supervise(config, &mut daemon);
     drop(daemon); // removes the pidfile
     std::process::exit(code)
@@ -340,7 +362,12 @@ fn environment(clear: bool, set: Vec<(OsString, OsString)>) -> Vec<(OsString, Os
 fn status(cli: &Cli) -> u8 {
     let path = cli.pidfile.as_deref().expect("clap requires --pidfile with --status");
     let (line, code) = match Pidfile::status(path) {
-        Status::Running(Some(pid)) => (format!("running (pid {pid})"), 0),
+        Status::Running(Some(pid)) => match (stop::is_alive(pid), stop::holders(path).first()) {
+            (false, Some(holder)) => {
+                (format!("running (pid {pid} has exited; pid {holder} holds the pidfile)"), 0)
+            }
+            _ => (format!("running (pid {pid})"), 0),
+        },
         Status::Running(None) => ("running (pid unknown: the pidfile holds no pid)".into(), 0),
         Status::Stale(Some(pid)) => {
             (format!("dead: pid {pid} is gone but pidfile {} remains", path.display()), 1)
@@ -369,7 +396,7 @@ fn stop(cli: &Cli) -> u8 {
             Ok(schedule) => schedule,
             Err(e) => {
                 eprintln!("daemonize: invalid --retry {text:?}: {e}");
-                return code::USAGE;
+                return 3;
             }
         },
     };

@@ -118,7 +118,8 @@ fn null_terminated(strings: &[CString]) -> Vec<*const c_char> {
 /// (so `execve(2)` reports `EACCES`).
 fn resolve_program(name: &OsStr, path_var: Option<&OsStr>, root: Option<&Path>) -> Option<PathBuf> {
     if name.as_bytes().contains(&b'/') {
-        return Some(PathBuf::from(name));
+        // Relative to where the invoker stands, not to the daemon's working directory.
+        return Some(absolute_outside_chroot(Path::new(name), root));
     }
     if name.is_empty() {
         return None;
@@ -127,6 +128,7 @@ fn resolve_program(name: &OsStr, path_var: Option<&OsStr>, root: Option<&Path>) 
     let mut denied = None;
     for dir in std::env::split_paths(path_var) {
         let dir = if dir.as_os_str().is_empty() { PathBuf::from(".") } else { dir };
+        let dir = absolute_outside_chroot(&dir, root);
         let candidate = dir.join(name);
         let seen = match root {
             Some(root) => root.join(candidate.strip_prefix("/").unwrap_or(&candidate)),
@@ -143,6 +145,15 @@ fn resolve_program(name: &OsStr, path_var: Option<&OsStr>, root: Option<&Path>) 
     denied
 }
 
+/// A relative path made absolute against the current directory, unless a chroot is coming
+/// (there the daemon's working directory inside the new root is what it is relative to).
+fn absolute_outside_chroot(path: &Path, root: Option<&Path>) -> PathBuf {
+    match (path.is_relative(), root, std::env::current_dir()) {
+        (true, None, Ok(cwd)) => cwd.join(path),
+        _ => path.to_path_buf(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -152,7 +163,13 @@ mod tests {
         let found =
             resolve_program(OsStr::new("sh"), Some(OsStr::new("/nonexistent:/bin")), None).unwrap();
         assert_eq!(found, PathBuf::from("/bin/sh"));
-        assert_eq!(resolve_program(OsStr::new("./x"), None, None), Some(PathBuf::from("./x")));
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(resolve_program(OsStr::new("./x"), None, None), Some(cwd.join("./x")));
+        let root = Path::new("/srv/root");
+        assert_eq!(
+            resolve_program(OsStr::new("./x"), None, Some(root)),
+            Some(PathBuf::from("./x"))
+        );
         assert_eq!(
             resolve_program(OsStr::new("no-such-program-xyz"), Some(OsStr::new("/bin")), None),
             None

@@ -67,6 +67,10 @@ pub(crate) fn resolve(
         Some(GroupSpec::Id(id)) => Some(*id),
         None => account.as_ref().map(|a| a.gid.as_raw()),
     };
+    if let (Some(UserSpec::Id(id)), None, None) = (user, &account, gid) {
+        // A uid with no passwd entry has no primary group: keeping ours (root's) is wrong.
+        return Err(Error::UnknownUser { kind: "uid (give a group too)", name: id.to_string() });
+    }
     let changes_identity = uid.is_some() || gid.is_some();
     let groups = if !changes_identity || !Uid::effective().is_root() {
         None

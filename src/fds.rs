@@ -89,13 +89,22 @@ impl Stream {
     }
 }
 
+/// `open(2)` with `O_NONBLOCK`, so a FIFO without a reader fails (`ENXIO`) instead of
+/// blocking the start; the flag is cleared again (`fcntl(2)` `F_SETFL`) for the daemon.
 fn open_file(path: &Path, flags: i32) -> io::Result<OwnedFd> {
     let c_path = path_to_cstring(path)?;
+    let flags = flags | libc::O_CLOEXEC | libc::O_NOCTTY;
     // SAFETY: c_path is NUL-terminated; the mode is the variadic argument.
-    let fd =
-        unsafe { libc::open(c_path.as_ptr(), flags | libc::O_CLOEXEC | libc::O_NOCTTY, 0o644) };
+    let fd = unsafe { libc::open(c_path.as_ptr(), flags | libc::O_NONBLOCK, 0o644) };
     if fd < 0 {
         return Err(io::Error::last_os_error());
+    }
+    // SAFETY: F_SETFL takes an int flag set; O_CLOEXEC and O_CREAT/O_TRUNC are ignored by it.
+    if unsafe { libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK) } != 0 {
+        let e = io::Error::last_os_error();
+        // SAFETY: fd was just opened and is owned by nobody else.
+        unsafe { libc::close(fd) };
+        return Err(e);
     }
     // SAFETY: open just returned this descriptor; nothing else owns it.
     above_std_streams(unsafe { OwnedFd::from_raw_fd(fd) })

@@ -96,21 +96,33 @@ impl Pidfile {
 
 /// The sequence behind [`Pidfile::acquire`] and [`Pidfile::lock_file`].
 fn acquire(path: &Path, mode: u32, empty_it: bool) -> Result<Acquire, Error> {
+    if mode & !0o777 != 0 || mode & 0o002 != 0 {
+        let reason = "its mode would let anyone rewrite it (world-writable or special bits)";
+        return Err(Error::UnsafePidfile { pidfile: path.to_path_buf(), reason });
+    }
     let c_path = path_to_cstring(path).map_err(|e| Error::os(Step::OpenPidfile, path, e))?;
     loop {
         let (fd, created) = open_or_create(&c_path, mode).map_err(|e| open_error(path, e))?;
-        let meta = fstat(fd.as_fd()).map_err(|e| Error::os(Step::OpenPidfile, path, e))?;
+        // A file this call created is removed again if anything below fails.
+        let undo = |error: Error| {
+            if created {
+                // SAFETY: c_path is NUL-terminated.
+                unsafe { libc::unlink(c_path.as_ptr()) };
+            }
+            error
+        };
+        let meta = fstat(fd.as_fd()).map_err(|e| undo(Error::os(Step::OpenPidfile, path, e)))?;
         check_safe(path, &meta, created)?;
         match lock_exclusive(fd.as_fd()) {
             Ok(true) => {}
             Ok(false) => return Ok(Acquire::HeldBy(read_holder_pid(fd.as_fd()))),
-            Err(e) => return Err(Error::os(Step::LockPidfile, path, e)),
+            Err(e) => return Err(undo(Error::os(Step::LockPidfile, path, e))),
         }
         if !still_named_by(&c_path, meta.st_dev, meta.st_ino) {
             continue; // replaced or removed between open and lock: lock the new one
         }
         if empty_it {
-            truncate(fd.as_fd()).map_err(|e| Error::os(Step::LockPidfile, path, e))?;
+            truncate(fd.as_fd()).map_err(|e| undo(Error::os(Step::LockPidfile, path, e)))?;
         }
         return Ok(Acquire::Locked(Pidfile {
             fd,
@@ -167,12 +179,22 @@ impl Pidfile {
     /// # Errors
     /// As [`Pidfile::acquire`] and [`Pidfile::remove`].
     pub fn remove_stale(path: impl AsRef<Path>) -> Result<bool, Error> {
-        match Pidfile::acquire(path.as_ref(), DEFAULT_MODE) {
-            Ok(Acquire::Locked(pidfile)) => pidfile.remove().map(|()| true),
-            Ok(Acquire::HeldBy(_)) => Ok(false),
-            Err(Error::Os { source, .. }) if source.kind() == io::ErrorKind::NotFound => Ok(false),
-            Err(e) => Err(e),
+        let path = path.as_ref();
+        let failed = |step, e| Error::os(step, path, e);
+        let c_path = path_to_cstring(path).map_err(|e| failed(Step::OpenPidfile, e))?;
+        // No O_CREAT: a pidfile that is already gone must not be created only to be removed.
+        let fd = match open_raw(&c_path, libc::O_RDWR, 0) {
+            Ok(fd) => fd,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(failed(Step::OpenPidfile, e)),
+        };
+        let meta = fstat(fd.as_fd()).map_err(|e| failed(Step::OpenPidfile, e))?;
+        if !lock_exclusive(fd.as_fd()).map_err(|e| failed(Step::LockPidfile, e))? {
+            return Ok(false);
         }
+        let pidfile = Pidfile { fd, path: path.to_path_buf(), dev: meta.st_dev, ino: meta.st_ino };
+        let named = still_named_by(&c_path, meta.st_dev, meta.st_ino);
+        pidfile.remove().map(|()| named)
     }
 
     /// The path this pidfile was opened at.
@@ -355,7 +377,10 @@ fn open_or_create(c_path: &CString, mode: u32) -> io::Result<(OwnedFd, bool)> {
             Ok(fd) => {
                 // SAFETY: fd is open and ours; fchmod has no memory preconditions.
                 if unsafe { libc::fchmod(fd.as_raw_fd(), mode as libc::mode_t) } != 0 {
-                    return Err(io::Error::last_os_error());
+                    let e = io::Error::last_os_error();
+                    // SAFETY: c_path is NUL-terminated; the file is the one just created.
+                    unsafe { libc::unlink(c_path.as_ptr()) };
+                    return Err(e);
                 }
                 return Ok((fd, true));
             }

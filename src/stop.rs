@@ -172,15 +172,19 @@ pub fn stop(path: &Path, schedule: &Schedule) -> Result<Stopped, StopError> {
         Status::Running(None) => return Err(StopError::NoPid),
         Status::Running(Some(pid)) => pid,
     };
-    let pidfd = match pidfd_open(pid) {
-        Ok(fd) => fd,
-        // Gone between the status check and now: it stopped by itself.
-        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => return Ok(finish(path, pid)),
-        Err(e) => return Err(StopError::Signal(pid, e)),
+    let (pid, pidfd) = match pidfd_open(pid) {
+        Ok(fd) if is_alive(pid) && holds_pidfile(pid, path) != Some(false) => (pid, fd),
+        // The named process is gone (or is not ours), yet the lock is held: by what it
+        // started, which inherited the pidfile's descriptor. Stop that holder instead.
+        Ok(_) | Err(_) => match holders(path).first() {
+            Some(&holder) => match pidfd_open(holder) {
+                Ok(fd) => (holder, fd),
+                Err(e) => return Err(StopError::Signal(holder, e)),
+            },
+            None if is_alive(pid) => return Err(StopError::NotTheHolder(pid)),
+            None => return Ok(finish(path, pid)),
+        },
     };
-    if holds_pidfile(pid, path) == Some(false) {
-        return Err(StopError::NotTheHolder(pid));
-    }
     let left = follow_schedule(&pidfd, pid, schedule)?;
     if left.is_empty() { Ok(finish(path, pid)) } else { Ok(Stopped::StillRunning(left)) }
 }
@@ -333,15 +337,41 @@ pub fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
+/// The processes that have the file at `path` open (its inode among their `/proc/PID/fd/*`),
+/// lowest pid first; those this user may not inspect are not seen.
+pub fn holders(path: &Path) -> Vec<u32> {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(target) = std::fs::metadata(path) else { return Vec::new() };
+    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    let mut pids: Vec<u32> = entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| has_open(*pid, target.dev(), target.ino()) == Some(true))
+        .collect();
+    pids.sort_unstable();
+    pids
+}
+
+/// Whether `pid` runs: it exists and is not a zombie (`/proc/PID/stat`).
+pub fn is_alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| Some(stat.rsplit_once(')')?.1.split_whitespace().next()? != "Z"))
+        .unwrap_or(false)
+}
+
 /// Whether `pid` has the pidfile open (one of `/proc/PID/fd/*` is its inode). `None` when that
 /// cannot be read (another user's process, no `/proc`).
 fn holds_pidfile(pid: u32, path: &Path) -> Option<bool> {
     use std::os::unix::fs::MetadataExt;
     let target = std::fs::metadata(path).ok()?;
+    has_open(pid, target.dev(), target.ino())
+}
+
+fn has_open(pid: u32, dev: u64, ino: u64) -> Option<bool> {
+    use std::os::unix::fs::MetadataExt;
     let entries = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?;
     let holds = entries.filter_map(Result::ok).any(|entry| {
-        std::fs::metadata(entry.path())
-            .is_ok_and(|m| m.dev() == target.dev() && m.ino() == target.ino())
+        std::fs::metadata(entry.path()).is_ok_and(|m| m.dev() == dev && m.ino() == ino)
     });
     Some(holds)
 }

@@ -244,7 +244,7 @@ fn foreground_sets_up_and_execs_in_place() {
         .stdin(Stdio::null())
         .spawn()
         .unwrap();
-    let _guard = Spawned(child.id() as i32);
+    let _guard = Spawned::new(child.id() as i32);
     let pid = child.id() as i32;
     assert!(wait_until(Duration::from_secs(10), || exe_of(pid)
         != daemonize_bin().canonicalize().unwrap()));
@@ -267,8 +267,8 @@ fn user_and_group_take_effect() {
     assert_eq!(status["Gid"].split_whitespace().collect::<Vec<_>>(), ["65534"; 4]);
 
     let Ok(Some(user)) = nix::unistd::User::from_name("daemonctx-test") else {
-        eprintln!(
-            "skipped: user_and_group_take_effect (supplementary groups) needs user daemonctx-test (.ci/run creates it)"
+        skip(
+            "user_and_group_take_effect (supplementary groups) needs user daemonctx-test (.ci/run creates it)",
         );
         return;
     };
@@ -485,7 +485,7 @@ fn stale_pidfile_naming_a_live_unrelated_process_is_never_signalled() {
     let dir = TempDir::new("cli-recycled");
     let pidfile = dir.join("d.pid");
     let mut bystander = Command::new("sleep").arg("1000").spawn().unwrap();
-    let _guard = Spawned(bystander.id() as i32);
+    let _guard = Spawned::new(bystander.id() as i32);
     std::fs::write(&pidfile, format!("{}\n", bystander.id())).unwrap();
 
     let output = daemonize(&["--status", "-p", path_str(&pidfile)]);
@@ -540,8 +540,9 @@ fn stop_follows_the_retry_schedule() {
     assert!(!alive(pid));
     assert!(!pidfile.exists(), "the pidfile of a SIGKILLed daemon was left");
 
+    // A bad schedule is "other trouble" (3): 2 would tell an init script it is still running.
     let output = daemonize(&["--stop", "-p", path_str(&pidfile), "--retry", "TERM/soon"]);
-    assert_eq!(code(&output.status), 2, "{}", describe("bad schedule", &output));
+    assert_eq!(code(&output.status), 3, "{}", describe("bad schedule", &output));
 }
 
 #[test]
@@ -599,4 +600,86 @@ fn foreground_keeps_the_invokers_output_streams() {
     assert!(output.status.success(), "{}", describe("daemonize --foreground", &output));
     assert_eq!(String::from_utf8_lossy(&output.stdout), "to-stdout\n");
     assert_eq!(String::from_utf8_lossy(&output.stderr), "to-stderr\n");
+}
+
+#[test]
+fn lock_held_by_what_the_command_left_running_is_still_stoppable() {
+    // The command exits, but a background job inherited the pidfile's descriptor (and so the
+    // lock): the daemon is still running, and --stop must stop what holds the lock.
+    let dir = TempDir::new("cli-holder");
+    let pidfile = dir.join("d.pid");
+    let (pid, _guard) = start(&dir, &["sh", "-c", "sleep 1000 & exit 0"]);
+    assert!(wait_gone(pid, COMMAND_TIMEOUT), "the command did not exit");
+    let output = daemonize(&["--status", "-p", path_str(&pidfile)]);
+    assert_eq!(code(&output.status), 0, "{}", describe("status", &output));
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains("holds the pidfile"),
+        "{}",
+        describe("status", &output)
+    );
+    let holder = daemonctx::stop::holders(&pidfile)[0];
+    let output = daemonize(&["--stop", "-p", path_str(&pidfile)]);
+    assert_eq!(code(&output.status), 0, "{}", describe("stop", &output));
+    assert!(wait_gone(holder as i32, Duration::from_secs(5)), "the lock holder survived");
+    assert!(!pidfile.exists());
+}
+
+#[test]
+fn foreground_exec_failure_reports_one_line() {
+    let output = daemonize(&["--foreground", "--", "/nonexistent/program"]);
+    assert_eq!(code(&output.status), 127, "{}", describe("daemonize --foreground", &output));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr),
+        "daemonize: cannot execute /nonexistent/program: No such file or directory (os error 2)\n"
+    );
+}
+
+#[test]
+fn foreground_with_preserved_fd_keeps_pidfile_and_fd() {
+    let dir = TempDir::new("cli-fg-preserve");
+    let pidfile = dir.join("d.pid");
+    let script = format!(
+        "exec 5</dev/null && exec {} --foreground -p {} --preserve-fd 5 -- sh -c 'ls /proc/self/fd; cat {}'",
+        daemonize_bin().display(),
+        pidfile.display(),
+        pidfile.display()
+    );
+    let output = run(Command::new("sh").args(["-c", &script]));
+    assert!(output.status.success(), "{}", describe(&script, &output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let fds: Vec<&str> = stdout.lines().take_while(|l| l.parse::<i32>().is_ok()).collect();
+    assert!(fds.contains(&"5"), "fd 5 was not preserved: {stdout}");
+    assert!(
+        stdout.lines().last().is_some_and(|l| l.parse::<u32>().is_ok()),
+        "pidfile unreadable: {stdout}"
+    );
+}
+
+#[test]
+fn relative_command_is_found_from_the_invokers_directory() {
+    let dir = TempDir::new("cli-relative");
+    let script = dir.join("mydaemon");
+    std::fs::write(&script, "#!/bin/sh\nexec sleep 1000\n").unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let pidfile = dir.join("d.pid");
+    let output = run(Command::new(daemonize_bin()).current_dir(dir.path()).args([
+        "-p",
+        "d.pid",
+        "./mydaemon",
+    ]));
+    assert!(output.status.success(), "{}", describe("daemonize ./mydaemon", &output));
+    let pid = read_pidfile(&pidfile);
+    let _guard = SpawnedGroup(pgid_of(pid));
+    assert_eq!(std::fs::read_link(format!("/proc/{pid}/cwd")).unwrap(), Path::new("/"));
+}
+
+#[test]
+fn world_writable_pidfile_mode_is_refused() {
+    let dir = TempDir::new("cli-mode666");
+    assert_refused(
+        &dir,
+        &["-p", path_str(&dir.join("d.pid")), "--pidfile-mode", "666", "sleep", "1"],
+        2,
+        "world-writable",
+    );
 }

@@ -127,7 +127,7 @@ fn init_script_start_status_restart_stop() {
 
     let stdout = script.expect("start", 0);
     assert!(stdout.contains("started"), "start said {stdout:?}");
-    let first = Spawned(read_pidfile(&script.pidfile()));
+    let first = Spawned::new(read_pidfile(&script.pidfile()));
     let pid = script.running_pid();
     assert_eq!(script.servers(), vec![pid], "the pidfile does not name the one server");
     script.assert_echoes("hello\n");
@@ -143,7 +143,7 @@ fn init_script_start_status_restart_stop() {
     assert_eq!(script.servers(), vec![pid], "a second start started another server");
 
     script.expect("restart", 0);
-    let second = Spawned(read_pidfile(&script.pidfile()));
+    let second = Spawned::new(read_pidfile(&script.pidfile()));
     let new_pid = script.running_pid();
     assert_ne!(new_pid, pid, "restart kept the old server");
     gone(first);

@@ -30,7 +30,7 @@ fn start(dir: &TempDir, args: &[&str]) -> (i32, Spawned) {
     let output = probe(&all);
     assert!(output.status.success(), "{}", describe(&format!("probe {}", show(&all)), &output));
     let pid = read_pidfile(&pidfile);
-    (pid, Spawned(pid))
+    (pid, Spawned::new(pid))
 }
 
 /// Asserts a failed start: probe exit 2, the message, and nothing left behind.
@@ -124,7 +124,7 @@ fn core_dumps_allowed_only_when_asked() {
     let output = run(Command::new("sh").args(["-c", &script]));
     assert!(output.status.success(), "{}", describe(&script, &output));
     let pid = read_pidfile(&pidfile);
-    let _guard = Spawned(pid);
+    let _guard = Spawned::new(pid);
     let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
     let core = limits.lines().find(|l| l.starts_with("Max core file size")).unwrap();
     assert_eq!(core.split_whitespace().nth(4), Some("unlimited"), "{core}");
@@ -171,7 +171,7 @@ fn foreground_runs_in_place() {
         .stdin(Stdio::null())
         .spawn()
         .unwrap();
-    let _guard = Spawned(child.id() as i32);
+    let _guard = Spawned::new(child.id() as i32);
     assert!(wait_until(Duration::from_secs(10), || matches!(
         Pidfile::status(&pidfile),
         Status::Running(Some(_))
@@ -193,7 +193,7 @@ fn stdin_socket_means_started_by_superserver_so_no_detach() {
         .stdin(Stdio::from(std::os::fd::OwnedFd::from(socket)))
         .spawn()
         .unwrap();
-    let _guard = Spawned(child.id() as i32);
+    let _guard = Spawned::new(child.id() as i32);
     assert!(wait_until(Duration::from_secs(10), || matches!(
         Pidfile::status(&pidfile),
         Status::Running(Some(_))
@@ -236,8 +236,8 @@ fn group_option_and_initgroups_take_effect() {
         return;
     }
     let Ok(Some(user)) = nix::unistd::User::from_name("daemonctx-test") else {
-        eprintln!(
-            "skipped: group_option_and_initgroups_take_effect needs user daemonctx-test (.ci/run creates it)"
+        skip(
+            "group_option_and_initgroups_take_effect needs user daemonctx-test (.ci/run creates it)",
         );
         return;
     };
@@ -383,13 +383,13 @@ fn original_waits_for_ready_on_demand() {
         .stdin(Stdio::null())
         .spawn()
         .unwrap();
-    let _original_guard = Spawned(original.id() as i32);
+    let _original_guard = Spawned::new(original.id() as i32);
     assert!(wait_until(Duration::from_secs(10), || matches!(
         Pidfile::status(&pidfile),
         Status::Running(Some(_))
     )));
     let daemon = read_pidfile(&pidfile);
-    let _daemon_guard = Spawned(daemon);
+    let _daemon_guard = Spawned::new(daemon);
     // The daemon is set up and holds its pidfile, but has not called ready(): the original
     // process must still be waiting.
     assert!(
@@ -482,7 +482,7 @@ fn daemon_survives_its_invoker_leaving_a_terminal_session() {
         .args(["--pidfile", pidfile.to_str().unwrap()]));
     assert!(output.status.success(), "{}", describe("pty_run probe", &output));
     let pid = read_pidfile(&pidfile);
-    let _guard = Spawned(pid);
+    let _guard = Spawned::new(pid);
     assert!(
         !wait_gone(pid, Duration::from_millis(300)),
         "the daemon died with the terminal session"
@@ -517,7 +517,7 @@ fn echo_server_example_binds_before_ready_and_shuts_down_gracefully() {
     ]));
     assert!(output.status.success(), "{}", describe("echo_server", &output));
     let pid = read_pidfile(&pidfile);
-    let _guard = Spawned(pid);
+    let _guard = Spawned::new(pid);
     // Ready was reported only after the bind, so the log already names the port.
     let first = std::fs::read_to_string(&log).unwrap();
     let address = first
@@ -548,8 +548,8 @@ fn closing_inherited_fds_does_not_loop_up_to_the_limit() {
     // Counts close(2) calls in the original process and the daemon with strace: a loop up to
     // RLIMIT_NOFILE would make thousands; close_range(2) makes a handful, whatever the limit.
     if !Path::new("/usr/bin/strace").exists() {
-        eprintln!(
-            "skipped: closing_inherited_fds_does_not_loop_up_to_the_limit needs strace (.ci/run installs it)"
+        skip(
+            "closing_inherited_fds_does_not_loop_up_to_the_limit needs strace (.ci/run installs it)",
         );
         return;
     }
@@ -567,13 +567,13 @@ fn closing_inherited_fds_does_not_loop_up_to_the_limit() {
         .stdin(Stdio::null())
         .spawn()
         .unwrap();
-    let _strace_guard = Spawned(strace.id() as i32);
+    let _strace_guard = Spawned::new(strace.id() as i32);
     assert!(wait_until(COMMAND_TIMEOUT, || matches!(
         Pidfile::status(&pidfile),
         Status::Running(Some(_))
     )));
     let daemon = read_pidfile(&pidfile);
-    let _guard = Spawned(daemon);
+    let _guard = Spawned::new(daemon);
     kill(daemon, libc::SIGTERM);
     assert!(wait_gone(strace.id() as i32, COMMAND_TIMEOUT), "strace did not finish");
     strace.wait().unwrap();

@@ -59,14 +59,37 @@ impl Drop for TempDir {
     }
 }
 
-/// A process a test started (directly or as a daemon); killed and awaited by pid when dropped.
-pub struct Spawned(pub i32);
+/// A process a test started (directly or as a daemon); killed and awaited when dropped. A pidfd
+/// taken at once pins the process, so a pid reused after it exited is never signalled.
+pub struct Spawned(pub i32, Option<OwnedFd>);
+
+impl Spawned {
+    pub fn new(pid: i32) -> Spawned {
+        // SAFETY: pidfd_open takes a pid and flags.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+        // SAFETY: when non-negative, the kernel just returned this descriptor to us.
+        Spawned(pid, (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as i32) }))
+    }
+}
 
 impl Drop for Spawned {
     fn drop(&mut self) {
-        kill(self.0, libc::SIGKILL);
-        wait_gone(self.0, Duration::from_secs(5));
+        let Some(pidfd) = &self.1 else { return }; // already gone when the guard was made
+        let no_info: *const libc::siginfo_t = std::ptr::null();
+        // SAFETY: pidfd refers to our process; a null siginfo sends as kill(2) would.
+        unsafe {
+            libc::syscall(libc::SYS_pidfd_send_signal, pidfd.as_raw_fd(), libc::SIGKILL, no_info, 0)
+        };
+        let mut pfd = libc::pollfd { fd: pidfd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        // SAFETY: one valid pollfd.
+        unsafe { libc::poll(&mut pfd, 1, 5000) };
     }
+}
+
+/// Says on the real stderr (the test harness does not capture it) that a test was skipped.
+pub fn skip(why: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "skipped: {why}");
 }
 
 /// Sends `signal` to `pid`.
@@ -227,7 +250,7 @@ pub fn skip_unless_root(test: &str) -> bool {
     if is_root() {
         return false;
     }
-    eprintln!("skipped: {test} needs root");
+    skip(&format!("{test} needs root"));
     true
 }
 
