@@ -83,7 +83,7 @@ pub struct Cli {
     #[arg(short = 'e', long, value_name = "FILE", help_heading = "Files")]
     pub stderr: Option<PathBuf>,
 
-    /// Append to the output files instead of truncating them
+    /// Append to the output files instead of truncating them (--supervise always appends)
     #[arg(short = 'a', long, help_heading = "Files")]
     pub append: bool,
 

@@ -255,7 +255,12 @@ fn start_supervised(
 ) -> Result<(), Error> {
     let syslog =
         cli.syslog.as_ref().map(|facility| connect_syslog(cli, facility, command)).transpose()?;
-    let config = SupervisorConfig {
+    let stdout = sink(cli, cli.stdout.as_deref())?;
+    let stderr = sink(cli, cli.stderr.as_deref())?;
+    // Locked last: nothing after it can fail before open(), which cleans it up if it fails.
+    let child_pidfile =
+        cli.child_pidfile.as_ref().map(|path| Pidfile::lock(path, cli.pidfile_mode)).transpose()?;
+    let mut config = SupervisorConfig {
         argv: command.argv().to_vec(),
         env: command.env().to_vec(),
         restart: match cli.restart {
@@ -268,11 +273,11 @@ fn start_supervised(
         max_restarts: cli.max_restarts,
         restart_window: cli.restart_window,
         kill_after: cli.kill_after,
-        child_pidfile: cli.child_pidfile.clone(),
+        child_pidfile,
         ready,
         ready_timeout: cli.wait_ready.map(|_| cli.ready_timeout),
-        stdout: sink(cli, cli.stdout.as_deref())?,
-        stderr: sink(cli, cli.stderr.as_deref())?,
+        stdout,
+        stderr,
         syslog,
         program: program.clone(),
     };
@@ -286,11 +291,16 @@ fn start_supervised(
         Some(_) => cli.ready_timeout + cli.kill_after + Duration::from_secs(30),
         None => daemonctx::DEFAULT_READY_TIMEOUT,
     };
-    let mut daemon = context
-        .ready_on_open(false)
-        .ready_timeout(Some(patience))
-        .open()
-        .map_err(|e| name_program(e, &program))?;
+    let opened = context.ready_on_open(false).ready_timeout(Some(patience)).open();
+    let mut daemon = match opened {
+        Ok(daemon) => daemon,
+        Err(e) => {
+            if let Some(child_pidfile) = config.child_pidfile.take() {
+                let _ = child_pidfile.remove();
+            }
+            return Err(name_program(e, &program));
+        }
+    };
     let code = supervise::supervise(config, &mut daemon);
     drop(daemon); // removes the pidfile
     std::process::exit(code)
@@ -299,10 +309,9 @@ fn start_supervised(
 /// Where one of COMMAND's streams goes under the supervisor: the file, else syslog, else null.
 fn sink(cli: &Cli, file: Option<&Path>) -> Result<Sink, Error> {
     match file {
+        // Always appended to: truncating here, before the pidfile is locked, could empty the
+        // log of an instance that is already running.
         Some(path) => {
-            if !cli.append {
-                std::fs::File::create(path).map_err(|e| Error::os(Step::OpenStream, path, e))?;
-            }
             LogFile::open(path).map(Sink::File).map_err(|e| Error::os(Step::OpenStream, path, e))
         }
         None if cli.syslog.is_some() => Ok(Sink::Syslog),

@@ -157,6 +157,14 @@ impl Pidfile {
         write_pid_fd(self.fd.as_raw_fd(), pid).map_err(io::Error::from_raw_os_error)
     }
 
+    /// Empties the file (`ftruncate(2)`): locked, but naming no process for now.
+    ///
+    /// # Errors
+    /// The OS error of `ftruncate(2)`.
+    pub fn clear(&self) -> io::Result<()> {
+        truncate(self.fd.as_fd())
+    }
+
     /// Removes the file if the path still names the locked inode, then releases the lock.
     ///
     /// System calls: `lstat(2)`, `unlink(2)`, `close(2)`.

@@ -25,6 +25,7 @@ use crate::daemon::Daemon;
 use crate::error::Step;
 use crate::notify::{Notice, ReadyListener};
 use crate::output::{LineBuffer, LogFile, SyslogWriter};
+use crate::pidfile::Pidfile;
 use crate::signals::{self, Dispositions, SignalMap};
 
 /// A child that ran at least this long resets the restart delay to its initial value.
@@ -87,8 +88,8 @@ pub struct SupervisorConfig {
     pub restart_window: Duration,
     /// How long a stop waits after `SIGTERM` before `SIGKILL`.
     pub kill_after: Duration,
-    /// A file to write COMMAND's pid into.
-    pub child_pidfile: Option<PathBuf>,
+    /// A pidfile, locked by the supervisor, that names COMMAND while it runs.
+    pub child_pidfile: Option<Pidfile>,
     /// How COMMAND says it is ready, if it does.
     pub ready: Option<ReadyListener>,
     /// How long to wait for COMMAND to be ready.
@@ -112,6 +113,7 @@ impl SupervisorConfig {
             }
         }
         fds.extend(self.syslog.as_ref().and_then(SyslogWriter::raw_fd));
+        fds.extend(self.child_pidfile.as_ref().map(Pidfile::as_raw_fd));
         if let Some(listener) = &self.ready {
             fds.extend(listener.poll_fd());
             fds.extend(listener.write_end().map(|(write, _)| write));
@@ -271,10 +273,10 @@ impl Supervisor {
         if let Some(syslog) = &mut self.config.syslog {
             syslog.set_pid(pid);
         }
-        if let Some(path) = &self.config.child_pidfile
-            && let Err(e) = std::fs::write(path, format!("{pid}\n"))
+        if let Some(pidfile) = &self.config.child_pidfile
+            && let Err(e) = pidfile.write_pid(pid)
         {
-            let message = format!("cannot write child pidfile {}: {e}", path.display());
+            let message = format!("cannot write child pidfile {}: {e}", pidfile.path().display());
             self.log(&message);
         }
         self.child = Some(Child { pid, started: Instant::now() });
@@ -420,8 +422,8 @@ impl Supervisor {
         if child.started.elapsed() >= STABLE_RUN {
             self.delay = self.config.restart_delay;
         }
-        if let Some(path) = &self.config.child_pidfile {
-            let _ = std::fs::remove_file(path);
+        if let Some(pidfile) = &self.config.child_pidfile {
+            let _ = pidfile.clear(); // names nobody until the next start
         }
         let then = match self.phase {
             Phase::Draining { then, .. } => then,
@@ -632,8 +634,8 @@ impl Supervisor {
             let timed_out = io::Error::from_raw_os_error(libc::ETIMEDOUT);
             daemon.report_failure(Step::WaitReady, &timed_out);
         }
-        if let Some(path) = &self.config.child_pidfile {
-            let _ = std::fs::remove_file(path);
+        if let Some(pidfile) = self.config.child_pidfile.take() {
+            let _ = pidfile.remove();
         }
         code
     }

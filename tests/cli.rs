@@ -188,8 +188,9 @@ fn core_and_preserve_fd_take_effect() {
     let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
     let core = limits.lines().find(|l| l.starts_with("Max core file size")).unwrap();
     assert_eq!(core.split_whitespace().nth(4), Some("unlimited"), "{core}");
-    let fds: Vec<i32> = proc_fds(pid).into_iter().map(|(fd, _)| fd).collect();
-    assert_eq!(fds, vec![0, 1, 2, 3, 5]);
+    let targets = proc_fds(pid);
+    let fds: Vec<i32> = targets.iter().map(|(fd, _)| *fd).collect();
+    assert_eq!(fds, vec![0, 1, 2, 3, 5], "{targets:?}");
 
     // Without --core, RLIMIT_CORE is 0 even when the invoker allows core dumps.
     let dir = TempDir::new("cli-nocore");
