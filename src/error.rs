@@ -119,7 +119,7 @@ impl Step {
             Step::Report => "cannot report to the original process",
             Step::Exec => "cannot execute",
             Step::Supervise => "cannot start the supervisor",
-            Step::WaitReady => "gave up waiting for readiness of",
+            Step::WaitReady => "the command did not report ready in time",
         }
     }
 }
@@ -226,6 +226,9 @@ impl Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Error::Os { step: Step::WaitReady, path: Some(path), .. } => {
+                write!(f, "{} did not report ready in time", path.display())
+            }
             Error::Os { step, path: Some(path), .. } => {
                 write!(f, "{} {}", step.action(), path.display())
             }

@@ -1,0 +1,30 @@
+//! Test helper: speaks systemd's readiness protocol. `notify_ready [FIFO]` sends
+//! `STATUS=warming up` to `$NOTIFY_SOCKET`, waits for a line on FIFO (if given), sends
+//! `READY=1`, then sleeps until killed. Not an example to copy.
+use std::os::linux::net::SocketAddrExt;
+use std::os::unix::net::{SocketAddr, UnixDatagram};
+
+fn main() {
+    let Some(target) = std::env::var_os("NOTIFY_SOCKET") else {
+        eprintln!("notify_ready: NOTIFY_SOCKET is not set");
+        std::process::exit(2);
+    };
+    let target = target.to_string_lossy().into_owned();
+    let address = match target.strip_prefix('@') {
+        Some(name) => SocketAddr::from_abstract_name(name.as_bytes()),
+        None => SocketAddr::from_pathname(&target),
+    }
+    .expect("NOTIFY_SOCKET address");
+    let socket = UnixDatagram::unbound().expect("socket");
+    socket.send_to_addr(b"STATUS=warming up", &address).expect("send STATUS");
+    if let Some(fifo) = std::env::args_os().nth(1) {
+        let mut line = String::new();
+        let fifo = std::fs::File::open(fifo).expect("open FIFO");
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(fifo), &mut line)
+            .expect("read FIFO");
+    }
+    socket.send_to_addr(b"READY=1\nSTATUS=serving", &address).expect("send READY");
+    loop {
+        std::thread::park();
+    }
+}
