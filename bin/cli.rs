@@ -252,8 +252,7 @@ fn parse_wait_ready(text: &str) -> Result<WaitReady, String> {
 fn parse_seconds(text: &str) -> Result<Duration, String> {
     text.parse::<f64>()
         .ok()
-        .filter(|s| s.is_finite() && *s >= 0.0)
-        .map(Duration::from_secs_f64)
+        .and_then(|s| Duration::try_from_secs_f64(s).ok())
         .ok_or_else(|| format!("{text:?} is not a number of seconds"))
 }
 
@@ -318,5 +317,6 @@ mod tests {
         assert!(parse_wait_ready("socket").is_err());
         assert_eq!(parse_seconds("0.25"), Ok(Duration::from_millis(250)));
         assert!(parse_seconds("-1").is_err());
+        assert!(parse_seconds("1e30").is_err());
     }
 }

@@ -254,11 +254,14 @@ pub fn replace_pid(path: &Path, pid: u32) -> io::Result<()> {
     write_pid_fd(fd.as_raw_fd(), pid).map_err(io::Error::from_raw_os_error)
 }
 
-/// Parses a pidfile's content: decimal digits of a pid greater than zero, then an optional
-/// newline, and nothing else.
+/// Parses a pidfile's content: decimal digits of a pid greater than zero (no leading zero),
+/// then an optional newline, and nothing else: exactly what [`Pidfile::write_pid`] writes.
 pub fn parse_pid(content: &[u8]) -> Option<u32> {
     let digits = content.strip_suffix(b"\n").unwrap_or(content);
     if digits.is_empty() || digits.len() > 10 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    if digits[0] == b'0' {
         return None;
     }
     let pid: u64 = std::str::from_utf8(digits).ok()?.parse().ok()?;
@@ -491,10 +494,40 @@ mod tests {
     fn parse_pid_accepts_only_a_pid_and_a_newline() {
         assert_eq!(parse_pid(b"4242\n"), Some(4242));
         assert_eq!(parse_pid(b"4242"), Some(4242));
-        for garbage in
-            [&b""[..], b"\n", b"0\n", b"-5\n", b"12a\n", b" 12\n", b"12\n\n", b"99999999999\n"]
-        {
+        for garbage in [
+            &b""[..],
+            b"\n",
+            b"0\n",
+            b"-5\n",
+            b"12a\n",
+            b" 12\n",
+            b"12\n\n",
+            b"99999999999\n",
+            b"042\n",
+        ] {
             assert_eq!(parse_pid(garbage), None, "{:?}", String::from_utf8_lossy(garbage));
+        }
+    }
+
+    /// The fuzz target's property (see fuzz/), over a deterministic stream of inputs: never a
+    /// panic, and only canonical `PID\n` (or `PID`) accepted.
+    #[test]
+    fn parse_pid_accepts_only_canonical_content_of_random_bytes() {
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let alphabet = b"0123456789\n -+xa\0";
+        for _ in 0..20_000 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let len = (state % 14) as usize;
+            let content: Vec<u8> = (0..len)
+                .map(|i| alphabet[((state >> (i * 4)) % alphabet.len() as u64) as usize])
+                .collect();
+            if let Some(pid) = parse_pid(&content) {
+                let canonical = format!("{pid}\n");
+                let bare = &canonical.as_bytes()[..canonical.len() - 1];
+                assert!(content == canonical.as_bytes() || content == bare, "{content:?}");
+            }
         }
     }
 

@@ -103,8 +103,8 @@ impl Schedule {
 fn parse_seconds(text: &str) -> Result<Duration, ParseError> {
     text.parse::<f64>()
         .ok()
-        .filter(|s| s.is_finite() && *s >= 0.0 && text.starts_with(|c: char| c.is_ascii_digit()))
-        .map(Duration::from_secs_f64)
+        .filter(|_| text.starts_with(|c: char| c.is_ascii_digit()))
+        .and_then(|s| Duration::try_from_secs_f64(s).ok())
         .ok_or_else(|| ParseError(format!("bad timeout {text:?} (seconds expected)")))
 }
 
@@ -397,6 +397,25 @@ mod tests {
         assert_eq!(bare.0[3], ScheduleItem::Wait(Duration::from_secs(7)));
         let forever = Schedule::parse("SIGHUP/0.5/forever", libc::SIGTERM).unwrap();
         assert_eq!(forever.0[2], ScheduleItem::Forever);
+    }
+
+    /// The fuzz target's property (see fuzz/), over a deterministic stream of inputs.
+    #[test]
+    fn schedule_parser_never_panics_and_always_has_a_timeout() {
+        let pieces =
+            ["TERM", "KILL", "9", "0", "0.5", "/", "forever", "x", "-1", "1e9", "", "SIGHUP"];
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..20_000 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let text: String = (0..(state % 6))
+                .map(|i| pieces[((state >> (i * 5)) % pieces.len() as u64) as usize])
+                .collect();
+            if let Ok(schedule) = Schedule::parse(&text, libc::SIGTERM) {
+                assert!(schedule.0.iter().any(|i| matches!(i, ScheduleItem::Wait(_))), "{text:?}");
+            }
+        }
     }
 
     #[test]

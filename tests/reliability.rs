@@ -1,0 +1,215 @@
+//! Reliability: races, stale and garbage pidfiles, an invoker killed mid-start, resource
+//! exhaustion. Each test is bounded in count and time.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use common::*;
+use daemonctx::{Pidfile, Status};
+
+fn daemonize(args: &[&str]) -> Output {
+    run(Command::new(daemonize_bin()).args(args))
+}
+
+fn s(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+/// A daemon command whose command line names the test's directory, so that any process it
+/// leaves is found by `processes_mentioning`.
+fn marked_sleeper(dir: &TempDir) -> Vec<String> {
+    let script = "sleep 1000; :".to_string();
+    vec!["sh".into(), "-c".into(), script, s(dir.path()).to_string()]
+}
+
+#[test]
+fn fifty_concurrent_starts_leave_exactly_one_daemon() {
+    let dir = TempDir::new("race50");
+    let pidfile = dir.join("d.pid");
+    let mut args = vec!["-p".to_string(), s(&pidfile).to_string(), "--".to_string()];
+    args.extend(marked_sleeper(&dir));
+    let starters: Vec<_> = (0..50)
+        .map(|_| {
+            Command::new(daemonize_bin())
+                .args(&args)
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let guards: Vec<Spawned> = starters.iter().map(|c| Spawned::new(c.id() as i32)).collect();
+    let outputs: Vec<Output> =
+        starters.into_iter().map(|c| c.wait_with_output().unwrap()).collect();
+    drop(guards);
+    let winners = outputs.iter().filter(|o| o.status.success()).count();
+    let pid = read_pidfile(&pidfile);
+    let _daemon = SpawnedGroup(pgid_of(pid));
+    assert_eq!(winners, 1, "{} starters succeeded", winners);
+    for output in outputs.iter().filter(|o| !o.status.success()) {
+        assert_eq!(code(&output.status), 1, "{}", describe("losing start", output));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains(&format!("already running (pid {pid})")),
+            "{}",
+            describe("loser", output)
+        );
+    }
+    assert_eq!(processes_mentioning(dir.path()), vec![pid], "stray processes besides the winner");
+    assert!(matches!(Pidfile::status(&pidfile), Status::Running(Some(p)) if p as i32 == pid));
+}
+
+#[test]
+fn killed_daemon_reads_as_dead_and_the_next_start_takes_over() {
+    let dir = TempDir::new("kill9");
+    let pidfile = dir.join("d.pid");
+    let output = daemonize(&["-p", s(&pidfile), "sleep", "1000"]);
+    assert!(output.status.success(), "{}", describe("start", &output));
+    let first = read_pidfile(&pidfile);
+    let _first = Spawned::new(first);
+    kill(first, libc::SIGKILL);
+    assert!(wait_gone(first, Duration::from_secs(5)));
+    let output = daemonize(&["--status", "-p", s(&pidfile)]);
+    assert_eq!(code(&output.status), 1, "{}", describe("status after kill -9", &output));
+    let output = daemonize(&["-p", s(&pidfile), "sleep", "1000"]);
+    assert!(output.status.success(), "{}", describe("restart", &output));
+    let second = read_pidfile(&pidfile);
+    let _second = SpawnedGroup(pgid_of(second));
+    assert_ne!(first, second);
+    let output = daemonize(&["--status", "-p", s(&pidfile)]);
+    assert_eq!(String::from_utf8_lossy(&output.stdout), format!("running (pid {second})\n"));
+}
+
+#[test]
+fn garbage_pidfiles_get_clear_answers() {
+    let digits = "7".repeat(1 << 20);
+    let garbage: [(&str, &[u8]); 7] = [
+        ("empty", b""),
+        ("huge", b"99999999999999999999\n"),
+        ("negative", b"-42\n"),
+        ("letters", b"pid\n"),
+        ("no newline", b"12345"),
+        ("a megabyte of digits", digits.as_bytes()),
+        ("binary", b"\x00\xff\x10\n"),
+    ];
+    for (what, content) in garbage {
+        let dir = TempDir::new("garbage");
+        let pidfile = dir.join("d.pid");
+        std::fs::write(&pidfile, content).unwrap();
+        let status = daemonize(&["--status", "-p", s(&pidfile)]);
+        assert_eq!(code(&status.status), 1, "{what}: {}", describe("status", &status));
+        let stdout = String::from_utf8_lossy(&status.stdout);
+        assert!(stdout.starts_with("dead"), "{what}: {stdout}");
+        let stop = daemonize(&["--stop", "-p", s(&pidfile)]);
+        assert_eq!(code(&stop.status), 0, "{what}: {}", describe("stop", &stop));
+        assert!(!pidfile.exists(), "{what}: the stale pidfile was left");
+        std::fs::write(&pidfile, content).unwrap();
+        let start = daemonize(&["-p", s(&pidfile), "sleep", "1000"]);
+        assert!(start.status.success(), "{what}: {}", describe("start", &start));
+        let pid = read_pidfile(&pidfile);
+        let _guard = SpawnedGroup(pgid_of(pid));
+        for output in [&status, &stop, &start] {
+            assert!(!String::from_utf8_lossy(&output.stderr).contains("panicked"), "{what}");
+        }
+    }
+}
+
+#[test]
+fn invoker_killed_mid_start_leaves_no_daemon_without_its_pidfile() {
+    // The invoker is SIGKILLed at increasing moments of the start. Whatever the moment, either
+    // no daemon runs, or one runs that holds its pidfile with its pid in it.
+    for round in 0..30u64 {
+        let dir = TempDir::new("killstart");
+        let pidfile = dir.join("d.pid");
+        let mut args = vec!["-p".to_string(), s(&pidfile).to_string(), "--".to_string()];
+        args.extend(marked_sleeper(&dir));
+        let mut invoker =
+            Command::new(daemonize_bin()).args(&args).stdin(Stdio::null()).spawn().unwrap();
+        let _invoker_guard = Spawned::new(invoker.id() as i32);
+        // A delay that sweeps the start (which takes about a millisecond): the injected fault,
+        // not a synchronisation.
+        std::thread::sleep(Duration::from_micros(round * 100));
+        kill(invoker.id() as i32, libc::SIGKILL);
+        let _ = invoker.wait();
+        // Settle: a daemon past its last report either runs with its pidfile or is gone.
+        let settled = || {
+            let running = matches!(Pidfile::status(&pidfile), Status::Running(Some(_)));
+            running || processes_mentioning(dir.path()).is_empty()
+        };
+        assert!(wait_until(Duration::from_secs(10), settled), "round {round}: never settled");
+        let strays = processes_mentioning(dir.path());
+        let _guards: Vec<SpawnedGroup> =
+            strays.iter().map(|pid| SpawnedGroup(pgid_of(*pid))).collect();
+        if let Some(&daemon) = strays.first() {
+            assert_eq!(strays.len(), 1, "round {round}: {strays:?}");
+            let named =
+                matches!(Pidfile::status(&pidfile), Status::Running(Some(p)) if p as i32 == daemon);
+            assert!(named, "round {round}: daemon {daemon} runs without holding its pidfile");
+        }
+    }
+}
+
+#[test]
+fn too_few_descriptors_fail_cleanly() {
+    let dir = TempDir::new("emfile");
+    let pidfile = dir.join("d.pid");
+    let script = format!(
+        "ulimit -n 6 && exec {} -p {} -- sh -c 'sleep 1000; :' {}",
+        daemonize_bin().display(),
+        pidfile.display(),
+        dir.path().display()
+    );
+    let output = run(Command::new("sh").args(["-c", &script]));
+    let shown = describe(&script, &output);
+    assert_ne!(code(&output.status), 0, "{shown}");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("Too many open files"), "{shown}");
+    assert!(!pidfile.exists(), "pidfile left: {shown}");
+    assert_eq!(processes_mentioning(dir.path()), Vec::<i32>::new(), "{shown}");
+}
+
+#[test]
+fn full_filesystem_for_the_pidfile_fails_cleanly() {
+    if skip_unless_root("full_filesystem_for_the_pidfile_fails_cleanly") {
+        return;
+    }
+    let dir = TempDir::new("enospc");
+    let mount = dir.join("small");
+    std::fs::create_dir(&mount).unwrap();
+    let mounted =
+        run(Command::new("mount").args(["-t", "tmpfs", "-o", "size=16k", "tmpfs", s(&mount)]));
+    if !mounted.status.success() {
+        skip(&format!(
+            "full_filesystem_for_the_pidfile_fails_cleanly: cannot mount a tmpfs: {}",
+            String::from_utf8_lossy(&mounted.stderr).trim()
+        ));
+        return;
+    }
+    let _unmount = Unmount(mount.clone());
+    let fill = run(Command::new("dd").args([
+        "if=/dev/zero",
+        &format!("of={}/fill", mount.display()),
+        "bs=4k",
+    ]));
+    assert!(!fill.status.success(), "the tmpfs did not fill up");
+    let pidfile = mount.join("d.pid");
+    let args = ["-p", s(&pidfile), "--", "sh", "-c", "sleep 1000; :", s(dir.path())];
+    let output = daemonize(&args);
+    let shown = describe(&show(&args), &output);
+    assert_eq!(code(&output.status), 6, "{shown}");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("No space left on device"), "{shown}");
+    assert!(!pidfile.exists(), "pidfile left: {shown}");
+    assert_eq!(processes_mentioning(dir.path()), Vec::<i32>::new(), "{shown}");
+}
+
+/// Unmounts a test's tmpfs when dropped.
+struct Unmount(std::path::PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
