@@ -155,7 +155,7 @@ pub struct Cli {
     #[arg(long, value_name = "SECS", default_value = "1", value_parser = parse_seconds, requires = "supervise", help_heading = "Supervision")]
     pub restart_delay: Duration,
 
-    /// Longest delay between restarts
+    /// Longest delay between restarts; a run this long resets the delay
     #[arg(long, value_name = "SECS", default_value = "60", value_parser = parse_seconds, requires = "supervise", help_heading = "Supervision")]
     pub restart_max_delay: Duration,
 

@@ -228,9 +228,12 @@ impl ReadyListener {
                 return Err(e);
             }
             if fds[0].revents != 0 {
+                // All notices of a message count before readiness: `READY=1` may come before
+                // the `MAINPID=` of the same datagram.
+                let mut ready = false;
                 for notice in self.read_notices(main) {
                     match notice {
-                        Notice::Ready => return Ok(Readiness::Ready(main)),
+                        Notice::Ready => ready = true,
                         Notice::Status(text) => on_status(&text),
                         Notice::MainPid(pid) => {
                             if let Ok(fd) = crate::stop::pidfd_open(pid) {
@@ -238,6 +241,9 @@ impl ReadyListener {
                             }
                         }
                     }
+                }
+                if ready {
+                    return Ok(Readiness::Ready(main));
                 }
                 continue;
             }

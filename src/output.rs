@@ -65,10 +65,15 @@ pub fn parse_severity(name: &str) -> Result<Severity, String> {
 }
 
 /// A log file held by the supervisor, opened for appending, reopened on request.
+///
+/// A write that fails (`ENOSPC`, `EIO`) is not lost: the bytes not written are held, and the
+/// supervisor stops reading COMMAND's pipe while they are, so COMMAND blocks instead of losing
+/// output; [`LogFile::retry`] writes them once the file takes them again.
 #[derive(Debug)]
 pub struct LogFile {
     path: PathBuf,
     file: File,
+    held: Vec<u8>,
 }
 
 impl LogFile {
@@ -77,7 +82,7 @@ impl LogFile {
     /// # Errors
     /// The OS error of `open(2)`.
     pub fn open(path: &Path) -> io::Result<LogFile> {
-        Ok(LogFile { path: path.to_path_buf(), file: open_append(path)? })
+        Ok(LogFile { path: path.to_path_buf(), file: open_append(path)?, held: Vec::new() })
     }
 
     /// Opens the path again (after logrotate moved the file away) and switches to it; the old
@@ -90,12 +95,36 @@ impl LogFile {
         Ok(())
     }
 
-    /// Appends `bytes` (`write(2)`, blocking until all are written).
+    /// Appends `bytes` after whatever is held (`write(2)`, blocking until all are written).
     ///
     /// # Errors
-    /// The OS error of `write(2)` (`ENOSPC`, say).
+    /// The OS error of `write(2)` (`ENOSPC`, say); what was not written is held.
     pub fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.file.write_all(bytes)
+        self.held.extend_from_slice(bytes);
+        self.retry()
+    }
+
+    /// Writes what is held, if anything.
+    ///
+    /// # Errors
+    /// The OS error of `write(2)`; what was not written stays held.
+    pub fn retry(&mut self) -> io::Result<()> {
+        while !self.held.is_empty() {
+            match self.file.write(&self.held) {
+                Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero)),
+                Ok(n) => {
+                    self.held.drain(..n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether bytes are waiting for the file to take them.
+    pub fn is_holding(&self) -> bool {
+        !self.held.is_empty()
     }
 
     /// The path the file was opened at.

@@ -28,8 +28,8 @@ use crate::output::{LineBuffer, LogFile, SyslogWriter};
 use crate::pidfile::Pidfile;
 use crate::signals::{self, Dispositions, SignalMap};
 
-/// A child that ran at least this long resets the restart delay to its initial value.
-pub const STABLE_RUN: Duration = Duration::from_secs(10);
+/// How often held output (a full log file) is tried again.
+const HELD_OUTPUT_RETRY: Duration = Duration::from_secs(1);
 
 /// The exit status when the supervisor gives up (too many restarts) after a successful exit.
 const EXIT_GAVE_UP: i32 = 1;
@@ -80,7 +80,7 @@ pub struct SupervisorConfig {
     pub restart: Restart,
     /// The first restart delay; it doubles at each restart up to `restart_max_delay`.
     pub restart_delay: Duration,
-    /// The longest restart delay.
+    /// The longest restart delay; a COMMAND that ran this long resets the delay.
     pub restart_max_delay: Duration,
     /// Give up after this many restarts within `restart_window`.
     pub max_restarts: Option<u32>,
@@ -191,6 +191,8 @@ struct Supervisor {
     ready_deadline: Option<Instant>,
     is_ready: bool,
     ready_timed_out: bool,
+    /// When to try writing held output again (a log file was full).
+    retry_output_at: Option<Instant>,
     phase: Phase,
     restarts: VecDeque<Instant>,
     delay: Duration,
@@ -223,6 +225,7 @@ impl Supervisor {
             ready_deadline,
             is_ready: false,
             ready_timed_out: false,
+            retry_output_at: None,
             phase: Phase::Running,
             restarts: VecDeque::new(),
             delay,
@@ -298,7 +301,11 @@ impl Supervisor {
                 return code;
             }
             let mut fds = vec![pollfd(self.signals.as_raw_fd())];
-            fds.extend(self.relays.iter().map(|r| pollfd(r.pipe.as_raw_fd())));
+            // A relay whose file is holding output is not read: COMMAND blocks meanwhile.
+            fds.extend(self.relays.iter().map(|r| match self.sink_of(r).is_holding() {
+                true => pollfd(-1),
+                false => pollfd(r.pipe.as_raw_fd()),
+            }));
             let listener = self.ready.as_ref().and_then(ReadyListener::poll_fd);
             fds.extend(listener.map(pollfd));
             let timeout = self.next_deadline().map_or(-1, |deadline| {
@@ -329,7 +336,29 @@ impl Supervisor {
             Phase::Waiting { restart_at } => Some(restart_at),
             _ => None,
         };
-        [phase, self.ready_deadline].into_iter().flatten().min()
+        [phase, self.ready_deadline, self.retry_output_at].into_iter().flatten().min()
+    }
+
+    fn sink_of(&self, relay: &Relay) -> &Sink {
+        if relay.stderr { &self.config.stderr } else { &self.config.stdout }
+    }
+
+    /// Tries again to write held output; while some is still held, tries again in a second.
+    fn retry_held_output(&mut self) {
+        let mut recovered = Vec::new();
+        for sink in [&mut self.config.stdout, &mut self.config.stderr] {
+            if let Sink::File(file) = sink
+                && file.is_holding()
+                && file.retry().is_ok()
+            {
+                recovered.push(file.path().display().to_string());
+            }
+        }
+        let holding = [&self.config.stdout, &self.config.stderr].iter().any(|s| s.is_holding());
+        self.retry_output_at = holding.then(|| Instant::now() + HELD_OUTPUT_RETRY);
+        for path in recovered {
+            self.log(&format!("writing {path} again"));
+        }
     }
 
     fn handle_signals(&mut self) {
@@ -419,7 +448,8 @@ impl Supervisor {
         let child = self.child.take().expect("child_exited is called for the running child");
         self.last_status = Some(status);
         self.log(&format!("{} (pid {}) {}", self.name(), child.pid, describe(status)));
-        if child.started.elapsed() >= STABLE_RUN {
+        // A run as long as the longest delay was no crash loop: back off from the start again.
+        if child.started.elapsed() >= self.config.restart_max_delay {
             self.delay = self.config.restart_delay;
         }
         if let Some(pidfile) = &self.config.child_pidfile {
@@ -479,6 +509,9 @@ impl Supervisor {
 
     fn handle_deadlines(&mut self) {
         let now = Instant::now();
+        if self.retry_output_at.is_some_and(|at| now >= at) {
+            self.retry_held_output();
+        }
         if self.ready_deadline.is_some_and(|d| now >= d) {
             self.ready_deadline = None;
             self.ready = None;
@@ -551,7 +584,12 @@ impl Supervisor {
         let sink = if relay.stderr { &mut self.config.stderr } else { &mut self.config.stdout };
         match sink {
             Sink::File(file) => {
-                let _ = file.write(bytes);
+                let was_holding = file.is_holding();
+                if let (Err(e), false) = (file.write(bytes), was_holding) {
+                    let path = file.path().display().to_string();
+                    self.retry_output_at = Some(Instant::now() + HELD_OUTPUT_RETRY);
+                    self.log(&format!("cannot write {path}: {e}; holding output until it can"));
+                }
             }
             Sink::Syslog => {
                 if let Some(syslog) = &mut self.config.syslog {
@@ -630,6 +668,7 @@ impl Supervisor {
             let readable = vec![true; self.relays.len()];
             self.handle_output(&readable);
         }
+        self.retry_held_output(); // best effort: a log file still full now loses its tail
         if self.ready_timed_out {
             let timed_out = io::Error::from_raw_os_error(libc::ETIMEDOUT);
             daemon.report_failure(Step::WaitReady, &timed_out);
@@ -646,6 +685,12 @@ impl Relay {
         // SAFETY: F_SETFL with O_NONBLOCK on an owned descriptor.
         unsafe { libc::fcntl(pipe.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK) };
         Relay { pipe, stderr, lines: LineBuffer::default() }
+    }
+}
+
+impl Sink {
+    fn is_holding(&self) -> bool {
+        matches!(self, Sink::File(file) if file.is_holding())
     }
 }
 

@@ -353,3 +353,97 @@ fn wait_for_pidfile(pidfile: &Path) -> i32 {
     );
     read_pidfile(pidfile)
 }
+
+#[test]
+fn a_long_enough_run_resets_the_restart_delay() {
+    let dir = TempDir::new("sup-reset");
+    let err = dir.join("err.log");
+    // Each run lasts longer than --restart-max-delay: no crash loop, so no backoff.
+    let args = [
+        "--restart",
+        "on-failure",
+        "--restart-delay",
+        "0.05",
+        "--restart-max-delay",
+        "0.2",
+        "--max-restarts",
+        "3",
+        "-e",
+        s(&err),
+        "--",
+        "sh",
+        "-c",
+        "sleep 0.3; exit 1",
+    ];
+    let output = supervise_in_foreground(&args);
+    assert_eq!(code(&output.status), 1, "{}", describe("on-failure", &output));
+    let lines = log_lines(&err);
+    let delays: Vec<&str> =
+        lines.iter().filter_map(|l| l.split("restarting sh in ").nth(1)).collect();
+    assert_eq!(delays, ["0.05 s", "0.05 s", "0.05 s"], "{lines:?}");
+}
+
+#[test]
+fn mainpid_moves_the_pidfile_to_the_real_main_process() {
+    let dir = TempDir::new("ready-mainpid");
+    let pidfile = dir.join("d.pid");
+    let script = "sleep 1000 & systemd-notify --ready --pid=$!; wait";
+    let args = ["-p", s(&pidfile), "--wait-ready", "notify", "--", "sh", "-c", script];
+    let output = daemonize(&args);
+    assert!(output.status.success(), "{}", describe(&show(&args), &output));
+    let named = read_pidfile(&pidfile);
+    let _guard = SpawnedGroup(pgid_of(named));
+    let comm = std::fs::read_to_string(format!("/proc/{named}/comm")).unwrap();
+    assert_eq!(comm.trim(), "sleep", "the pidfile names {named} ({comm:?}), not MAINPID");
+}
+
+#[test]
+fn a_full_log_disk_holds_output_instead_of_losing_it() {
+    if skip_unless_root("a_full_log_disk_holds_output_instead_of_losing_it") {
+        return;
+    }
+    let dir = TempDir::new("sup-enospc");
+    let mount = dir.join("small");
+    std::fs::create_dir(&mount).unwrap();
+    let mounted =
+        run(Command::new("mount").args(["-t", "tmpfs", "-o", "size=64k", "tmpfs", s(&mount)]));
+    if !mounted.status.success() {
+        skip("a_full_log_disk_holds_output_instead_of_losing_it: cannot mount a tmpfs");
+        return;
+    }
+    let _unmount = Unmount(mount.clone());
+    let out = mount.join("out.log");
+    let err = dir.join("err.log");
+    let run = start_supervised(
+        &dir,
+        &["-o", s(&out), "-e", s(&err), "--", "sh", "-c", "seq 1 40000; exec sleep 1000"],
+    );
+    let held = || {
+        log_lines(&err)
+            .iter()
+            .any(|l| l.contains("No space left on device") && l.contains("holding output"))
+    };
+    assert!(wait_until(COMMAND_TIMEOUT, held), "{:?}", log_lines(&err));
+    assert!(alive(run.child), "COMMAND died instead of waiting");
+    let grown = run_cmd(&["mount", "-o", "remount,size=4m", s(&mount)]);
+    assert!(grown.status.success(), "{}", describe("remount", &grown));
+    let complete = || log_lines(&out).last().is_some_and(|l| l == "40000");
+    assert!(wait_until(COMMAND_TIMEOUT, complete), "output never completed");
+    let lines = log_lines(&out);
+    let expected: Vec<String> = (1..=40000).map(|n| n.to_string()).collect();
+    assert!(lines == expected, "lines were lost or torn ({} lines)", lines.len());
+    assert!(log_lines(&err).iter().any(|l| l.contains("writing") && l.contains("again")));
+}
+
+fn run_cmd(argv: &[&str]) -> Output {
+    run(Command::new(argv[0]).args(&argv[1..]))
+}
+
+/// Unmounts a test's tmpfs when dropped.
+struct Unmount(std::path::PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
