@@ -13,7 +13,10 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use syslog::{Facility, Formatter3164, LogFormat, Logger, LoggerBackend, Severity};
+use std::collections::VecDeque;
+use std::os::unix::net::{UnixDatagram, UnixStream};
+
+use syslog::{Facility, Formatter3164, LogFormat, Severity};
 
 /// The longest message body sent to syslog; longer lines are split.
 pub const MAX_SYSLOG_LINE: usize = 1024;
@@ -144,87 +147,179 @@ fn open_append(path: &Path) -> io::Result<File> {
 }
 
 /// A connection to syslog, with the tag and pid each message carries.
+///
+/// The socket is non-blocking and the supervisor never waits in `send(2)`: a message the socket
+/// cannot take now is held, the supervisor stops reading COMMAND's pipes while any is (so
+/// COMMAND blocks: back-pressure, not loss), and it sends them when `poll(2)` says the socket
+/// has room again, all the while handling signals. A socket that went away (syslog restarted)
+/// is connected again.
 pub struct SyslogWriter {
     config: SyslogConfig,
-    logger: Logger<LoggerBackend, Formatter3164>,
+    formatter: Formatter3164,
+    socket: Option<Transport>,
+    held: VecDeque<Vec<u8>>,
+    /// How much of the front message a stream socket already took.
+    sent: usize,
+}
+
+/// The syslog socket: datagrams (`/dev/log` as systemd and rsyslog make it), or a stream.
+enum Transport {
+    Datagram(UnixDatagram),
+    Stream(UnixStream),
 }
 
 impl std::fmt::Debug for SyslogWriter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SyslogWriter").field("config", &self.config).finish_non_exhaustive()
+        f.debug_struct("SyslogWriter")
+            .field("config", &self.config)
+            .field("held", &self.held.len())
+            .finish_non_exhaustive()
     }
 }
 
 impl SyslogWriter {
-    /// Connects to the syslog socket (`socket(2)`, `connect(2)`).
+    /// Connects to the syslog socket (`socket(2)`, `connect(2)`, then `O_NONBLOCK`).
     ///
     /// # Errors
-    /// The error of the connection, as an `io::Error`.
+    /// The error of the connection, naming the socket.
     pub fn connect(config: SyslogConfig) -> io::Result<SyslogWriter> {
-        let logger = connect(&config, 0)?;
-        Ok(SyslogWriter { config, logger })
+        let socket = Some(connect(&config)?);
+        let formatter = Formatter3164 {
+            facility: config.facility,
+            hostname: None,
+            process: config.tag.clone(),
+            pid: 0,
+        };
+        Ok(SyslogWriter { config, formatter, socket, held: VecDeque::new(), sent: 0 })
     }
 
     /// The connected socket's descriptor, to preserve across the daemon's setup.
     pub fn raw_fd(&self) -> Option<RawFd> {
-        match &self.logger.backend {
-            LoggerBackend::Unix(socket) => Some(socket.as_raw_fd()),
-            LoggerBackend::UnixStream(writer) => Some(writer.get_ref().as_raw_fd()),
-            LoggerBackend::Udp(socket, _) => Some(socket.as_raw_fd()),
-            LoggerBackend::Tcp(writer) => Some(writer.get_ref().as_raw_fd()),
-        }
+        self.socket.as_ref().map(Transport::as_raw_fd)
     }
 
     /// The pid the next messages carry (the command's current pid).
     pub fn set_pid(&mut self, pid: u32) {
-        self.logger.formatter.pid = pid;
+        self.formatter.pid = pid;
     }
 
-    /// Sends one line (without its newline) at `severity`, split into messages of at most
-    /// [`MAX_SYSLOG_LINE`] bytes. A failed send reconnects once and retries.
+    /// Queues one line (without its newline) at `severity`, in messages of at most
+    /// [`MAX_SYSLOG_LINE`] bytes, and sends what the socket takes now.
+    pub fn send_line(&mut self, severity: Severity, line: &[u8]) {
+        for chunk in split_line(line) {
+            let mut message = Vec::new();
+            let text = String::from_utf8_lossy(chunk);
+            if self.formatter.format(&mut message, severity, text.as_ref()).is_ok() {
+                self.held.push_back(message);
+            }
+        }
+        let _ = self.flush();
+    }
+
+    /// Queues a message of the supervisor's own, with its tag and pid instead of COMMAND's.
+    pub fn send_own(&mut self, severity: Severity, text: &str) {
+        let (tag, pid) = (self.formatter.process.clone(), self.formatter.pid);
+        self.formatter.process = "daemonize".to_string();
+        self.formatter.pid = std::process::id();
+        self.send_line(severity, text.as_bytes());
+        (self.formatter.process, self.formatter.pid) = (tag, pid);
+    }
+
+    /// Sends held messages until the socket is full (`EAGAIN`) or none is left; a socket that
+    /// went away is connected again once.
     ///
     /// # Errors
-    /// The error of the retried send.
-    pub fn send_line(&mut self, severity: Severity, line: &[u8]) -> io::Result<()> {
-        for chunk in split_line(line) {
-            let text = String::from_utf8_lossy(chunk);
-            if self.send(severity, &text).is_err() {
-                let pid = self.logger.formatter.pid;
-                self.logger = connect(&self.config, pid)?;
-                self.send(severity, &text)?;
+    /// The error that stopped the sending, `WouldBlock` when the socket is full.
+    pub fn flush(&mut self) -> io::Result<()> {
+        let mut reconnected = false;
+        while let Some(front) = self.held.front() {
+            let result = match &self.socket {
+                Some(Transport::Datagram(socket)) => socket.send(front).map(|_| front.len()),
+                Some(Transport::Stream(socket)) => send_framed(socket, front, self.sent),
+                None => Err(io::Error::from(io::ErrorKind::NotConnected)),
+            };
+            match result {
+                Ok(sent) if sent >= front.len() + self.framing() => {
+                    self.held.pop_front();
+                    self.sent = 0;
+                }
+                Ok(sent) => self.sent = sent,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Err(e),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if !reconnected => {
+                    reconnected = true;
+                    self.sent = 0;
+                    self.socket = connect(&self.config).ok();
+                    if self.socket.is_none() {
+                        return Err(e);
+                    }
+                }
+                Err(e) => return Err(e),
             }
         }
         Ok(())
     }
 
-    fn send(&mut self, severity: Severity, text: &str) -> io::Result<()> {
-        self.logger
-            .formatter
-            .format(&mut self.logger.backend, severity, text)
-            .map_err(|e| io::Error::other(e.to_string()))
+    /// Whether messages are waiting for the socket to take them.
+    pub fn is_holding(&self) -> bool {
+        !self.held.is_empty()
+    }
+
+    /// The descriptor to `poll(2)` for room (`POLLOUT`) while messages are held; `None` while
+    /// disconnected (then only a timer helps).
+    pub fn poll_fd(&self) -> Option<RawFd> {
+        self.raw_fd()
     }
 
     /// The configured priority for the command's stdout (`false`) or stderr (`true`).
     pub fn severity(&self, stderr: bool) -> Severity {
         if stderr { self.config.stderr_severity } else { self.config.stdout_severity }
     }
+
+    fn framing(&self) -> usize {
+        usize::from(matches!(self.socket, Some(Transport::Stream(_))))
+    }
 }
 
-fn connect(config: &SyslogConfig, pid: u32) -> io::Result<Logger<LoggerBackend, Formatter3164>> {
-    let formatter = Formatter3164 {
-        facility: config.facility,
-        hostname: None,
-        process: config.tag.clone(),
-        pid,
+impl Transport {
+    fn as_raw_fd(&self) -> RawFd {
+        match self {
+            Transport::Datagram(socket) => socket.as_raw_fd(),
+            Transport::Stream(socket) => socket.as_raw_fd(),
+        }
+    }
+}
+
+/// On a stream socket, a message is its bytes then a NUL; `offset` bytes were sent before.
+/// Returns the total sent so far.
+fn send_framed(mut socket: &UnixStream, message: &[u8], offset: usize) -> io::Result<usize> {
+    let n = if offset < message.len() {
+        socket.write(&message[offset..])?
+    } else {
+        socket.write(&[0])?
     };
-    let socket = config.socket.clone().unwrap_or_else(|| PathBuf::from("/dev/log"));
-    syslog::unix_custom(formatter, &socket).map_err(|e| {
-        let text = match std::error::Error::source(&e) {
-            Some(source) => source.to_string(),
-            None => e.to_string(),
-        };
-        io::Error::other(format!("{}: {text}", socket.display()))
-    })
+    Ok(offset + n)
+}
+
+/// Connects like syslog(3): a datagram socket, or a stream one when the path is a stream
+/// socket (`EPROTOTYPE`); non-blocking either way.
+fn connect(config: &SyslogConfig) -> io::Result<Transport> {
+    let path = config.socket.clone().unwrap_or_else(|| PathBuf::from("/dev/log"));
+    let named = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", path.display()));
+    let datagram = UnixDatagram::unbound().map_err(named)?;
+    let transport = match datagram.connect(&path) {
+        Ok(()) => Transport::Datagram(datagram),
+        Err(e) if e.raw_os_error() == Some(libc::EPROTOTYPE) => {
+            Transport::Stream(UnixStream::connect(&path).map_err(named)?)
+        }
+        Err(e) => return Err(named(e)),
+    };
+    match &transport {
+        Transport::Datagram(socket) => socket.set_nonblocking(true),
+        Transport::Stream(socket) => socket.set_nonblocking(true),
+    }
+    .map_err(named)?;
+    Ok(transport)
 }
 
 /// Splits a line into chunks of at most [`MAX_SYSLOG_LINE`] bytes, never inside a UTF-8
@@ -233,13 +328,7 @@ pub fn split_line(line: &[u8]) -> Vec<&[u8]> {
     let mut chunks = Vec::new();
     let mut rest = line;
     while rest.len() > MAX_SYSLOG_LINE {
-        let mut cut = MAX_SYSLOG_LINE;
-        while cut > MAX_SYSLOG_LINE - 4 && is_continuation(rest[cut]) {
-            cut -= 1;
-        }
-        if is_continuation(rest[cut]) {
-            cut = MAX_SYSLOG_LINE; // not UTF-8 here: cut anywhere
-        }
+        let cut = cut_point(rest);
         chunks.push(&rest[..cut]);
         rest = &rest[cut..];
     }
@@ -247,18 +336,31 @@ pub fn split_line(line: &[u8]) -> Vec<&[u8]> {
     chunks
 }
 
+/// Where to cut a text longer than [`MAX_SYSLOG_LINE`]: at most that many bytes, backing off
+/// to the start of a UTF-8 character (by at most 3 bytes) when there is one.
+fn cut_point(text: &[u8]) -> usize {
+    let mut cut = MAX_SYSLOG_LINE;
+    while cut > MAX_SYSLOG_LINE - 4 && is_continuation(text[cut]) {
+        cut -= 1;
+    }
+    if is_continuation(text[cut]) { MAX_SYSLOG_LINE } else { cut }
+}
+
 fn is_continuation(byte: u8) -> bool {
     byte & 0b1100_0000 == 0b1000_0000
 }
 
-/// Cuts a byte stream into lines: complete lines come out, a partial one waits for more.
+/// Cuts a byte stream into lines: complete lines come out, and so does each piece of
+/// [`MAX_SYSLOG_LINE`] bytes of a line still growing, so a line without a newline never holds
+/// more than that in memory.
 #[derive(Debug, Default)]
 pub struct LineBuffer {
     partial: Vec<u8>,
 }
 
 impl LineBuffer {
-    /// Adds `bytes`; calls `line` with each completed line, without its newline.
+    /// Adds `bytes`; calls `line` with each completed line (without its newline) and with each
+    /// full-sized piece of an incomplete one.
     pub fn push(&mut self, bytes: &[u8], mut line: impl FnMut(&[u8])) {
         let mut rest = bytes;
         while let Some(end) = rest.iter().position(|b| *b == b'\n') {
@@ -272,6 +374,11 @@ impl LineBuffer {
             rest = &rest[end + 1..];
         }
         self.partial.extend_from_slice(rest);
+        while self.partial.len() > MAX_SYSLOG_LINE {
+            let cut = cut_point(&self.partial);
+            line(&self.partial[..cut]);
+            self.partial.drain(..cut);
+        }
     }
 
     /// Hands out what is left (a last line without a newline), if anything.
@@ -295,6 +402,18 @@ mod tests {
         buffer.push(b"o\n\nthr", |l| lines.push(l.to_vec()));
         buffer.finish(|l| lines.push(l.to_vec()));
         assert_eq!(lines, [&b"one"[..], b"two", b"", b"thr"]);
+    }
+
+    #[test]
+    fn line_buffer_hands_out_pieces_of_a_line_that_keeps_growing() {
+        let mut buffer = LineBuffer::default();
+        let mut pieces = Vec::new();
+        for _ in 0..3000 {
+            buffer.push(b"x", |l| pieces.push(l.len()));
+        }
+        assert_eq!(pieces, [MAX_SYSLOG_LINE, MAX_SYSLOG_LINE]);
+        buffer.push(b"\n", |l| pieces.push(l.len()));
+        assert_eq!(pieces, [MAX_SYSLOG_LINE, MAX_SYSLOG_LINE, 3000 - 2 * MAX_SYSLOG_LINE]);
     }
 
     #[test]

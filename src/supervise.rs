@@ -301,11 +301,23 @@ impl Supervisor {
                 return code;
             }
             let mut fds = vec![pollfd(self.signals.as_raw_fd())];
-            // A relay whose file is holding output is not read: COMMAND blocks meanwhile.
-            fds.extend(self.relays.iter().map(|r| match self.sink_of(r).is_holding() {
+            // A relay whose sink is holding output is not read: COMMAND blocks meanwhile.
+            fds.extend(self.relays.iter().map(|r| match self.is_holding(r.stderr) {
                 true => pollfd(-1),
                 false => pollfd(r.pipe.as_raw_fd()),
             }));
+            // Room on the syslog socket, while messages wait for it.
+            let syslog_fd = self
+                .config
+                .syslog
+                .as_ref()
+                .filter(|s| s.is_holding())
+                .and_then(SyslogWriter::poll_fd);
+            fds.push(libc::pollfd {
+                fd: syslog_fd.unwrap_or(-1),
+                events: libc::POLLOUT,
+                revents: 0,
+            });
             let listener = self.ready.as_ref().and_then(ReadyListener::poll_fd);
             fds.extend(listener.map(pollfd));
             let timeout = self.next_deadline().map_or(-1, |deadline| {
@@ -320,8 +332,12 @@ impl Supervisor {
             if fds[0].revents != 0 {
                 self.handle_signals();
             }
+            let relays = self.relays.len();
+            if fds[1 + relays].revents != 0 {
+                self.retry_held_output();
+            }
             let relay_events: Vec<bool> =
-                fds[1..1 + self.relays.len()].iter().map(|p| p.revents != 0).collect();
+                fds[1..1 + relays].iter().map(|p| p.revents != 0).collect();
             self.handle_output(&relay_events);
             if listener.is_some() && fds.last().is_some_and(|p| p.revents != 0) {
                 self.handle_readiness(daemon);
@@ -339,8 +355,13 @@ impl Supervisor {
         [phase, self.ready_deadline, self.retry_output_at].into_iter().flatten().min()
     }
 
-    fn sink_of(&self, relay: &Relay) -> &Sink {
-        if relay.stderr { &self.config.stderr } else { &self.config.stdout }
+    /// Whether the sink of COMMAND's stdout (`false`) or stderr (`true`) holds output.
+    fn is_holding(&self, stderr: bool) -> bool {
+        match if stderr { &self.config.stderr } else { &self.config.stdout } {
+            Sink::File(file) => file.is_holding(),
+            Sink::Syslog => self.config.syslog.as_ref().is_some_and(SyslogWriter::is_holding),
+            Sink::Null => false,
+        }
     }
 
     /// Tries again to write held output; while some is still held, tries again in a second.
@@ -354,8 +375,13 @@ impl Supervisor {
                 recovered.push(file.path().display().to_string());
             }
         }
-        let holding = [&self.config.stdout, &self.config.stderr].iter().any(|s| s.is_holding());
-        self.retry_output_at = holding.then(|| Instant::now() + HELD_OUTPUT_RETRY);
+        if let Some(syslog) = &mut self.config.syslog {
+            let _ = syslog.flush();
+        }
+        // Files, and a syslog socket that went away, are tried again by timer; a full syslog
+        // socket wakes the loop by itself (POLLOUT).
+        self.retry_output_at = None;
+        self.arm_output_retry();
         for path in recovered {
             self.log(&format!("writing {path} again"));
         }
@@ -512,6 +538,7 @@ impl Supervisor {
         if self.retry_output_at.is_some_and(|at| now >= at) {
             self.retry_held_output();
         }
+        self.arm_output_retry();
         if self.ready_deadline.is_some_and(|d| now >= d) {
             self.ready_deadline = None;
             self.ready = None;
@@ -595,7 +622,7 @@ impl Supervisor {
                 if let Some(syslog) = &mut self.config.syslog {
                     let severity = syslog.severity(relay.stderr);
                     relay.lines.push(bytes, |line| {
-                        let _ = syslog.send_line(severity, line);
+                        syslog.send_line(severity, line);
                     });
                 }
             }
@@ -610,7 +637,7 @@ impl Supervisor {
         ) {
             let severity = syslog.severity(relay.stderr);
             relay.lines.finish(|line| {
-                let _ = syslog.send_line(severity, line);
+                syslog.send_line(severity, line);
             });
         }
     }
@@ -629,6 +656,25 @@ impl Supervisor {
         }
     }
 
+    /// Gives held output a bounded last chance (`--kill-after`, at least 5 s): syslog gets its
+    /// last lines when it takes them, a full log file when it has room.
+    fn flush_output_before_exit(&mut self) {
+        let deadline = Instant::now() + self.config.kill_after.max(Duration::from_secs(5));
+        loop {
+            self.retry_held_output();
+            let holding = self.is_holding(false) || self.is_holding(true);
+            let left = deadline.saturating_duration_since(Instant::now());
+            if !holding || left.is_zero() {
+                return;
+            }
+            let fd = self.config.syslog.as_ref().and_then(SyslogWriter::poll_fd).unwrap_or(-1);
+            let mut room = libc::pollfd { fd, events: libc::POLLOUT, revents: 0 };
+            let wait = left.min(HELD_OUTPUT_RETRY).as_millis() as i32;
+            // SAFETY: one valid pollfd (a negative fd only makes poll wait).
+            unsafe { libc::poll(&mut room, 1, wait.max(1)) };
+        }
+    }
+
     /// The supervisor's own messages go where COMMAND's stderr goes.
     fn log(&mut self, text: &str) {
         match &mut self.config.stderr {
@@ -637,14 +683,27 @@ impl Supervisor {
             }
             Sink::Syslog => {
                 if let Some(syslog) = &mut self.config.syslog {
-                    let _ = syslog.send_line(
-                        syslog::Severity::LOG_NOTICE,
-                        format!("daemonize: {text}").as_bytes(),
-                    );
+                    syslog.send_own(syslog::Severity::LOG_NOTICE, text);
                 }
             }
             Sink::Null => {}
         }
+    }
+
+    /// Files, and a syslog socket that went away, are tried again by timer; a full syslog
+    /// socket wakes the loop by itself (`POLLOUT`).
+    fn arm_output_retry(&mut self) {
+        let syslog_lost =
+            self.config.syslog.as_ref().is_some_and(|s| s.is_holding() && s.poll_fd().is_none());
+        if self.retry_output_at.is_none() && (syslog_lost || self.files_holding()) {
+            self.retry_output_at = Some(Instant::now() + HELD_OUTPUT_RETRY);
+        }
+    }
+
+    fn files_holding(&self) -> bool {
+        [&self.config.stdout, &self.config.stderr]
+            .iter()
+            .any(|sink| matches!(sink, Sink::File(file) if file.is_holding()))
     }
 
     fn name(&self) -> String {
@@ -668,7 +727,7 @@ impl Supervisor {
             let readable = vec![true; self.relays.len()];
             self.handle_output(&readable);
         }
-        self.retry_held_output(); // best effort: a log file still full now loses its tail
+        self.flush_output_before_exit();
         if self.ready_timed_out {
             let timed_out = io::Error::from_raw_os_error(libc::ETIMEDOUT);
             daemon.report_failure(Step::WaitReady, &timed_out);
@@ -685,12 +744,6 @@ impl Relay {
         // SAFETY: F_SETFL with O_NONBLOCK on an owned descriptor.
         unsafe { libc::fcntl(pipe.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK) };
         Relay { pipe, stderr, lines: LineBuffer::default() }
-    }
-}
-
-impl Sink {
-    fn is_holding(&self) -> bool {
-        matches!(self, Sink::File(file) if file.is_holding())
     }
 }
 

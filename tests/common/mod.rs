@@ -278,7 +278,8 @@ pub fn show(args: &[impl AsRef<OsStr>]) -> String {
     args.iter().map(|a| a.as_ref().to_string_lossy().into_owned()).collect::<Vec<_>>().join(" ")
 }
 
-/// A daemon's process group a test started; every member is killed and awaited when dropped.
+/// A daemon's process group a test started; every member, and every descendant of one, is
+/// killed and awaited when dropped.
 pub struct SpawnedGroup(pub i32);
 
 impl Drop for SpawnedGroup {
@@ -287,11 +288,16 @@ impl Drop for SpawnedGroup {
         if self.0 <= 1 || self.0 == unsafe { libc::getpgrp() } {
             return; // never signal every process, or the test's own group
         }
+        // The group's members, and whatever they started in other groups (a supervisor's
+        // COMMAND runs in a group of its own).
         let members = daemonctx::stop::group_members(self.0);
-        kill(-self.0, libc::SIGKILL);
-        for pid in members {
-            wait_gone(pid as i32, Duration::from_secs(5));
+        let mut doomed: Vec<u32> = members.clone();
+        for pid in &members {
+            doomed.extend(daemonctx::supervise::descendants(*pid));
         }
+        let guards: Vec<Spawned> = doomed.iter().map(|pid| Spawned::new(*pid as i32)).collect();
+        kill(-self.0, libc::SIGKILL);
+        drop(guards); // SIGKILL through each pidfd, and wait for each
     }
 }
 
