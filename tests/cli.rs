@@ -172,41 +172,35 @@ fn output_files_truncate_or_append() {
     }
 }
 
-#[test]
-fn core_and_preserve_fd_take_effect() {
-    let dir = TempDir::new("cli-core");
+/// Runs `daemonize -p DIR/d.pid ARGS sleep 1000` from a shell that first runs `prelude`
+/// (ulimit, extra descriptors); returns the daemon's pid and a guard.
+fn start_from_shell(dir: &TempDir, prelude: &str, args: &str) -> (i32, SpawnedGroup) {
     let pidfile = dir.join("d.pid");
     let script = format!(
-        "ulimit -c unlimited && exec 5</dev/null && exec {} -p {} --core --preserve-fd 5 sleep 1000",
+        "{prelude} && exec {} -p {} {args} sleep 1000",
         daemonize_bin().display(),
         pidfile.display()
     );
     let output = run(Command::new("sh").args(["-c", &script]));
     assert!(output.status.success(), "{}", describe(&script, &output));
     let pid = read_pidfile(&pidfile);
-    let _guard = SpawnedGroup(pgid_of(pid));
-    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
-    let core = limits.lines().find(|l| l.starts_with("Max core file size")).unwrap();
-    assert_eq!(core.split_whitespace().nth(4), Some("unlimited"), "{core}");
+    (pid, SpawnedGroup(pgid_of(pid)))
+}
+
+#[test]
+fn core_and_preserve_fd_take_effect() {
+    let dir = TempDir::new("cli-core");
+    let (pid, _guard) =
+        start_from_shell(&dir, "ulimit -c unlimited && exec 5</dev/null", "--core --preserve-fd 5");
+    assert_eq!(core_limit(pid), "unlimited");
     let targets = proc_fds(pid);
     let fds: Vec<i32> = targets.iter().map(|(fd, _)| *fd).collect();
     assert_eq!(fds, vec![0, 1, 2, 3, 5], "{targets:?}");
 
     // Without --core, RLIMIT_CORE is 0 even when the invoker allows core dumps.
     let dir = TempDir::new("cli-nocore");
-    let pidfile = dir.join("d.pid");
-    let script = format!(
-        "ulimit -c unlimited && exec {} -p {} sleep 1000",
-        daemonize_bin().display(),
-        pidfile.display()
-    );
-    let output = run(Command::new("sh").args(["-c", &script]));
-    assert!(output.status.success(), "{}", describe(&script, &output));
-    let pid = read_pidfile(&pidfile);
-    let _guard = SpawnedGroup(pgid_of(pid));
-    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
-    let core = limits.lines().find(|l| l.starts_with("Max core file size")).unwrap();
-    assert_eq!(core.split_whitespace().nth(4), Some("0"), "{core}");
+    let (pid, _guard) = start_from_shell(&dir, "ulimit -c unlimited", "");
+    assert_eq!(core_limit(pid), "0");
 }
 
 #[test]

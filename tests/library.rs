@@ -73,9 +73,7 @@ fn daemon_is_detached_clean_and_holds_its_pidfile() {
     assert_eq!(status["SigIgn"], PEP_IGNORED);
     assert_eq!(status["Umask"], "0000");
     assert_eq!(std::fs::read_link(format!("/proc/{pid}/cwd")).unwrap(), Path::new("/"));
-    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
-    let core = limits.lines().find(|l| l.starts_with("Max core file size")).unwrap();
-    assert_eq!(core.split_whitespace().nth(4), Some("0"), "core dumps allowed: {core}");
+    assert_eq!(core_limit(pid), "0", "core dumps allowed");
 
     assert!(matches!(Pidfile::status(&pidfile), Status::Running(Some(p)) if p as i32 == pid));
 
@@ -125,9 +123,7 @@ fn core_dumps_allowed_only_when_asked() {
     assert!(output.status.success(), "{}", describe(&script, &output));
     let pid = read_pidfile(&pidfile);
     let _guard = Spawned::new(pid);
-    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
-    let core = limits.lines().find(|l| l.starts_with("Max core file size")).unwrap();
-    assert_eq!(core.split_whitespace().nth(4), Some("unlimited"), "{core}");
+    assert_eq!(core_limit(pid), "unlimited");
 }
 
 #[test]

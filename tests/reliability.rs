@@ -173,22 +173,13 @@ fn too_few_descriptors_fail_cleanly() {
 
 #[test]
 fn full_filesystem_for_the_pidfile_fails_cleanly() {
-    if skip_unless_root("full_filesystem_for_the_pidfile_fails_cleanly") {
-        return;
-    }
     let dir = TempDir::new("enospc");
-    let mount = dir.join("small");
-    std::fs::create_dir(&mount).unwrap();
-    let mounted =
-        run(Command::new("mount").args(["-t", "tmpfs", "-o", "size=16k", "tmpfs", s(&mount)]));
-    if !mounted.status.success() {
-        skip(&format!(
-            "full_filesystem_for_the_pidfile_fails_cleanly: cannot mount a tmpfs: {}",
-            String::from_utf8_lossy(&mounted.stderr).trim()
-        ));
+    let Some(small) =
+        Tmpfs::mount("full_filesystem_for_the_pidfile_fails_cleanly", &dir, "small", "16k")
+    else {
         return;
-    }
-    let _unmount = Unmount(mount.clone());
+    };
+    let mount = small.path().to_path_buf();
     let fill = run(Command::new("dd").args([
         "if=/dev/zero",
         &format!("of={}/fill", mount.display()),
@@ -203,13 +194,4 @@ fn full_filesystem_for_the_pidfile_fails_cleanly() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("No space left on device"), "{shown}");
     assert!(!pidfile.exists(), "pidfile left: {shown}");
     assert_eq!(processes_mentioning(dir.path()), Vec::<i32>::new(), "{shown}");
-}
-
-/// Unmounts a test's tmpfs when dropped.
-struct Unmount(std::path::PathBuf);
-
-impl Drop for Unmount {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
-    }
 }

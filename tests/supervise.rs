@@ -399,19 +399,10 @@ fn mainpid_moves_the_pidfile_to_the_real_main_process() {
 
 #[test]
 fn a_full_log_disk_holds_output_instead_of_losing_it() {
-    if skip_unless_root("a_full_log_disk_holds_output_instead_of_losing_it") {
-        return;
-    }
     let dir = TempDir::new("sup-enospc");
-    let mount = dir.join("small");
-    std::fs::create_dir(&mount).unwrap();
-    let mounted =
-        run(Command::new("mount").args(["-t", "tmpfs", "-o", "size=64k", "tmpfs", s(&mount)]));
-    if !mounted.status.success() {
-        skip("a_full_log_disk_holds_output_instead_of_losing_it: cannot mount a tmpfs");
-        return;
-    }
-    let _unmount = Unmount(mount.clone());
+    let test = "a_full_log_disk_holds_output_instead_of_losing_it";
+    let Some(small) = Tmpfs::mount(test, &dir, "small", "64k") else { return };
+    let mount = small.path().to_path_buf();
     let out = mount.join("out.log");
     let err = dir.join("err.log");
     let run = start_supervised(
@@ -437,13 +428,4 @@ fn a_full_log_disk_holds_output_instead_of_losing_it() {
 
 fn run_cmd(argv: &[&str]) -> Output {
     run(Command::new(argv[0]).args(&argv[1..]))
-}
-
-/// Unmounts a test's tmpfs when dropped.
-struct Unmount(std::path::PathBuf);
-
-impl Drop for Unmount {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
-    }
 }

@@ -305,3 +305,46 @@ impl Drop for SpawnedGroup {
 pub fn pgid_of(pid: i32) -> i32 {
     proc_stat(pid)[2].parse().unwrap()
 }
+
+/// A small tmpfs a test mounted (root only); unmounted when dropped.
+pub struct Tmpfs(pub PathBuf);
+
+impl Tmpfs {
+    /// Mounts a tmpfs of `size` (`16k`, say) at `dir/name`; `None`, after saying why, when the
+    /// tests are not root or the mount fails.
+    pub fn mount(test: &str, dir: &TempDir, name: &str, size: &str) -> Option<Tmpfs> {
+        if skip_unless_root(test) {
+            return None;
+        }
+        let path = dir.join(name);
+        std::fs::create_dir(&path).unwrap();
+        let option = format!("size={size}");
+        let mounted =
+            run(Command::new("mount").args(["-t", "tmpfs", "-o", &option, "tmpfs"]).arg(&path));
+        if !mounted.status.success() {
+            skip(&format!(
+                "{test}: cannot mount a tmpfs: {}",
+                String::from_utf8_lossy(&mounted.stderr).trim()
+            ));
+            return None;
+        }
+        Some(Tmpfs(path))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// The soft `RLIMIT_CORE` of `pid` as `/proc/PID/limits` shows it (`0`, `unlimited`).
+pub fn core_limit(pid: i32) -> String {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = limits.lines().find(|l| l.starts_with("Max core file size")).unwrap();
+    line.split_whitespace().nth(4).unwrap().to_string()
+}
