@@ -15,7 +15,7 @@ use daemonctx::output::{self, LogFile, SyslogConfig, SyslogWriter};
 use daemonctx::stop::{self, Schedule, ScheduleItem, Stopped};
 use daemonctx::supervise::{self, Restart, Sink, SupervisorConfig};
 use daemonctx::{Command, DaemonContext, Error, Pidfile, SignalMap, Status, Step, Stream};
-use daemonctx::{detach, pidfile};
+use daemonctx::{detach, pidfile, process};
 
 use cli::{Cli, RestartArg, WaitReady};
 
@@ -100,9 +100,7 @@ fn exit_code(error: &Error) -> u8 {
 
 /// A process's exit status as a shell shows it: its code, or 128 + the signal that killed it.
 fn exit_status_code(status: &std::process::ExitStatus) -> u8 {
-    use std::os::unix::process::ExitStatusExt;
-    let code = status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
-    u8::try_from(code).unwrap_or(code::SETUP)
+    u8::try_from(process::shell_status(*status)).unwrap_or(code::SETUP)
 }
 
 /// Starts COMMAND as a daemon, directly (exec mode) or under a supervisor.
@@ -371,12 +369,14 @@ fn environment(clear: bool, set: Vec<(OsString, OsString)>) -> Vec<(OsString, Os
 fn status(cli: &Cli) -> u8 {
     let path = cli.pidfile.as_deref().expect("clap requires --pidfile with --status");
     let (line, code) = match Pidfile::status(path) {
-        Status::Running(Some(pid)) => match (stop::is_alive(pid), stop::holders(path).first()) {
-            (false, Some(holder)) => {
-                (format!("running (pid {pid} has exited; pid {holder} holds the pidfile)"), 0)
+        Status::Running(Some(pid)) => {
+            match (process::is_alive(pid), process::lock_holders(path).first()) {
+                (false, Some(holder)) => {
+                    (format!("running (pid {pid} has exited; pid {holder} holds the pidfile)"), 0)
+                }
+                _ => (format!("running (pid {pid})"), 0),
             }
-            _ => (format!("running (pid {pid})"), 0),
-        },
+        }
         Status::Running(None) => ("running (pid unknown: the pidfile holds no pid)".into(), 0),
         Status::Stale(Some(pid)) => {
             (format!("dead: pid {pid} is gone but pidfile {} remains", path.display()), 1)

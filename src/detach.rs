@@ -113,7 +113,7 @@ impl Drop for Subreaper {
 /// Waits up to `timeout` for the child `pid` to end and reaps it: `pidfd_open(2)`, `poll(2)`,
 /// `waitpid(2)`. `None` if it is not our child or still runs.
 pub fn reap(pid: libc::pid_t, timeout: Duration) -> Option<ExitStatus> {
-    wait_for_exit(pid, timeout);
+    crate::process::wait_pid_exit(pid as u32, std::time::Instant::now() + timeout);
     let mut status = 0;
     // SAFETY: status is a valid out-pointer; WNOHANG never blocks.
     match unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) } {
@@ -127,21 +127,4 @@ pub(crate) fn kill_and_reap(pid: libc::pid_t) -> Option<ExitStatus> {
     // SAFETY: kill takes plain integers; pid is our own child.
     unsafe { libc::kill(pid, libc::SIGKILL) };
     reap(pid, Duration::from_secs(5))
-}
-
-/// Blocks until `pid` exits or `timeout` passes, without sleep-polling: a pidfd becomes
-/// readable when its process exits. Returns at once if the pid is gone.
-pub fn wait_for_exit(pid: libc::pid_t, timeout: Duration) -> bool {
-    // SAFETY: pidfd_open takes a pid and flags; it returns a new descriptor or -1.
-    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as RawFd;
-    if pidfd < 0 {
-        return true; // ESRCH: no such process (already reaped)
-    }
-    let mut pfd = libc::pollfd { fd: pidfd, events: libc::POLLIN, revents: 0 };
-    let ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
-    // SAFETY: pfd is one valid pollfd.
-    let n = unsafe { libc::poll(&mut pfd, 1, ms) };
-    // SAFETY: pidfd was opened above and is not used after this.
-    unsafe { libc::close(pidfd) };
-    n > 0
 }

@@ -39,6 +39,7 @@ mod launch;
 pub mod notify;
 pub mod output;
 pub mod pidfile;
+pub mod process;
 mod ready;
 pub mod signals;
 pub mod stop;

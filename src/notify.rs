@@ -16,6 +16,8 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Instant;
 
+use crate::process;
+
 /// Where the command reports readiness.
 #[derive(Debug)]
 pub enum ReadyListener {
@@ -207,7 +209,8 @@ impl ReadyListener {
         deadline: Option<Instant>,
         mut on_status: impl FnMut(&str),
     ) -> io::Result<Readiness> {
-        let mut pidfd = crate::stop::pidfd_open(main)?;
+        let started = main;
+        let mut pidfd = process::pidfd_open(main)?;
         loop {
             let listener = self.poll_fd().unwrap_or(-1);
             let mut fds = [
@@ -235,11 +238,13 @@ impl ReadyListener {
                     match notice {
                         Notice::Ready => ready = true,
                         Notice::Status(text) => on_status(&text),
-                        Notice::MainPid(pid) => {
-                            if let Ok(fd) = crate::stop::pidfd_open(pid) {
+                        // Only a process of the daemon's own tree can become its main process.
+                        Notice::MainPid(pid) if process::descends_from(pid, started) => {
+                            if let Ok(fd) = process::pidfd_open(pid) {
                                 (main, pidfd) = (pid, fd);
                             }
                         }
+                        Notice::MainPid(_) => {}
                     }
                 }
                 if ready {
@@ -296,9 +301,9 @@ fn read_datagrams(socket: &OwnedFd, main: u32) -> Vec<Notice> {
     loop {
         let mut buf = [0u8; 4096];
         let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
-        // Room for one SCM_CREDENTIALS message; anything else (passed fds) is truncated, and the
-        // kernel closes truncated descriptors, which also answers sd_notify_barrier(3).
-        let mut control = [0u64; 8];
+        // Room for the credentials and the most descriptors one message can pass (253): every
+        // passed descriptor is closed, which also answers sd_notify_barrier(3).
+        let mut control = [0u64; 160];
         // SAFETY: msghdr is plain old data; all-zero is a valid value before the fields are set.
         let mut header: libc::msghdr = unsafe { std::mem::zeroed() };
         header.msg_iov = &mut iov;
@@ -310,48 +315,52 @@ fn read_datagrams(socket: &OwnedFd, main: u32) -> Vec<Notice> {
         if n < 0 {
             return notices; // EAGAIN: nothing more waiting
         }
-        let sender = sender_pid(&header);
-        if sender.is_some_and(|pid| is_self_or_descendant(pid, main)) {
+        let sender = read_control(&header);
+        if sender.is_some_and(|(pid, uid)| is_believed(pid, uid, main)) {
             notices.extend(parse_notify(&buf[..n as usize]));
         }
     }
 }
 
-/// The pid in the `SCM_CREDENTIALS` control message of a received datagram.
-fn sender_pid(header: &libc::msghdr) -> Option<u32> {
+/// Walks a received datagram's control messages: closes every passed descriptor
+/// (`SCM_RIGHTS`), and returns the sender's pid and uid (`SCM_CREDENTIALS`).
+fn read_control(header: &libc::msghdr) -> Option<(u32, u32)> {
+    let mut sender = None;
     // SAFETY: header was filled by recvmsg; the CMSG macros walk its control buffer within the
-    // length the kernel set.
+    // length the kernel set, and each SCM_RIGHTS payload holds whole ints, descriptors received
+    // for us to own (so closing them is ours to do).
     unsafe {
         let mut cmsg = libc::CMSG_FIRSTHDR(header);
         while !cmsg.is_null() {
-            if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_CREDENTIALS
-            {
-                let creds = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg) as *const libc::ucred);
-                return u32::try_from(creds.pid).ok();
+            let data = libc::CMSG_DATA(cmsg);
+            match ((*cmsg).cmsg_level, (*cmsg).cmsg_type) {
+                (libc::SOL_SOCKET, libc::SCM_CREDENTIALS) => {
+                    let creds = std::ptr::read_unaligned(data as *const libc::ucred);
+                    sender = Some((creds.pid as u32, creds.uid));
+                }
+                (libc::SOL_SOCKET, libc::SCM_RIGHTS) => {
+                    let bytes = (*cmsg).cmsg_len as usize - (data as usize - cmsg as usize);
+                    for i in 0..bytes / std::mem::size_of::<libc::c_int>() {
+                        libc::close(std::ptr::read_unaligned((data as *const libc::c_int).add(i)));
+                    }
+                }
+                _ => {}
             }
             cmsg = libc::CMSG_NXTHDR(header, cmsg);
         }
     }
-    None
+    sender
 }
 
-/// Whether `pid` is `main` or descends from it (following `/proc/PID/stat` parent links).
-fn is_self_or_descendant(mut pid: u32, main: u32) -> bool {
-    for _ in 0..64 {
-        if pid == main {
-            return true;
-        }
-        match parent_of(pid) {
-            Some(parent) if parent > 1 => pid = parent,
-            _ => return false,
-        }
+/// A message counts if its sender is `main` or descends from it; or, if the sender has already
+/// exited (so its ancestry cannot be read: `systemd-notify` does that), if it ran as the same
+/// user as `main`.
+fn is_believed(pid: u32, uid: u32, main: u32) -> bool {
+    if process::stat(pid).is_some() {
+        return process::descends_from(pid, main);
     }
-    false
-}
-
-fn parent_of(pid: u32) -> Option<u32> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    stat.rsplit_once(')')?.1.split_whitespace().nth(1)?.parse().ok()
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(format!("/proc/{main}")).is_ok_and(|m| m.uid() == uid)
 }
 
 /// Parses an `sd_notify(3)` datagram: newline-separated `KEY=VALUE` assignments.

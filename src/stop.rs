@@ -12,12 +12,14 @@
 
 use std::fmt;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use crate::pidfile::{Pidfile, Status};
+use crate::process;
 
 /// One item of a retry schedule.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -91,12 +93,16 @@ impl Schedule {
         if !items.iter().any(|i| matches!(i, ScheduleItem::Wait(_))) {
             return Err(ParseError(format!("schedule {text:?} has no timeout")));
         }
+        if items[..items.len() - 1].contains(&ScheduleItem::Forever) {
+            return Err(ParseError(format!("in {text:?}, forever can only come last")));
+        }
         Ok(Schedule(items))
     }
 
-    /// The default: send `signal`, wait up to 10 seconds; no `SIGKILL` unless asked for.
+    /// The default: send `signal`, wait up to 30 seconds (longer than a supervisor's default
+    /// `--kill-after`); no `SIGKILL` unless asked for.
     pub fn default_for(signal: i32) -> Schedule {
-        Schedule(vec![ScheduleItem::Signal(signal), ScheduleItem::Wait(Duration::from_secs(10))])
+        Schedule(vec![ScheduleItem::Signal(signal), ScheduleItem::Wait(Duration::from_secs(30))])
     }
 }
 
@@ -156,13 +162,18 @@ impl std::error::Error for StopError {
 
 /// Stops the daemon holding the pidfile at `path` by following `schedule`.
 ///
+/// The pid in the file is signalled only if that process holds the pidfile's lock (its
+/// `/proc/PID/fdinfo` shows the `OFDLCK`). When it has exited but what it started still holds
+/// the lock (an exec'd shell's background job inherited the descriptor), that holder is stopped.
+///
 /// System calls: `open(2)`/`fcntl(2)` `F_OFD_GETLK` (status), `pidfd_open(2)`, `getpgid(2)`,
-/// `getsid(2)`, `kill(2)`, `poll(2)`; at the end the pidfile, if left, is locked and removed.
+/// `getsid(2)`, `kill(2)`, `pidfd_send_signal(2)`, `poll(2)`; at the end the pidfile, if left,
+/// is locked and removed.
 ///
 /// # Errors
 /// [`StopError`] when the pidfile cannot be judged or the daemon cannot be signalled.
 pub fn stop(path: &Path, schedule: &Schedule) -> Result<Stopped, StopError> {
-    let pid = match Pidfile::status(path) {
+    let named = match Pidfile::status(path) {
         Status::Absent => return Ok(Stopped::NotRunning),
         Status::Stale(_) => {
             remove_stale(path);
@@ -172,21 +183,33 @@ pub fn stop(path: &Path, schedule: &Schedule) -> Result<Stopped, StopError> {
         Status::Running(None) => return Err(StopError::NoPid),
         Status::Running(Some(pid)) => pid,
     };
-    let (pid, pidfd) = match pidfd_open(pid) {
-        Ok(fd) if is_alive(pid) && holds_pidfile(pid, path) != Some(false) => (pid, fd),
-        // The named process is gone (or is not ours), yet the lock is held: by what it
-        // started, which inherited the pidfile's descriptor. Stop that holder instead.
-        Ok(_) | Err(_) => match holders(path).first() {
-            Some(&holder) => match pidfd_open(holder) {
-                Ok(fd) => (holder, fd),
-                Err(e) => return Err(StopError::Signal(holder, e)),
-            },
-            None if is_alive(pid) => return Err(StopError::NotTheHolder(pid)),
-            None => return Ok(finish(path, pid)),
-        },
+    let Some((pid, pidfd)) = pin_lock_holder(path, named)? else {
+        return Ok(finish(path, named));
     };
     let left = follow_schedule(&pidfd, pid, schedule)?;
     if left.is_empty() { Ok(finish(path, pid)) } else { Ok(Stopped::StillRunning(left)) }
+}
+
+/// The process to stop, pinned by a pidfd: the named one if it holds the lock (or we cannot
+/// tell, as for another user's process), else the lowest process that holds it. `None` when
+/// nobody holds it any more.
+fn pin_lock_holder(path: &Path, named: u32) -> Result<Option<(u32, OwnedFd)>, StopError> {
+    let Ok(meta) = std::fs::metadata(path) else { return Ok(None) };
+    if let Ok(pidfd) = process::pidfd_open(named)
+        && process::is_alive(named)
+        && process::holds_lock_on(named, meta.dev(), meta.ino()) != Some(false)
+    {
+        return Ok(Some((named, pidfd)));
+    }
+    match process::lock_holders(path).first() {
+        Some(&holder) => match process::pidfd_open(holder) {
+            Ok(pidfd) => Ok(Some((holder, pidfd))),
+            Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Ok(None),
+            Err(e) => Err(StopError::Signal(holder, e)),
+        },
+        None if process::is_alive(named) => Err(StopError::NotTheHolder(named)),
+        None => Ok(None),
+    }
 }
 
 /// Stops the process `pid` (pinned by a pidfd) and its process group, when it leads one of its
@@ -196,7 +219,7 @@ pub fn stop(path: &Path, schedule: &Schedule) -> Result<Stopped, StopError> {
 /// [`StopError::Signal`] when `pidfd_open(2)` or `kill(2)` fails (other than for a process
 /// already gone).
 pub fn stop_process(pid: u32, schedule: &Schedule) -> Result<Vec<u32>, StopError> {
-    match pidfd_open(pid) {
+    match process::pidfd_open(pid) {
         Ok(pidfd) => follow_schedule(&pidfd, pid, schedule),
         Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Ok(Vec::new()),
         Err(e) => Err(StopError::Signal(pid, e)),
@@ -204,15 +227,14 @@ pub fn stop_process(pid: u32, schedule: &Schedule) -> Result<Vec<u32>, StopError
 }
 
 fn follow_schedule(pidfd: &OwnedFd, pid: u32, schedule: &Schedule) -> Result<Vec<u32>, StopError> {
-    let target = own_group(pid).map_or(pid as i32, |pgid| -pgid);
+    let group = own_group(pid);
     let mut left = Vec::new();
     let mut index = 0;
     while index < schedule.0.len() {
         match schedule.0[index] {
-            ScheduleItem::Signal(signal) => send(pidfd, target, pid, signal)?,
+            ScheduleItem::Signal(signal) => send(pidfd, group, pid, signal)?,
             ScheduleItem::Wait(timeout) => {
-                let deadline = Instant::now() + timeout;
-                left = wait_group_gone(pidfd, pid, target, deadline);
+                left = wait_group_gone(pidfd, pid, group, Instant::now() + timeout);
                 if left.is_empty() {
                     return Ok(left);
                 }
@@ -225,7 +247,7 @@ fn follow_schedule(pidfd: &OwnedFd, pid: u32, schedule: &Schedule) -> Result<Vec
         index += 1;
     }
     if left.is_empty() {
-        left = wait_group_gone(pidfd, pid, target, Instant::now());
+        left = wait_group_gone(pidfd, pid, group, Instant::now());
     }
     Ok(left)
 }
@@ -243,137 +265,49 @@ fn remove_stale(path: &Path) {
 
 /// The process group to signal: the daemon's, when the daemon's group is the one its own
 /// session was created with (pgid = sid) and that group is not ours.
-fn own_group(pid: u32) -> Option<i32> {
-    // SAFETY: getpgid and getsid take a pid and have no memory effects.
-    let (pgid, sid) = unsafe { (libc::getpgid(pid as i32), libc::getsid(pid as i32)) };
-    // SAFETY: getpgrp has no preconditions.
-    let ours = unsafe { libc::getpgrp() };
-    (pgid > 1 && pgid == sid && pgid != ours).then_some(pgid)
+fn own_group(pid: u32) -> Option<u32> {
+    let stat = process::stat(pid)?;
+    let ours = process::stat(std::process::id())?.pgrp;
+    (stat.pgrp > 1 && stat.pgrp == stat.session && stat.pgrp != ours).then_some(stat.pgrp)
 }
 
-/// `kill(2)` to the group, or `pidfd_send_signal(2)` to the pinned process alone.
-fn send(pidfd: &OwnedFd, target: i32, pid: u32, signal: i32) -> Result<(), StopError> {
-    let rc = if target < 0 {
-        // SAFETY: kill takes plain integers.
-        unsafe { libc::kill(target, signal) }
-    } else {
-        let no_info: *const libc::siginfo_t = std::ptr::null();
-        // SAFETY: pidfd is an open pidfd; a null siginfo means "as kill(2) would send it".
-        let rc = unsafe {
-            libc::syscall(libc::SYS_pidfd_send_signal, pidfd.as_raw_fd(), signal, no_info, 0)
-        };
-        rc as i32
-    };
-    if rc == 0 {
-        return Ok(());
+/// `kill(2)` to the group, or `pidfd_send_signal(2)` to the pinned process alone. `SIGKILL`
+/// also goes to every descendant of the daemon: a supervisor's COMMAND runs in a process group
+/// of its own, and a supervisor killed outright would leave it running.
+fn send(pidfd: &OwnedFd, group: Option<u32>, pid: u32, signal: i32) -> Result<(), StopError> {
+    if signal == libc::SIGKILL {
+        for descendant in process::descendants(pid) {
+            // SAFETY: kill takes plain integers; the pid descends from the daemon (a pid can be
+            // reused between the /proc scan and this call: the window is a few microseconds).
+            unsafe { libc::kill(descendant as i32, libc::SIGKILL) };
+        }
     }
-    let e = io::Error::last_os_error();
-    match e.raw_os_error() {
-        Some(libc::ESRCH) => Ok(()), // already gone
-        _ => Err(StopError::Signal(pid, e)),
+    let result = match group {
+        // SAFETY: kill takes plain integers; the group is the daemon's own (checked above).
+        Some(pgid) => match unsafe { libc::kill(-(pgid as i32), signal) } {
+            0 => Ok(()),
+            _ => Err(io::Error::last_os_error()),
+        },
+        None => process::pidfd_send_signal(pidfd, signal),
+    };
+    match result {
+        Ok(()) => Ok(()),
+        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Ok(()), // already gone
+        Err(e) => Err(StopError::Signal(pid, e)),
     }
 }
 
 /// Waits until the daemon and every member of its group are gone, or the deadline passes.
 /// Returns the pids still alive.
-fn wait_group_gone(pidfd: &OwnedFd, pid: u32, target: i32, deadline: Instant) -> Vec<u32> {
-    if !wait_readable(pidfd, deadline) {
+fn wait_group_gone(pidfd: &OwnedFd, pid: u32, group: Option<u32>, deadline: Instant) -> Vec<u32> {
+    if !process::wait_exit(pidfd, deadline) {
         return vec![pid];
     }
-    if target > 0 {
-        return Vec::new();
-    }
-    let mut left = Vec::new();
-    for member in group_members(-target) {
-        match pidfd_open(member) {
-            Ok(fd) if !wait_readable(&fd, deadline) => left.push(member),
-            _ => {}
-        }
-    }
-    left
-}
-
-/// `poll(2)` on a pidfd until it is readable (the process exited) or the deadline passes.
-fn wait_readable(fd: &OwnedFd, deadline: Instant) -> bool {
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let ms = i32::try_from(left.as_millis()).unwrap_or(i32::MAX);
-        let mut pfd = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
-        // SAFETY: one valid pollfd.
-        match unsafe { libc::poll(&mut pfd, 1, ms) } {
-            n if n > 0 => return true,
-            0 => return false,
-            _ if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted => continue,
-            _ => return false,
-        }
-    }
-}
-
-/// The live processes (zombies excluded) whose process group is `pgid`, from `/proc/*/stat`.
-pub fn group_members(pgid: i32) -> Vec<u32> {
-    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
-    entries
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-                return false;
-            };
-            let fields: Vec<&str> =
-                stat.rsplit_once(')').map_or(vec![], |(_, rest)| rest.split_whitespace().collect());
-            fields.len() > 2 && fields[0] != "Z" && fields[2] == pgid.to_string()
-        })
+    let Some(pgid) = group else { return Vec::new() };
+    process::group_members(pgid)
+        .into_iter()
+        .filter(|member| !process::wait_pid_exit(*member, deadline))
         .collect()
-}
-
-/// `pidfd_open(2)`: a descriptor that refers to this process for as long as it is open, even if
-/// the pid is reused.
-pub fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
-    // SAFETY: pidfd_open takes a pid and flags.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: the kernel just returned this descriptor; nothing else owns it.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
-}
-
-/// The processes that have the file at `path` open (its inode among their `/proc/PID/fd/*`),
-/// lowest pid first; those this user may not inspect are not seen.
-pub fn holders(path: &Path) -> Vec<u32> {
-    use std::os::unix::fs::MetadataExt;
-    let Ok(target) = std::fs::metadata(path) else { return Vec::new() };
-    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
-    let mut pids: Vec<u32> = entries
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| has_open(*pid, target.dev(), target.ino()) == Some(true))
-        .collect();
-    pids.sort_unstable();
-    pids
-}
-
-/// Whether `pid` runs: it exists and is not a zombie (`/proc/PID/stat`).
-pub fn is_alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|stat| Some(stat.rsplit_once(')')?.1.split_whitespace().next()? != "Z"))
-        .unwrap_or(false)
-}
-
-/// Whether `pid` has the pidfile open (one of `/proc/PID/fd/*` is its inode). `None` when that
-/// cannot be read (another user's process, no `/proc`).
-fn holds_pidfile(pid: u32, path: &Path) -> Option<bool> {
-    use std::os::unix::fs::MetadataExt;
-    let target = std::fs::metadata(path).ok()?;
-    has_open(pid, target.dev(), target.ino())
-}
-
-fn has_open(pid: u32, dev: u64, ino: u64) -> Option<bool> {
-    use std::os::unix::fs::MetadataExt;
-    let entries = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?;
-    let holds = entries.filter_map(Result::ok).any(|entry| {
-        std::fs::metadata(entry.path()).is_ok_and(|m| m.dev() == dev && m.ino() == ino)
-    });
-    Some(holds)
 }
 
 #[cfg(test)]
@@ -420,7 +354,9 @@ mod tests {
 
     #[test]
     fn refuses_bad_schedules_and_signals() {
-        for bad in ["", "TERM", "TERM/abc", "NOPE/5", "TERM/-1", "TERM//5", "TERM/inf"] {
+        for bad in
+            ["", "TERM", "TERM/abc", "NOPE/5", "TERM/-1", "TERM//5", "TERM/inf", "forever/TERM/5"]
+        {
             assert!(Schedule::parse(bad, libc::SIGTERM).is_err(), "{bad:?} accepted");
         }
         assert_eq!(parse_signal("term"), Ok(libc::SIGTERM));

@@ -26,6 +26,7 @@ use crate::error::Step;
 use crate::notify::{Notice, ReadyListener};
 use crate::output::{LineBuffer, LogFile, SyslogWriter};
 use crate::pidfile::Pidfile;
+use crate::process;
 use crate::signals::{self, Dispositions, SignalMap};
 
 /// How often held output (a full log file) is tried again.
@@ -429,7 +430,7 @@ impl Supervisor {
             // SAFETY: kill takes plain integers; the group is COMMAND's, created at spawn.
             unsafe { libc::kill(-(child.pid as i32), signal) };
         }
-        for pid in descendants(std::process::id()) {
+        for pid in process::descendants(std::process::id()) {
             // SAFETY: kill takes plain integers; pid descends from this supervisor.
             unsafe { libc::kill(pid as i32, signal) };
         }
@@ -712,10 +713,7 @@ impl Supervisor {
 
     /// COMMAND's last status as an exit code: its code, or 128 + the signal.
     fn exit_code(&self) -> i32 {
-        let code = match self.last_status {
-            Some(status) => status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0)),
-            None => 0,
-        };
+        let code = self.last_status.map_or(0, process::shell_status);
         if self.gave_up && code == 0 { EXIT_GAVE_UP } else { code }
     }
 
@@ -797,28 +795,4 @@ fn read_signal(fd: &OwnedFd) -> Option<i32> {
         libc::read(fd.as_raw_fd(), (&mut info as *mut libc::signalfd_siginfo).cast(), size)
     };
     (n == size as isize).then_some(info.ssi_signo as i32)
-}
-
-/// Every live descendant of `ancestor`, from the parent links in `/proc/*/stat`.
-pub fn descendants(ancestor: u32) -> Vec<u32> {
-    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
-    let parents: Vec<(u32, u32)> = entries
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter_map(|pid| {
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-            let mut fields = stat.rsplit_once(')')?.1.split_whitespace();
-            let state = fields.next()?;
-            let ppid = fields.next()?.parse().ok()?;
-            (state != "Z").then_some((pid, ppid))
-        })
-        .collect();
-    let mut found = vec![ancestor];
-    let mut index = 0;
-    while index < found.len() {
-        let parent = found[index];
-        found.extend(parents.iter().filter(|(_, ppid)| *ppid == parent).map(|(pid, _)| *pid));
-        index += 1;
-    }
-    found.remove(0);
-    found
 }

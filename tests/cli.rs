@@ -104,7 +104,7 @@ fn second_start_fails_at_once_naming_the_running_pid() {
 }
 
 fn stop_group_members(pid: i32) -> Vec<u32> {
-    daemonctx::stop::group_members(pgid_of(pid))
+    daemonctx::process::group_members((pgid_of(pid)) as u32)
 }
 
 #[test]
@@ -507,8 +507,12 @@ fn stop_leaves_no_orphaned_grandchildren() {
     let script = "sleep 1000 & sleep 1000 & (sleep 1000 &) ; wait";
     let (pid, _guard) = start(&dir, &["sh", "-c", script]);
     let pgid = pgid_of(pid);
-    assert!(wait_until(Duration::from_secs(10), || daemonctx::stop::group_members(pgid).len() == 4));
-    let members = daemonctx::stop::group_members(pgid);
+    assert!(wait_until(Duration::from_secs(10), || daemonctx::process::group_members(
+        (pgid) as u32
+    )
+    .len()
+        == 4));
+    let members = daemonctx::process::group_members((pgid) as u32);
     let output = daemonize(&["--stop", "-p", path_str(&pidfile)]);
     assert_eq!(code(&output.status), 0, "{}", describe("stop", &output));
     assert_eq!(String::from_utf8_lossy(&output.stdout), format!("stopped (pid {pid})\n"));
@@ -612,7 +616,7 @@ fn lock_held_by_what_the_command_left_running_is_still_stoppable() {
         "{}",
         describe("status", &output)
     );
-    let holder = daemonctx::stop::holders(&pidfile)[0];
+    let holder = daemonctx::process::lock_holders(&pidfile)[0];
     let output = daemonize(&["--stop", "-p", path_str(&pidfile)]);
     assert_eq!(code(&output.status), 0, "{}", describe("stop", &output));
     assert!(wait_gone(holder as i32, Duration::from_secs(5)), "the lock holder survived");

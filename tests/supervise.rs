@@ -83,7 +83,7 @@ fn stop_kills_every_descendant_even_escaped_ones() {
     // Two workers, a double-forked grandchild, and one that left the process group (setsid).
     let script = "sleep 1000 & sleep 1000 & (sleep 1000 &); setsid sleep 1000 & wait";
     let run = start_supervised(&dir, &["--", "sh", "-c", script]);
-    let all = || daemonctx::supervise::descendants(run.supervisor as u32);
+    let all = || daemonctx::process::descendants(run.supervisor as u32);
     assert!(wait_until(COMMAND_TIMEOUT, || all().len() >= 5), "descendants: {:?}", all());
     let before = all();
     let output = daemonize(&["--stop", "-p", s(&dir.join("s.pid"))]);
@@ -256,7 +256,7 @@ fn supervise_mode_waits_for_the_rust_notify_helper_and_reports_status() {
     std::fs::OpenOptions::new().write(true).open(&fifo).unwrap().write_all(b"go\n").unwrap();
     assert!(wait_gone(invoker.id() as i32, COMMAND_TIMEOUT));
     assert!(invoker.wait().unwrap().success());
-    let helper_pid = daemonctx::supervise::descendants(supervisor as u32)[0] as i32;
+    let helper_pid = daemonctx::process::descendants(supervisor as u32)[0] as i32;
     let _helper_guard = SpawnedGroup(pgid_of(helper_pid));
 }
 

@@ -612,7 +612,7 @@ fn signals_sent_to_the_supervisor_reach_command_and_sigterm_stops_everything() {
             supervised.command
         );
     }
-    let tree = daemonctx::supervise::descendants(supervised.pid as u32);
+    let tree = daemonctx::process::descendants(supervised.pid as u32);
     assert!(tree.len() >= 2, "COMMAND and its sleep: {tree:?}");
     assert!(tree.contains(&(supervised.child as u32)), "{tree:?}");
     assert!(kill(supervised.pid, libc::SIGTERM));
@@ -620,7 +620,7 @@ fn signals_sent_to_the_supervisor_reach_command_and_sigterm_stops_everything() {
     for pid in &tree {
         assert!(wait_gone(*pid as i32, HANDSHAKE), "{pid} outlived the supervisor: {tree:?}");
     }
-    assert_eq!(daemonctx::stop::group_members(supervised.child), Vec::<u32>::new());
+    assert_eq!(daemonctx::process::group_members((supervised.child) as u32), Vec::<u32>::new());
 }
 
 /// What `pid` has open, sorted, whatever the descriptor numbers (a reopened file may get

@@ -290,10 +290,10 @@ impl Drop for SpawnedGroup {
         }
         // The group's members, and whatever they started in other groups (a supervisor's
         // COMMAND runs in a group of its own).
-        let members = daemonctx::stop::group_members(self.0);
+        let members = daemonctx::process::group_members((self.0) as u32);
         let mut doomed: Vec<u32> = members.clone();
         for pid in &members {
-            doomed.extend(daemonctx::supervise::descendants(*pid));
+            doomed.extend(daemonctx::process::descendants(*pid));
         }
         let guards: Vec<Spawned> = doomed.iter().map(|pid| Spawned::new(*pid as i32)).collect();
         kill(-self.0, libc::SIGKILL);
