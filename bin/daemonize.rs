@@ -173,7 +173,8 @@ fn start_exec(
         .stdout(cli.stdout.as_ref().map_or_else(|| unset_stream(cli), output))
         .stderr(cli.stderr.as_ref().map_or_else(|| unset_stream(cli), output));
     let installed = match &mut listener {
-        Some(listener) => listener.install_write_end().map_err(ready_error)?,
+        // daemonize itself uses no descriptor there yet: an inherited stray one may go.
+        Some(listener) => listener.place_write_end(true).map_err(ready_error)?,
         None => None,
     };
     if let Some(fd) = installed {
@@ -185,7 +186,7 @@ fn start_exec(
     }
     match listener {
         Some(mut listener) => {
-            listener.close_write_end(installed.is_some());
+            listener.close_write_end();
             wait_for_readiness(cli, listener, pid, program)
         }
         None => Ok(()),
@@ -202,44 +203,60 @@ fn wait_for_readiness(
 ) -> Result<(), Error> {
     let deadline = Instant::now() + cli.ready_timeout;
     let verbose = cli.verbose;
-    let readiness = listener
-        .wait(pid, Some(deadline), |status| {
-            if verbose {
-                eprintln!("daemonize: status: {status}");
-            }
-        })
-        .map_err(|e| Error::os(Step::WaitReady, program, e));
-    let failure = match readiness? {
-        Readiness::Ready(main) => {
-            if let (true, Some(path)) = (main != pid, &cli.pidfile) {
-                pidfile::replace_pid(path, main)
-                    .map_err(|e| Error::os(Step::WritePidfile, path, e))?;
+    let readiness = listener.wait(pid, Some(deadline), |status| {
+        if verbose {
+            eprintln!("daemonize: status: {status}");
+        }
+    });
+    let failure = match readiness {
+        Ok(Readiness::Ready(main)) => {
+            if let (true, Some(path)) = (main != pid, &cli.pidfile)
+                && let Err(e) = pidfile::replace_pid(path, main)
+            {
+                // Ready all the same; the pidfile keeps naming the first process.
+                eprintln!("daemonize: cannot write MAINPID {main} into {}: {e}", path.display());
             }
             if verbose {
                 eprintln!("daemonize: {} is ready (pid {main})", program.display());
             }
             return Ok(());
         }
-        Readiness::Exited(main) => Error::DaemonDied {
-            pid: main,
-            status: detach::reap(pid as i32, Duration::from_secs(5)),
-        },
-        Readiness::TimedOut(main) => {
-            let schedule = Schedule(vec![
-                ScheduleItem::Signal(libc::SIGTERM),
-                ScheduleItem::Wait(cli.kill_after),
-                ScheduleItem::Signal(libc::SIGKILL),
-                ScheduleItem::Wait(Duration::from_secs(5)),
-            ]);
-            let _ = stop::stop_process(main, &schedule);
+        Ok(Readiness::Exited(main)) => {
+            stop_abandoned(cli, pid, main);
+            Error::DaemonDied {
+                pid: main,
+                status: detach::reap(pid as i32, Duration::from_secs(5)),
+            }
+        }
+        Ok(Readiness::TimedOut(main)) => {
+            stop_abandoned(cli, pid, main);
             detach::reap(pid as i32, Duration::from_secs(5));
             Error::ReadyTimeout { pid: main, seconds: cli.ready_timeout.as_secs_f64() }
+        }
+        Err(e) => {
+            stop_abandoned(cli, pid, pid);
+            detach::reap(pid as i32, Duration::from_secs(5));
+            Error::os(Step::WaitReady, program, e)
         }
     };
     if let Some(path) = &cli.pidfile {
         let _ = Pidfile::remove_stale(path);
     }
     Err(failure)
+}
+
+/// Stops a daemon whose start failed: the command (`pid`, our adopted child) and, if it named
+/// another main process, that one, each with its group: SIGTERM, `--kill-after`, SIGKILL.
+fn stop_abandoned(cli: &Cli, pid: u32, main: u32) {
+    let schedule = Schedule(vec![
+        ScheduleItem::Signal(libc::SIGTERM),
+        ScheduleItem::Wait(cli.kill_after),
+        ScheduleItem::Signal(libc::SIGKILL),
+        ScheduleItem::Wait(Duration::from_secs(5)),
+    ]);
+    for target in if main == pid { vec![pid] } else { vec![main, pid] } {
+        let _ = stop::stop_process(target, &schedule);
+    }
 }
 
 /// Supervise mode: the daemon stays as COMMAND's supervisor; files, syslog and the readiness
@@ -253,8 +270,8 @@ fn start_supervised(
 ) -> Result<(), Error> {
     let syslog =
         cli.syslog.as_ref().map(|facility| connect_syslog(cli, facility, command)).transpose()?;
-    let stdout = sink(cli, cli.stdout.as_deref())?;
-    let stderr = sink(cli, cli.stderr.as_deref())?;
+    let stdout = sink(cli, cli.stdout.as_deref(), 1)?;
+    let stderr = sink(cli, cli.stderr.as_deref(), 2)?;
     // Locked last: nothing after it can fail before open(), which cleans it up if it fails.
     let child_pidfile =
         cli.child_pidfile.as_ref().map(|path| Pidfile::lock(path, cli.pidfile_mode)).transpose()?;
@@ -304,8 +321,9 @@ fn start_supervised(
     std::process::exit(code)
 }
 
-/// Where one of COMMAND's streams goes under the supervisor: the file, else syslog, else null.
-fn sink(cli: &Cli, file: Option<&Path>) -> Result<Sink, Error> {
+/// Where one of COMMAND's streams goes under the supervisor: the file, else syslog, else (in
+/// the foreground) the supervisor's own stream `fd`, else nowhere.
+fn sink(cli: &Cli, file: Option<&Path>, fd: i32) -> Result<Sink, Error> {
     match file {
         // Always appended to: truncating here, before the pidfile is locked, could empty the
         // log of an instance that is already running.
@@ -313,6 +331,15 @@ fn sink(cli: &Cli, file: Option<&Path>) -> Result<Sink, Error> {
             LogFile::open(path).map(Sink::File).map_err(|e| Error::os(Step::OpenStream, path, e))
         }
         None if cli.syslog.is_some() => Ok(Sink::Syslog),
+        None if cli.foreground => {
+            let name = if fd == 1 { "standard output" } else { "standard error" };
+            // SAFETY: fd 1 and 2 are open in a process started normally; borrowing for the
+            // duration of the duplication only.
+            let stream = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+            let copy =
+                stream.try_clone_to_owned().map_err(|e| Error::os(Step::OpenStream, name, e))?;
+            Ok(Sink::File(LogFile::inherited(copy.into(), name)))
+        }
         None => Ok(Sink::Null),
     }
 }

@@ -133,7 +133,7 @@ impl ReadyListener {
         }
     }
 
-    /// For the fd style: the write end's number and its target, for `dup2(2)` in the command.
+    /// For the fd style: the write end's number and its target (the same once placed).
     pub fn write_end(&self) -> Option<(RawFd, RawFd)> {
         match self {
             ReadyListener::Fd { write: Some(write), target, .. } => {
@@ -143,12 +143,14 @@ impl ReadyListener {
         }
     }
 
-    /// For the fd style, in a process about to become the command: puts the write end on its
-    /// target number (not close-on-exec) with `dup2(2)`, and returns the target to preserve.
+    /// For the fd style: puts the write end on its target number (close-on-exec, so only a
+    /// command that is meant to inherit it does: the caller clears the flag there) with
+    /// `dup3(2)`, and returns the target. With `clobber`, whatever the target held is replaced
+    /// (an invoker's stray descriptor); without, a target in use is `EBUSY`.
     ///
     /// # Errors
-    /// The OS error of `dup2(2)`.
-    pub fn install_write_end(&mut self) -> io::Result<Option<RawFd>> {
+    /// `EBUSY`; the OS error of `fcntl(2)` or `dup3(2)`.
+    pub fn place_write_end(&mut self, clobber: bool) -> io::Result<Option<RawFd>> {
         let ReadyListener::Fd { read, write: Some(write), target, .. } = self else {
             return Ok(None);
         };
@@ -161,21 +163,26 @@ impl ReadyListener {
             // SAFETY: fcntl just returned this descriptor; the old one is closed by the drop.
             *read = unsafe { OwnedFd::from_raw_fd(moved) };
         }
-        // SAFETY: both are open descriptors; dup2 replaces target (the caller chose it).
-        if unsafe { libc::dup2(write.as_raw_fd(), *target) } < 0 {
-            return Err(io::Error::last_os_error());
+        if write.as_raw_fd() != *target {
+            // SAFETY: F_GETFD only asks whether the descriptor is open.
+            if !clobber && unsafe { libc::fcntl(*target, libc::F_GETFD) } != -1 {
+                return Err(io::Error::from_raw_os_error(libc::EBUSY));
+            }
+            // SAFETY: write is open; dup3 makes target a copy of it (closing what it was).
+            if unsafe { libc::dup3(write.as_raw_fd(), *target, libc::O_CLOEXEC) } < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // SAFETY: target is now a descriptor of ours that nothing else owns; the old write
+            // end is closed by the drop.
+            *write = unsafe { OwnedFd::from_raw_fd(*target) };
         }
         Ok(Some(*target))
     }
 
-    /// Closes the waiting side's copy of the write end (and of its installed target), once the
-    /// command has it, so that the command closing it reads as end of file.
-    pub fn close_write_end(&mut self, installed: bool) {
-        if let ReadyListener::Fd { write, target, .. } = self {
-            if installed && write.is_some() {
-                // SAFETY: target was installed by install_write_end and is owned by nobody else.
-                unsafe { libc::close(*target) };
-            }
+    /// Closes the waiting side's write end, once the command has its copy, so that the command
+    /// closing its copy reads as end of file.
+    pub fn close_write_end(&mut self) {
+        if let ReadyListener::Fd { write, .. } = self {
             write.take();
         }
     }
@@ -439,7 +446,7 @@ mod tests {
         // SAFETY: as above.
         unsafe { libc::write(write, b"\n".as_ptr().cast(), 1) };
         assert_eq!(listener.read_notices(0), vec![Notice::Ready]);
-        listener.close_write_end(false);
+        listener.close_write_end();
         assert_eq!(listener.read_notices(0), vec![]);
         assert_eq!(listener.poll_fd(), None);
     }

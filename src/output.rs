@@ -2,9 +2,10 @@
 //! for log rotation), or syslog, one message per line.
 //!
 //! The command writes into pipes; the supervisor reads them and passes the bytes on. Nothing is
-//! dropped: writes to a file, and `send(2)` on syslog's datagram socket, block when the other
-//! side is full, the pipe then fills, and the command blocks in `write(2)`: back-pressure, not
-//! loss. A line longer than [`MAX_SYSLOG_LINE`] bytes is split into several messages; a last
+//! dropped while the supervisor runs: output a file or syslog cannot take now is held, the
+//! supervisor stops reading the pipe, the pipe fills, and the command blocks in `write(2)`:
+//! back-pressure, not loss. (When the supervisor exits, held output gets a bounded last
+//! chance.) A line longer than [`MAX_SYSLOG_LINE`] bytes is split into several messages; a last
 //! line without a newline is sent when the pipe closes.
 
 use std::fs::File;
@@ -77,6 +78,8 @@ pub struct LogFile {
     path: PathBuf,
     file: File,
     held: Vec<u8>,
+    /// Whether the path can be opened again (false for an inherited stream).
+    reopens: bool,
 }
 
 impl LogFile {
@@ -85,7 +88,18 @@ impl LogFile {
     /// # Errors
     /// The OS error of `open(2)`.
     pub fn open(path: &Path) -> io::Result<LogFile> {
-        Ok(LogFile { path: path.to_path_buf(), file: open_append(path)?, held: Vec::new() })
+        Ok(LogFile {
+            path: path.to_path_buf(),
+            file: open_append(path)?,
+            held: Vec::new(),
+            reopens: true,
+        })
+    }
+
+    /// Writes to a stream the supervisor inherited (its stdout or stderr in the foreground,
+    /// systemd's journal say); `name` is for messages. It is never reopened.
+    pub fn inherited(file: File, name: &str) -> LogFile {
+        LogFile { path: PathBuf::from(name), file, held: Vec::new(), reopens: false }
     }
 
     /// Opens the path again (after logrotate moved the file away) and switches to it; the old
@@ -94,7 +108,9 @@ impl LogFile {
     /// # Errors
     /// The OS error of `open(2)`; the old file stays in use.
     pub fn reopen(&mut self) -> io::Result<()> {
-        self.file = open_append(&self.path)?;
+        if self.reopens {
+            self.file = open_append(&self.path)?;
+        }
         Ok(())
     }
 
@@ -142,8 +158,15 @@ impl AsRawFd for LogFile {
     }
 }
 
+/// `open(2)` with `O_APPEND | O_CREAT | O_NONBLOCK`: a FIFO without a reader fails (`ENXIO`)
+/// instead of blocking, and a full one is `EAGAIN` (held output), not a stuck supervisor.
 fn open_append(path: &Path) -> io::Result<File> {
-    std::fs::OpenOptions::new().append(true).create(true).mode(0o644).open(path)
+    std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o644)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
 }
 
 /// A connection to syslog, with the tag and pid each message carries.

@@ -208,7 +208,12 @@ impl Supervisor {
             return Err(io::Error::last_os_error());
         }
         let signals = signalfd()?;
-        let ready = config.ready.take();
+        ignore_sigpipe();
+        let mut ready = config.ready.take();
+        if let Some(listener) = &mut ready {
+            // On its number now, so that std cannot hand that number to anything else.
+            listener.place_write_end(false)?;
+        }
         let ready_deadline = match (&ready, config.ready_timeout) {
             (Some(_), Some(timeout)) => Some(Instant::now() + timeout),
             _ => None,
@@ -246,17 +251,20 @@ impl Supervisor {
             .stdin(Stdio::null())
             .stdout(pipe_unless_null(&self.config.stdout))
             .stderr(pipe_unless_null(&self.config.stderr));
-        let ready_fd = self.ready.as_ref().and_then(ReadyListener::write_end);
+        let ready_fd =
+            self.ready.as_ref().and_then(ReadyListener::write_end).map(|(_, target)| target);
         let defaults = self.defaults.clone();
         // SAFETY: the closure runs between fork and exec and makes only async-signal-safe calls
         // (rt_sigaction, sigprocmask, dup2) on data prepared before the fork.
         unsafe {
             command.pre_exec(move || {
-                // COMMAND starts with default dispositions and an empty mask: the supervisor
-                // blocks the signals it reads from its signalfd, and std does not unblock them.
+                // COMMAND starts with every disposition at its default: the supervisor ignores
+                // SIGPIPE, and an ignored signal stays ignored across execve(2). (std empties
+                // the signal mask itself.)
                 signals::reset_and_install(&defaults).map_err(io::Error::from_raw_os_error)?;
-                if let Some((write, target)) = ready_fd
-                    && libc::dup2(write, target) == -1
+                // The write end already sits on its target: only COMMAND may inherit it.
+                if let Some(target) = ready_fd
+                    && libc::fcntl(target, libc::F_SETFD, 0) == -1
                 {
                     return Err(io::Error::last_os_error());
                 }
@@ -265,7 +273,7 @@ impl Supervisor {
         }
         let mut child = command.spawn()?;
         if let Some(listener) = &mut self.ready {
-            listener.close_write_end(false);
+            listener.close_write_end();
         }
         let pid = child.id();
         if let Some(out) = child.stdout.take() {
@@ -288,9 +296,11 @@ impl Supervisor {
         Ok(())
     }
 
+    /// Tells the original process COMMAND is ready. The notify socket stays bound and read:
+    /// restarted COMMANDs still get `NOTIFY_SOCKET`, and a name left free could be taken by
+    /// another process to read what they send.
     fn declare_ready(&mut self, daemon: &mut Daemon) {
         self.is_ready = true;
-        self.ready = None;
         self.ready_deadline = None;
         let _ = daemon.ready();
     }
@@ -330,9 +340,8 @@ impl Supervisor {
             if n < 0 {
                 continue; // EINTR
             }
-            if fds[0].revents != 0 {
-                self.handle_signals();
-            }
+            // Output first: what COMMAND wrote before it exited is relayed before the notice
+            // of its exit.
             let relays = self.relays.len();
             if fds[1 + relays].revents != 0 {
                 self.retry_held_output();
@@ -340,6 +349,9 @@ impl Supervisor {
             let relay_events: Vec<bool> =
                 fds[1..1 + relays].iter().map(|p| p.revents != 0).collect();
             self.handle_output(&relay_events);
+            if fds[0].revents != 0 {
+                self.handle_signals();
+            }
             if listener.is_some() && fds.last().is_some_and(|p| p.revents != 0) {
                 self.handle_readiness(daemon);
             }
@@ -414,9 +426,14 @@ impl Supervisor {
     fn stop(&mut self, why: &str) {
         self.log(why);
         match self.phase {
-            Phase::Running | Phase::Draining { .. } => {
+            Phase::Running => {
                 self.signal_tree(libc::SIGTERM);
                 let kill_at = Some(Instant::now() + self.config.kill_after);
+                self.phase = Phase::Draining { kill_at, then: After::Exit };
+            }
+            // Already stopping: exit rather than restart, but keep the SIGKILL deadline (more
+            // SIGTERMs must not postpone it).
+            Phase::Draining { kill_at, .. } => {
                 self.phase = Phase::Draining { kill_at, then: After::Exit };
             }
             Phase::Waiting { .. } => self.phase = Phase::Done(self.exit_code()),
@@ -540,7 +557,8 @@ impl Supervisor {
             self.retry_held_output();
         }
         self.arm_output_retry();
-        if self.ready_deadline.is_some_and(|d| now >= d) {
+        // Once COMMAND has exited, its status is the answer, not the deadline.
+        if self.ready_deadline.is_some_and(|d| now >= d) && matches!(self.phase, Phase::Running) {
             self.ready_deadline = None;
             self.ready = None;
             self.ready_timed_out = true;
@@ -555,7 +573,8 @@ impl Supervisor {
             Phase::Waiting { restart_at } if now >= restart_at => {
                 if let Err(e) = self.spawn() {
                     self.log(&format!("cannot start {}: {e}", self.name()));
-                    self.last_status = Some(ExitStatus::from_raw(127 << 8));
+                    let code = if e.raw_os_error() == Some(libc::ENOENT) { 127 } else { 126 };
+                    self.last_status = Some(ExitStatus::from_raw(code << 8));
                     self.phase = self.schedule_restart();
                 }
             }
@@ -657,6 +676,25 @@ impl Supervisor {
         }
     }
 
+    /// Reads the pipes to their end. Every writer is dead by now, so end of file comes at once;
+    /// a pipe some stranger still holds open is given up after a bounded wait.
+    fn drain_pipes(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !self.relays.is_empty() && Instant::now() < deadline {
+            let mut fds: Vec<libc::pollfd> =
+                self.relays.iter().map(|r| pollfd(r.pipe.as_raw_fd())).collect();
+            let left = deadline.saturating_duration_since(Instant::now()).as_millis() as i32;
+            // SAFETY: fds is a valid array of pollfd for its length.
+            unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, left.max(1)) };
+            let readable: Vec<bool> = fds.iter().map(|p| p.revents != 0).collect();
+            self.handle_output(&readable);
+        }
+        for relay in std::mem::take(&mut self.relays) {
+            let mut relay = relay;
+            self.deliver_tail(&mut relay);
+        }
+    }
+
     /// Gives held output a bounded last chance (`--kill-after`, at least 5 s): syslog gets its
     /// last lines when it takes them, a full log file when it has room.
     fn flush_output_before_exit(&mut self) {
@@ -721,10 +759,7 @@ impl Supervisor {
     /// that exited before it was ready needs no report: the original process sees the
     /// supervisor exit with COMMAND's status.)
     fn finish(mut self, daemon: &mut Daemon, code: i32) -> i32 {
-        while !self.relays.is_empty() {
-            let readable = vec![true; self.relays.len()];
-            self.handle_output(&readable);
-        }
+        self.drain_pipes();
         self.flush_output_before_exit();
         if self.ready_timed_out {
             let timed_out = io::Error::from_raw_os_error(libc::ETIMEDOUT);
@@ -762,6 +797,13 @@ fn describe(status: ExitStatus) -> String {
         (_, Some(signal)) => format!("was killed by signal {signal}"),
         _ => "ended".to_string(),
     }
+}
+
+/// `SIGPIPE` ignored: a log FIFO whose reader went away is an `EPIPE` to handle, not death.
+/// (COMMAND gets the default back in `pre_exec`.)
+fn ignore_sigpipe() {
+    // SAFETY: SIG_IGN for SIGPIPE has no preconditions.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
 }
 
 /// Blocks the supervisor's signals and returns a `signalfd(2)` that delivers them.

@@ -682,3 +682,30 @@ fn world_writable_pidfile_mode_is_refused() {
         "world-writable",
     );
 }
+
+#[test]
+fn stop_never_signals_a_reader_of_the_pidfile() {
+    // `tail -f` has the pidfile open but holds no lock: it must not be taken for the daemon.
+    let dir = TempDir::new("cli-reader");
+    let pidfile = dir.join("d.pid");
+    let (pid, _guard) = start(&dir, &["sh", "-c", "sleep 1000 & exit 0"]);
+    let mut reader =
+        Command::new("tail").arg("-f").arg(&pidfile).stdout(Stdio::null()).spawn().unwrap();
+    let _reader_guard = Spawned::new(reader.id() as i32);
+    assert!(wait_gone(pid, COMMAND_TIMEOUT));
+    let holder = daemonctx::process::lock_holders(&pidfile);
+    assert_eq!(holder.len(), 1, "lock holders: {holder:?}");
+    let output = daemonize(&["--stop", "-p", path_str(&pidfile)]);
+    assert_eq!(code(&output.status), 0, "{}", describe("stop", &output));
+    assert!(wait_gone(holder[0] as i32, Duration::from_secs(5)), "the lock holder survived");
+    assert_eq!(reader.try_wait().unwrap(), None, "tail -f was signalled");
+}
+
+#[test]
+fn forever_anywhere_but_last_is_refused() {
+    let dir = TempDir::new("cli-forever");
+    let output =
+        daemonize(&["--stop", "-p", path_str(&dir.join("d.pid")), "--retry", "forever/TERM/5"]);
+    assert_eq!(code(&output.status), 3, "{}", describe("stop", &output));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("forever can only come last"));
+}

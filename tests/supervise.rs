@@ -261,28 +261,27 @@ fn supervise_mode_waits_for_the_rust_notify_helper_and_reports_status() {
 }
 
 #[test]
-fn ready_fd_works_in_both_modes() {
-    for mode in [&[][..], &["--supervise"][..]] {
+fn ready_fd_works_in_both_modes_on_any_number() {
+    // Low numbers collide with the descriptors daemonize and std use themselves.
+    for (mode, fd) in [
+        (&[][..], 3),
+        (&[][..], 4),
+        (&[][..], 7),
+        (&["--supervise"][..], 4),
+        (&["--supervise"][..], 7),
+    ] {
         let dir = TempDir::new("ready-fd");
         let pidfile = dir.join("p.pid");
+        let (ready, script) = (format!("fd:{fd}"), format!("echo >&{fd}; exec sleep 1000"));
         let mut args = mode.to_vec();
-        args.extend([
-            "-p",
-            s(&pidfile),
-            "--wait-ready",
-            "fd:7",
-            "--",
-            "sh",
-            "-c",
-            "echo >&7; exec sleep 1000",
-        ]);
+        args.extend(["-p", s(&pidfile), "--wait-ready", &ready, "--", "sh", "-c", &script]);
         let output = daemonize(&args);
         assert!(output.status.success(), "{}", describe(&show(&args), &output));
         let pid = read_pidfile(&pidfile);
         let _guard = SpawnedGroup(pgid_of(pid));
         if mode.is_empty() {
             let fds: Vec<i32> = proc_fds(pid).into_iter().map(|(fd, _)| fd).collect();
-            assert!(fds.contains(&7), "the ready fd did not reach COMMAND: {fds:?}");
+            assert!(fds.contains(&fd), "the ready fd did not reach COMMAND: {fds:?}");
         }
     }
 }
@@ -428,4 +427,29 @@ fn a_full_log_disk_holds_output_instead_of_losing_it() {
 
 fn run_cmd(argv: &[&str]) -> Output {
     run(Command::new(argv[0]).args(&argv[1..]))
+}
+
+#[test]
+fn foreground_supervisor_passes_output_to_its_own_streams() {
+    let output = supervise_in_foreground(&["--", "sh", "-c", "echo to-stdout; echo to-stderr >&2"]);
+    assert!(output.status.success(), "{}", describe("foreground supervise", &output));
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "to-stdout\n");
+    assert!(
+        String::from_utf8_lossy(&output.stderr).lines().any(|l| l == "to-stderr"),
+        "{}",
+        describe("", &output)
+    );
+}
+
+#[test]
+fn log_fifo_without_a_reader_is_refused_at_start() {
+    let dir = TempDir::new("sup-fifo");
+    let fifo = dir.join("log.fifo");
+    mkfifo(&fifo);
+    let pidfile = dir.join("s.pid");
+    let args = ["--supervise", "-p", s(&pidfile), "-o", s(&fifo), "--", "sleep", "1000"];
+    let output = daemonize(&args);
+    assert_eq!(code(&output.status), 5, "{}", describe(&show(&args), &output));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("No such device or address"));
+    assert!(!pidfile.exists());
 }
