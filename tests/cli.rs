@@ -72,6 +72,7 @@ fn exec_mode_daemon_is_the_command_clean_and_holding_the_lock() {
     assert_eq!(stat[4], "0", "the daemon has a controlling terminal");
     let ppid: i32 = stat[1].parse().unwrap();
     assert!(ancestors_of_test().contains(&ppid), "parent {ppid} is neither PID 1 nor a subreaper");
+    wait_asleep(pid);
     let fds: Vec<(i32, String)> =
         proc_fds(pid).into_iter().map(|(fd, p)| (fd, p.to_string_lossy().into_owned())).collect();
     let null = "/dev/null".to_string();
@@ -193,6 +194,7 @@ fn core_and_preserve_fd_take_effect() {
     let (pid, _guard) =
         start_from_shell(&dir, "ulimit -c unlimited && exec 5</dev/null", "--core --preserve-fd 5");
     assert_eq!(core_limit(pid), "unlimited");
+    wait_asleep(pid);
     let targets = proc_fds(pid);
     let fds: Vec<i32> = targets.iter().map(|(fd, _)| *fd).collect();
     assert_eq!(fds, vec![0, 1, 2, 3, 5], "{targets:?}");

@@ -73,6 +73,7 @@ fn pidfile_names_the_supervisor_and_child_pidfile_the_command() {
     assert_eq!(status["SigBlk"], "0000000000000000", "COMMAND inherited the supervisor's mask");
     assert_eq!(status["SigIgn"], "0000000000000000");
     // The supervisor keeps only what it needs; COMMAND gets none of it.
+    wait_asleep(run.child);
     let child_fds: Vec<i32> = proc_fds(run.child).into_iter().map(|(fd, _)| fd).collect();
     assert_eq!(child_fds, vec![0, 1, 2]);
 }

@@ -348,3 +348,12 @@ pub fn core_limit(pid: i32) -> String {
     let line = limits.lines().find(|l| l.starts_with("Max core file size")).unwrap();
     line.split_whitespace().nth(4).unwrap().to_string()
 }
+
+/// Waits until `pid` (a `sleep`) is asleep in `nanosleep`, past its own start-up (which opens
+/// locale files, say), so that its descriptors can be checked.
+pub fn wait_asleep(pid: i32) {
+    let asleep = || {
+        std::fs::read_to_string(format!("/proc/{pid}/wchan")).is_ok_and(|w| w.contains("nanosleep"))
+    };
+    assert!(wait_until(COMMAND_TIMEOUT, asleep), "pid {pid} never went to sleep");
+}
