@@ -125,27 +125,10 @@ fn supervisor_exits_with_the_commands_status() {
 #[test]
 fn on_failure_restarts_with_backoff_then_gives_up() {
     let dir = TempDir::new("sup-giveup");
-    let err = dir.join("err.log");
-    let args = [
-        "--restart",
-        "on-failure",
-        "--restart-delay",
-        "0.05",
-        "--max-restarts",
-        "3",
-        "-e",
-        s(&err),
-        "--",
-        "sh",
-        "-c",
-        "exit 3",
-    ];
-    let output = supervise_in_foreground(&args);
-    assert_eq!(code(&output.status), 3, "{}", describe("on-failure", &output));
-    let lines = log_lines(&err);
-    let delays: Vec<&str> =
-        lines.iter().filter_map(|l| l.split("restarting sh in ").nth(1)).collect();
-    assert_eq!(delays, ["0.05 s", "0.1 s", "0.2 s"], "{lines:?}");
+    let (status, lines) =
+        run_on_failure(&dir, &["--max-restarts", "3", "--", "sh", "-c", "exit 3"]);
+    assert_eq!(status, 3, "{lines:?}");
+    assert_eq!(restart_delays(&lines), ["0.05 s", "0.1 s", "0.2 s"], "{lines:?}");
     assert!(lines.last().is_some_and(|l| l.contains("giving up")), "{lines:?}");
     // A success is not restarted under on-failure.
     let output = supervise_in_foreground(&["--restart", "on-failure", "--", "true"]);
@@ -357,30 +340,20 @@ fn wait_for_pidfile(pidfile: &Path) -> i32 {
 #[test]
 fn a_long_enough_run_resets_the_restart_delay() {
     let dir = TempDir::new("sup-reset");
-    let err = dir.join("err.log");
     // Each run lasts longer than --restart-max-delay: no crash loop, so no backoff.
     let args = [
-        "--restart",
-        "on-failure",
-        "--restart-delay",
-        "0.05",
         "--restart-max-delay",
         "0.2",
         "--max-restarts",
         "3",
-        "-e",
-        s(&err),
         "--",
         "sh",
         "-c",
         "sleep 0.3; exit 1",
     ];
-    let output = supervise_in_foreground(&args);
-    assert_eq!(code(&output.status), 1, "{}", describe("on-failure", &output));
-    let lines = log_lines(&err);
-    let delays: Vec<&str> =
-        lines.iter().filter_map(|l| l.split("restarting sh in ").nth(1)).collect();
-    assert_eq!(delays, ["0.05 s", "0.05 s", "0.05 s"], "{lines:?}");
+    let (status, lines) = run_on_failure(&dir, &args);
+    assert_eq!(status, 1, "{lines:?}");
+    assert_eq!(restart_delays(&lines), ["0.05 s", "0.05 s", "0.05 s"], "{lines:?}");
 }
 
 #[test]
@@ -453,4 +426,19 @@ fn log_fifo_without_a_reader_is_refused_at_start() {
     assert_eq!(code(&output.status), 5, "{}", describe(&show(&args), &output));
     assert!(String::from_utf8_lossy(&output.stderr).contains("No such device or address"));
     assert!(!pidfile.exists());
+}
+
+/// Runs a foreground supervisor with `--restart on-failure --restart-delay 0.05` and `args`,
+/// its notices in DIR/err.log: its exit status and those notices.
+fn run_on_failure(dir: &TempDir, args: &[&str]) -> (i32, Vec<String>) {
+    let err = dir.join("err.log");
+    let mut all = vec!["--restart", "on-failure", "--restart-delay", "0.05", "-e", s(&err)];
+    all.extend_from_slice(args);
+    let output = supervise_in_foreground(&all);
+    (code(&output.status), log_lines(&err))
+}
+
+/// The delays the supervisor announced before each restart of `sh`.
+fn restart_delays(lines: &[String]) -> Vec<&str> {
+    lines.iter().filter_map(|l| l.split("restarting sh in ").nth(1)).collect()
 }
