@@ -1274,7 +1274,7 @@ mod daemon_mode {
     fn library_daemon(file: &Path) -> ! {
         let pidfile = file.with_extension("pid");
         match daemonctx::DaemonContext::new().pidfile(&pidfile).open() {
-            Ok(daemon) => {
+            Ok(mut daemon) => {
                 let now = sys::monotonic_ns();
                 let written = write_stamp(file, now);
                 let closed = daemon.close().is_ok();

@@ -20,7 +20,7 @@ use crate::error::{Error, Step};
 use crate::fds::Stream;
 use crate::launch::{Plan, Prepared};
 use crate::pidfile::{self, Pidfile, path_to_cstring};
-use crate::signals::{self, Dispositions, SignalAction, SignalMap};
+use crate::signals::{self, Dispositions, SignalAction, SignalMap, TerminateTarget};
 
 /// How long the original process waits for the daemon's report unless told otherwise
 /// (systemd's default start timeout).
@@ -31,7 +31,7 @@ pub const DEFAULT_READY_TIMEOUT: Duration = Duration::from_secs(90);
 /// ```no_run
 /// use daemonctx::DaemonContext;
 ///
-/// let daemon = DaemonContext::new()
+/// let mut daemon = DaemonContext::new()
 ///     .pidfile("/run/myserver.pid")
 ///     .working_directory("/var/lib/myserver")
 ///     .stdout("/var/log/myserver.log")
@@ -248,7 +248,7 @@ impl DaemonContext {
     /// 3. In the daemon: `chroot(2)`, `setrlimit(2)`, `umask(2)`, `chdir(2)`, `setgroups(2)`,
     ///    `setgid(2)`, `setuid(2)`, `sigprocmask(2)`, `sigaction(2)`, `dup2(2)`,
     ///    `close_range(2)`, `pwrite(2)` of the pid, then `send(2)` of the report.
-    /// 4. In the original process: `poll(2)`, `recv(2)`; on failure `waitpid(2)` and `unlink(2)`.
+    /// 4. In the original process: `poll(2)`, `read(2)`; on failure `waitpid(2)` and `unlink(2)`.
     ///
     /// # Errors
     /// Every [`Error`] variant, always in the original process, after it removed the pidfile and
@@ -288,8 +288,15 @@ impl DaemonContext {
         let image = command.map(|c| c.prepare(self.chroot_directory.as_deref())).transpose()?;
         let pidfile =
             self.pidfile.as_ref().map(|p| Pidfile::lock(p, self.pidfile_mode)).transpose()?;
+        let pidfile_in_daemon = pidfile.as_ref().map(|p| match &self.chroot_directory {
+            Some(root) => pidfile::path_inside_root(p.path(), root),
+            None => Some(p.path().to_path_buf()),
+        });
         let terminate_pidfile = match (&pidfile, self.terminates()) {
-            (Some(pidfile), true) => Some(terminate_target(pidfile)?),
+            (Some(pidfile), true) => {
+                let seen = pidfile_in_daemon.clone().flatten();
+                Some(terminate_target(pidfile, seen.as_deref())?)
+            }
             _ => None,
         };
         let mut prepared = Prepared {
@@ -314,6 +321,7 @@ impl DaemonContext {
             working_directory: self.working_directory,
             delivered: signals::delivered(&self.signal_map),
             terminate_pidfile,
+            pidfile_in_daemon: pidfile_in_daemon.flatten(),
             detach,
             timeout: self.ready_timeout,
         };
@@ -354,12 +362,14 @@ fn list_kept_fds(prepared: &mut Prepared, preserved: Vec<RawFd>) {
     prepared.plan.keep = kept;
 }
 
-/// What the `Terminate` handler needs to remove the pidfile: path, device, inode.
-fn terminate_target(pidfile: &Pidfile) -> Result<(CString, u64, u64), Error> {
+/// What the `Terminate` handler needs to remove the pidfile: the path the daemon sees it at
+/// (`seen`; the outside path when it lies outside the chroot, which the handler then cannot
+/// find, so it empties the file instead), device, inode, descriptor.
+fn terminate_target(pidfile: &Pidfile, seen: Option<&Path>) -> Result<TerminateTarget, Error> {
     let (dev, ino) = pidfile.identity();
-    let path = path_to_cstring(pidfile.path())
+    let path = path_to_cstring(seen.unwrap_or(pidfile.path()))
         .map_err(|e| Error::os(Step::OpenPidfile, pidfile.path(), e))?;
-    Ok((path, dev, ino))
+    Ok(TerminateTarget { path, dev, ino, fd: pidfile.as_raw_fd() })
 }
 
 /// Refuses to fork a multi-threaded process: counts `/proc/self/task`.

@@ -95,16 +95,17 @@ impl Daemon {
         self.open
     }
 
-    /// Removes the pidfile if it is still ours and releases its lock (`lstat(2)`, `unlink(2)`,
-    /// `close(2)`).
+    /// Closes the daemon context: removes the pidfile if it is still ours (or, out of reach
+    /// after a `chroot(2)`, empties it) and releases its lock (`lstat(2)`, `unlink(2)` or
+    /// `ftruncate(2)`, `close(2)`). Afterwards [`Daemon::is_open`] is false; closing again does
+    /// nothing. Dropping an open `Daemon` closes it.
     ///
     /// # Errors
     /// [`Error::Os`] with [`Step::RemovePidfile`].
-    pub fn close(mut self) -> Result<(), Error> {
-        self.close_inner()
-    }
-
-    fn close_inner(&mut self) -> Result<(), Error> {
+    pub fn close(&mut self) -> Result<(), Error> {
+        if !self.open {
+            return Ok(());
+        }
         self.open = false;
         signals::disarm_terminate();
         self.report.take();
@@ -117,8 +118,6 @@ impl Daemon {
 
 impl Drop for Daemon {
     fn drop(&mut self) {
-        if self.open {
-            let _ = self.close_inner();
-        }
+        let _ = self.close();
     }
 }

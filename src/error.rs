@@ -52,7 +52,7 @@ pub enum Step {
     CloseFds,
     /// Putting files on fds 0, 1 and 2: `dup2(2)`.
     Redirect,
-    /// Reporting to the original process: `send(2)` on the report channel; `poll(2)`, `recv(2)`.
+    /// Reporting to the original process: `send(2)` on the report channel; `poll(2)`, `read(2)`.
     Report,
     /// Running the command: `execve(2)`.
     Exec,
@@ -171,6 +171,13 @@ pub enum Error {
         /// How it ended, when it could be reaped.
         status: Option<ExitStatus>,
     },
+    /// The daemon closed its end of the report channel without reporting ready or failed (it
+    /// dropped its [`crate::Daemon`] guard, or exec'd, before [`crate::Daemon::ready`]); it was
+    /// killed.
+    ReportAbandoned {
+        /// The daemon's pid.
+        pid: u32,
+    },
     /// The daemon did not report ready in time; it was killed.
     ReadyTimeout {
         /// The daemon's pid.
@@ -199,7 +206,9 @@ impl Error {
             Error::UnsafePidfile { .. } => Some(Step::OpenPidfile),
             Error::UnknownUser { .. } => Some(Step::LookupUser),
             Error::MultiThreaded { .. } => Some(Step::Preflight),
-            Error::DaemonDied { .. } | Error::ReadyTimeout { .. } => Some(Step::Report),
+            Error::DaemonDied { .. }
+            | Error::ReportAbandoned { .. }
+            | Error::ReadyTimeout { .. } => Some(Step::Report),
         }
     }
 
@@ -253,6 +262,10 @@ impl fmt::Display for Error {
             Error::DaemonDied { pid, status: None } => {
                 write!(f, "daemon (pid {pid}) exited before it was ready")
             }
+            Error::ReportAbandoned { pid } => write!(
+                f,
+                "daemon (pid {pid}) closed its report channel without reporting ready; killed it"
+            ),
             Error::ReadyTimeout { pid, seconds } => {
                 write!(f, "daemon (pid {pid}) was not ready after {seconds} s; killed it")
             }

@@ -25,10 +25,14 @@ use crate::error::{Error, Step, errno};
 use crate::fds;
 use crate::pidfile::{self, Pidfile};
 use crate::ready::{self, Outcome, Record};
-use crate::signals::{self, Dispositions};
+use crate::signals::{self, Dispositions, TerminateTarget};
 
 /// How long the original process waits for a failed daemon to end before reaping it.
 const REAP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long the original process waits, after `Ready`, for the daemon to close its end of the
+/// report channel (it does so at once; a child it forked meanwhile may hold a copy).
+const READY_CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// What the daemon needs, built before the fork: the setup is raw system calls on this.
 #[derive(Debug)]
@@ -95,8 +99,10 @@ pub(crate) struct Prepared {
     pub chroot_directory: Option<PathBuf>,
     pub working_directory: PathBuf,
     pub delivered: Vec<c_int>,
-    /// For the `Terminate` handler: the pidfile's path, device and inode.
-    pub terminate_pidfile: Option<(CString, u64, u64)>,
+    /// For the `Terminate` handler: the pidfile as the daemon sees it, and its identity.
+    pub terminate_pidfile: Option<TerminateTarget>,
+    /// The pidfile's path as the daemon sees it after `chroot(2)`; `None` when it lies outside.
+    pub pidfile_in_daemon: Option<PathBuf>,
     pub detach: bool,
     pub timeout: Option<Duration>,
 }
@@ -210,9 +216,9 @@ impl Prepared {
         if let Err((step, errno)) = self.plan.setup() {
             detach::fail(report.as_raw_fd(), step, errno);
         }
-        // close_range(2) closed them. Forgetting frees the Vec's buffer, which is safe here
-        // only because the process had a single thread when it forked.
-        forget_closed(std::mem::take(&mut self.streams));
+        // close_range(2) closed them. The whole Vec is forgotten, so nothing is freed before
+        // execve(2).
+        std::mem::forget(std::mem::take(&mut self.streams));
     }
 
     /// Step 4 in the original process: wait for the report, then clean up on failure.
@@ -233,7 +239,12 @@ impl Prepared {
             Err(e) => return Err(self.abandon(e)),
         };
         match outcome {
-            Outcome::Ready(pid) => Ok(pid),
+            Outcome::Ready(pid) => {
+                // The daemon closes its end right after the record: once that is seen, the
+                // daemon holds no descriptor but its own when the caller looks.
+                ready::await_close(read_end, READY_CLOSE_TIMEOUT);
+                Ok(pid)
+            }
             Outcome::Closed { daemon: Some(pid) } if eof_is_ready => Ok(pid),
             Outcome::Failed { step, errno, daemon } => {
                 if let Some(pid) = daemon {
@@ -242,8 +253,16 @@ impl Prepared {
                 Err(self.failure(step, errno, command))
             }
             Outcome::Closed { daemon: Some(pid) } => {
-                let status = detach::reap(pid as libc::pid_t, REAP_TIMEOUT);
-                Err(self.abandon(Error::DaemonDied { pid, status }))
+                let error = match detach::reap(pid as libc::pid_t, REAP_TIMEOUT) {
+                    Some(status) => Error::DaemonDied { pid, status: Some(status) },
+                    None => {
+                        // Alive, but it let go of the report channel without being ready
+                        // (dropped its guard, or exec'd): nobody was told it runs.
+                        detach::kill_and_reap(pid as libc::pid_t);
+                        Error::ReportAbandoned { pid }
+                    }
+                };
+                Err(self.abandon(error))
             }
             Outcome::Closed { daemon: None } => {
                 let pid = intermediate as u32;
@@ -287,8 +306,8 @@ impl Prepared {
     /// Tells the `Terminate` handler which pidfile to remove: before the setup installs the
     /// handler and writes the pid, so no SIGTERM can find the pidfile written but not armed.
     fn arm_terminate(&mut self) {
-        if let Some((path, dev, ino)) = self.terminate_pidfile.take() {
-            signals::arm_terminate(path, dev, ino);
+        if let Some(target) = self.terminate_pidfile.take() {
+            signals::arm_terminate(target);
         }
     }
 
@@ -301,7 +320,11 @@ impl Prepared {
                     .map_err(|e| Error::os_nopath(Step::Signals, e))?,
             ),
         };
-        Ok(Daemon::new(self.pidfile.take(), self.lock.take(), signals))
+        let mut pidfile = self.pidfile.take();
+        if let (Some(pidfile), Some(seen)) = (&mut pidfile, self.pidfile_in_daemon.take()) {
+            pidfile.rename_as_seen(seen);
+        }
+        Ok(Daemon::new(pidfile, self.lock.take(), signals))
     }
 }
 

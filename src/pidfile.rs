@@ -100,6 +100,8 @@ fn acquire(path: &Path, mode: u32, empty_it: bool) -> Result<Acquire, Error> {
         let reason = "its mode would let anyone rewrite it (world-writable or special bits)";
         return Err(Error::UnsafePidfile { pidfile: path.to_path_buf(), reason });
     }
+    // Absolute, so that the daemon, once in `/`, still names the file it locked.
+    let path = &std::path::absolute(path).map_err(|e| Error::os(Step::OpenPidfile, path, e))?;
     let c_path = path_to_cstring(path).map_err(|e| Error::os(Step::OpenPidfile, path, e))?;
     loop {
         let (fd, created) = open_or_create(&c_path, mode).map_err(|e| open_error(path, e))?;
@@ -166,19 +168,27 @@ impl Pidfile {
     }
 
     /// Removes the file if the path still names the locked inode, then releases the lock.
+    /// When it does not (the file was replaced, or lies outside a `chroot(2)` the daemon
+    /// entered), the locked file is emptied instead, so that it names no process: whoever
+    /// finds it reads "stale, no pid".
     ///
-    /// System calls: `lstat(2)`, `unlink(2)`, `close(2)`.
+    /// System calls: `lstat(2)`, `unlink(2)` or `ftruncate(2)`, `close(2)`.
     ///
     /// # Errors
-    /// [`Error::Os`] with [`Step::RemovePidfile`] when `unlink(2)` fails.
+    /// [`Error::Os`] with [`Step::RemovePidfile`] when `unlink(2)` or `ftruncate(2)` fails.
     pub fn remove(self) -> Result<(), Error> {
-        let c_path = path_to_cstring(&self.path)
-            .map_err(|e| Error::os(Step::RemovePidfile, &self.path, e))?;
+        let failed = |e| Error::os(Step::RemovePidfile, &self.path, e);
+        let c_path = path_to_cstring(&self.path).map_err(failed)?;
         if still_named_by(&c_path, self.dev, self.ino) {
-            std::fs::remove_file(&self.path)
-                .map_err(|e| Error::os(Step::RemovePidfile, &self.path, e))?;
+            std::fs::remove_file(&self.path).map_err(failed)
+        } else {
+            truncate(self.fd.as_fd()).map_err(failed)
         }
-        Ok(())
+    }
+
+    /// Names the file by `path` from now on: where the daemon sees it after `chroot(2)`.
+    pub(crate) fn rename_as_seen(&mut self, path: PathBuf) {
+        self.path = path;
     }
 
     /// Removes the pidfile at `path` if nobody holds it (a daemon that died and left it):
@@ -479,6 +489,15 @@ fn truncate(fd: BorrowedFd<'_>) -> io::Result<()> {
         return Err(io::Error::last_os_error());
     }
     Ok(())
+}
+
+/// Where the daemon will see `path` once it has entered `root` with `chroot(2)`: the part of
+/// `path` below `root` (both with symbolic links resolved), or `None` when `path` lies outside.
+pub(crate) fn path_inside_root(path: &Path, root: &Path) -> Option<PathBuf> {
+    let root = std::fs::canonicalize(root).ok()?;
+    let dir = std::fs::canonicalize(path.parent()?).ok()?;
+    let below = dir.strip_prefix(&root).ok()?;
+    Some(Path::new("/").join(below).join(path.file_name()?))
 }
 
 pub(crate) fn path_to_cstring(path: &Path) -> io::Result<CString> {

@@ -2,8 +2,10 @@
 //!
 //! A `socketpair(2)` of `SOCK_SEQPACKET` with `SOCK_CLOEXEC`: like a pipe, but records keep their
 //! boundaries and `send(2)` takes `MSG_NOSIGNAL`, so a daemon whose original process was killed
-//! gets `EPIPE` and cleans up, instead of dying of `SIGPIPE` with its pidfile left behind. The intermediate child sends `Forked(pid)` once it has forked
-//! the daemon; the daemon sends `Ready(pid)` or `Failed(step, errno)`. Each record is 8 bytes,
+//! gets `EPIPE` and cleans up, instead of dying of `SIGPIPE` with its pidfile left behind.
+//! The daemon first announces itself with `Forked(pid)`, then sends `Ready(pid)` or
+//! `Failed(step, errno)`; the intermediate child sends only `Failed`, if its `setsid(2)` or
+//! `fork(2)` fails. Each record is 8 bytes,
 //! sent with one `send(2)`, so the daemon needs no allocation to
 //! report. End of file without a final record means every write end is closed: the daemon
 //! either died or, in exec mode, `execve(2)` succeeded and closed its close-on-exec end.
@@ -115,6 +117,17 @@ pub(crate) fn await_report(
             Some(Record::Failed(step, errno)) => {
                 return Ok(Outcome::Failed { step, errno, daemon });
             }
+        }
+    }
+}
+
+/// Waits up to `timeout` for every write end to close (end of file), reading and dropping
+/// anything still sent: `poll(2)`, `read(2)`. Gives up quietly at the deadline or on an error.
+pub(crate) fn await_close(read_end: &OwnedFd, timeout: Duration) {
+    let deadline = Some(Instant::now() + timeout);
+    while let Ok(true) = wait_readable(read_end.as_raw_fd(), deadline) {
+        if !matches!(read_record(read_end.as_raw_fd()), Ok(Some(_))) {
+            return;
         }
     }
 }

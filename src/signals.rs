@@ -14,7 +14,7 @@
 use crate::error::errno;
 use std::collections::BTreeMap;
 use std::ffi::{CString, c_char, c_int};
-use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicPtr, AtomicU64, Ordering};
 
 /// What the daemon does on a signal.
 #[derive(Clone, Copy, Debug)]
@@ -52,6 +52,9 @@ const MAX_SIGNAL: usize = 64;
 #[derive(Clone, Debug)]
 pub(crate) struct Dispositions {
     table: [Option<libc::sighandler_t>; MAX_SIGNAL + 1],
+    /// `SIGRTMIN` as the C library gives it: the signals from 32 below it are the C library's
+    /// own (glibc's `SIGCANCEL` and `SIGSETXID`).
+    first_realtime: c_int,
 }
 
 impl Dispositions {
@@ -72,12 +75,16 @@ impl Dispositions {
                 SignalAction::Handler(handler) => handler as *const () as libc::sighandler_t,
             });
         }
-        Dispositions { table }
+        Dispositions { table, first_realtime: libc::SIGRTMIN() }
     }
 }
 
 /// Empties the signal mask, sets every disposition to `SIG_DFL`, then installs the table.
-/// Async-signal-safe; returns the errno of a failed installation.
+///
+/// The C library's reserved signals (32 up to `SIGRTMIN`) keep their handlers: glibc's
+/// `setuid(3)` in a multi-threaded process relies on its `SIGSETXID` handler, which it installs
+/// once; only an inherited `SIG_IGN` on them is undone. Async-signal-safe; returns the errno of a
+/// failed installation.
 pub(crate) fn reset_and_install(dispositions: &Dispositions) -> Result<(), i32> {
     // SAFETY: an empty sigset_t, made by sigemptyset, is a valid argument to sigprocmask.
     unsafe {
@@ -87,8 +94,12 @@ pub(crate) fn reset_and_install(dispositions: &Dispositions) -> Result<(), i32> 
             return Err(errno());
         }
     }
+    let reserved = 32..dispositions.first_realtime;
     for signal in 1..=MAX_SIGNAL as c_int {
-        if signal != libc::SIGKILL && signal != libc::SIGSTOP {
+        if signal == libc::SIGKILL || signal == libc::SIGSTOP {
+            continue;
+        }
+        if !reserved.contains(&signal) || kernel_handler(signal)? == libc::SIG_IGN {
             set_default(signal)?;
         }
     }
@@ -120,6 +131,17 @@ fn set_default(signal: c_int) -> Result<(), i32> {
     if rc != 0 { Err(errno()) } else { Ok(()) }
 }
 
+/// The current handler of `signal`, read with `rt_sigaction(2)` (which, unlike glibc's
+/// `sigaction(3)`, answers for the reserved signals too). Async-signal-safe.
+fn kernel_handler(signal: c_int) -> Result<libc::sighandler_t, i32> {
+    let mut old = KernelSigaction { handler: libc::SIG_DFL, flags: 0, restorer: 0, mask: 0 };
+    let no_new: *const KernelSigaction = std::ptr::null();
+    // SAFETY: old is a valid, writable kernel sigaction for the call's duration; the size is
+    // that of the kernel's sigset_t (64 signals).
+    let rc = unsafe { libc::syscall(libc::SYS_rt_sigaction, signal, no_new, &mut old, 8usize) };
+    if rc != 0 { Err(errno()) } else { Ok(old.handler) }
+}
+
 /// `sigaction(2)` with an empty mask and `SA_RESTART`. Async-signal-safe.
 fn set_disposition(signal: c_int, handler: libc::sighandler_t) -> Result<(), i32> {
     // SAFETY: sigaction is plain old data; zeroed then filled it is a valid argument, and handler
@@ -136,20 +158,37 @@ fn set_disposition(signal: c_int, handler: libc::sighandler_t) -> Result<(), i32
     Ok(())
 }
 
-/// The pidfile the `Terminate` handler removes: path (from `CString::into_raw`), device, inode.
+/// What the `Terminate` handler removes: the pidfile as the daemon sees it (after any
+/// `chroot(2)`), its identity, and the locked descriptor to empty when the path is out of reach.
+#[derive(Debug)]
+pub(crate) struct TerminateTarget {
+    /// The pidfile's path inside the daemon's root.
+    pub path: CString,
+    /// The locked file's device number.
+    pub dev: u64,
+    /// The locked file's inode number.
+    pub ino: u64,
+    /// The locked descriptor.
+    pub fd: c_int,
+}
+
+/// The pidfile the `Terminate` handler removes: path (from `CString::into_raw`), device, inode,
+/// and the locked descriptor.
 static TERMINATE_PIDFILE: AtomicPtr<c_char> = AtomicPtr::new(std::ptr::null_mut());
 static TERMINATE_DEV: AtomicU64 = AtomicU64::new(0);
 static TERMINATE_INO: AtomicU64 = AtomicU64::new(0);
+static TERMINATE_FD: AtomicI32 = AtomicI32::new(-1);
 
 /// Tells the `Terminate` handler which pidfile to remove. Called in the daemon; no allocation
 /// (the string was built before the fork).
 ///
 /// The string is leaked, never freed: a handler running on another thread may be reading it
 /// while the pidfile is closed, and a path once per daemon is a small price.
-pub(crate) fn arm_terminate(path: CString, dev: u64, ino: u64) {
-    TERMINATE_DEV.store(dev, Ordering::SeqCst);
-    TERMINATE_INO.store(ino, Ordering::SeqCst);
-    TERMINATE_PIDFILE.store(path.into_raw(), Ordering::SeqCst);
+pub(crate) fn arm_terminate(target: TerminateTarget) {
+    TERMINATE_DEV.store(target.dev, Ordering::SeqCst);
+    TERMINATE_INO.store(target.ino, Ordering::SeqCst);
+    TERMINATE_FD.store(target.fd, Ordering::SeqCst);
+    TERMINATE_PIDFILE.store(target.path.into_raw(), Ordering::SeqCst);
 }
 
 /// Stops the `Terminate` handler from touching the pidfile (it is being removed normally).
@@ -157,29 +196,42 @@ pub(crate) fn disarm_terminate() {
     TERMINATE_PIDFILE.store(std::ptr::null_mut(), Ordering::SeqCst);
 }
 
-/// The `Terminate` action: remove our pidfile, then die of `signal` by its default action.
-/// Async-signal-safe: atomics, `lstat(2)`, `unlink(2)`, `sigaction(2)`, `kill(2)`.
+/// The `Terminate` action: remove our pidfile (or, when its path no longer names our file,
+/// empty the locked file so it names no process), then die of `signal` by its default action.
+/// Async-signal-safe: atomics, `lstat(2)`, `unlink(2)` or `ftruncate(2)`, `sigaction(2)`,
+/// `kill(2)`.
 extern "C" fn terminate(signal: c_int) {
     let path = TERMINATE_PIDFILE.load(Ordering::SeqCst);
     if !path.is_null() {
-        let mut meta = std::mem::MaybeUninit::<libc::stat>::uninit();
-        // SAFETY: path is a NUL-terminated string that is never freed (arm_terminate leaks it),
-        // and meta is a valid out-pointer.
-        unsafe {
-            if libc::lstat(path, meta.as_mut_ptr()) == 0 {
-                let meta = meta.assume_init();
-                if meta.st_dev == TERMINATE_DEV.load(Ordering::SeqCst)
-                    && meta.st_ino == TERMINATE_INO.load(Ordering::SeqCst)
-                {
-                    libc::unlink(path);
-                }
-            }
+        // SAFETY: path is a NUL-terminated string that is never freed (arm_terminate leaks it).
+        if unsafe { names_pidfile(path) } {
+            // SAFETY: as above.
+            unsafe { libc::unlink(path) };
+        } else {
+            // SAFETY: ftruncate takes plain integers; the descriptor is the locked pidfile's.
+            unsafe { libc::ftruncate(TERMINATE_FD.load(Ordering::SeqCst), 0) };
         }
     }
     let _ = set_disposition(signal, libc::SIG_DFL);
     // SAFETY: kill to our own pid; the signal stays blocked until this handler returns, and is
     // then delivered with its default action.
     unsafe { libc::kill(libc::getpid(), signal) };
+}
+
+/// Whether `lstat(2)` of `path` names the armed pidfile's device and inode. Async-signal-safe.
+///
+/// # Safety
+/// `path` must point to a NUL-terminated string.
+unsafe fn names_pidfile(path: *const c_char) -> bool {
+    let mut meta = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: the caller passes a NUL-terminated path; meta is a valid out-pointer.
+    if unsafe { libc::lstat(path, meta.as_mut_ptr()) } != 0 {
+        return false;
+    }
+    // SAFETY: lstat succeeded, so it filled meta.
+    let meta = unsafe { meta.assume_init() };
+    meta.st_dev == TERMINATE_DEV.load(Ordering::SeqCst)
+        && meta.st_ino == TERMINATE_INO.load(Ordering::SeqCst)
 }
 
 /// Registers signal-hook's iterator for `signals`, for the program to read at its own pace.
