@@ -191,32 +191,35 @@ impl DaemonContext {
         self
     }
 
-    /// Standard input of the daemon. Default `/dev/null`.
+    /// Standard input of the daemon: a file, a path (opened read-only with `open(2)` before the
+    /// fork), or `/dev/null` (default); put on fd 0 with `dup2(2)`.
     pub fn stdin(mut self, stream: impl Into<Stream>) -> Self {
         self.streams[0] = stream.into();
         self
     }
 
-    /// Standard output of the daemon: a file, a path (appended to), the invoker's
-    /// ([`Stream::Inherit`]), or `/dev/null` (default).
+    /// Standard output of the daemon: a file, a path (appended to; `open(2)` before the fork),
+    /// the invoker's ([`Stream::Inherit`]), or `/dev/null` (default); put on fd 1 with `dup2(2)`.
     pub fn stdout(mut self, stream: impl Into<Stream>) -> Self {
         self.streams[1] = stream.into();
         self
     }
 
-    /// Standard error of the daemon: a file, a path (appended to), or `/dev/null` (default).
+    /// Standard error of the daemon: a file, a path (appended to; `open(2)` before the fork),
+    /// or `/dev/null` (default); put on fd 2 with `dup2(2)`.
     pub fn stderr(mut self, stream: impl Into<Stream>) -> Self {
         self.streams[2] = stream.into();
         self
     }
 
-    /// Replaces the whole signal map.
+    /// Replaces the whole signal map, which the daemon installs with `sigaction(2)` after
+    /// resetting every disposition to `SIG_DFL` and emptying the mask (`sigprocmask(2)`).
     pub fn signal_map(mut self, map: SignalMap) -> Self {
         self.signal_map = map;
         self
     }
 
-    /// Sets one entry of the signal map.
+    /// Sets one entry of the signal map (installed with `sigaction(2)` in the daemon).
     pub fn signal(mut self, signal: c_int, action: SignalAction) -> Self {
         self.signal_map.insert(signal, action);
         self
@@ -229,8 +232,9 @@ impl DaemonContext {
         self
     }
 
-    /// How long the original process waits for the daemon to be ready; then it kills the
-    /// daemon and fails. `None` waits for ever. Default 90 s.
+    /// How long the original process waits for the daemon to be ready (`poll(2)` on the report
+    /// channel); then it kills the daemon (`kill(2)`, `waitpid(2)`) and fails. `None` waits for
+    /// ever. Default 90 s.
     pub fn ready_timeout(mut self, timeout: Option<Duration>) -> Self {
         self.ready_timeout = timeout;
         self
@@ -249,6 +253,18 @@ impl DaemonContext {
     ///    `setgid(2)`, `setuid(2)`, `sigprocmask(2)`, `sigaction(2)`, `dup2(2)`,
     ///    `close_range(2)`, `pwrite(2)` of the pid, then `send(2)` of the report.
     /// 4. In the original process: `poll(2)`, `read(2)`; on failure `waitpid(2)` and `unlink(2)`.
+    ///
+    /// # Descriptors
+    /// As PEP 3143 asks, every descriptor above 2 is closed in the daemon except the preserved
+    /// ones and the pidfile's. A `File`, socket or other owner of a descriptor that is neither
+    /// dropped before `open()` nor listed in [`DaemonContext::files_preserve`] is left holding a
+    /// closed number, which the daemon's next `open(2)` may reuse: drop or preserve it.
+    ///
+    /// # Signals
+    /// Every disposition is reset to `SIG_DFL` before the signal map is installed, including
+    /// `SIGPIPE`, which the Rust runtime ignores at start-up: a daemon that writes to pipes and
+    /// wants `EPIPE` instead of death maps it with `.signal(libc::SIGPIPE, SignalAction::Ignore)`
+    /// (sockets are unaffected: std sends with `MSG_NOSIGNAL`).
     ///
     /// # Errors
     /// Every [`Error`] variant, always in the original process, after it removed the pidfile and

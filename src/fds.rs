@@ -5,7 +5,7 @@
 //! open descriptors are listed from `/proc/self/fd` with `getdents64(2)` into a stack buffer.
 //! Never a loop of `close(2)` up to the limit.
 //!
-//! The functions that run in the daemon ([`close_inherited_fds`], [`redirect_std_streams`]) are
+//! The functions that run in the daemon (`close_inherited_fds`, `redirect_std_streams`) are
 //! async-signal-safe: raw system calls on data prepared before the fork.
 #![allow(unsafe_code)]
 

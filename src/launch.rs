@@ -30,6 +30,10 @@ use crate::signals::{self, Dispositions, TerminateTarget};
 /// How long the original process waits for a failed daemon to end before reaping it.
 const REAP_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How long a daemon that closed the report channel unready may take to end before it is
+/// killed as alive.
+const EXIT_AFTER_CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// How long the original process waits, after `Ready`, for the daemon to close its end of the
 /// report channel (it does so at once; a child it forked meanwhile may hold a copy).
 const READY_CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
@@ -253,7 +257,8 @@ impl Prepared {
                 Err(self.failure(step, errno, command))
             }
             Outcome::Closed { daemon: Some(pid) } => {
-                let error = match detach::reap(pid as libc::pid_t, REAP_TIMEOUT) {
+                // A dying daemon closes its descriptors just before it ends: a short grace.
+                let error = match detach::reap(pid as libc::pid_t, EXIT_AFTER_CLOSE_TIMEOUT) {
                     Some(status) => Error::DaemonDied { pid, status: Some(status) },
                     None => {
                         // Alive, but it let go of the report channel without being ready

@@ -3,7 +3,7 @@
 //! The daemon starts with an empty signal mask (`sigprocmask(2)`) and every disposition at
 //! `SIG_DFL` (`sigaction(2)` for each signal), whatever the invoking process blocked or ignored;
 //! then the map's entries are installed. Both steps are async-signal-safe and run between
-//! `fork(2)` and `execve(2)` on a [`Dispositions`] table built before the fork.
+//! `fork(2)` and `execve(2)` on a `Dispositions` table built before the fork.
 //!
 //! [`SignalAction::Terminate`] removes the pidfile (an `lstat(2)` identity check and `unlink(2)`
 //! of a path prepared beforehand) and then ends the process by the signal's default action, so a
@@ -23,11 +23,13 @@ pub enum SignalAction {
     Ignore,
     /// `SIG_DFL`: the kernel's default action.
     Default,
-    /// Remove the pidfile, then die of the signal (its default action).
+    /// Remove the pidfile (`lstat(2)`, `unlink(2)`; `ftruncate(2)` when out of reach), then die
+    /// of the signal by its default action (`sigaction(2)`, `kill(2)`), so the parent sees it.
     Terminate,
     /// Run this handler (it must be async-signal-safe).
     Handler(extern "C" fn(c_int)),
-    /// Queue the signal for [`crate::Daemon::signals`] (signal-hook's iterator).
+    /// Queue the signal for [`crate::Daemon::signals`] (signal-hook's iterator, which installs
+    /// its handler with `sigaction(2)` once the daemon is set up).
     Deliver,
 }
 

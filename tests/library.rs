@@ -106,8 +106,10 @@ fn umask_working_directory_and_output_files_take_effect() {
     let fds = proc_fds(pid);
     assert_eq!(fds[1].1, log);
     assert_eq!(fds[2].1, err);
-    let logged = std::fs::read_to_string(&log).unwrap();
-    assert_eq!(logged, format!("open pid={pid}\n"));
+    // The daemon prints after open() returned in it, which may be after the original exited.
+    let expected = format!("open pid={pid}\n");
+    let logged = || std::fs::read_to_string(&log).unwrap();
+    assert!(wait_until(COMMAND_TIMEOUT, || logged() == expected), "log: {:?}", logged());
 }
 
 #[test]
@@ -175,7 +177,12 @@ fn foreground_runs_in_place() {
     assert_eq!(read_pidfile(&pidfile), child.id() as i32);
     assert_eq!(child.try_wait().unwrap(), None, "the foreground daemon exited");
     kill(child.id() as i32, libc::SIGTERM);
-    child.wait().unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(libc::SIGTERM),
+        "Terminate must end the daemon by SIGTERM itself, so its parent sees it: {status}"
+    );
     assert!(!pidfile.exists(), "SIGTERM left the pidfile");
 }
 
@@ -435,7 +442,10 @@ fn delivered_sigterm_allows_graceful_shutdown_and_close_removes_pidfile() {
     assert!(wait_gone(pid, Duration::from_secs(10)));
     assert_eq!(
         std::fs::read_to_string(&log).unwrap(),
-        format!("graceful shutdown on signal Some({})\n", libc::SIGTERM)
+        format!(
+            "graceful shutdown on signal Some({}), open: true\nclosed, open: false\n",
+            libc::SIGTERM
+        )
     );
     assert!(!dir.join("probe.pid").exists(), "close() left the pidfile");
 }
@@ -578,4 +588,158 @@ fn closing_inherited_fds_does_not_loop_up_to_the_limit() {
     let ranges = text.lines().filter(|l| l.contains("close_range(")).count();
     assert!(ranges >= 1, "no close_range(2) call:\n{text}");
     assert!(closes < 64, "{closes} close(2) calls with RLIMIT_NOFILE {}:\n{text}", hard.rlim_max);
+}
+
+#[test]
+fn relative_pidfile_is_removed_by_sigterm_after_the_daemon_left_for_root() {
+    let dir = TempDir::new("relative");
+    let output =
+        run(Command::new(example("probe")).args(["--pidfile", "rel.pid"]).current_dir(dir.path()));
+    assert!(output.status.success(), "{}", describe("probe --pidfile rel.pid", &output));
+    let pidfile = dir.join("rel.pid");
+    let pid = read_pidfile(&pidfile);
+    let _guard = Spawned::new(pid);
+    assert_eq!(std::fs::read_link(format!("/proc/{pid}/cwd")).unwrap(), Path::new("/"));
+    assert!(kill(pid, libc::SIGTERM));
+    assert!(wait_gone(pid, Duration::from_secs(5)));
+    assert!(!pidfile.exists(), "SIGTERM left the relative pidfile");
+}
+
+#[test]
+fn sigterm_leaves_a_pidfile_that_replaced_ours_alone() {
+    let dir = TempDir::new("replaced");
+    let pidfile = dir.join("probe.pid");
+    let (pid, _guard) = start(&dir, &[]);
+    // Someone replaces the pidfile (a new inode at the same path): it is not ours to remove.
+    let other = dir.join("other.pid");
+    std::fs::write(&other, "12345\n").unwrap();
+    std::fs::rename(&other, &pidfile).unwrap();
+    assert!(kill(pid, libc::SIGTERM));
+    assert!(wait_gone(pid, Duration::from_secs(5)));
+    assert_eq!(std::fs::read_to_string(&pidfile).unwrap(), "12345\n", "removed a pidfile not ours");
+}
+
+#[test]
+fn existing_world_writable_pidfile_is_refused() {
+    let dir = TempDir::new("worldwritable");
+    let pidfile = dir.join("probe.pid");
+    std::fs::write(&pidfile, "").unwrap();
+    std::fs::set_permissions(&pidfile, std::os::unix::fs::PermissionsExt::from_mode(0o666))
+        .unwrap();
+    let output = probe(&["--pidfile", pidfile.to_str().unwrap()]);
+    assert_eq!(code(&output.status), 2, "{}", describe("probe", &output));
+    let message = format!("refusing pidfile {}: it is world-writable", pidfile.display());
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains(&message),
+        "{}",
+        describe("probe", &output)
+    );
+    assert_eq!(std::fs::read_to_string(&pidfile).unwrap(), "", "the refused pidfile was written");
+    assert_eq!(processes_mentioning(dir.path()), Vec::<i32>::new(), "a process was left behind");
+}
+
+#[test]
+fn pidfile_inside_the_chroot_is_removed_and_one_outside_is_emptied() {
+    if skip_unless_root("pidfile_inside_the_chroot_is_removed_and_one_outside_is_emptied") {
+        return;
+    }
+    let dir = TempDir::new("chrootpid");
+    let root = dir.join("root");
+    std::fs::create_dir_all(root.join("run")).unwrap();
+    let inside = root.join("run/probe.pid");
+    let outside = dir.join("probe.pid");
+    for (pidfile, extra) in [(&inside, None), (&inside, Some("--deliver-term")), (&outside, None)] {
+        let mut args =
+            vec!["--pidfile", pidfile.to_str().unwrap(), "--chroot", root.to_str().unwrap()];
+        args.extend(extra);
+        let output = probe(&args);
+        assert!(output.status.success(), "{}", describe(&show(&args), &output));
+        let pid = read_pidfile(pidfile);
+        let _guard = Spawned::new(pid);
+        // Terminate (the default) or Deliver then close(): both must clean up after chroot(2).
+        assert!(kill(pid, libc::SIGTERM));
+        assert!(wait_gone(pid, Duration::from_secs(5)));
+        if pidfile == &inside {
+            assert!(!pidfile.exists(), "{}: the pidfile inside the chroot was left", show(&args));
+        } else {
+            // Out of the daemon's reach: emptied, so it names no process.
+            assert_eq!(std::fs::read_to_string(pidfile).unwrap(), "", "{}", show(&args));
+            assert!(matches!(Pidfile::status(pidfile), Status::Stale(None)));
+        }
+    }
+}
+
+#[test]
+fn numeric_uid_and_gid_take_effect() {
+    if skip_unless_root("numeric_uid_and_gid_take_effect") {
+        return;
+    }
+    let dir = TempDir::new("numericids");
+    let (pid, _guard) = start(&dir, &["--uid", "65534", "--gid", "65534"]);
+    let status = proc_status(pid);
+    assert_eq!(status["Uid"].split_whitespace().collect::<Vec<_>>(), ["65534"; 4]);
+    assert_eq!(status["Gid"].split_whitespace().collect::<Vec<_>>(), ["65534"; 4]);
+    assert_eq!(status["Groups"], "65534");
+}
+
+#[test]
+fn open_file_as_stdout_and_preserved_file_reach_the_daemon() {
+    let dir = TempDir::new("openfiles");
+    let log = dir.join("out.log");
+    let kept = dir.join("kept.txt");
+    let args = [
+        "--stdout-file",
+        log.to_str().unwrap(),
+        "--preserve-file",
+        kept.to_str().unwrap(),
+        "--print-after-open",
+    ];
+    let (pid, _guard) = start(&dir, &args);
+    let fds = proc_fds(pid);
+    assert_eq!(fds[1].1, log, "{fds:?}");
+    assert!(
+        fds.iter().any(|(fd, path)| *fd > 2 && *path == kept),
+        "preserved file closed: {fds:?}"
+    );
+    let expected = format!("open pid={pid}\n");
+    assert!(wait_until(COMMAND_TIMEOUT, || std::fs::read_to_string(&log).unwrap() == expected));
+}
+
+#[test]
+fn handler_and_default_entries_of_the_signal_map_take_effect() {
+    let dir = TempDir::new("signalmap");
+    // SIGUSR1 (10) gets a handler; SIGTSTP (20), ignored by PEP 3143's map, goes back to default.
+    let (pid, _guard) = start(&dir, &["--handler", "10", "--default", "20"]);
+    let status = proc_status(pid);
+    let mask = |key: &str| u64::from_str_radix(&status[key], 16).unwrap();
+    let bit = |signal: i32| 1u64 << (signal - 1);
+    assert_ne!(mask("SigCgt") & bit(libc::SIGUSR1), 0, "SIGUSR1 has no handler");
+    assert_eq!(mask("SigIgn"), bit(libc::SIGTTIN) | bit(libc::SIGTTOU), "SigIgn");
+    assert!(kill(pid, libc::SIGUSR1));
+    assert!(!wait_gone(pid, Duration::from_millis(100)), "the handled SIGUSR1 killed the daemon");
+}
+
+#[test]
+fn daemon_letting_go_of_the_report_channel_unready_is_killed() {
+    let dir = TempDir::new("abandoned");
+    let pidfile = dir.join("probe.pid");
+    let output = probe(&["--pidfile", pidfile.to_str().unwrap(), "--drop-before-ready"]);
+    assert_failed_cleanly(
+        &dir,
+        &output,
+        "closed its report channel without reporting ready; killed it",
+    );
+}
+
+#[test]
+fn multi_threaded_daemon_can_still_change_its_ids() {
+    // glibc's setgid(3) in a process with threads signals them with its reserved SIGSETXID,
+    // whose handler the reset of dispositions must keep.
+    let dir = TempDir::new("setxid");
+    let log = dir.join("out.log");
+    let (pid, _guard) = start(&dir, &["--setxid-after-threads", "--stdout", log.to_str().unwrap()]);
+    let logged = || std::fs::read_to_string(&log).unwrap();
+    assert!(wait_until(COMMAND_TIMEOUT, || !logged().is_empty()), "the daemon wrote nothing");
+    assert_eq!(logged(), "setxid ok\n");
+    assert!(alive(pid), "the daemon died of its own setgid(2)");
 }

@@ -8,8 +8,15 @@
 //! `--exit-before-ready CODE`, `--timeout SECS`, `--spawn-thread`,
 //! `--dirty-invoker` (block SIGUSR1, ignore SIGUSR2, umask 077, non-CLOEXEC fd 7),
 //! `--hold-fd N` (raise RLIMIT_NOFILE to its hard limit, leave fd N open without CLOEXEC),
-//! `--print-after-open` (write "open pid=N" to stdout in the daemon).
+//! `--print-after-open` (write "open pid=N" to stdout in the daemon),
+//! `--uid N --gid N` (numeric ids), `--stdout-file F` (an open `File` as stdout),
+//! `--preserve-file F` (an open `File` kept through `files_preserve`),
+//! `--handler SIG` / `--default SIG` (map SIG to a no-op handler / the default action),
+//! `--drop-before-ready` (ready_on_open(false), then drop the guard without ready()),
+//! `--setxid-after-threads` (a thread before open(); in the daemon, a thread and `setgid(2)`,
+//! then "setxid ok" on stdout).
 use std::io::BufRead;
+use std::os::fd::AsFd;
 use std::time::Duration;
 
 use daemonctx::{DaemonContext, SignalAction, error::chain};
@@ -20,6 +27,8 @@ fn main() {
     let mut ready_fifo = None;
     let mut exit_before_ready = None;
     let mut print_after_open = false;
+    let mut drop_before_ready = false;
+    let mut setxid_after_threads = false;
     let mut _thread = None;
     while let Some(arg) = args.next() {
         let mut value = || args.next().unwrap_or_else(|| usage(&arg));
@@ -66,6 +75,26 @@ fn main() {
                 print_after_open = true;
                 context
             }
+            "--uid" => context.uid(value().parse().expect("uid")),
+            "--gid" => context.gid(value().parse().expect("gid")),
+            "--stdout-file" => context.stdout(append_to(&value())),
+            "--preserve-file" => {
+                let file: &'static std::fs::File = Box::leak(Box::new(append_to(&value())));
+                context.files_preserve([file.as_fd()])
+            }
+            "--handler" => {
+                context.signal(value().parse().expect("signal"), SignalAction::Handler(noop))
+            }
+            "--default" => context.signal(value().parse().expect("signal"), SignalAction::Default),
+            "--drop-before-ready" => {
+                drop_before_ready = true;
+                context.ready_on_open(false)
+            }
+            "--setxid-after-threads" => {
+                setxid_after_threads = true;
+                std::thread::spawn(|| ()).join().expect("thread");
+                context
+            }
             _ => usage(&arg),
         };
     }
@@ -79,6 +108,19 @@ fn main() {
     if print_after_open {
         println!("open pid={}", std::process::id());
     }
+    if drop_before_ready {
+        drop(daemon);
+        loop {
+            std::thread::park(); // the original process must kill us
+        }
+    }
+    if setxid_after_threads {
+        std::thread::spawn(std::thread::park);
+        // SAFETY: setgid takes a plain id; with two threads glibc signals the other one
+        // (SIGSETXID) so that both change.
+        let rc = unsafe { libc::setgid(libc::getgid()) };
+        println!("setxid {}", if rc == 0 { "ok" } else { "failed" });
+    }
     if let Some(code) = exit_before_ready {
         std::process::exit(code);
     }
@@ -90,14 +132,23 @@ fn main() {
     }
     if let Some(signals) = daemon.signals() {
         let signal = signals.forever().next();
-        println!("graceful shutdown on signal {signal:?}");
+        println!("graceful shutdown on signal {signal:?}, open: {}", daemon.is_open());
         daemon.close().expect("close");
+        daemon.close().expect("second close");
+        println!("closed, open: {}", daemon.is_open());
         return;
     }
     loop {
         // SAFETY: pause has no preconditions; signals end the process by their map.
         unsafe { libc::pause() };
     }
+}
+
+extern "C" fn noop(_signal: libc::c_int) {}
+
+/// Opens `path` for appending, creating it.
+fn append_to(path: &str) -> std::fs::File {
+    std::fs::OpenOptions::new().append(true).create(true).open(path).expect("open file")
 }
 
 fn usage(arg: &str) -> ! {
