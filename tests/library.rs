@@ -743,3 +743,38 @@ fn multi_threaded_daemon_can_still_change_its_ids() {
     assert_eq!(logged(), "setxid ok\n");
     assert!(alive(pid), "the daemon died of its own setgid(2)");
 }
+
+#[test]
+fn parent_pid_1_means_started_by_init_so_no_detach() {
+    // In a new pid namespace, sh is PID 1 and the probe its child: "started by init".
+    if skip_unless_root("parent_pid_1_means_started_by_init_so_no_detach") {
+        return;
+    }
+    let dir = TempDir::new("init");
+    let pidfile = dir.join("probe.pid");
+    let script = format!("{} --pidfile {} & wait", example("probe").display(), pidfile.display());
+    let mut unshare = Command::new("unshare")
+        .args(["--pid", "--fork", "--kill-child", "sh", "-c", &script])
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _guard = Spawned::new(unshare.id() as i32);
+    assert!(wait_until(COMMAND_TIMEOUT, || matches!(
+        Pidfile::status(&pidfile),
+        Status::Running(Some(_))
+    )));
+    let probe_path = example("probe");
+    let probes: Vec<i32> = processes_mentioning(&pidfile)
+        .into_iter()
+        .filter(|pid| std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|e| e == probe_path))
+        .collect();
+    assert_eq!(probes.len(), 1, "{probes:?}");
+    let stat = proc_stat(probes[0]);
+    let init = stat[1].parse::<i32>().unwrap(); // the namespace's PID 1, seen from outside
+    assert_eq!(proc_stat(init)[1], unshare.id().to_string(), "the probe left its parent");
+    assert_eq!(stat[3], proc_stat(init)[3], "the probe started a session of its own");
+    assert_eq!(read_pidfile(&pidfile), 2, "the pidfile names the probe as its namespace sees it");
+    kill(unshare.id() as i32, libc::SIGKILL); // --kill-child takes the namespace down with it
+    unshare.wait().unwrap();
+    assert!(wait_gone(probes[0], Duration::from_secs(5)));
+}
