@@ -7,33 +7,61 @@ use std::time::Duration;
 
 use clap::Parser;
 
-/// EXIT STATUS and EXAMPLES, shown by `--help` and rendered into the man page.
-pub const AFTER_LONG_HELP: &str = "\
-EXIT STATUS
-  Starting:
-    0    COMMAND runs as a daemon; the pidfile holds its pid
-    1    already running: the pidfile or lock file is held (the message names the pid)
-    2    usage error: bad option or value, missing COMMAND
-    3    unknown user or group
-    4    bad directory: -c or --chroot is missing or not a directory
-    5    an output file (-o, -e) or the syslog socket cannot be opened
-    6    the pidfile or lock file cannot be used (symlink, missing directory, permissions)
-    7    another setup step failed (the message names it)
-    8    COMMAND did not report ready within --ready-timeout (it was stopped)
-    N    COMMAND's own status (128+signal if killed) when it exits before it is ready
-    126  COMMAND exists but cannot be executed
-    127  COMMAND was not found
-  --status (LSB init-script codes):
-    0 running, 1 dead but the pidfile exists, 3 not running, 4 cannot tell
-  --stop:
-    0 stopped, or was not running; 2 still running after the schedule; 3 other trouble
-  A supervisor (--supervise) exits with COMMAND's last status, 128+N if a signal N killed it.
+/// The exit statuses of a start, as (code, meaning): the one table that `--help` and the man
+/// page both show (`bin/daemonize.rs` maps errors to these codes).
+pub const START_EXIT_STATUS: &[(&str, &str)] = &[
+    ("0", "COMMAND runs as a daemon; the pidfile holds its pid"),
+    ("1", "already running: the pidfile or lock file is held (the message names the pid)"),
+    ("2", "usage error: bad option or value, missing COMMAND, a --preserve-fd that is not open"),
+    ("3", "unknown user or group"),
+    ("4", "bad directory: -c or --chroot is missing or not a directory"),
+    ("5", "an output file (-o, -e) or the syslog socket cannot be opened"),
+    ("6", "the pidfile or lock file cannot be used (symlink, missing directory, permissions)"),
+    ("7", "another setup step failed (the message names it)"),
+    ("8", "COMMAND did not report ready within --ready-timeout (it was stopped)"),
+    ("N", "COMMAND's own status (128+signal if killed) when it exits before it is ready"),
+    ("126", "COMMAND exists but cannot be executed"),
+    ("127", "COMMAND was not found"),
+];
 
-EXAMPLES
-  Start a server as a daemon, logging to a file, as user www-data:
-    daemonize -p /run/app.pid -o /var/log/app.log -a -u www-data -- /usr/bin/app --port 8080
-  Stop it from an init script: SIGTERM to its process group, SIGKILL after 30 seconds:
-    daemonize --stop -p /run/app.pid --retry TERM/30/KILL/5";
+/// The exit statuses of `--status`: the LSB init-script codes.
+pub const STATUS_EXIT_STATUS: &str =
+    "0 running, 1 dead but the pidfile exists, 3 not running, 4 cannot tell";
+
+/// The exit statuses of `--stop`.
+pub const STOP_EXIT_STATUS: &str =
+    "0 stopped, or was not running; 2 still running after the schedule; 3 other trouble";
+
+/// The exit status of a supervisor.
+pub const SUPERVISOR_EXIT_STATUS: &str =
+    "A supervisor (--supervise) exits with COMMAND's last status, 128+N if a signal N killed it";
+
+/// Examples, as (what it does, the command): shown by `--help` and in the man page.
+pub const EXAMPLES: &[(&str, &str)] = &[
+    (
+        "Start a server as a daemon, logging to a file, as user www-data:",
+        "daemonize -p /run/app.pid -o /var/log/app.log -a -u www-data -- /usr/bin/app --port 8080",
+    ),
+    (
+        "Stop it from an init script: SIGTERM to its process group, SIGKILL after 30 seconds:",
+        "daemonize --stop -p /run/app.pid --retry TERM/30/KILL/5",
+    ),
+];
+
+/// EXIT STATUS and EXAMPLES for `--help`, from the tables above.
+pub fn after_long_help() -> String {
+    let mut text = String::from("EXIT STATUS\n  Starting:\n");
+    for (code, meaning) in START_EXIT_STATUS {
+        text.push_str(&format!("    {code:<4} {meaning}\n"));
+    }
+    text.push_str(&format!("  --status (LSB init-script codes):\n    {STATUS_EXIT_STATUS}\n"));
+    text.push_str(&format!("  --stop:\n    {STOP_EXIT_STATUS}\n  {SUPERVISOR_EXIT_STATUS}.\n"));
+    text.push_str("\nEXAMPLES");
+    for (what, command) in EXAMPLES {
+        text.push_str(&format!("\n  {what}\n    {command}"));
+    }
+    text
+}
 
 /// Run a command as a Unix daemon, or check and stop one by its pidfile.
 #[derive(Debug, Parser)]
@@ -50,8 +78,7 @@ EXAMPLES
     override_usage = "daemonize [OPTIONS] [--] COMMAND [ARG]...\n       \
         daemonize --status -p FILE\n       \
         daemonize --stop -p FILE [--signal SIGNAL] [--retry SCHEDULE]",
-    after_long_help = AFTER_LONG_HELP,
-    arg_required_else_help = true,
+    after_long_help = after_long_help(),
     max_term_width = 100
 )]
 pub struct Cli {
@@ -64,27 +91,27 @@ pub struct Cli {
     pub stop: bool,
 
     /// Lock FILE and write the daemon's pid into it
-    #[arg(short = 'p', long, value_name = "FILE", help_heading = "Files")]
+    #[arg(short = 'p', long, value_name = "FILE", help_heading = "Pidfile and output")]
     pub pidfile: Option<PathBuf>,
 
     /// Mode of a newly created pidfile or lock file, in octal
-    #[arg(long, value_name = "MODE", default_value = "644", value_parser = parse_mode, help_heading = "Files")]
+    #[arg(long, value_name = "MODE", default_value = "644", value_parser = parse_mode, help_heading = "Pidfile and output")]
     pub pidfile_mode: u32,
 
     /// Lock FILE for as long as the daemon runs, without writing to it
-    #[arg(short = 'l', long = "lock", value_name = "FILE", help_heading = "Files")]
+    #[arg(short = 'l', long = "lock", value_name = "FILE", help_heading = "Pidfile and output")]
     pub lock: Option<PathBuf>,
 
     /// Send COMMAND's standard output to FILE
-    #[arg(short = 'o', long, value_name = "FILE", help_heading = "Files")]
+    #[arg(short = 'o', long, value_name = "FILE", help_heading = "Pidfile and output")]
     pub stdout: Option<PathBuf>,
 
     /// Send COMMAND's standard error to FILE
-    #[arg(short = 'e', long, value_name = "FILE", help_heading = "Files")]
+    #[arg(short = 'e', long, value_name = "FILE", help_heading = "Pidfile and output")]
     pub stderr: Option<PathBuf>,
 
     /// Append to the output files instead of truncating them (--supervise always appends)
-    #[arg(short = 'a', long, help_heading = "Files")]
+    #[arg(short = 'a', long, help_heading = "Pidfile and output")]
     pub append: bool,
 
     /// Working directory of COMMAND (inside the chroot, if any)
@@ -120,11 +147,11 @@ pub struct Cli {
     pub preserve_fd: Vec<i32>,
 
     /// Set NAME to VALUE in COMMAND's environment (repeatable)
-    #[arg(short = 'E', long = "env", value_name = "NAME=VALUE", value_parser = parse_env, help_heading = "Environment")]
+    #[arg(short = 'E', long = "env", value_name = "NAME=VALUE", value_parser = parse_env, help_heading = "Environment variables")]
     pub env: Vec<(OsString, OsString)>,
 
     /// Start COMMAND with an empty environment, plus the -E variables
-    #[arg(long, help_heading = "Environment")]
+    #[arg(long, help_heading = "Environment variables")]
     pub clear_env: bool,
 
     /// Signal that --stop sends first
@@ -132,7 +159,7 @@ pub struct Cli {
     pub signal: i32,
 
     /// What --stop does: SIGNAL/SECS/SIGNAL/SECS..., or SECS for SIGNAL/SECS/KILL/SECS
-    /// [default: SIGNAL/10]
+    /// [default: SIGNAL/30]
     #[arg(long, value_name = "SCHEDULE", help_heading = "Stopping")]
     pub retry: Option<String>,
 
@@ -302,6 +329,16 @@ mod tests {
     fn definition_is_consistent() {
         use clap::CommandFactory;
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn retry_help_states_the_default_wait() {
+        use clap::CommandFactory;
+        let command = Cli::command();
+        let retry = command.get_arguments().find(|a| a.get_id() == "retry").unwrap();
+        let help = retry.get_help().unwrap().to_string();
+        let default = format!("[default: SIGNAL/{}]", daemonctx::stop::DEFAULT_WAIT.as_secs());
+        assert!(help.contains(&default), "{help}");
     }
 
     #[test]

@@ -19,7 +19,7 @@ use daemonctx::{detach, pidfile, process};
 
 use cli::{Cli, RestartArg, WaitReady};
 
-/// Exit codes of a start (documented in `cli::AFTER_LONG_HELP`).
+/// Exit codes of a start (documented in `cli::START_EXIT_STATUS`).
 mod code {
     pub const ALREADY_RUNNING: u8 = 1;
     pub const USAGE: u8 = 2;
@@ -38,13 +38,20 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => e.exit(), // --help, --version
         Err(e) => {
-            let rendered = e.render().to_string();
-            let first = rendered.lines().next().unwrap_or_default();
-            eprintln!("daemonize: {} (see daemonize --help)", first.trim_start_matches("error: "));
+            eprintln!("daemonize: {} (see daemonize --help)", usage_message(&e));
             return ExitCode::from(usage_code());
         }
     };
     ExitCode::from(run(cli))
+}
+
+/// clap's error on one line: its first paragraph (the message, and for a missing argument the
+/// argument's name on the next line), without the usage and the tips.
+fn usage_message(error: &clap::Error) -> String {
+    let rendered = error.render().to_string();
+    let paragraph: Vec<&str> =
+        rendered.lines().take_while(|line| !line.trim().is_empty()).map(str::trim).collect();
+    paragraph.join(" ").trim_start_matches("error: ").to_string()
 }
 
 /// The code for a usage error: 2 when starting, but the "cannot tell" (4) and "other trouble"
@@ -90,6 +97,7 @@ fn exit_code(error: &Error) -> u8 {
             Step::Exec if source.raw_os_error() == Some(libc::ENOENT) => code::NOT_FOUND,
             Step::Exec => code::NOT_EXECUTABLE,
             Step::WaitReady => code::NOT_READY,
+            Step::PreserveFd => code::USAGE,
             _ => code::SETUP,
         },
         Error::ReadyTimeout { .. } => code::NOT_READY,
@@ -405,6 +413,13 @@ fn status(cli: &Cli) -> u8 {
             }
         }
         Status::Running(None) => ("running (pid unknown: the pidfile holds no pid)".into(), 0),
+        Status::Stale(Some(pid)) if process::is_alive(pid) => (
+            format!(
+                "dead: pidfile {} is not locked; pid {pid} it names is another process",
+                path.display()
+            ),
+            1,
+        ),
         Status::Stale(Some(pid)) => {
             (format!("dead: pid {pid} is gone but pidfile {} remains", path.display()), 1)
         }

@@ -76,14 +76,20 @@ impl Command {
             .collect::<Result<_, _>>()?;
         let argv_ptrs = null_terminated(&argv);
         let envp_ptrs = null_terminated(&envp);
-        Ok(ExecImage { program, c_program, _argv: argv, _envp: envp, argv_ptrs, envp_ptrs })
+        // Messages name the program as the user wrote it when it is a path (`./x`), else where
+        // the PATH lookup found it.
+        let shown = match self.argv[0].as_bytes().contains(&b'/') {
+            true => PathBuf::from(&self.argv[0]),
+            false => program,
+        };
+        Ok(ExecImage { shown, c_program, _argv: argv, _envp: envp, argv_ptrs, envp_ptrs })
     }
 }
 
 /// What `execve(2)` needs, built before the fork.
 #[derive(Debug)]
 pub(crate) struct ExecImage {
-    program: PathBuf,
+    shown: PathBuf,
     c_program: CString,
     // The pointer arrays point into these strings, whose heap buffers never move.
     _argv: Vec<CString>,
@@ -93,9 +99,9 @@ pub(crate) struct ExecImage {
 }
 
 impl ExecImage {
-    /// The program's path after the `PATH` lookup.
-    pub fn program(&self) -> &Path {
-        &self.program
+    /// The program as error messages name it: as given when it is a path, else as found.
+    pub fn shown(&self) -> &Path {
+        &self.shown
     }
 
     /// `execve(2)`: returns only on failure, with the errno. Async-signal-safe.

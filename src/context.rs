@@ -17,7 +17,7 @@ use crate::creds::{self, GroupSpec, UserSpec};
 use crate::daemon::Daemon;
 use crate::detach;
 use crate::error::{Error, Step};
-use crate::fds::Stream;
+use crate::fds::{self, Stream};
 use crate::launch::{Plan, Prepared};
 use crate::pidfile::{self, Pidfile, path_to_cstring};
 use crate::signals::{self, Dispositions, SignalAction, SignalMap, TerminateTarget};
@@ -298,6 +298,9 @@ impl DaemonContext {
         if detach {
             refuse_threads()?;
         }
+        for fd in &self.files_preserve {
+            fds::check_open(*fd)?;
+        }
         let creds = creds::resolve(self.user.as_ref(), self.group.as_ref(), self.initgroups)?;
         let chroot = self.chroot_directory.as_deref().map(check_chroot).transpose()?;
         let workdir = check_workdir(&self.working_directory, self.chroot_directory.as_deref())?;
@@ -341,7 +344,11 @@ impl DaemonContext {
             detach,
             timeout: self.ready_timeout,
         };
-        if let Some(path) = &self.lock_file {
+        // The pidfile's own lock already covers a lock file that is the same file (`-p F -l F`).
+        let lock_file = self
+            .lock_file
+            .filter(|path| !prepared.pidfile.as_ref().is_some_and(|p| is_file(path, p)));
+        if let Some(path) = &lock_file {
             let lock =
                 Pidfile::lock_file(path, self.pidfile_mode).map_err(|e| prepared.abandon(e))?;
             prepared.lock = Some(lock);
@@ -386,6 +393,12 @@ fn terminate_target(pidfile: &Pidfile, seen: Option<&Path>) -> Result<TerminateT
     let path = path_to_cstring(seen.unwrap_or(pidfile.path()))
         .map_err(|e| Error::os(Step::OpenPidfile, pidfile.path(), e))?;
     Ok(TerminateTarget { path, dev, ino, fd: pidfile.as_raw_fd() })
+}
+
+/// Whether `path` names the locked pidfile (`stat(2)`: same device and inode).
+fn is_file(path: &Path, pidfile: &Pidfile) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).is_ok_and(|meta| (meta.dev(), meta.ino()) == pidfile.identity())
 }
 
 /// Refuses to fork a multi-threaded process: counts `/proc/self/task`.

@@ -50,6 +50,8 @@ pub enum Step {
     Signals,
     /// Closing inherited file descriptors: `close_range(2)` or `/proc/self/fd`.
     CloseFds,
+    /// Checking that a descriptor to preserve is open: `fcntl(2)` `F_GETFD`.
+    PreserveFd,
     /// Putting files on fds 0, 1 and 2: `dup2(2)`.
     Redirect,
     /// Reporting to the original process: `send(2)` on the report channel; `poll(2)`, `read(2)`.
@@ -63,7 +65,7 @@ pub enum Step {
 }
 
 impl Step {
-    const ALL: [Step; 23] = [
+    const ALL: [Step; 24] = [
         Step::Preflight,
         Step::OpenPidfile,
         Step::LockPidfile,
@@ -82,6 +84,7 @@ impl Step {
         Step::SetUid,
         Step::Signals,
         Step::CloseFds,
+        Step::PreserveFd,
         Step::Redirect,
         Step::Report,
         Step::Exec,
@@ -115,6 +118,7 @@ impl Step {
             Step::SetUid => "cannot set user id",
             Step::Signals => "cannot reset signal handling",
             Step::CloseFds => "cannot close inherited file descriptors",
+            Step::PreserveFd => "cannot preserve file descriptor",
             Step::Redirect => "cannot redirect standard streams",
             Step::Report => "cannot report to the original process",
             Step::Exec => "cannot execute",

@@ -238,6 +238,24 @@ fn parse_fd_name(name: &[u8]) -> Option<RawFd> {
     (digits > 0).then_some(value)
 }
 
+/// Checks that `fd` is open (`fcntl(2)` `F_GETFD`), before the fork: preserving a closed
+/// number would hand the daemon whatever is opened there next.
+///
+/// # Errors
+/// [`Error::Os`] with [`Step::PreserveFd`], naming `/proc/self/fd/N`.
+pub(crate) fn check_open(fd: RawFd) -> Result<(), Error> {
+    // SAFETY: F_GETFD takes no argument and touches no memory.
+    if fd < 0 || unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+        let e = if fd < 0 {
+            io::Error::from_raw_os_error(libc::EBADF)
+        } else {
+            io::Error::last_os_error()
+        };
+        return Err(Error::os(Step::PreserveFd, format!("/proc/self/fd/{fd}"), e));
+    }
+    Ok(())
+}
+
 /// Clears `FD_CLOEXEC` on `fd` so it survives `execve(2)`: `fcntl(2)` `F_SETFD`.
 /// Async-signal-safe; returns the errno on failure.
 pub(crate) fn keep_across_exec(fd: RawFd) -> Result<(), i32> {

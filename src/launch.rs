@@ -297,7 +297,7 @@ impl Prepared {
             Step::Chroot => self.chroot_directory.clone(),
             Step::Chdir => Some(self.working_directory.clone()),
             Step::WritePidfile => self.pidfile.as_ref().map(|p| p.path().to_path_buf()),
-            Step::Exec => command.map(|c| c.program().to_path_buf()),
+            Step::Exec => command.map(|c| c.shown().to_path_buf()),
             _ => None,
         }
     }

@@ -21,6 +21,10 @@ use std::time::{Duration, Instant};
 use crate::pidfile::{Pidfile, Status};
 use crate::process;
 
+/// How long the default schedule waits after its signal: longer than a supervisor's default
+/// `--kill-after`, so a supervised daemon has time to stop what it runs.
+pub const DEFAULT_WAIT: Duration = Duration::from_secs(30);
+
 /// One item of a retry schedule.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ScheduleItem {
@@ -99,10 +103,9 @@ impl Schedule {
         Ok(Schedule(items))
     }
 
-    /// The default: send `signal`, wait up to 30 seconds (longer than a supervisor's default
-    /// `--kill-after`); no `SIGKILL` unless asked for.
+    /// The default: send `signal`, wait up to [`DEFAULT_WAIT`]; no `SIGKILL` unless asked for.
     pub fn default_for(signal: i32) -> Schedule {
-        Schedule(vec![ScheduleItem::Signal(signal), ScheduleItem::Wait(Duration::from_secs(30))])
+        Schedule(vec![ScheduleItem::Signal(signal), ScheduleItem::Wait(DEFAULT_WAIT)])
     }
 }
 
@@ -164,7 +167,14 @@ impl std::error::Error for StopError {
 ///
 /// The pid in the file is signalled only if that process holds the pidfile's lock (its
 /// `/proc/PID/fdinfo` shows the `OFDLCK`). When it has exited but what it started still holds
-/// the lock (an exec'd shell's background job inherited the descriptor), that holder is stopped.
+/// the lock (an exec'd shell's background job inherited the descriptor), that holder is stopped;
+/// so is the holder of a locked file that names no pid (a lock file).
+///
+/// A schedule that ends without `SIGKILL` can leave members of the daemon's group that ignore
+/// its signals: they are returned in [`Stopped::StillRunning`], and the pidfile is kept. Once the
+/// daemon itself is gone and none of them holds the lock, the pidfile is stale and a later call
+/// cannot find them any more (nothing records the group but the daemon): end a schedule with
+/// `KILL` when that matters.
 ///
 /// System calls: `open(2)`/`fcntl(2)` `F_OFD_GETLK` (status), `pidfd_open(2)`, `getpgid(2)`,
 /// `getsid(2)`, `kill(2)`, `pidfd_send_signal(2)`, `poll(2)`; at the end the pidfile, if left,
@@ -180,7 +190,11 @@ pub fn stop(path: &Path, schedule: &Schedule) -> Result<Stopped, StopError> {
             return Ok(Stopped::NotRunning);
         }
         Status::Unknown(e) => return Err(StopError::Unknown(e)),
-        Status::Running(None) => return Err(StopError::NoPid),
+        // A lock file (`-l`) names nobody: whoever holds the lock is the daemon.
+        Status::Running(None) => match process::lock_holders(path).first() {
+            Some(&holder) => holder,
+            None => return Err(StopError::NoPid),
+        },
         Status::Running(Some(pid)) => pid,
     };
     let Some((pid, pidfd)) = pin_lock_holder(path, named)? else {

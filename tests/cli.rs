@@ -533,6 +533,7 @@ fn stop_follows_the_retry_schedule() {
     let pidfile = dir.join("d.pid");
     // The daemon ignores SIGTERM (and so does its sleep).
     let (pid, _guard) = start(&dir, &["sh", "-c", "trap '' TERM; sleep 1000"]);
+    wait_ignoring(pid, libc::SIGTERM);
     let output = daemonize(&["--stop", "-p", path_str(&pidfile), "--retry", "TERM/0.2"]);
     assert_eq!(code(&output.status), 2, "{}", describe("stop without KILL", &output));
     assert!(alive(pid));
@@ -544,6 +545,15 @@ fn stop_follows_the_retry_schedule() {
     // A bad schedule is "other trouble" (3): 2 would tell an init script it is still running.
     let output = daemonize(&["--stop", "-p", path_str(&pidfile), "--retry", "TERM/soon"]);
     assert_eq!(code(&output.status), 3, "{}", describe("bad schedule", &output));
+}
+
+/// Waits until `pid` ignores `signal` (a shell has run its `trap '' SIG`).
+fn wait_ignoring(pid: i32, signal: i32) {
+    let ignores = || {
+        let ignored = u64::from_str_radix(&proc_status(pid)["SigIgn"], 16).unwrap();
+        ignored & (1 << (signal - 1)) != 0
+    };
+    assert!(wait_until(COMMAND_TIMEOUT, ignores), "pid {pid} never ignored signal {signal}");
 }
 
 #[test]
@@ -710,4 +720,158 @@ fn forever_anywhere_but_last_is_refused() {
         daemonize(&["--stop", "-p", path_str(&dir.join("d.pid")), "--retry", "forever/TERM/5"]);
     assert_eq!(code(&output.status), 3, "{}", describe("stop", &output));
     assert!(String::from_utf8_lossy(&output.stderr).contains("forever can only come last"));
+}
+
+#[test]
+fn dirty_invoker_still_yields_a_clean_command() {
+    // The invoker blocks SIGUSR1, SIGHUP and SIGRTMIN, ignores SIGUSR2 and SIGINT, runs with
+    // umask 077 and leaks fd 7: none of it reaches COMMAND.
+    let dir = TempDir::new("cli-dirty");
+    let pidfile = dir.join("d.pid");
+    let output = run(Command::new(example("dirty_exec")).arg(daemonize_bin()).args([
+        "-p",
+        path_str(&pidfile),
+        "sleep",
+        "1000",
+    ]));
+    assert!(output.status.success(), "{}", describe("dirty_exec daemonize", &output));
+    let pid = read_pidfile(&pidfile);
+    let _guard = SpawnedGroup(pgid_of(pid));
+    wait_asleep(pid);
+    let status = proc_status(pid);
+    assert_eq!(status["SigBlk"], "0000000000000000", "inherited signal mask");
+    assert_eq!(status["SigIgn"], "0000000000000000", "inherited ignored signals");
+    assert_eq!(status["Umask"], "0022", "inherited umask");
+    // dirty_exec leaks fds 3 and 7 (so the pidfile lands on 4): only 0-2 and the pidfile stay.
+    let fds = proc_fds(pid);
+    let numbers: Vec<i32> = fds.iter().map(|(fd, _)| *fd).collect();
+    assert_eq!(numbers, vec![0, 1, 2, 4], "inherited descriptors: {fds:?}");
+    assert_eq!(fds[3].1, pidfile, "{fds:?}");
+}
+
+#[test]
+fn preserving_a_closed_descriptor_is_refused_before_the_fork() {
+    let dir = TempDir::new("cli-preserve-closed");
+    let pidfile = dir.join("d.pid");
+    // fd 8 is closed: preserving it would hand COMMAND whatever daemonize opens there next.
+    for fd in ["8", "50"] {
+        let args = ["-p", path_str(&pidfile), "--preserve-fd", fd, "sleep", "1000"];
+        let message = format!("cannot preserve file descriptor /proc/self/fd/{fd}: Bad file");
+        assert_refused(&dir, &args, 2, &message);
+    }
+}
+
+#[test]
+fn pidfile_may_also_be_the_lock_file() {
+    let dir = TempDir::new("cli-same-lock");
+    let (pid, _guard) = start(&dir, &["-l", path_str(&dir.join("d.pid")), "sleep", "1000"]);
+    assert!(
+        matches!(Pidfile::status(dir.join("d.pid")), Status::Running(Some(p)) if p as i32 == pid)
+    );
+}
+
+#[test]
+fn relative_pidfile_is_used_from_the_invokers_directory() {
+    let dir = TempDir::new("cli-relative");
+    // A failed foreground exec removes the relative pidfile it locked before chdir("/").
+    let output = run(Command::new(daemonize_bin())
+        .args(["--foreground", "-p", "k.pid", "./no-such-program"])
+        .current_dir(dir.path()));
+    assert_eq!(code(&output.status), 127, "{}", describe("--foreground -p k.pid", &output));
+    assert!(
+        String::from_utf8_lossy(&output.stderr)
+            .contains("cannot execute ./no-such-program: No such file or directory")
+    );
+    assert!(!dir.join("k.pid").exists(), "the relative pidfile was left behind");
+    // A daemon started with a relative pidfile is stopped through it, which is then removed.
+    let output = run(Command::new(daemonize_bin())
+        .args(["-p", "r.pid", "sleep", "1000"])
+        .current_dir(dir.path()));
+    assert!(output.status.success(), "{}", describe("-p r.pid", &output));
+    let pid = read_pidfile(&dir.join("r.pid"));
+    let _guard = SpawnedGroup(pgid_of(pid));
+    let output =
+        run(Command::new(daemonize_bin()).args(["--stop", "-p", "r.pid"]).current_dir(dir.path()));
+    assert_eq!(code(&output.status), 0, "{}", describe("--stop -p r.pid", &output));
+    assert!(wait_gone(pid, COMMAND_TIMEOUT));
+    assert!(!dir.join("r.pid").exists(), "the relative pidfile was left behind");
+}
+
+#[test]
+fn stop_signal_and_bare_seconds_retry_take_effect() {
+    let dir = TempDir::new("cli-signal");
+    let pidfile = dir.join("d.pid");
+    let log = dir.join("signals.log");
+    // The daemon logs SIGINT and ignores it; SIGKILL after the bare number of seconds ends it.
+    let script = format!("trap 'echo INT >> {}' INT; while :; do sleep 1; done", log.display());
+    let (pid, _guard) = start(&dir, &["sh", "-c", &script]);
+    wait_ignoring_or_catching(pid, libc::SIGINT);
+    let output =
+        daemonize(&["--stop", "-p", path_str(&pidfile), "--signal", "INT", "--retry", "0.3"]);
+    assert_eq!(code(&output.status), 0, "{}", describe("--signal INT --retry 0.3", &output));
+    assert!(!alive(pid), "SIGKILL after 0.3 s did not come");
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), "INT\n", "SIGINT was not sent first");
+}
+
+/// Waits until `pid` catches `signal` (a shell has run its `trap CMD SIG`).
+fn wait_ignoring_or_catching(pid: i32, signal: i32) {
+    let catches = || {
+        let caught = u64::from_str_radix(&proc_status(pid)["SigCgt"], 16).unwrap();
+        caught & (1 << (signal - 1)) != 0
+    };
+    assert!(wait_until(COMMAND_TIMEOUT, catches), "pid {pid} never caught signal {signal}");
+}
+
+#[test]
+fn stop_finds_the_holder_of_a_lock_file() {
+    let dir = TempDir::new("cli-stop-lock");
+    let lock = dir.join("d.lock");
+    let output = daemonize(&["-l", path_str(&lock), "sleep", "1000"]);
+    assert!(output.status.success(), "{}", describe("daemonize -l", &output));
+    let holder = daemonctx::process::lock_holders(&lock);
+    assert_eq!(holder.len(), 1, "{holder:?}");
+    let pid = holder[0] as i32;
+    let _guard = SpawnedGroup(pgid_of(pid));
+    let output = daemonize(&["--stop", "-p", path_str(&lock)]);
+    assert_eq!(code(&output.status), 0, "{}", describe("--stop -p LOCKFILE", &output));
+    assert_eq!(String::from_utf8_lossy(&output.stdout), format!("stopped (pid {pid})\n"));
+    assert!(!alive(pid));
+}
+
+#[test]
+fn chroot_that_is_a_file_is_refused() {
+    let dir = TempDir::new("cli-chroot-file");
+    let file = dir.join("file");
+    std::fs::write(&file, "").unwrap();
+    let pidfile = dir.join("d.pid");
+    let args = ["-p", path_str(&pidfile), "--chroot", path_str(&file), "sleep", "1"];
+    let message = format!("cannot change root to {}: Not a directory", file.display());
+    assert_refused(&dir, &args, 4, &message);
+}
+
+#[test]
+fn missing_command_is_named() {
+    let dir = TempDir::new("cli-no-command");
+    let pidfile = dir.join("d.pid");
+    let args = ["-p", path_str(&pidfile)];
+    assert_refused(&dir, &args, 2, "required arguments were not provided: <COMMAND>...");
+    let output = daemonize(&[]);
+    assert_eq!(code(&output.status), 2, "{}", describe("daemonize", &output));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("<COMMAND>"));
+}
+
+#[test]
+fn status_names_an_unrelated_live_pid_as_another_process() {
+    let dir = TempDir::new("cli-status-other");
+    let pidfile = dir.join("d.pid");
+    // Our own pid: alive, and not holding the (unlocked) pidfile.
+    std::fs::write(&pidfile, format!("{}\n", std::process::id())).unwrap();
+    let output = daemonize(&["--status", "-p", path_str(&pidfile)]);
+    assert_eq!(code(&output.status), 1, "{}", describe("--status", &output));
+    let expected = format!(
+        "dead: pidfile {} is not locked; pid {} it names is another process\n",
+        pidfile.display(),
+        std::process::id()
+    );
+    assert_eq!(String::from_utf8_lossy(&output.stdout), expected);
 }

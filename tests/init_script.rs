@@ -165,6 +165,28 @@ fn init_script_start_status_restart_stop() {
     assert!(stdout.contains("not running"), "second stop said {stdout:?}");
 }
 
+#[test]
+fn init_script_start_speaks_lsb_codes() {
+    // A missing program is "not installed" (5) to an init system, not daemonize's 127.
+    let mut script = InitScript::new("init-script-missing");
+    script.daemon = script.dir.join("no-such-server");
+    let output = script.run("start");
+    assert_eq!(code(&output.status), 5, "{}", describe("echo-server start", &output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("daemonize: cannot execute"), "the reason was lost: {stderr}");
+    assert!(!script.pidfile().exists(), "a failed start left the pidfile");
+    // An unknown user is "not configured" (6).
+    let output = run(Command::new("sh")
+        .arg(in_crate("examples/init.d/echo-server"))
+        .arg("start")
+        .env("DAEMONIZE", daemonize_bin())
+        .env("DAEMON", example("tcp_echo"))
+        .env("PIDFILE", script.pidfile())
+        .env("LOGFILE", script.logfile())
+        .env("RUNAS", "no-such-user-daemonctx"));
+    assert_eq!(code(&output.status), 6, "{}", describe("RUNAS=no-such-user start", &output));
+}
+
 /// The options `daemonize --help` documents: the leading `-x`/`--long` words of its option lines.
 fn documented_options() -> Vec<String> {
     let output = run(Command::new(daemonize_bin()).arg("--help"));
@@ -181,15 +203,19 @@ fn documented_options() -> Vec<String> {
         .collect()
 }
 
-/// The `Exec*=` command lines of a unit file, keyed by their directive.
-fn exec_lines(unit: &Path) -> Vec<(String, String)> {
+/// The `KEY=VALUE` settings of a unit file, in order.
+fn unit_settings(unit: &Path) -> Vec<(String, String)> {
     let text = std::fs::read_to_string(unit).unwrap();
     text.lines()
         .filter(|line| !line.starts_with('#') && !line.starts_with(';'))
         .filter_map(|line| line.split_once('='))
-        .filter(|(key, _)| key.trim().starts_with("Exec"))
         .map(|(key, value)| (key.trim().to_string(), value.trim().to_string()))
         .collect()
+}
+
+/// The `Exec*=` command lines of a unit file, keyed by their directive.
+fn exec_lines(unit: &Path) -> Vec<(String, String)> {
+    unit_settings(unit).into_iter().filter(|(key, _)| key.starts_with("Exec")).collect()
 }
 
 #[test]
@@ -205,6 +231,19 @@ fn systemd_units_use_options_daemonize_accepts() {
         let lines = exec_lines(&unit);
         let found: Vec<&str> = lines.iter().map(|(key, _)| key.as_str()).collect();
         assert_eq!(found, directives, "{}: unexpected Exec lines", unit.display());
+        let settings = unit_settings(&unit);
+        let setting = |key: &str| settings.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
+        if name.contains("forking") {
+            // systemd reads PIDFile= once ExecStart returns: it must be the file -p writes.
+            assert_eq!(setting("Type"), Some("forking"), "{}", unit.display());
+            let pidfile = setting("PIDFile").expect("a forking unit needs PIDFile=");
+            let start = &lines[0].1;
+            assert!(start.contains(&format!("-p {pidfile} ")), "{}: {start}", unit.display());
+            assert!(lines[1].1.contains(&format!("-p {pidfile} ")), "{}", unit.display());
+        } else {
+            assert_eq!(setting("Type"), Some("simple"), "{}", unit.display());
+            assert!(lines[0].1.contains("--foreground"), "{}", unit.display());
+        }
         for (key, command) in &lines {
             let words: Vec<&str> = command.split_whitespace().collect();
             assert!(
