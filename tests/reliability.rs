@@ -197,3 +197,42 @@ fn full_filesystem_for_the_pidfile_fails_cleanly() {
     assert!(!pidfile.exists(), "pidfile left: {shown}");
     assert_eq!(processes_mentioning(dir.path()), Vec::<i32>::new(), "{shown}");
 }
+
+/// Whether `pid` runs with no signal pending: a signal sent to it is pending (SigPnd/ShdPnd
+/// in /proc) from the moment `kill(2)` returns until it is delivered, and SIGTERM's delivery
+/// ends a `sleep`. So "running, nothing pending" right after a command means it sent nothing.
+fn running_unsignalled(pid: i32) -> bool {
+    alive(pid) && {
+        let status = proc_status(pid);
+        status["SigPnd"] == "0000000000000000" && status["ShdPnd"] == "0000000000000000"
+    }
+}
+
+#[test]
+fn retry_timeouts_over_ten_years_are_refused_before_any_signal() {
+    let dir = TempDir::new("retry-huge");
+    let pidfile = dir.join("d.pid");
+    let output = daemonize(&["-p", s(&pidfile), "sleep", "1000"]);
+    assert!(output.status.success(), "{}", describe("start", &output));
+    let pid = read_pidfile(&pidfile);
+    let _daemon = SpawnedGroup(pgid_of(pid));
+    // These panicked ("overflow when adding duration to instant") after sending SIGTERM.
+    for retry in ["TERM/1e19", "1e19", "TERM/5/KILL/315360001"] {
+        let args = ["--stop", "-p", s(&pidfile), "--retry", retry];
+        let output = daemonize(&args);
+        let shown = describe(&show(&args), &output);
+        assert_eq!(code(&output.status), 3, "{shown}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.starts_with("daemonize: invalid --retry"), "{shown}");
+        assert!(stderr.contains("longer than ten years"), "{shown}");
+        assert_eq!(stderr.lines().count(), 1, "not one line: {shown}");
+        assert!(running_unsignalled(pid), "the daemon was signalled: {shown}");
+    }
+    // The longest accepted timeout is followed: SIGTERM ends the sleep at once.
+    let args = ["--stop", "-p", s(&pidfile), "--retry", "TERM/315360000"];
+    let output = daemonize(&args);
+    let shown = describe(&show(&args), &output);
+    assert_eq!(code(&output.status), 0, "{shown}");
+    assert_eq!(String::from_utf8_lossy(&output.stdout), format!("stopped (pid {pid})\n"));
+    assert!(!alive(pid), "{shown}");
+}
