@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
@@ -156,21 +156,46 @@ fn invoker_killed_mid_start_leaves_no_daemon_without_its_pidfile() {
 }
 
 #[test]
-fn too_few_descriptors_fail_cleanly() {
-    let dir = TempDir::new("emfile");
-    let pidfile = dir.join("d.pid");
-    let script = format!(
-        "ulimit -n 6 && exec {} -p {} -- sh -c 'sleep 1000; :' {}",
-        daemonize_bin().display(),
-        pidfile.display(),
-        dir.path().display()
-    );
-    let output = run(Command::new("sh").args(["-c", &script]));
-    let shown = describe(&script, &output);
-    assert_ne!(code(&output.status), 0, "{shown}");
-    assert!(String::from_utf8_lossy(&output.stderr).contains("Too many open files"), "{shown}");
-    assert!(!pidfile.exists(), "pidfile left: {shown}");
-    assert_eq!(processes_mentioning(dir.path()), Vec::<i32>::new(), "{shown}");
+fn too_few_descriptors_fail_cleanly_or_start_a_proper_daemon() {
+    // Below 4 the dynamic loader itself fails, before daemonize runs. From 4 up, each limit
+    // either fails (the start needs a few descriptors: the pidfile, /dev/null, the report
+    // channel) with one line naming the step, or starts a proper daemon.
+    let mut failures = Vec::new();
+    for limit in 4..=9 {
+        let dir = TempDir::new("emfile");
+        let pidfile = dir.join("d.pid");
+        let script = format!(
+            "ulimit -n {limit} && exec {} -p {} -- sh -c 'sleep 1000; :' {}",
+            daemonize_bin().display(),
+            pidfile.display(),
+            dir.path().display()
+        );
+        let output = run(Command::new("sh").args(["-c", &script]));
+        let shown = describe(&script, &output);
+        if output.status.success() {
+            let pid = read_pidfile(&pidfile);
+            let _daemon = SpawnedGroup(pgid_of(pid));
+            assert!(
+                matches!(Pidfile::status(&pidfile), Status::Running(Some(p)) if p as i32 == pid),
+                "limit {limit}: the daemon does not hold its pidfile: {shown}"
+            );
+            assert_eq!(processes_mentioning(dir.path()), vec![pid], "limit {limit}: {shown}");
+            let fds: Vec<(i32, PathBuf)> = proc_fds(pid);
+            let null = PathBuf::from("/dev/null");
+            let expected = vec![(0, null.clone()), (1, null.clone()), (2, null), (3, pidfile)];
+            assert_eq!(fds, expected, "limit {limit}: {shown}");
+            continue;
+        }
+        failures.push(limit);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.starts_with("daemonize: cannot "), "limit {limit}: {shown}");
+        assert!(stderr.contains("Too many open files (os error 24)"), "limit {limit}: {shown}");
+        assert_eq!(stderr.lines().count(), 1, "limit {limit}: not one line: {shown}");
+        assert!(!pidfile.exists(), "limit {limit}: pidfile left: {shown}");
+        assert_eq!(processes_mentioning(dir.path()), Vec::<i32>::new(), "limit {limit}: {shown}");
+    }
+    // Four descriptors cannot be enough: the failure path above was taken.
+    assert!(failures.contains(&4), "limits that failed: {failures:?}");
 }
 
 #[test]
