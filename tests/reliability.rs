@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
@@ -260,4 +261,110 @@ fn retry_timeouts_over_ten_years_are_refused_before_any_signal() {
     assert_eq!(code(&output.status), 0, "{shown}");
     assert_eq!(String::from_utf8_lossy(&output.stdout), format!("stopped (pid {pid})\n"));
     assert!(!alive(pid), "{shown}");
+}
+
+/// Mounts a 16 KiB tmpfs at `dir/full` and fills it: with `inodes`, no file can be created
+/// (the one inode left after the root is used up); else every block is used, `keep` (a file
+/// created first, holding `before\n`) still exists. `None` when skipped (not root).
+fn full_tmpfs(test: &str, dir: &TempDir, inodes: bool) -> Option<Tmpfs> {
+    let options = if inodes { "size=16k,nr_inodes=2" } else { "size=16k" };
+    let tmpfs = Tmpfs::mount_with_options(test, dir, "full", options)?;
+    if inodes {
+        std::fs::write(tmpfs.path().join("fill"), b"").unwrap();
+        let more = std::fs::write(tmpfs.path().join("more"), b"");
+        assert_eq!(more.unwrap_err().raw_os_error(), Some(libc::ENOSPC), "inodes left");
+    } else {
+        std::fs::write(tmpfs.path().join("keep"), b"before\n").unwrap();
+        let fill = tmpfs.path().join("fill");
+        let fill = run(Command::new("dd")
+            .args(["if=/dev/zero", "bs=4k"])
+            .arg(format!("of={}", fill.display())));
+        assert!(!fill.status.success(), "the tmpfs did not fill up");
+    }
+    Some(tmpfs)
+}
+
+#[test]
+fn output_file_that_cannot_be_created_on_a_full_filesystem_fails_cleanly() {
+    let test = "output_file_that_cannot_be_created_on_a_full_filesystem_fails_cleanly";
+    let dir = TempDir::new("enospc-out");
+    let Some(full) = full_tmpfs(test, &dir, true) else { return };
+    let pidfile = dir.join("d.pid");
+    let log = full.path().join("out.log");
+    let args = ["-p", s(&pidfile), "-o", s(&log), "--", "sh", "-c", "sleep 1000; :", s(dir.path())];
+    let output = daemonize(&args);
+    let shown = describe(&show(&args), &output);
+    assert_eq!(code(&output.status), 5, "{shown}");
+    let expected = format!(
+        "daemonize: cannot open output file {}: No space left on device (os error 28)\n",
+        log.display()
+    );
+    assert_eq!(String::from_utf8_lossy(&output.stderr), expected, "{shown}");
+    assert!(!pidfile.exists(), "pidfile left: {shown}");
+    assert!(!log.exists(), "{shown}");
+    assert_eq!(processes_mentioning(dir.path()), Vec::<i32>::new(), "{shown}");
+}
+
+#[test]
+fn output_file_on_a_full_filesystem_gives_the_command_enospc_and_keeps_what_it_held() {
+    // A full file system is no reason to refuse a start: the output file exists, so it opens
+    // (for appending, -a, which must not lose what it holds), and the daemon starts. Its
+    // writes then fail with ENOSPC in the command itself, which sees the real error.
+    let test = "output_file_on_a_full_filesystem_gives_the_command_enospc_and_keeps_what_it_held";
+    let dir = TempDir::new("enospc-write");
+    let Some(full) = full_tmpfs(test, &dir, false) else { return };
+    let pidfile = dir.join("d.pid");
+    let log = full.path().join("keep");
+    let errors = dir.join("err.log");
+    let script = "dd if=/dev/zero bs=4096 count=1; echo \"dd exit $?\" >&2; sleep 1000; :";
+    let args = [
+        "-p",
+        s(&pidfile),
+        "-a",
+        "-o",
+        s(&log),
+        "-e",
+        s(&errors),
+        "--",
+        "sh",
+        "-c",
+        script,
+        s(dir.path()),
+    ];
+    let output = daemonize(&args);
+    let shown = describe(&show(&args), &output);
+    assert!(output.status.success(), "{shown}");
+    let pid = read_pidfile(&pidfile);
+    let _daemon = SpawnedGroup(pgid_of(pid));
+    assert_eq!(std::fs::read_link(format!("/proc/{pid}/fd/1")).unwrap(), log, "{shown}");
+    let reported = || std::fs::read_to_string(&errors).unwrap_or_default().contains("dd exit");
+    assert!(wait_until(COMMAND_TIMEOUT, reported), "the command never reported: {shown}");
+    let reported = std::fs::read_to_string(&errors).unwrap();
+    assert!(reported.contains("No space left on device"), "{reported}");
+    assert!(reported.contains("dd exit 1\n"), "{reported}");
+    assert!(std::fs::read(&log).unwrap().starts_with(b"before\n"), "the output file lost data");
+    let status = daemonize(&["--status", "-p", s(&pidfile)]);
+    assert_eq!(code(&status.status), 0, "{}", describe("status", &status));
+}
+
+#[test]
+fn pidfile_in_a_read_only_directory_fails_cleanly() {
+    // As an unprivileged user (setpriv, when the tests run as root): root would write anyway.
+    let dir = TempDir::new("ro-piddir");
+    let readonly = dir.join("ro");
+    std::fs::create_dir(&readonly).unwrap();
+    std::fs::set_permissions(&readonly, std::fs::Permissions::from_mode(0o555)).unwrap();
+    let pidfile = readonly.join("x.pid");
+    let args = ["-p", s(&pidfile), "--", "sh", "-c", "sleep 1000; :", s(dir.path())];
+    let output = run(as_unprivileged(&daemonize_bin()).args(args));
+    let shown = describe(&show(&args), &output);
+    assert_eq!(code(&output.status), 6, "{shown}");
+    let expected = format!(
+        "daemonize: cannot open pidfile {}: Permission denied (os error 13)\n",
+        pidfile.display()
+    );
+    assert_eq!(String::from_utf8_lossy(&output.stderr), expected, "{shown}");
+    assert!(!pidfile.exists(), "pidfile left: {shown}");
+    assert_eq!(std::fs::read_dir(&readonly).unwrap().count(), 0, "{shown}");
+    assert_eq!(processes_mentioning(dir.path()), Vec::<i32>::new(), "{shown}");
 }
