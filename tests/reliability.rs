@@ -30,11 +30,27 @@ fn marked_sleeper(dir: &TempDir) -> Vec<String> {
 fn fifty_concurrent_starts_leave_exactly_one_daemon() {
     let dir = TempDir::new("race50");
     let pidfile = dir.join("d.pid");
-    let mut args = vec!["-p".to_string(), s(&pidfile).to_string(), "--".to_string()];
+    // The barrier: each starter is a shell that reads the FIFO, then execs daemonize. The
+    // test holds the FIFO open (O_RDWR: the open does not wait for a reader), so every read
+    // waits; once all 50 shells have it open, the test closes it, and every read returns at
+    // the same moment (end of file).
+    let gate = dir.join("gate");
+    mkfifo(&gate);
+    let writer = std::fs::OpenOptions::new().read(true).write(true).open(&gate).unwrap();
+    let mut args = vec![
+        "-c".to_string(),
+        "read _ < \"$1\"; shift; exec \"$@\"".to_string(),
+        "sh".to_string(),
+        s(&gate).to_string(),
+        s(&daemonize_bin()).to_string(),
+        "-p".to_string(),
+        s(&pidfile).to_string(),
+        "--".to_string(),
+    ];
     args.extend(marked_sleeper(&dir));
     let starters: Vec<_> = (0..50)
         .map(|_| {
-            Command::new(daemonize_bin())
+            Command::new("sh")
                 .args(&args)
                 .stdin(Stdio::null())
                 .stdout(Stdio::piped())
@@ -43,9 +59,16 @@ fn fifty_concurrent_starts_leave_exactly_one_daemon() {
                 .unwrap()
         })
         .collect();
-    let guards: Vec<Spawned> = starters.iter().map(|c| Spawned::new(c.id() as i32)).collect();
-    let outputs: Vec<Output> =
-        starters.into_iter().map(|c| c.wait_with_output().unwrap()).collect();
+    let pids: Vec<i32> = starters.iter().map(|c| c.id() as i32).collect();
+    let guards: Vec<Spawned> = pids.iter().map(|pid| Spawned::new(*pid)).collect();
+    let at_the_gate = || {
+        pids.iter()
+            .all(|pid| std::fs::read_link(format!("/proc/{pid}/fd/0")).ok() == Some(gate.clone()))
+    };
+    assert!(wait_until(COMMAND_TIMEOUT, at_the_gate), "not every starter reached the gate");
+    assert!(!pidfile.exists(), "a starter passed the gate before it opened");
+    drop(writer); // all 50 go
+    let outputs = outputs_within(starters, COMMAND_TIMEOUT);
     drop(guards);
     let winners = outputs.iter().filter(|o| o.status.success()).count();
     let pid = read_pidfile(&pidfile);
@@ -62,6 +85,25 @@ fn fifty_concurrent_starts_leave_exactly_one_daemon() {
     }
     assert_eq!(processes_mentioning(dir.path()), vec![pid], "stray processes besides the winner");
     assert!(matches!(Pidfile::status(&pidfile), Status::Running(Some(p)) if p as i32 == pid));
+}
+
+/// The outputs of `children`, in order, each collected by a thread; panics when they are not
+/// all done within `timeout` (the callers' guards then kill what is left, by pid).
+fn outputs_within(children: Vec<std::process::Child>, timeout: Duration) -> Vec<Output> {
+    let deadline = std::time::Instant::now() + timeout;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let count = children.len();
+    for (index, child) in children.into_iter().enumerate() {
+        let tx = tx.clone();
+        std::thread::spawn(move || tx.send((index, child.wait_with_output())));
+    }
+    let mut outputs: Vec<Option<Output>> = (0..count).map(|_| None).collect();
+    for _ in 0..count {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let (index, output) = rx.recv_timeout(left).expect("a starter did not finish in time");
+        outputs[index] = Some(output.unwrap());
+    }
+    outputs.into_iter().map(Option::unwrap).collect()
 }
 
 #[test]
