@@ -7,7 +7,8 @@
 //!    that `close(2)` every descriptor up to the limit pay for it here).
 //! 3. Stop latency: from spawning the stop command to its exit, on a daemon the same tool
 //!    started (the start is not counted).
-//! 4. Supervisor cost: resident memory, CPU time and context switches of an idle supervisor.
+//! 4. Supervisor cost: resident memory, CPU time (ns, from `schedstat`), wakeups and context
+//!    switches of an idle supervisor.
 //! 5. Library: from process start to `DaemonContext::open()` returning in the daemon, against
 //!    a bare `fork(2)`, `setsid(2)`, `fork(2)` in the same program.
 //! 6. Start latency by the pidfile's file system: tmpfs against the temporary directory's
@@ -24,7 +25,8 @@
 //! until its daemon is reaped). Every run gives `sleep` a unique argument, its tag; a
 //! [`RunGuard`] kills whatever carries the tag when dropped, even on a panic: by pid, pinned
 //! with `pidfd_open(2)`, then `poll(2)` on the pidfd until the process is gone (bounded).
-//! Never by name.
+//! Never by name. Every start and stop command is awaited the same way, for at most
+//! [`DEADLINE`]; one still running then is killed through its pidfd and the bench stops.
 //!
 //! The bench binary is also the daemon of section 5: run as `compare --as-library-daemon FILE`
 //! or `compare --as-bare-daemon FILE`, it daemonizes, writes `CLOCK_MONOTONIC` in nanoseconds
@@ -536,9 +538,9 @@ impl Bench {
             );
         }
         println!();
-        self.note("Exit: from spawning the start command to its exit (std's `Command::status`: spawn, then `waitpid(2)`).".into());
+        self.note("Exit: from spawning the start command to its exit (spawn, `pidfd_open(2)`, `poll(2)` on the pidfd until it exits, `waitpid(2)`).".into());
         self.note("Running: from the same spawn until the daemon has executed `sleep` (its argv in /proc is `sleep TAG`, not the forked tool's) and the pidfile names it (libslack's names its supervisor, the parent of `sleep`); polled every 20 µs from the start command's exit, so never less than Exit. A tool that returns before its daemon is set up is fast on Exit, not on Running.".into());
-        self.note("Pidfile valid at exit: runs in which, when the start command had exited, the pidfile already held the pid of the running daemon (for libslack, of its supervisor). Every run was then checked: daemon running, pidfile naming it.".into());
+        self.note("Pidfile valid at exit: runs in which, when the start command had exited, the pidfile already held the pid of the daemon the bench then found, `sleep TAG` (for libslack, of its supervisor, the parent of `sleep`). Every run was then checked: daemon running, pidfile naming it.".into());
         if let Some(fd) = high_fd {
             self.note(format!("fd {fd} still open in `sleep`: runs in which the daemon kept the descriptor the start command inherited (/proc/PID/fd/{fd} of `sleep`)."));
         }
@@ -552,15 +554,18 @@ impl Bench {
         let _guard = RunGuard::new(run.tag.as_ref());
         let mut command = starter.command(&run);
         let started = Instant::now();
-        let status = command.status();
+        let status = status_within_deadline(&mut command);
         let elapsed = started.elapsed();
         check_exit(&command, status, &run);
-        let pidfile_valid_at_exit = running_pid_in(&run.pidfile).is_some();
+        let named_at_exit = running_pid_in(&run.pidfile);
         let ready = wait_for_quickly(|| starter.ready(&run).then_some(()));
         let running = started.elapsed();
         ready.unwrap_or_else(|| panic!("{}: `sleep {}` never ran", starter.label, run.tag));
-        let sleep = starter.check_started(&run).sleep;
-        let high_fd_open = self.high_fd.get().is_some_and(|fd| procfs::has_fd(sleep, fd));
+        let daemon = starter.check_started(&run);
+        // Valid: it named, already, the process the bench then found (`sleep TAG`, or for
+        // libslack its supervisor), not merely some running process.
+        let pidfile_valid_at_exit = named_at_exit.is_some() && named_at_exit == daemon.named;
+        let high_fd_open = self.high_fd.get().is_some_and(|fd| procfs::has_fd(daemon.sleep, fd));
         StartSample { elapsed, running, pidfile_valid_at_exit, high_fd_open }
     }
 
@@ -592,6 +597,10 @@ impl Bench {
             }),
             None => self.skipped("start-stop-daemon"),
         }
+        self.note(
+            "daemonize(1): left out: it has no stop command (it only starts a daemon).".into(),
+        );
+        self.note("libslack daemon: left out: `daemon --name=NAME --stop` sends SIGTERM to the named daemon and returns at once, without waiting for it to be gone, so its time is not a stop latency.".into());
         list
     }
 
@@ -627,7 +636,7 @@ impl Bench {
         let run = self.next_run();
         let _guard = RunGuard::new(run.tag.as_ref());
         let mut start = stopper.start.command(&run);
-        let status = start.status();
+        let status = status_within_deadline(&mut start);
         check_exit(&start, status, &run);
         let daemon = stopper.start.check_started(&run).sleep;
         let daemon_fd = sys::pidfd_open(daemon).expect("pidfd_open(daemon)");
@@ -676,25 +685,37 @@ impl Bench {
         let before: Vec<Usage> = pids.iter().map(|pid| Usage::of(*pid)).collect();
         std::thread::sleep(IDLE);
         let after: Vec<Usage> = pids.iter().map(|pid| Usage::of(*pid)).collect();
+        let idle = IDLE.as_secs();
         println!(
-            "| Supervisor | Command | VmRSS kB | Threads | CPU ticks in {} s | Context switches in {} s |",
-            IDLE.as_secs(),
-            IDLE.as_secs()
+            "| Supervisor | Command | VmRSS kB | Threads | CPU µs in {idle} s | Wakeups in {idle} s | Voluntary switches in {idle} s | Nonvoluntary switches in {idle} s |"
         );
-        println!("| --- | --- | ---: | ---: | ---: | ---: |");
+        println!("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |");
         for (i, supervisor) in supervisors.iter().enumerate() {
+            let (before, after) = (&before[i], &after[i]);
+            let schedstat =
+                |field: fn(&Schedstat) -> u64| match (&before.schedstat, &after.schedstat) {
+                    (Some(b), Some(a)) => (field(a) - field(b)).to_string(),
+                    _ => "n/a".to_string(),
+                };
             println!(
-                "| {} | `{}` | {} | {} | {} | {} |",
+                "| {} | `{}` | {} | {} | {} | {} | {} | {} |",
                 supervisor.label,
                 supervisor.shown(),
-                after[i].rss_kb,
-                after[i].threads,
-                after[i].ticks - before[i].ticks,
-                after[i].switches - before[i].switches
+                after.rss_kb,
+                after.threads,
+                schedstat(|s| s.cpu_ns / 1000),
+                schedstat(|s| s.runs),
+                after.voluntary - before.voluntary,
+                after.nonvoluntary - before.nonvoluntary
             );
         }
         println!();
-        self.note(format!("Of the supervisor process alone (the pid its pidfile names), not of `sleep`. VmRSS and Threads from /proc/PID/status at the end; CPU ticks: utime + stime from /proc/PID/stat (1 tick = 1/{} s); context switches: voluntary + nonvoluntary, summed over /proc/PID/task/*/status. All supervisors idle during the same {} s.", sys::clock_ticks(), IDLE.as_secs()));
+        self.note(format!("Of the supervisor process alone (the pid its pidfile names), not of `sleep`. VmRSS and Threads from /proc/PID/status at the end. CPU: time on a CPU (first field of /proc/PID/task/*/schedstat, in ns, summed over threads); Wakeups: how many times it was put on a CPU (third field of the same, summed), each wakeup of an idle process being one. Switches: voluntary (it blocked) and nonvoluntary (preempted), summed over /proc/PID/task/*/status. All supervisors idle during the same {idle} s."));
+        if before.iter().chain(&after).any(|usage| usage.schedstat.is_none()) {
+            self.note(
+                "n/a: no /proc/PID/task/*/schedstat (a kernel without CONFIG_SCHED_INFO).".into(),
+            );
+        }
         self.print_notes();
     }
 
@@ -735,7 +756,7 @@ impl Bench {
         let exe = std::env::current_exe().expect("current_exe");
         let mut command = quiet_command(&exe, vec![mode.into(), stamp.clone().into()], &run);
         let started = sys::monotonic_ns();
-        let status = command.status();
+        let status = status_within_deadline(&mut command);
         check_exit(&command, status, &run);
         let written = wait_for(|| fs::read_to_string(&stamp).ok()?.trim().parse::<u64>().ok())
             .unwrap_or_else(|| panic!("{mode}: the daemon never wrote {}", stamp.display()));
@@ -755,6 +776,9 @@ impl Bench {
             );
             return;
         };
+        if self.tools.start_stop_daemon.is_none() {
+            self.skipped("start-stop-daemon");
+        }
         let mut rows: Vec<(Starter, &Scratch)> = Vec::new();
         for scratch in [&self.scratch, other] {
             rows.push((Starter::ours(ours_start, Names::Daemon), scratch));
@@ -861,7 +885,7 @@ fn reap_while_waiting(child: &OwnedFd, daemon: &OwnedFd, daemon_pid: u32) {
 /// Starts a supervisor and returns its pid once it and its `sleep` run.
 fn start_supervisor(supervisor: &Starter, run: &Run) -> u32 {
     let mut command = supervisor.command(run);
-    let status = command.status();
+    let status = status_within_deadline(&mut command);
     check_exit(&command, status, run);
     supervisor.check_started(run).named.expect("a supervisor's pidfile names it")
 }
@@ -870,10 +894,20 @@ fn start_supervisor(supervisor: &Starter, run: &Run) -> u32 {
 struct Usage {
     rss_kb: u64,
     threads: u64,
-    /// utime + stime, in clock ticks.
-    ticks: u64,
-    /// Voluntary and nonvoluntary context switches of all its threads.
-    switches: u64,
+    /// Summed over its threads; `None` without schedstat in the kernel.
+    schedstat: Option<Schedstat>,
+    /// Voluntary context switches of all its threads.
+    voluntary: u64,
+    /// Nonvoluntary context switches of all its threads.
+    nonvoluntary: u64,
+}
+
+/// `/proc/PID/task/TID/schedstat`, summed over a process's threads.
+struct Schedstat {
+    /// Time spent on a CPU, in nanoseconds.
+    cpu_ns: u64,
+    /// How many times a thread was put on a CPU (a wakeup, or a return after preemption).
+    runs: u64,
 }
 
 impl Usage {
@@ -887,10 +921,37 @@ impl Usage {
         Usage {
             rss_kb: status("VmRSS"),
             threads: status("Threads"),
-            ticks: procfs::cpu_ticks(pid).unwrap_or_else(|| panic!("/proc/{pid}/stat unreadable")),
-            switches: procfs::context_switches(pid),
+            schedstat: procfs::schedstat(pid),
+            voluntary: procfs::task_status_sum(pid, "voluntary_ctxt_switches"),
+            nonvoluntary: procfs::task_status_sum(pid, "nonvoluntary_ctxt_switches"),
         }
     }
+}
+
+/// Runs `command` to its exit, for at most [`DEADLINE`]: spawn, `pidfd_open(2)`, `poll(2)` on
+/// the pidfd, `waitpid(2)`. The errors of spawning it.
+///
+/// # Panics
+/// When it still runs after [`DEADLINE`]: it is first killed through its pidfd and reaped.
+fn status_within_deadline(command: &mut Command) -> std::io::Result<ExitStatus> {
+    let mut child = command.spawn()?;
+    let pidfd = match sys::pidfd_open(child.id()) {
+        Ok(pidfd) => pidfd,
+        Err(e) => {
+            // Our unreaped child: its pid cannot have been reused.
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(e);
+        }
+    };
+    if !sys::wait_gone(&pidfd, DEADLINE) {
+        let _ = sys::pidfd_kill(&pidfd);
+        if sys::wait_gone(&pidfd, DEADLINE) {
+            let _ = child.wait();
+        }
+        panic!("{command:?} still ran after {DEADLINE:?}; killed it");
+    }
+    child.wait()
 }
 
 /// Panics with the command, its status and its stderr unless it exited 0.
@@ -1130,8 +1191,7 @@ mod procfs {
             .collect()
     }
 
-    /// The fields of `/proc/PID/stat` after the command name: state is field 0, ppid 1,
-    /// utime 11, stime 12.
+    /// The fields of `/proc/PID/stat` after the command name: state is field 0, ppid 1.
     fn stat_fields(pid: u32) -> Option<Vec<String>> {
         let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
         let after_name = &stat[stat.rfind(')')? + 1..];
@@ -1164,10 +1224,22 @@ mod procfs {
         stat_fields(pid)?.get(1)?.parse().ok()
     }
 
-    /// utime + stime, in clock ticks.
-    pub fn cpu_ticks(pid: u32) -> Option<u64> {
-        let fields = stat_fields(pid)?;
-        Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+    /// Time on a CPU (ns) and times put on a CPU, summed over the threads' schedstat
+    /// (`/proc/PID/task/TID/schedstat`: on-CPU ns, run-queue wait ns, run count). `None`
+    /// when no thread has one (a kernel without `CONFIG_SCHED_INFO`).
+    pub fn schedstat(pid: u32) -> Option<crate::Schedstat> {
+        let tasks = fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+        let mut sum: Option<crate::Schedstat> = None;
+        for task in tasks.filter_map(Result::ok) {
+            let Ok(text) = fs::read_to_string(task.path().join("schedstat")) else { continue };
+            let fields: Vec<u64> =
+                text.split_whitespace().filter_map(|field| field.parse().ok()).collect();
+            let [cpu_ns, _, runs] = fields[..] else { continue };
+            let total = sum.get_or_insert(crate::Schedstat { cpu_ns: 0, runs: 0 });
+            total.cpu_ns += cpu_ns;
+            total.runs += runs;
+        }
+        sum
     }
 
     /// A numeric field of `/proc/PID/status` (`VmRSS`, `Threads`, ...), without its unit.
@@ -1175,14 +1247,14 @@ mod procfs {
         field_in(&format!("/proc/{pid}/status"), name)
     }
 
-    /// Voluntary and nonvoluntary context switches, summed over the process's threads.
-    pub fn context_switches(pid: u32) -> u64 {
+    /// A numeric field of `/proc/PID/task/TID/status` (`voluntary_ctxt_switches`, ...),
+    /// summed over the process's threads.
+    pub fn task_status_sum(pid: u32, name: &str) -> u64 {
         let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else { return 0 };
-        let names = ["voluntary_ctxt_switches", "nonvoluntary_ctxt_switches"];
         tasks
             .filter_map(Result::ok)
             .map(|task| task.path().join("status"))
-            .flat_map(|path| names.map(|name| field_in(&path.to_string_lossy(), name).unwrap_or(0)))
+            .map(|path| field_in(&path.to_string_lossy(), name).unwrap_or(0))
             .sum()
     }
 
@@ -1446,12 +1518,6 @@ mod sys {
         // SAFETY: now is a valid out-pointer for one timespec.
         unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
         now.tv_sec as u64 * 1_000_000_000 + now.tv_nsec as u64
-    }
-
-    /// `sysconf(3)` `_SC_CLK_TCK`: clock ticks per second.
-    pub fn clock_ticks() -> i64 {
-        // SAFETY: sysconf has no memory preconditions.
-        unsafe { libc::sysconf(libc::_SC_CLK_TCK) }
     }
 
     /// `fork(2)`: returns in the child; the parent leaves at once with `_exit(0)`.

@@ -37,7 +37,8 @@ pub enum ScheduleItem {
 }
 
 /// start-stop-daemon's `--retry` schedule: `TERM/30/KILL/5`, or a bare number N meaning
-/// `SIGNAL/N/KILL/N` with the signal given by `--signal`.
+/// `SIGNAL/N/KILL/N` with the signal given by `--signal`. Each wait is at most
+/// [`MAX_TIMEOUT`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Schedule(pub Vec<ScheduleItem>);
 
@@ -69,8 +70,18 @@ pub fn parse_signal(text: &str) -> Result<i32, ParseError> {
         .map_err(|_| ParseError(format!("unknown signal {text:?}")))
 }
 
+/// The longest wait a parsed schedule may hold: ten years of 365 days (315 360 000 s).
+///
+/// Longer timeouts are refused: a deadline is `Instant::now()` plus the wait, and that sum
+/// panics when it does not fit in an `Instant` (`1e19` seconds does not); ten years always
+/// fits, and is "no deadline" for any practical purpose.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(10 * 365 * 24 * 60 * 60);
+
 impl Schedule {
     /// Parses a schedule; `signal` is the one a bare number of seconds starts with.
+    ///
+    /// A timeout is a decimal number of seconds (`30`, `0.5`, `1e3`) from 0 to
+    /// [`MAX_TIMEOUT`]; `forever` may come only last, and the schedule must hold a timeout.
     ///
     /// # Errors
     /// A [`ParseError`] naming the bad item.
@@ -109,12 +120,20 @@ impl Schedule {
     }
 }
 
+/// A timeout: a number of seconds that starts with a digit, at most [`MAX_TIMEOUT`].
 fn parse_seconds(text: &str) -> Result<Duration, ParseError> {
-    text.parse::<f64>()
+    let seconds = text
+        .parse::<f64>()
         .ok()
         .filter(|_| text.starts_with(|c: char| c.is_ascii_digit()))
-        .and_then(|s| Duration::try_from_secs_f64(s).ok())
-        .ok_or_else(|| ParseError(format!("bad timeout {text:?} (seconds expected)")))
+        .ok_or_else(|| ParseError(format!("bad timeout {text:?} (seconds expected)")))?;
+    match Duration::try_from_secs_f64(seconds) {
+        Ok(wait) if wait <= MAX_TIMEOUT => Ok(wait),
+        _ => Err(ParseError(format!(
+            "timeout {text:?} is longer than ten years ({} s)",
+            MAX_TIMEOUT.as_secs()
+        ))),
+    }
 }
 
 /// What [`stop`] found or did.
@@ -347,11 +366,89 @@ mod tests {
         assert_eq!(forever.0[2], ScheduleItem::Forever);
     }
 
-    /// The fuzz target's property (see fuzz/), over a deterministic stream of inputs.
+    /// Checks what every accepted schedule must satisfy. The same checks as the fuzz target
+    /// fuzz/fuzz_targets/parse_schedule.rs: keep the two in step.
+    fn check_accepted(text: &str, signal: i32, schedule: &Schedule) {
+        let items = &schedule.0;
+        let now = Instant::now();
+        assert!(items.iter().any(|i| matches!(i, ScheduleItem::Wait(_))), "{text:?}: no timeout");
+        for item in items {
+            match *item {
+                ScheduleItem::Wait(wait) => {
+                    assert!(wait <= MAX_TIMEOUT, "{text:?}: {wait:?} is over the maximum");
+                    // follow_schedule's deadline, now + wait, must not overflow.
+                    assert!(now.checked_add(wait).is_some(), "{text:?}: {wait:?} overflows");
+                }
+                ScheduleItem::Signal(number) => {
+                    assert!((1..=64).contains(&number), "{text:?}: signal {number}")
+                }
+                ScheduleItem::Forever => {}
+            }
+        }
+        if let Some(at) = items.iter().position(|i| *i == ScheduleItem::Forever) {
+            assert_eq!(at, items.len() - 1, "{text:?}: forever before the end");
+        }
+        let fields: Vec<&str> = text.split('/').collect();
+        if let [bare] = fields[..] {
+            // A bare timeout N is SIGNAL/N/KILL/N.
+            let ScheduleItem::Wait(wait) = items[1] else { panic!("{text:?}: {items:?}") };
+            let expected = [
+                ScheduleItem::Signal(signal),
+                ScheduleItem::Wait(wait),
+                ScheduleItem::Signal(libc::SIGKILL),
+                ScheduleItem::Wait(wait),
+            ];
+            assert_eq!(items[..], expected, "{text:?}");
+            check_seconds(text, bare, wait);
+            return;
+        }
+        // Otherwise one item per field, each what its field says.
+        assert_eq!(items.len(), fields.len(), "{text:?}: {items:?}");
+        for (field, item) in fields.iter().zip(items) {
+            match *item {
+                ScheduleItem::Signal(number) => {
+                    assert_eq!(parse_signal(field), Ok(number), "{text:?}: {field:?}")
+                }
+                ScheduleItem::Wait(wait) => check_seconds(text, field, wait),
+                ScheduleItem::Forever => {
+                    assert!(field.eq_ignore_ascii_case("forever"), "{text:?}: {field:?}")
+                }
+            }
+        }
+    }
+
+    /// `field`, a number of seconds starting with a digit, is `wait` to the nanosecond.
+    fn check_seconds(text: &str, field: &str, wait: Duration) {
+        assert!(field.starts_with(|c: char| c.is_ascii_digit()), "{text:?}: {field:?}");
+        let seconds: f64 = field.parse().unwrap_or_else(|_| panic!("{text:?}: {field:?}"));
+        let error = (seconds - wait.as_secs_f64()).abs();
+        assert!(error <= 1e-9 + seconds * 1e-15, "{text:?}: {field:?} became {wait:?}");
+    }
+
+    /// The fuzz target, over a deterministic stream of inputs built from pieces that matter.
     #[test]
-    fn schedule_parser_never_panics_and_always_has_a_timeout() {
-        let pieces =
-            ["TERM", "KILL", "9", "0", "0.5", "/", "forever", "x", "-1", "1e9", "", "SIGHUP"];
+    fn accepted_schedules_keep_their_properties() {
+        let pieces = [
+            "TERM",
+            "KILL",
+            "9",
+            "0",
+            "0.5",
+            "/",
+            "forever",
+            "x",
+            "-1",
+            "1e9",
+            "",
+            "SIGHUP",
+            "1e19",
+            "315360000",
+            "315360000.5",
+            "1e-10",
+            "FOREVER",
+            "usr1",
+        ];
+        let (mut accepted, mut refused) = (0, 0);
         let mut state = 0x9e37_79b9_7f4a_7c15u64;
         for _ in 0..20_000 {
             state ^= state << 13;
@@ -360,9 +457,33 @@ mod tests {
             let text: String = (0..(state % 6))
                 .map(|i| pieces[((state >> (i * 5)) % pieces.len() as u64) as usize])
                 .collect();
-            if let Ok(schedule) = Schedule::parse(&text, libc::SIGTERM) {
-                assert!(schedule.0.iter().any(|i| matches!(i, ScheduleItem::Wait(_))), "{text:?}");
+            let with_term = Schedule::parse(&text, libc::SIGTERM);
+            let with_int = Schedule::parse(&text, libc::SIGINT);
+            match (&with_term, &with_int) {
+                (Ok(term), Ok(int)) => {
+                    check_accepted(&text, libc::SIGTERM, term);
+                    check_accepted(&text, libc::SIGINT, int);
+                    accepted += 1;
+                }
+                (Err(_), Err(_)) => refused += 1,
+                _ => panic!("{text:?}: the default signal decided: {with_term:?} {with_int:?}"),
             }
+        }
+        // Neither side empty: the checks above ran on many schedules.
+        assert!(accepted > 500 && refused > 500, "accepted {accepted}, refused {refused}");
+    }
+
+    #[test]
+    fn timeouts_longer_than_ten_years_are_refused() {
+        // These panicked in follow_schedule (Instant + Duration overflow) after the first signal.
+        for bad in ["1e19", "TERM/1e19", "TERM/5/KILL/1e19", "315360000.001", "TERM/1e300"] {
+            let error = Schedule::parse(bad, libc::SIGTERM).unwrap_err();
+            assert!(error.to_string().contains("longer than ten years"), "{bad:?}: {error}");
+        }
+        for good in ["315360000", "TERM/315360000/forever", "3.1536e8"] {
+            let schedule = Schedule::parse(good, libc::SIGTERM).unwrap();
+            check_accepted(good, libc::SIGTERM, &schedule);
+            assert!(schedule.0.contains(&ScheduleItem::Wait(MAX_TIMEOUT)), "{good:?}");
         }
     }
 

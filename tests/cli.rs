@@ -477,27 +477,61 @@ fn status_reports_lsb_codes_judged_by_the_lock() {
     assert_eq!(code(&output.status), 4, "{}", describe("status of a directory", &output));
 }
 
+/// A shell that appends the number of every signal it catches to `$1` (it traps all but
+/// SIGKILL and SIGSTOP; glibc keeps 32 and 33), creates `$2` once its traps are set, then
+/// waits for ever.
+const SIGNAL_LOGGER: &str = r#"n=1
+while [ $n -le 64 ]; do
+    case $n in 9|19) ;; *) trap "echo $n >> \"\$1\"" $n ;; esac
+    n=$((n + 1))
+done
+: > "$2"
+while :; do sleep 1000 & wait $!; done"#;
+
 #[test]
 fn stale_pidfile_naming_a_live_unrelated_process_is_never_signalled() {
     let dir = TempDir::new("cli-recycled");
     let pidfile = dir.join("d.pid");
-    let mut bystander = Command::new("sleep").arg("1000").spawn().unwrap();
-    let _guard = Spawned::new(bystander.id() as i32);
-    std::fs::write(&pidfile, format!("{}\n", bystander.id())).unwrap();
+    let (log, ready) = (dir.join("signals.log"), dir.join("traps-set"));
+    // In a process group of its own, so that its sleeps are killed with it.
+    let mut bystander = Command::new("sh");
+    bystander.args(["-c", SIGNAL_LOGGER, "sh", path_str(&log), path_str(&ready)]);
+    std::os::unix::process::CommandExt::process_group(&mut bystander, 0);
+    let mut bystander = bystander.stdin(Stdio::null()).spawn().unwrap();
+    let pid = bystander.id() as i32;
+    let guard = SpawnedGroup(pid);
+    assert!(wait_until(COMMAND_TIMEOUT, || ready.exists()), "the bystander never set its traps");
+    let caught = u64::from_str_radix(&proc_status(pid)["SigCgt"], 16).unwrap();
+    let uncaught = [9, 19, 32, 33].iter().fold(0u64, |mask, n| mask | 1 << (n - 1));
+    assert_eq!(caught | uncaught, u64::MAX, "the bystander does not catch every signal");
+    // After each step, a SIGWINCH of ours: once the bystander has logged it, it has logged
+    // any signal sent before it too. The log must hold our SIGWINCHes and nothing else.
+    let mut expected = String::new();
+    let mut check_unsignalled = |step: &str| {
+        kill(pid, libc::SIGWINCH);
+        expected.push_str(&format!("{}\n", libc::SIGWINCH));
+        let logged = || std::fs::read_to_string(&log).unwrap_or_default().len() >= expected.len();
+        assert!(wait_until(COMMAND_TIMEOUT, logged), "{step}: the bystander logged nothing");
+        assert_eq!(std::fs::read_to_string(&log).unwrap(), expected, "{step} signalled it");
+        assert!(alive(pid) && proc_stat(pid)[0] != "T", "{step} killed or stopped it");
+    };
+    std::fs::write(&pidfile, format!("{pid}\n")).unwrap();
 
     let output = daemonize(&["--status", "-p", path_str(&pidfile)]);
     assert_eq!(code(&output.status), 1, "{}", describe("status", &output));
+    check_unsignalled("--status");
     let output = daemonize(&["--stop", "-p", path_str(&pidfile)]);
     assert_eq!(code(&output.status), 0, "{}", describe("stop", &output));
     assert_eq!(String::from_utf8_lossy(&output.stdout), "not running\n");
-    assert_eq!(bystander.try_wait().unwrap(), None, "the unrelated process was signalled");
+    check_unsignalled("--stop");
     assert!(!pidfile.exists(), "the stale pidfile was left");
 
     // And a start over a stale pidfile succeeds.
-    std::fs::write(&pidfile, format!("{}\n", bystander.id())).unwrap();
-    let (pid, _daemon) = start(&dir, &["sleep", "1000"]);
-    assert_ne!(pid, bystander.id() as i32);
-    kill(bystander.id() as i32, libc::SIGKILL);
+    std::fs::write(&pidfile, format!("{pid}\n")).unwrap();
+    let (daemon, _daemon) = start(&dir, &["sleep", "1000"]);
+    assert_ne!(daemon, pid);
+    check_unsignalled("a start");
+    drop(guard);
     bystander.wait().unwrap();
 }
 

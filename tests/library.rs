@@ -33,12 +33,13 @@ fn start(dir: &TempDir, args: &[&str]) -> (i32, Spawned) {
     (pid, Spawned::new(pid))
 }
 
-/// Asserts a failed start: probe exit 2, the message, and nothing left behind.
-fn assert_failed_cleanly(dir: &TempDir, output: &Output, message: &str) {
+/// Asserts a failed start: probe exit 2, the message, and nothing left behind (no `pidfile`,
+/// no process mentioning `dir`).
+fn assert_failed_cleanly(dir: &TempDir, pidfile: &Path, output: &Output, message: &str) {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(code(&output.status), 2, "{}", describe("probe", output));
     assert!(stderr.contains(message), "expected {message:?} in {}", describe("probe", output));
-    assert!(!dir.join("probe.pid").exists(), "the pidfile was left behind");
+    assert!(!pidfile.exists(), "the pidfile {} was left behind", pidfile.display());
     assert_eq!(processes_mentioning(dir.path()), Vec::<i32>::new(), "a process was left behind");
 }
 
@@ -286,7 +287,7 @@ fn missing_working_directory_fails_in_the_original_process() {
         "cannot change directory to {}: No such file or directory (os error 2)",
         missing.display()
     );
-    assert_failed_cleanly(&dir, &output, &message);
+    assert_failed_cleanly(&dir, &pidfile, &output, &message);
 }
 
 #[test]
@@ -298,6 +299,7 @@ fn missing_chroot_fails_in_the_original_process() {
         probe(&["--pidfile", pidfile.to_str().unwrap(), "--chroot", missing.to_str().unwrap()]);
     assert_failed_cleanly(
         &dir,
+        &pidfile,
         &output,
         &format!("cannot change root to {}: No such file", missing.display()),
     );
@@ -309,7 +311,7 @@ fn unknown_user_fails_before_forking() {
     let pidfile = dir.join("probe.pid");
     let output =
         probe(&["--pidfile", pidfile.to_str().unwrap(), "--user", "no-such-user-daemonctx"]);
-    assert_failed_cleanly(&dir, &output, "unknown user \"no-such-user-daemonctx\"");
+    assert_failed_cleanly(&dir, &pidfile, &output, "unknown user \"no-such-user-daemonctx\"");
 }
 
 #[test]
@@ -319,6 +321,7 @@ fn pidfile_in_missing_directory_fails() {
     let output = probe(&["--pidfile", pidfile.to_str().unwrap()]);
     assert_failed_cleanly(
         &dir,
+        &pidfile,
         &output,
         &format!("cannot open pidfile {}: No such file or directory", pidfile.display()),
     );
@@ -337,6 +340,7 @@ fn pidfile_in_read_only_directory_fails() {
         probe_with(as_unprivileged(&example("probe")), &["--pidfile", pidfile.to_str().unwrap()]);
     assert_failed_cleanly(
         &dir,
+        &pidfile,
         &output,
         &format!("cannot open pidfile {}: Permission denied", pidfile.display()),
     );
@@ -359,7 +363,7 @@ fn failure_after_the_fork_reaches_the_original_process() {
     );
     let message =
         format!("cannot change directory to {}: Permission denied (os error 13)", locked.display());
-    assert_failed_cleanly(&dir, &output, &message);
+    assert_failed_cleanly(&dir, &pidfile, &output, &message);
 }
 
 #[test]
@@ -367,7 +371,7 @@ fn multi_threaded_caller_is_refused() {
     let dir = TempDir::new("threads");
     let pidfile = dir.join("probe.pid");
     let output = probe(&["--spawn-thread", "--pidfile", pidfile.to_str().unwrap()]);
-    assert_failed_cleanly(&dir, &output, "refusing to fork a process with 2 threads");
+    assert_failed_cleanly(&dir, &pidfile, &output, "refusing to fork a process with 2 threads");
 }
 
 #[test]
@@ -411,7 +415,7 @@ fn daemon_exiting_before_ready_fails_the_original_with_its_status() {
     let dir = TempDir::new("diesearly");
     let pidfile = dir.join("probe.pid");
     let output = probe(&["--pidfile", pidfile.to_str().unwrap(), "--exit-before-ready", "7"]);
-    assert_failed_cleanly(&dir, &output, "exited before it was ready: exit status: 7");
+    assert_failed_cleanly(&dir, &pidfile, &output, "exited before it was ready: exit status: 7");
 }
 
 #[test]
@@ -429,7 +433,7 @@ fn ready_timeout_kills_the_daemon_and_cleans_up() {
         "0.3",
     ];
     let output = probe(&args);
-    assert_failed_cleanly(&dir, &output, "was not ready after 0.3 s; killed it");
+    assert_failed_cleanly(&dir, &pidfile, &output, "was not ready after 0.3 s; killed it");
 }
 
 #[test]

@@ -8,6 +8,9 @@ fuzz_target!(|content: &[u8]| {
     if let Some(pid) = daemonctx::pidfile::parse_pid(content) {
         assert!(pid > 0);
         let canonical = format!("{pid}\n");
-        assert!(content == canonical.as_bytes() || content == &canonical.as_bytes()[..canonical.len() - 1]);
+        assert!(
+            content == canonical.as_bytes()
+                || content == &canonical.as_bytes()[..canonical.len() - 1]
+        );
     }
 });

@@ -334,6 +334,30 @@ impl Tmpfs {
     pub fn path(&self) -> &Path {
         &self.0
     }
+
+    /// Like [`Tmpfs::mount`], with the mount options given whole (`size=16k,nr_inodes=2`).
+    pub fn mount_with_options(
+        test: &str,
+        dir: &TempDir,
+        name: &str,
+        options: &str,
+    ) -> Option<Tmpfs> {
+        if skip_unless_root(test) {
+            return None;
+        }
+        let path = dir.join(name);
+        std::fs::create_dir(&path).unwrap();
+        let mounted =
+            run(Command::new("mount").args(["-t", "tmpfs", "-o", options, "tmpfs"]).arg(&path));
+        if !mounted.status.success() {
+            skip(&format!(
+                "{test}: cannot mount a tmpfs with {options}: {}",
+                String::from_utf8_lossy(&mounted.stderr).trim()
+            ));
+            return None;
+        }
+        Some(Tmpfs(path))
+    }
 }
 
 impl Drop for Tmpfs {
