@@ -730,6 +730,7 @@ fn daemon_letting_go_of_the_report_channel_unready_is_killed() {
     let output = probe(&["--pidfile", pidfile.to_str().unwrap(), "--drop-before-ready"]);
     assert_failed_cleanly(
         &dir,
+        &pidfile,
         &output,
         "closed its report channel without reporting ready; killed it",
     );
