@@ -111,6 +111,12 @@ impl Schedule {
         if items[..items.len() - 1].contains(&ScheduleItem::Forever) {
             return Err(ParseError(format!("in {text:?}, forever can only come last")));
         }
+        let waits_some_time =
+            items.iter().any(|i| matches!(i, ScheduleItem::Wait(w) if !w.is_zero()));
+        if items.last() == Some(&ScheduleItem::Forever) && !waits_some_time {
+            // It would send signals in a tight loop for ever.
+            return Err(ParseError(format!("in {text:?}, forever needs a timeout above 0")));
+        }
         Ok(Schedule(items))
     }
 
@@ -267,7 +273,9 @@ fn follow_schedule(pidfd: &OwnedFd, pid: u32, schedule: &Schedule) -> Result<Vec
         match schedule.0[index] {
             ScheduleItem::Signal(signal) => send(pidfd, group, pid, signal)?,
             ScheduleItem::Wait(timeout) => {
-                left = wait_group_gone(pidfd, pid, group, Instant::now() + timeout);
+                // A schedule not from the parser may hold a wait past what an Instant holds.
+                let deadline = Instant::now().checked_add(timeout).unwrap_or_else(far_future);
+                left = wait_group_gone(pidfd, pid, group, deadline);
                 if left.is_empty() {
                     return Ok(left);
                 }
@@ -332,6 +340,11 @@ fn send(pidfd: &OwnedFd, group: Option<u32>, pid: u32, signal: i32) -> Result<()
 
 /// Waits until the daemon and every member of its group are gone, or the deadline passes.
 /// Returns the pids still alive.
+/// A deadline no stop reaches: [`MAX_TIMEOUT`] from now.
+fn far_future() -> Instant {
+    Instant::now() + MAX_TIMEOUT
+}
+
 fn wait_group_gone(pidfd: &OwnedFd, pid: u32, group: Option<u32>, deadline: Instant) -> Vec<u32> {
     if !process::wait_exit(pidfd, deadline) {
         return vec![pid];
@@ -489,9 +502,17 @@ mod tests {
 
     #[test]
     fn refuses_bad_schedules_and_signals() {
-        for bad in
-            ["", "TERM", "TERM/abc", "NOPE/5", "TERM/-1", "TERM//5", "TERM/inf", "forever/TERM/5"]
-        {
+        for bad in [
+            "",
+            "TERM",
+            "TERM/abc",
+            "NOPE/5",
+            "TERM/-1",
+            "TERM//5",
+            "TERM/inf",
+            "forever/TERM/5",
+            "TERM/0/forever",
+        ] {
             assert!(Schedule::parse(bad, libc::SIGTERM).is_err(), "{bad:?} accepted");
         }
         assert_eq!(parse_signal("term"), Ok(libc::SIGTERM));
