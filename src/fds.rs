@@ -276,6 +276,50 @@ mod tests {
         assert_eq!(parse_fd_name(b"99999999999\0"), None);
     }
 
+    /// The `/proc/self/fd` fallback, run for real in a fresh copy of this test binary (closing
+    /// descriptors in the harness itself would be unsafe): it opens descriptors, keeps two,
+    /// closes the rest by listing, and prints what is left.
+    #[test]
+    fn listing_fallback_closes_all_but_the_kept() {
+        const CHILD: &str = "DAEMONCTX_CLOSE_LISTED_CHILD";
+        if std::env::var_os(CHILD).is_some() {
+            let opened: Vec<RawFd> = (0..40)
+                .map(|_| std::fs::File::open("/dev/null").unwrap())
+                .map(std::os::fd::IntoRawFd::into_raw_fd)
+                .collect();
+            let keep = [opened[7], opened[30]];
+            close_listed_fds(&keep).unwrap();
+            let left: Vec<String> = std::fs::read_dir("/proc/self/fd")
+                .unwrap()
+                .map(|e| e.unwrap().file_name().into_string().unwrap())
+                .collect();
+            let line = format!("fallback report: {keep:?} | {left:?}\n");
+            std::io::Write::write_all(&mut std::io::stdout(), line.as_bytes()).unwrap();
+            return;
+        }
+        let output = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "fds::tests::listing_fallback_closes_all_but_the_kept"])
+            .args(["--nocapture", "--test-threads=1"])
+            .env(CHILD, "1")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success(), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
+        let report = stdout.split("fallback report: ").nth(1).expect("no report");
+        let (kept, left) = report.lines().next().unwrap().split_once(" | ").unwrap();
+        let numbers = |list: &str| -> Vec<RawFd> {
+            let list = list.trim_matches(['[', ']']);
+            list.split(", ").map(|n| n.trim_matches('"').parse().unwrap()).collect()
+        };
+        let (kept, mut left) = (numbers(kept), numbers(left));
+        left.sort();
+        // 0-2, the two kept, and the descriptor read_dir used to list /proc/self/fd.
+        assert_eq!(left.len(), 6, "left {left:?}, kept {kept:?}");
+        assert_eq!(&left[..3], &[0, 1, 2]);
+        assert!(kept.iter().all(|fd| left.contains(fd)), "left {left:?}, kept {kept:?}");
+    }
+
     #[test]
     fn dirent_walk_finds_every_open_fd() {
         // Read this process's /proc/self/fd the way the fallback does, without closing anything.
