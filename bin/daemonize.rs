@@ -333,12 +333,12 @@ fn sink(cli: &Cli, file: Option<&Path>, fd: i32) -> Result<Sink, Error> {
         None if cli.syslog.is_some() => Ok(Sink::Syslog),
         None if cli.foreground => {
             let name = if fd == 1 { "standard output" } else { "standard error" };
-            // SAFETY: fd 1 and 2 are open in a process started normally; borrowing for the
-            // duration of the duplication only.
+            // SAFETY: fd 1 and 2 are open in a process started normally; borrowed only while
+            // LogFile::inherited opens its own descriptor of the same stream.
             let stream = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
-            let copy =
-                stream.try_clone_to_owned().map_err(|e| Error::os(Step::OpenStream, name, e))?;
-            Ok(Sink::File(LogFile::inherited(copy.into(), name)))
+            LogFile::inherited(stream, name)
+                .map(Sink::File)
+                .map_err(|e| Error::os(Step::OpenStream, name, e))
         }
         None => Ok(Sink::Null),
     }
