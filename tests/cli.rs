@@ -531,8 +531,9 @@ fn stop_leaves_no_orphaned_grandchildren() {
 fn stop_follows_the_retry_schedule() {
     let dir = TempDir::new("cli-retry");
     let pidfile = dir.join("d.pid");
-    // The daemon ignores SIGTERM (and so does its sleep).
-    let (pid, _guard) = start(&dir, &["sh", "-c", "trap '' TERM; sleep 1000"]);
+    // The daemon ignores SIGTERM (and so does its sleep), and says so (fd 3) before any stop.
+    let script = "trap '' TERM; echo >&3; exec 3>&-; sleep 1000";
+    let (pid, _guard) = start(&dir, &["--wait-ready", "fd:3", "--", "sh", "-c", script]);
     let output = daemonize(&["--stop", "-p", path_str(&pidfile), "--retry", "TERM/0.2"]);
     assert_eq!(code(&output.status), 2, "{}", describe("stop without KILL", &output));
     assert!(alive(pid));

@@ -106,8 +106,10 @@ fn umask_working_directory_and_output_files_take_effect() {
     let fds = proc_fds(pid);
     assert_eq!(fds[1].1, log);
     assert_eq!(fds[2].1, err);
-    let logged = std::fs::read_to_string(&log).unwrap();
-    assert_eq!(logged, format!("open pid={pid}\n"));
+    // The daemon prints after open() returns, which may be after the original process did.
+    let expected = format!("open pid={pid}\n");
+    let printed = || std::fs::read_to_string(&log).is_ok_and(|t| t == expected);
+    assert!(wait_until(COMMAND_TIMEOUT, printed), "{:?}", std::fs::read_to_string(&log));
 }
 
 #[test]
