@@ -178,12 +178,13 @@ pub struct Cli {
     )]
     pub restart: RestartArg,
 
-    /// Delay before the first restart, doubled at each one after (fractions allowed)
-    #[arg(long, value_name = "SECS", default_value = "1", value_parser = parse_seconds, requires = "supervise", help_heading = "Supervision")]
+    /// Delay before the first restart, doubled at each one after (fractions allowed, at least
+    /// 0.1)
+    #[arg(long, value_name = "SECS", default_value = "1", value_parser = parse_restart_delay, requires = "supervise", help_heading = "Supervision")]
     pub restart_delay: Duration,
 
-    /// Longest delay between restarts; a run this long resets the delay
-    #[arg(long, value_name = "SECS", default_value = "60", value_parser = parse_seconds, requires = "supervise", help_heading = "Supervision")]
+    /// Longest delay between restarts; a run this long resets the delay (at least 0.1)
+    #[arg(long, value_name = "SECS", default_value = "60", value_parser = parse_restart_delay, requires = "supervise", help_heading = "Supervision")]
     pub restart_max_delay: Duration,
 
     /// Give up after N restarts within --restart-window, and exit non-zero
@@ -230,6 +231,10 @@ pub struct Cli {
 
     /// Return only once COMMAND says it is ready: `notify` (READY=1 on $NOTIFY_SOCKET) or
     /// `fd:N` (a newline written to fd N)
+    ///
+    /// With --supervise, this is the first start's readiness. Once it is settled the socket is
+    /// closed: a restarted COMMAND gets no NOTIFY_SOCKET (sd_notify then does nothing) and
+    /// /dev/null on fd N.
     #[arg(long, value_name = "HOW", value_parser = parse_wait_ready, conflicts_with = "foreground", help_heading = "Readiness")]
     pub wait_ready: Option<WaitReady>,
 
@@ -276,11 +281,29 @@ fn parse_wait_ready(text: &str) -> Result<WaitReady, String> {
     }
 }
 
+/// The longest duration an option takes; longer ones count as this (about 31 years), so that
+/// no deadline computed from them overflows.
+const LONGEST: Duration = daemonctx::supervise::LONGEST_WAIT;
+
+/// The shortest restart delay: shorter ones would let a crash loop spin.
+const SHORTEST_RESTART_DELAY: Duration = Duration::from_millis(100);
+
+/// A number of seconds, fractions allowed; above [`LONGEST`] (infinity too), [`LONGEST`].
+/// (`--retry`'s seconds are parsed by `daemonctx::stop`, not here.)
 fn parse_seconds(text: &str) -> Result<Duration, String> {
-    text.parse::<f64>()
-        .ok()
-        .and_then(|s| Duration::try_from_secs_f64(s).ok())
-        .ok_or_else(|| format!("{text:?} is not a number of seconds"))
+    match text.trim().parse::<f64>() {
+        Ok(seconds) if seconds >= LONGEST.as_secs_f64() => Ok(LONGEST),
+        Ok(seconds) if seconds >= 0.0 => Ok(Duration::from_secs_f64(seconds)),
+        _ => Err(format!("{text:?} is not a number of seconds")),
+    }
+}
+
+fn parse_restart_delay(text: &str) -> Result<Duration, String> {
+    let delay = parse_seconds(text)?;
+    if delay < SHORTEST_RESTART_DELAY {
+        return Err(format!("{text:?}: a restart delay must be at least 0.1 seconds"));
+    }
+    Ok(delay)
 }
 
 fn parse_facility(text: &str) -> Result<String, String> {
@@ -353,7 +376,34 @@ mod tests {
         assert!(parse_wait_ready("fd:1").is_err());
         assert!(parse_wait_ready("socket").is_err());
         assert_eq!(parse_seconds("0.25"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_seconds("0"), Ok(Duration::ZERO));
         assert!(parse_seconds("-1").is_err());
-        assert!(parse_seconds("1e30").is_err());
+        assert!(parse_seconds("-0.001").is_err());
+        assert!(parse_seconds("NaN").is_err());
+        assert!(parse_seconds("ten").is_err());
+        assert!(parse_seconds("").is_err());
+    }
+
+    #[test]
+    fn huge_seconds_are_clamped() {
+        for huge in ["1e9", "1e19", "1e30", "1e308", "inf", "18446744073709551616"] {
+            assert_eq!(parse_seconds(huge), Ok(LONGEST), "{huge}");
+        }
+        assert_eq!(parse_seconds("999999999"), Ok(Duration::from_secs(999_999_999)));
+        // What the daemonize wiring computes from them must not overflow.
+        let (timeout, kill_after) = (parse_seconds("1e19").unwrap(), parse_seconds("inf").unwrap());
+        let _ = std::time::Instant::now() + timeout + kill_after + Duration::from_secs(30);
+        let _ = timeout.checked_mul(2).expect("doubling a clamped delay");
+    }
+
+    #[test]
+    fn restart_delays_have_a_floor() {
+        assert_eq!(parse_restart_delay("0.1"), Ok(Duration::from_millis(100)));
+        assert_eq!(parse_restart_delay("2"), Ok(Duration::from_secs(2)));
+        for short in ["0", "0.0", "0.099", "1e-9"] {
+            let refused = parse_restart_delay(short).unwrap_err();
+            assert!(refused.contains("at least 0.1"), "{short}: {refused}");
+        }
+        assert_eq!(parse_restart_delay("1e19"), Ok(LONGEST));
     }
 }

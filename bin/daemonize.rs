@@ -102,6 +102,7 @@ fn exit_code(error: &Error) -> u8 {
         },
         Error::ReadyTimeout { .. } => code::NOT_READY,
         Error::DaemonDied { status: Some(status), .. } => exit_status_code(status),
+        Error::CommandDied { status, .. } => exit_status_code(status),
         _ => code::SETUP,
     }
 }
@@ -209,9 +210,10 @@ fn wait_for_readiness(
     pid: u32,
     program: &Path,
 ) -> Result<(), Error> {
-    let deadline = Instant::now() + cli.ready_timeout;
+    // None (no deadline) only past the end of time: the CLI clamps its durations anyway.
+    let deadline = Instant::now().checked_add(cli.ready_timeout);
     let verbose = cli.verbose;
-    let readiness = listener.wait(pid, Some(deadline), |status| {
+    let readiness = listener.wait(pid, deadline, |status| {
         if verbose {
             eprintln!("daemonize: status: {status}");
         }
@@ -311,7 +313,9 @@ fn start_supervised(
     // The supervisor bounds the wait for readiness itself; the original process only guards
     // against a supervisor that hangs.
     let patience = match cli.wait_ready {
-        Some(_) => cli.ready_timeout + cli.kill_after + Duration::from_secs(30),
+        Some(_) => {
+            cli.ready_timeout.saturating_add(cli.kill_after).saturating_add(Duration::from_secs(30))
+        }
         None => daemonctx::DEFAULT_READY_TIMEOUT,
     };
     let opened = context.ready_on_open(false).ready_timeout(Some(patience)).open();
@@ -321,12 +325,32 @@ fn start_supervised(
             if let Some(child_pidfile) = config.child_pidfile.take() {
                 let _ = child_pidfile.remove();
             }
-            return Err(name_program(e, &program));
+            return Err(match cli.wait_ready {
+                Some(_) => command_died(name_program(e, &program), &program),
+                None => name_program(e, &program),
+            });
         }
     };
     let code = supervise::supervise(config, &mut daemon);
     drop(daemon); // removes the pidfile
     std::process::exit(code)
+}
+
+/// A supervisor waiting for readiness that exits without a report does so because COMMAND
+/// ended first, and with COMMAND's status as a shell shows it (128+N for signal N): name
+/// COMMAND and how it ended, not the supervisor. (A supervisor killed by a signal itself stays
+/// [`Error::DaemonDied`].)
+fn command_died(error: Error, program: &Path) -> Error {
+    match error {
+        Error::DaemonDied { status: Some(status), .. } if status.code().is_some() => {
+            let code = status.code().unwrap_or_default();
+            Error::CommandDied {
+                command: program.to_path_buf(),
+                status: process::status_from_shell(code),
+            }
+        }
+        other => other,
+    }
 }
 
 /// Where one of COMMAND's streams goes under the supervisor: the file, else syslog, else (in
@@ -341,12 +365,12 @@ fn sink(cli: &Cli, file: Option<&Path>, fd: i32) -> Result<Sink, Error> {
         None if cli.syslog.is_some() => Ok(Sink::Syslog),
         None if cli.foreground => {
             let name = if fd == 1 { "standard output" } else { "standard error" };
-            // SAFETY: fd 1 and 2 are open in a process started normally; borrowing for the
-            // duration of the duplication only.
+            // SAFETY: fd 1 and 2 are open in a process started normally; borrowed only while
+            // LogFile::inherited opens its own descriptor of the same stream.
             let stream = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
-            let copy =
-                stream.try_clone_to_owned().map_err(|e| Error::os(Step::OpenStream, name, e))?;
-            Ok(Sink::File(LogFile::inherited(copy.into(), name)))
+            LogFile::inherited(stream, name)
+                .map(Sink::File)
+                .map_err(|e| Error::os(Step::OpenStream, name, e))
         }
         None => Ok(Sink::Null),
     }

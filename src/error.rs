@@ -175,6 +175,14 @@ pub enum Error {
         /// How it ended, when it could be reaped.
         status: Option<ExitStatus>,
     },
+    /// COMMAND, run by a supervisor (`daemonize --supervise`), ended before it said it was
+    /// ready, and the supervisor exited with its status.
+    CommandDied {
+        /// COMMAND, as it was given.
+        command: PathBuf,
+        /// How COMMAND ended.
+        status: ExitStatus,
+    },
     /// The daemon closed its end of the report channel without reporting ready or failed (it
     /// dropped its [`crate::Daemon`] guard, or exec'd, before [`crate::Daemon::ready`]); it was
     /// killed.
@@ -213,6 +221,7 @@ impl Error {
             Error::DaemonDied { .. }
             | Error::ReportAbandoned { .. }
             | Error::ReadyTimeout { .. } => Some(Step::Report),
+            Error::CommandDied { .. } => Some(Step::WaitReady),
         }
     }
 
@@ -265,6 +274,9 @@ impl fmt::Display for Error {
             }
             Error::DaemonDied { pid, status: None } => {
                 write!(f, "daemon (pid {pid}) exited before it was ready")
+            }
+            Error::CommandDied { command, status } => {
+                write!(f, "{} exited before it was ready: {status}", command.display())
             }
             Error::ReportAbandoned { pid } => write!(
                 f,

@@ -179,6 +179,16 @@ impl ReadyListener {
         Ok(Some(*target))
     }
 
+    /// For the fd style: hands the write end and its target number over to a caller that puts
+    /// it in place itself (the supervisor does, in each COMMAND it starts); the listener keeps
+    /// the read end.
+    pub fn take_write_end(&mut self) -> Option<(OwnedFd, RawFd)> {
+        match self {
+            ReadyListener::Fd { write, target, .. } => write.take().map(|write| (write, *target)),
+            ReadyListener::Notify { .. } => None,
+        }
+    }
+
     /// Closes the waiting side's write end, once the command has its copy, so that the command
     /// closing its copy reads as end of file.
     pub fn close_write_end(&mut self) {

@@ -7,11 +7,15 @@
 //! back-pressure, not loss. (When the supervisor exits, held output gets a bounded last
 //! chance.) A line longer than [`MAX_SYSLOG_LINE`] bytes is split into several messages; a last
 //! line without a newline is sent when the pipe closes.
+//!
+//! System calls: `open(2)`, `write(2)`, `send(2)`, `socket(2)`, `connect(2)`, `fstat(2)`.
+
+#![allow(unsafe_code)]
 
 use std::fs::File;
 use std::io::{self, Write};
-use std::os::fd::{AsRawFd, RawFd};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use std::collections::VecDeque;
@@ -72,7 +76,9 @@ pub fn parse_severity(name: &str) -> Result<Severity, String> {
 ///
 /// A write that fails (`ENOSPC`, `EIO`) is not lost: the bytes not written are held, and the
 /// supervisor stops reading COMMAND's pipe while they are, so COMMAND blocks instead of losing
-/// output; [`LogFile::retry`] writes them once the file takes them again.
+/// output; [`LogFile::retry`] writes them once the file takes them again. The descriptor never
+/// blocks the supervisor: a full pipe, FIFO, terminal or socket is `EAGAIN`, held output too,
+/// and [`LogFile::poll_fd`] names the descriptor to wait on for room (`POLLOUT`).
 #[derive(Debug)]
 pub struct LogFile {
     path: PathBuf,
@@ -80,26 +86,63 @@ pub struct LogFile {
     held: Vec<u8>,
     /// Whether the path can be opened again (false for an inherited stream).
     reopens: bool,
+    /// An inherited socket: written with `send(2)` and `MSG_DONTWAIT`, because its open file
+    /// description is shared with whoever passed it, so `O_NONBLOCK` is not ours to set.
+    socket: bool,
+    /// The last write stopped on `EAGAIN`: room comes when the reader reads.
+    waits_for_room: bool,
 }
 
 impl LogFile {
-    /// Opens (creating with mode 0644) `path` for appending: `open(2)` with `O_APPEND`.
+    /// Opens (creating with mode 0644) `path` for appending: `open(2)` with `O_APPEND`. A
+    /// relative path is made absolute first, against the current directory, so that a reopen
+    /// after the daemon's `chdir(2)` names the same file.
     ///
     /// # Errors
-    /// The OS error of `open(2)`.
+    /// The OS error of `open(2)`, or of `getcwd(2)` for a relative path.
     pub fn open(path: &Path) -> io::Result<LogFile> {
+        let path = std::path::absolute(path)?;
         Ok(LogFile {
-            path: path.to_path_buf(),
-            file: open_append(path)?,
+            file: open_append(&path)?,
+            path,
             held: Vec::new(),
             reopens: true,
+            socket: false,
+            waits_for_room: false,
         })
     }
 
     /// Writes to a stream the supervisor inherited (its stdout or stderr in the foreground,
     /// systemd's journal say); `name` is for messages. It is never reopened.
-    pub fn inherited(file: File, name: &str) -> LogFile {
-        LogFile { path: PathBuf::from(name), file, held: Vec::new(), reopens: false }
+    ///
+    /// The supervisor must not block on a slow reader, but the stream's open file description
+    /// is shared with the invoker, so its `O_NONBLOCK` flag is left alone: a pipe, FIFO or
+    /// terminal is opened again through `/proc/self/fd/N` (a description of our own, then made
+    /// non-blocking); a socket is written with `send(2)` `MSG_DONTWAIT`; a regular file is
+    /// duplicated (`fcntl(2)` `F_DUPFD_CLOEXEC`), a disk write does not wait for a reader. A
+    /// pipe that cannot be opened again (no reader left) is duplicated too: writes to it fail
+    /// with `EPIPE` rather than block.
+    ///
+    /// # Errors
+    /// The OS error of `fstat(2)` or `fcntl(2)`.
+    pub fn inherited(stream: BorrowedFd<'_>, name: &str) -> io::Result<LogFile> {
+        let kind = std::fs::File::from(stream.try_clone_to_owned()?).metadata()?.file_type();
+        let reopened = match kind.is_fifo() || kind.is_char_device() {
+            true => reopen_nonblocking(stream).ok(),
+            false => None,
+        };
+        let file = match reopened {
+            Some(file) => file,
+            None => File::from(stream.try_clone_to_owned()?),
+        };
+        Ok(LogFile {
+            path: PathBuf::from(name),
+            file,
+            held: Vec::new(),
+            reopens: false,
+            socket: kind.is_socket(),
+            waits_for_room: false,
+        })
     }
 
     /// Opens the path again (after logrotate moved the file away) and switches to it; the old
@@ -114,10 +157,11 @@ impl LogFile {
         Ok(())
     }
 
-    /// Appends `bytes` after whatever is held (`write(2)`, blocking until all are written).
+    /// Appends `bytes` after whatever is held (`write(2)`, or `send(2)` to a socket) as far as
+    /// the file takes them now.
     ///
     /// # Errors
-    /// The OS error of `write(2)` (`ENOSPC`, say); what was not written is held.
+    /// The OS error of `write(2)` (`ENOSPC`, `EAGAIN`, say); what was not written is held.
     pub fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
         self.held.extend_from_slice(bytes);
         self.retry()
@@ -128,22 +172,45 @@ impl LogFile {
     /// # Errors
     /// The OS error of `write(2)`; what was not written stays held.
     pub fn retry(&mut self) -> io::Result<()> {
+        self.waits_for_room = false;
         while !self.held.is_empty() {
-            match self.file.write(&self.held) {
+            match self.write_some() {
                 Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero)),
                 Ok(n) => {
                     self.held.drain(..n);
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
+                Err(e) => {
+                    self.waits_for_room = e.kind() == io::ErrorKind::WouldBlock;
+                    return Err(e);
+                }
             }
         }
         Ok(())
     }
 
+    fn write_some(&mut self) -> io::Result<usize> {
+        if !self.socket {
+            return self.file.write(&self.held);
+        }
+        let flags = libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL;
+        // SAFETY: held is readable for its length; the descriptor is our open socket.
+        let n = unsafe {
+            libc::send(self.file.as_raw_fd(), self.held.as_ptr().cast(), self.held.len(), flags)
+        };
+        if n < 0 { Err(io::Error::last_os_error()) } else { Ok(n as usize) }
+    }
+
     /// Whether bytes are waiting for the file to take them.
     pub fn is_holding(&self) -> bool {
         !self.held.is_empty()
+    }
+
+    /// While held bytes wait for a reader to make room (the last write was `EAGAIN`): the
+    /// descriptor to `poll(2)` for `POLLOUT`. `None` otherwise: a full disk sends no event, it
+    /// is tried again by timer.
+    pub fn poll_fd(&self) -> Option<RawFd> {
+        (self.is_holding() && self.waits_for_room).then(|| self.file.as_raw_fd())
     }
 
     /// The path the file was opened at.
@@ -167,6 +234,16 @@ fn open_append(path: &Path) -> io::Result<File> {
         .mode(0o644)
         .custom_flags(libc::O_NONBLOCK)
         .open(path)
+}
+
+/// A new open file description of what `stream` is (a pipe, FIFO or terminal), through
+/// `/proc/self/fd/N`: `open(2)` with `O_WRONLY | O_NONBLOCK | O_NOCTTY`. `ENXIO` for a pipe
+/// without a reader.
+fn reopen_nonblocking(stream: BorrowedFd<'_>) -> io::Result<File> {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(format!("/proc/self/fd/{}", stream.as_raw_fd()))
 }
 
 /// A connection to syslog, with the tag and pid each message carries.

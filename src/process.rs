@@ -53,7 +53,10 @@ fn live_processes() -> Vec<(u32, Stat)> {
 
 /// Every live descendant of `ancestor`, following parent links.
 pub fn descendants(ancestor: u32) -> Vec<u32> {
-    let processes = live_processes();
+    descendants_in(&live_processes(), ancestor)
+}
+
+fn descendants_in(processes: &[(u32, Stat)], ancestor: u32) -> Vec<u32> {
     let mut found = vec![ancestor];
     let mut index = 0;
     while index < found.len() {
@@ -63,6 +66,30 @@ pub fn descendants(ancestor: u32) -> Vec<u32> {
     }
     found.remove(0);
     found
+}
+
+/// Every live descendant of `ancestor`, and the process groups whose live members are all
+/// descendants (other than `ancestor`'s own group): groups that `kill(2)` with a negative pid
+/// can signal without touching anyone else. One scan of `/proc`.
+///
+/// A group signal reaches every member at once, even one being forked right then, where a
+/// signal per pid can miss a child born after the scan.
+pub fn descendants_and_their_groups(ancestor: u32) -> (Vec<u32>, Vec<u32>) {
+    let processes = live_processes();
+    let tree = descendants_in(&processes, ancestor);
+    let own = processes.iter().find(|(pid, _)| *pid == ancestor).map(|(_, s)| s.pgrp);
+    let mut groups: Vec<u32> = processes
+        .iter()
+        .filter(|(pid, _)| tree.contains(pid))
+        .map(|(_, s)| s.pgrp)
+        .filter(|group| *group > 1 && Some(*group) != own)
+        .collect();
+    groups.sort_unstable();
+    groups.dedup();
+    groups.retain(|group| {
+        processes.iter().filter(|(_, s)| s.pgrp == *group).all(|(pid, _)| tree.contains(pid))
+    });
+    (tree, groups)
 }
 
 /// Whether `pid` is `ancestor` or descends from it.
@@ -171,6 +198,17 @@ pub fn shell_status(status: std::process::ExitStatus) -> i32 {
     status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
 }
 
+/// The status a shell-style code stands for, as shells read `$?`: above 128, death by signal
+/// code − 128 (when that is a signal number); else an exit with that code. The inverse of
+/// [`shell_status`], but for a process that really exited with such a code.
+pub fn status_from_shell(code: i32) -> std::process::ExitStatus {
+    use std::os::unix::process::ExitStatusExt;
+    match code - 128 {
+        signal @ 1..=64 => std::process::ExitStatus::from_raw(signal),
+        _ => std::process::ExitStatus::from_raw((code & 0xff) << 8),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -183,5 +221,24 @@ mod tests {
         assert!(descends_from(std::process::id(), me.ppid));
         assert!(!descends_from(me.ppid, std::process::id()));
         assert!(is_alive(std::process::id()));
+    }
+
+    #[test]
+    fn shell_status_round_trips() {
+        use std::os::unix::process::ExitStatusExt;
+        for raw in [0, 3 << 8, 255 << 8, libc::SIGTERM, libc::SIGKILL] {
+            let status = std::process::ExitStatus::from_raw(raw);
+            assert_eq!(status_from_shell(shell_status(status)), status);
+        }
+        assert_eq!(status_from_shell(143).signal(), Some(libc::SIGTERM));
+        assert_eq!(status_from_shell(128).code(), Some(128));
+    }
+
+    #[test]
+    fn this_process_is_in_no_group_of_its_own_descendants() {
+        let (tree, groups) = descendants_and_their_groups(std::process::id());
+        assert!(!tree.contains(&std::process::id()));
+        let own = stat(std::process::id()).unwrap().pgrp;
+        assert!(!groups.contains(&own));
     }
 }

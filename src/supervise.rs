@@ -9,6 +9,18 @@
 //! It blocks in `poll(2)` on a `signalfd(2)` (the forwarded signals and `SIGCHLD`), the output
 //! pipes and the readiness listener; a timeout is set only while a deadline exists (restart
 //! delay, kill-after, ready timeout), so an idle supervisor never wakes up.
+//!
+//! Readiness (`--wait-ready`) concerns the first start only. Once it is settled (COMMAND said
+//! it is ready, exited first, or ran out of time) the listener is closed: the notify socket's
+//! name is free again and restarted COMMANDs get no `NOTIFY_SOCKET` (`sd_notify(3)` then does
+//! nothing), and with `fd:N` they get `/dev/null` on N, which takes their newline and ignores
+//! it. Nothing a stranger sends can then reach or wake the supervisor.
+//!
+//! A stop signals COMMAND's process group and every descendant (`kill(2)`), and, for each
+//! process group made only of descendants, the whole group: a group signal also reaches a
+//! process being forked right then. After `SIGKILL`, each `SIGCHLD` sends it again to whatever
+//! is left, so a descendant that keeps forking (a killed process cannot fork) is gone within a
+//! few rounds; [`KILL_GRACE`] bounds the wait.
 
 #![allow(unsafe_code)]
 
@@ -31,6 +43,14 @@ use crate::signals::{self, Dispositions, SignalMap};
 
 /// How often held output (a full log file) is tried again.
 const HELD_OUTPUT_RETRY: Duration = Duration::from_secs(1);
+
+/// How long the supervisor waits for its descendants to go after `SIGKILL` (a process stuck in
+/// the kernel, `D` state, may take its time) before it stops waiting for them.
+pub const KILL_GRACE: Duration = Duration::from_secs(5);
+
+/// The furthest deadline the supervisor sets (about 31 years): longer delays and timeouts
+/// count as this long, so that `Instant` arithmetic never overflows.
+pub const LONGEST_WAIT: Duration = Duration::from_secs(1_000_000_000);
 
 /// The exit status when the supervisor gives up (too many restarts) after a successful exit.
 const EXIT_GAVE_UP: i32 = 1;
@@ -91,7 +111,7 @@ pub struct SupervisorConfig {
     pub kill_after: Duration,
     /// A pidfile, locked by the supervisor, that names COMMAND while it runs.
     pub child_pidfile: Option<Pidfile>,
-    /// How COMMAND says it is ready, if it does.
+    /// How COMMAND says it is ready, if it does (first start only: closed once settled).
     pub ready: Option<ReadyListener>,
     /// How long to wait for COMMAND to be ready.
     pub ready_timeout: Option<Duration>,
@@ -142,7 +162,8 @@ pub fn supervise(config: SupervisorConfig, daemon: &mut Daemon) -> i32 {
         return if e.raw_os_error() == Some(libc::ENOENT) { 127 } else { 126 };
     }
     if supervisor.ready.is_none() {
-        supervisor.declare_ready(daemon);
+        supervisor.note_ready();
+        let _ = daemon.ready();
     }
     let code = supervisor.run(daemon);
     supervisor.finish(daemon, code)
@@ -161,16 +182,34 @@ enum Phase {
     /// COMMAND runs.
     Running,
     /// COMMAND is gone or being stopped; waiting for every descendant to go.
-    Draining { kill_at: Option<Instant>, then: After },
+    Draining { kill: Kill, then: After },
     /// Waiting out the restart delay.
     Waiting { restart_at: Instant },
     /// Done: exit with this status.
     Done(i32),
 }
 
+/// Where a stop stands with `SIGKILL`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kill {
+    /// To be sent at this instant (`--kill-after` after `SIGTERM`).
+    At(Instant),
+    /// Sent; sent again on each `SIGCHLD`; waited for until this instant.
+    Sent { give_up_at: Instant },
+}
+
 struct Child {
     pid: u32,
     started: Instant,
+}
+
+/// The descriptor COMMAND gets on `--wait-ready fd:N`: the ready pipe's write end at the first
+/// start; at a restart (readiness is settled by then) `/dev/null`, which takes the newline a
+/// restarted COMMAND writes again, and ignores it.
+struct ReadyFd {
+    /// What to put on `target` at the next start; `None` once the write end was handed out.
+    source: Option<OwnedFd>,
+    target: RawFd,
 }
 
 /// A pipe from COMMAND being read.
@@ -188,7 +227,11 @@ struct Supervisor {
     child: Option<Child>,
     last_status: Option<ExitStatus>,
     relays: Vec<Relay>,
+    /// The readiness listener, while readiness is not settled.
     ready: Option<ReadyListener>,
+    ready_fd: Option<ReadyFd>,
+    /// `NOTIFY_SOCKET`, for the first start only.
+    notify_variable: Option<OsString>,
     ready_deadline: Option<Instant>,
     is_ready: bool,
     ready_timed_out: bool,
@@ -210,12 +253,13 @@ impl Supervisor {
         let signals = signalfd()?;
         ignore_sigpipe();
         let mut ready = config.ready.take();
-        if let Some(listener) = &mut ready {
-            // On its number now, so that std cannot hand that number to anything else.
-            listener.place_write_end(false)?;
-        }
+        let ready_fd = ready
+            .as_mut()
+            .and_then(ReadyListener::take_write_end)
+            .map(|(write, target)| ReadyFd { source: Some(write), target });
+        let notify_variable = ready.as_ref().and_then(ReadyListener::environment).map(|(k, _)| k);
         let ready_deadline = match (&ready, config.ready_timeout) {
-            (Some(_), Some(timeout)) => Some(Instant::now() + timeout),
+            (Some(_), Some(timeout)) => Some(deadline_in(timeout)),
             _ => None,
         };
         let delay = config.restart_delay;
@@ -228,6 +272,8 @@ impl Supervisor {
             last_status: None,
             relays: Vec::new(),
             ready,
+            ready_fd,
+            notify_variable,
             ready_deadline,
             is_ready: false,
             ready_timed_out: false,
@@ -251,30 +297,30 @@ impl Supervisor {
             .stdin(Stdio::null())
             .stdout(pipe_unless_null(&self.config.stdout))
             .stderr(pipe_unless_null(&self.config.stderr));
-        let ready_fd =
-            self.ready.as_ref().and_then(ReadyListener::write_end).map(|(_, target)| target);
+        if let (None, Some(name)) = (&self.ready, &self.notify_variable) {
+            command.env_remove(name); // readiness is settled: the socket is gone
+        }
+        let ready_fd = self.ready_fd.as_mut().map(ReadyFd::prepare).transpose()?;
         let defaults = self.defaults.clone();
         // SAFETY: the closure runs between fork and exec and makes only async-signal-safe calls
-        // (rt_sigaction, sigprocmask, dup2) on data prepared before the fork.
+        // (rt_sigaction, sigprocmask, fcntl, dup2) on data prepared before the fork.
         unsafe {
             command.pre_exec(move || {
                 // COMMAND starts with every disposition at its default: the supervisor ignores
                 // SIGPIPE, and an ignored signal stays ignored across execve(2). (std empties
                 // the signal mask itself.)
                 signals::reset_and_install(&defaults).map_err(io::Error::from_raw_os_error)?;
-                // The write end already sits on its target: only COMMAND may inherit it.
-                if let Some(target) = ready_fd
-                    && libc::fcntl(target, libc::F_SETFD, 0) == -1
-                {
-                    return Err(io::Error::last_os_error());
+                if let Some((source, target)) = ready_fd {
+                    inherit_ready_fd(source, target)?;
                 }
                 Ok(())
             });
         }
-        let mut child = command.spawn()?;
-        if let Some(listener) = &mut self.ready {
-            listener.close_write_end();
+        let spawned = command.spawn();
+        if let Some(ready_fd) = &mut self.ready_fd {
+            ready_fd.release();
         }
+        let mut child = spawned?;
         let pid = child.id();
         if let Some(out) = child.stdout.take() {
             self.relays.push(Relay::new(OwnedFd::from(out), false));
@@ -296,13 +342,18 @@ impl Supervisor {
         Ok(())
     }
 
-    /// Tells the original process COMMAND is ready. The notify socket stays bound and read:
-    /// restarted COMMANDs still get `NOTIFY_SOCKET`, and a name left free could be taken by
-    /// another process to read what they send.
-    fn declare_ready(&mut self, daemon: &mut Daemon) {
+    /// COMMAND is ready. Readiness is settled: the listener is closed, before the original
+    /// process is told (so the notify socket's name is free by the time the invoker returns).
+    fn note_ready(&mut self) {
         self.is_ready = true;
+        self.settle_readiness();
+    }
+
+    /// Closes the readiness listener for good (see the module docs): from now on nothing it
+    /// receives matters, and nothing is read or polled there.
+    fn settle_readiness(&mut self) {
+        self.ready = None;
         self.ready_deadline = None;
-        let _ = daemon.ready();
     }
 
     /// The event loop: returns the exit status once the phase is `Done`.
@@ -311,26 +362,22 @@ impl Supervisor {
             if let Phase::Done(code) = self.phase {
                 return code;
             }
+            // [signalfd, relays..., room to write..., readiness listener]; a negative fd is
+            // ignored by poll(2).
             let mut fds = vec![pollfd(self.signals.as_raw_fd())];
             // A relay whose sink is holding output is not read: COMMAND blocks meanwhile.
             fds.extend(self.relays.iter().map(|r| match self.is_holding(r.stderr) {
                 true => pollfd(-1),
                 false => pollfd(r.pipe.as_raw_fd()),
             }));
-            // Room on the syslog socket, while messages wait for it.
-            let syslog_fd = self
-                .config
-                .syslog
-                .as_ref()
-                .filter(|s| s.is_holding())
-                .and_then(SyslogWriter::poll_fd);
-            fds.push(libc::pollfd {
-                fd: syslog_fd.unwrap_or(-1),
+            let room = fds.len();
+            fds.extend(self.output_waiting_for_room().map(|fd| libc::pollfd {
+                fd: fd.unwrap_or(-1),
                 events: libc::POLLOUT,
                 revents: 0,
-            });
-            let listener = self.ready.as_ref().and_then(ReadyListener::poll_fd);
-            fds.extend(listener.map(pollfd));
+            }));
+            let listener = fds.len();
+            fds.push(pollfd(self.ready.as_ref().and_then(ReadyListener::poll_fd).unwrap_or(-1)));
             let timeout = self.next_deadline().map_or(-1, |deadline| {
                 let left = deadline.saturating_duration_since(Instant::now());
                 i32::try_from(left.as_millis()).unwrap_or(i32::MAX).max(1)
@@ -340,28 +387,46 @@ impl Supervisor {
             if n < 0 {
                 continue; // EINTR
             }
-            // Output first: what COMMAND wrote before it exited is relayed before the notice
-            // of its exit.
-            let relays = self.relays.len();
-            if fds[1 + relays].revents != 0 {
+            if fds[room..listener].iter().any(|p| p.revents != 0) {
                 self.retry_held_output();
             }
-            let relay_events: Vec<bool> =
-                fds[1..1 + relays].iter().map(|p| p.revents != 0).collect();
+            // Output first: what COMMAND wrote before it exited is relayed before the notice
+            // of its exit.
+            let relay_events: Vec<bool> = fds[1..room].iter().map(|p| p.revents != 0).collect();
             self.handle_output(&relay_events);
+            // What COMMAND said before it exited counts: readiness before its exit.
+            if fds[listener].revents != 0 {
+                self.handle_readiness();
+            }
             if fds[0].revents != 0 {
                 self.handle_signals();
             }
-            if listener.is_some() && fds.last().is_some_and(|p| p.revents != 0) {
-                self.handle_readiness(daemon);
+            if self.is_ready {
+                let _ = daemon.ready(); // once; later calls do nothing
             }
             self.handle_deadlines();
         }
     }
 
+    /// The descriptors that held output waits on for room (`POLLOUT`): the syslog socket,
+    /// the stdout and stderr files (a pipe or FIFO whose reader is slow).
+    fn output_waiting_for_room(&self) -> [Option<RawFd>; 3] {
+        let file = |sink: &Sink| match sink {
+            Sink::File(file) => file.poll_fd(),
+            _ => None,
+        };
+        let syslog = self.config.syslog.as_ref().filter(|s| s.is_holding());
+        [
+            syslog.and_then(SyslogWriter::poll_fd),
+            file(&self.config.stdout),
+            file(&self.config.stderr),
+        ]
+    }
+
     fn next_deadline(&self) -> Option<Instant> {
         let phase = match self.phase {
-            Phase::Draining { kill_at, .. } => kill_at,
+            Phase::Draining { kill: Kill::At(at), .. } => Some(at),
+            Phase::Draining { kill: Kill::Sent { give_up_at }, .. } => Some(give_up_at),
             Phase::Waiting { restart_at } => Some(restart_at),
             _ => None,
         };
@@ -383,9 +448,12 @@ impl Supervisor {
         for sink in [&mut self.config.stdout, &mut self.config.stderr] {
             if let Sink::File(file) = sink
                 && file.is_holding()
-                && file.retry().is_ok()
             {
-                recovered.push(file.path().display().to_string());
+                // Only a file that failed (not one that was merely full) was announced.
+                let failed = file.poll_fd().is_none();
+                if file.retry().is_ok() && failed {
+                    recovered.push(file.path().display().to_string());
+                }
             }
         }
         if let Some(syslog) = &mut self.config.syslog {
@@ -428,26 +496,33 @@ impl Supervisor {
         match self.phase {
             Phase::Running => {
                 self.signal_tree(libc::SIGTERM);
-                let kill_at = Some(Instant::now() + self.config.kill_after);
-                self.phase = Phase::Draining { kill_at, then: After::Exit };
+                let kill = Kill::At(deadline_in(self.config.kill_after));
+                self.phase = Phase::Draining { kill, then: After::Exit };
             }
             // Already stopping: exit rather than restart, but keep the SIGKILL deadline (more
             // SIGTERMs must not postpone it).
-            Phase::Draining { kill_at, .. } => {
-                self.phase = Phase::Draining { kill_at, then: After::Exit };
+            Phase::Draining { kill, .. } => {
+                self.phase = Phase::Draining { kill, then: After::Exit };
             }
             Phase::Waiting { .. } => self.phase = Phase::Done(self.exit_code()),
             Phase::Done(_) => {}
         }
     }
 
-    /// Sends `signal` to COMMAND's process group and to every descendant of the supervisor.
+    /// Sends `signal` to COMMAND's process group, to every process group made only of the
+    /// supervisor's descendants, and to every descendant.
     fn signal_tree(&self, signal: i32) {
         if let Some(child) = &self.child {
             // SAFETY: kill takes plain integers; the group is COMMAND's, created at spawn.
             unsafe { libc::kill(-(child.pid as i32), signal) };
         }
-        for pid in process::descendants(std::process::id()) {
+        let (tree, groups) = process::descendants_and_their_groups(std::process::id());
+        for group in groups {
+            // SAFETY: kill takes plain integers; every member of the group descends from this
+            // supervisor, and the group is not the supervisor's own.
+            unsafe { libc::kill(-(group as i32), signal) };
+        }
+        for pid in tree {
             // SAFETY: kill takes plain integers; pid descends from this supervisor.
             unsafe { libc::kill(pid as i32, signal) };
         }
@@ -455,6 +530,11 @@ impl Supervisor {
 
     /// Reaps every exited child; notes COMMAND's status, and moves on when nothing is left.
     fn reap_and_advance(&mut self) {
+        // COMMAND may have said it is ready and exited at once: read that while it is still a
+        // zombie, not reaped, so that its messages still count as its own.
+        if self.ready.is_some() {
+            self.handle_readiness();
+        }
         let (exited, none_left) = self.reap_all();
         for (pid, status) in exited {
             if self.child.as_ref().is_some_and(|c| c.pid == pid) {
@@ -462,6 +542,11 @@ impl Supervisor {
             }
         }
         if !none_left {
+            // A descendant that forked before SIGKILL reached it left a child behind: that one
+            // is killed in turn, until none is left.
+            if let Phase::Draining { kill: Kill::Sent { .. }, .. } = self.phase {
+                self.signal_tree(libc::SIGKILL);
+            }
             return;
         }
         if let Phase::Draining { then, .. } = self.phase {
@@ -505,14 +590,16 @@ impl Supervisor {
             _ if self.should_restart(status) => After::Restart,
             _ => After::Exit,
         };
-        let kill_at = match self.phase {
-            Phase::Draining { kill_at, .. } => kill_at,
+        // Exited before it was ready: readiness is settled, as a failure.
+        self.settle_readiness();
+        let kill = match self.phase {
+            Phase::Draining { kill, .. } => kill,
             _ => {
                 self.signal_tree(libc::SIGTERM);
-                Some(Instant::now() + self.config.kill_after)
+                Kill::At(deadline_in(self.config.kill_after))
             }
         };
-        self.phase = Phase::Draining { kill_at, then };
+        self.phase = Phase::Draining { kill, then };
     }
 
     fn should_restart(&self, status: ExitStatus) -> bool {
@@ -545,8 +632,8 @@ impl Supervisor {
             return Phase::Done(self.exit_code());
         }
         self.restarts.push_back(now);
-        let delay = self.delay;
-        self.delay = (self.delay * 2).min(self.config.restart_max_delay);
+        let delay = self.delay.min(LONGEST_WAIT);
+        self.delay = delay.saturating_mul(2).min(self.config.restart_max_delay);
         self.log(&format!("restarting {} in {} s", self.name(), delay.as_secs_f64()));
         Phase::Waiting { restart_at: now + delay }
     }
@@ -559,16 +646,27 @@ impl Supervisor {
         self.arm_output_retry();
         // Once COMMAND has exited, its status is the answer, not the deadline.
         if self.ready_deadline.is_some_and(|d| now >= d) && matches!(self.phase, Phase::Running) {
-            self.ready_deadline = None;
-            self.ready = None;
+            self.settle_readiness();
             self.ready_timed_out = true;
             self.stop("not ready in time; stopping");
         }
         match self.phase {
-            Phase::Draining { kill_at: Some(at), then } if now >= at => {
+            Phase::Draining { kill: Kill::At(at), then } if now >= at => {
                 self.log("still running after --kill-after: sending SIGKILL");
                 self.signal_tree(libc::SIGKILL);
-                self.phase = Phase::Draining { kill_at: None, then };
+                let kill = Kill::Sent { give_up_at: deadline_in(KILL_GRACE) };
+                self.phase = Phase::Draining { kill, then };
+            }
+            Phase::Draining { kill: Kill::Sent { give_up_at }, then } if now >= give_up_at => {
+                let left = process::descendants(std::process::id());
+                self.log(&format!(
+                    "pids {left:?} still there {} s after SIGKILL: no longer waiting for them",
+                    KILL_GRACE.as_secs_f64()
+                ));
+                self.phase = match then {
+                    After::Exit => Phase::Done(self.exit_code()),
+                    After::Restart => self.schedule_restart(),
+                };
             }
             Phase::Waiting { restart_at } if now >= restart_at => {
                 if let Err(e) = self.spawn() {
@@ -582,18 +680,24 @@ impl Supervisor {
         }
     }
 
-    fn handle_readiness(&mut self, daemon: &mut Daemon) {
-        let Some(main) = self.child.as_ref().map(|c| c.pid) else { return };
+    /// Reads what the listener has (it is polled only while readiness is unsettled, which is
+    /// only while COMMAND runs): messages from outside COMMAND's tree are dropped.
+    fn handle_readiness(&mut self) {
+        let Some(main) = self.child.as_ref().map(|c| c.pid) else {
+            self.settle_readiness(); // cannot happen; never poll a listener nobody reads
+            return;
+        };
         let Some(listener) = &mut self.ready else { return };
+        let mut ready = false;
         for notice in listener.read_notices(main) {
             match notice {
-                Notice::Ready => {
-                    self.declare_ready(daemon);
-                    return;
-                }
+                Notice::Ready => ready = true,
                 Notice::Status(text) => self.log(&format!("status: {text}")),
                 Notice::MainPid(pid) => self.log(&format!("ignoring MAINPID={pid}: supervised")),
             }
+        }
+        if ready {
+            self.note_ready();
         }
     }
 
@@ -632,7 +736,10 @@ impl Supervisor {
         match sink {
             Sink::File(file) => {
                 let was_holding = file.is_holding();
-                if let (Err(e), false) = (file.write(bytes), was_holding) {
+                // A full pipe (EAGAIN) is back-pressure, waited for with POLLOUT, not news.
+                if let (Err(e), false) = (file.write(bytes), was_holding)
+                    && e.kind() != io::ErrorKind::WouldBlock
+                {
                     let path = file.path().display().to_string();
                     self.retry_output_at = Some(Instant::now() + HELD_OUTPUT_RETRY);
                     self.log(&format!("cannot write {path}: {e}; holding output until it can"));
@@ -698,7 +805,7 @@ impl Supervisor {
     /// Gives held output a bounded last chance (`--kill-after`, at least 5 s): syslog gets its
     /// last lines when it takes them, a full log file when it has room.
     fn flush_output_before_exit(&mut self) {
-        let deadline = Instant::now() + self.config.kill_after.max(Duration::from_secs(5));
+        let deadline = deadline_in(self.config.kill_after.max(Duration::from_secs(5)));
         loop {
             self.retry_held_output();
             let holding = self.is_holding(false) || self.is_holding(true);
@@ -706,11 +813,14 @@ impl Supervisor {
             if !holding || left.is_zero() {
                 return;
             }
-            let fd = self.config.syslog.as_ref().and_then(SyslogWriter::poll_fd).unwrap_or(-1);
-            let mut room = libc::pollfd { fd, events: libc::POLLOUT, revents: 0 };
+            let mut room = self.output_waiting_for_room().map(|fd| libc::pollfd {
+                fd: fd.unwrap_or(-1),
+                events: libc::POLLOUT,
+                revents: 0,
+            });
             let wait = left.min(HELD_OUTPUT_RETRY).as_millis() as i32;
-            // SAFETY: one valid pollfd (a negative fd only makes poll wait).
-            unsafe { libc::poll(&mut room, 1, wait.max(1)) };
+            // SAFETY: a valid array of pollfds (a negative fd is ignored by poll).
+            unsafe { libc::poll(room.as_mut_ptr(), room.len() as libc::nfds_t, wait.max(1)) };
         }
     }
 
@@ -739,10 +849,12 @@ impl Supervisor {
         }
     }
 
+    /// Whether a file holds output it failed to write (not one waiting for room: `POLLOUT`
+    /// says when that comes).
     fn files_holding(&self) -> bool {
         [&self.config.stdout, &self.config.stderr]
             .iter()
-            .any(|sink| matches!(sink, Sink::File(file) if file.is_holding()))
+            .any(|sink| matches!(sink, Sink::File(file) if file.is_holding() && file.poll_fd().is_none()))
     }
 
     fn name(&self) -> String {
@@ -772,6 +884,60 @@ impl Supervisor {
     }
 }
 
+impl ReadyFd {
+    /// Before a start: the descriptor to hand over and its target. The source is put on the
+    /// target number when that is free (`dup3(2)`, close-on-exec); either way the number is
+    /// taken in the supervisor while std spawns, so none of std's own descriptors for the spawn
+    /// (its pipes, its exec-error channel) can get it and then be replaced in the child.
+    fn prepare(&mut self) -> io::Result<(RawFd, RawFd)> {
+        let source = match self.source.take() {
+            Some(source) => source,
+            None => std::fs::OpenOptions::new().write(true).open("/dev/null")?.into(),
+        };
+        // SAFETY: F_GETFD only asks whether the descriptor is open.
+        let free = unsafe { libc::fcntl(self.target, libc::F_GETFD) } == -1;
+        let source = if source.as_raw_fd() != self.target && free {
+            // SAFETY: source is open and target is free: dup3 makes target a copy of it.
+            if unsafe { libc::dup3(source.as_raw_fd(), self.target, libc::O_CLOEXEC) } < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // SAFETY: target is now a descriptor of ours that nothing else owns; the old
+            // source is closed by the drop.
+            unsafe { OwnedFd::from_raw_fd(self.target) }
+        } else {
+            source
+        };
+        let raw = source.as_raw_fd();
+        self.source = Some(source);
+        Ok((raw, self.target))
+    }
+
+    /// After a start: the supervisor's copy is closed, so that the read end sees end of file
+    /// once COMMAND closes its own.
+    fn release(&mut self) {
+        self.source = None;
+    }
+}
+
+/// In COMMAND, between fork and exec: makes `target` the ready descriptor and inheritable.
+/// Async-signal-safe (`fcntl(2)` or `dup2(2)`, which also clears close-on-exec).
+fn inherit_ready_fd(source: RawFd, target: RawFd) -> io::Result<()> {
+    let rc = if source == target {
+        // SAFETY: F_SETFD on a descriptor of this process; no memory is touched.
+        unsafe { libc::fcntl(target, libc::F_SETFD, 0) }
+    } else {
+        // SAFETY: dup2 on descriptors of this process; whatever target was (a close-on-exec
+        // descriptor of the supervisor's) is replaced in this child only.
+        unsafe { libc::dup2(source, target) }
+    };
+    if rc == -1 { Err(io::Error::last_os_error()) } else { Ok(()) }
+}
+
+/// The instant `after` from now, `after` capped at [`LONGEST_WAIT`].
+fn deadline_in(after: Duration) -> Instant {
+    Instant::now() + after.min(LONGEST_WAIT)
+}
+
 impl Relay {
     fn new(pipe: OwnedFd, stderr: bool) -> Relay {
         // SAFETY: F_SETFL with O_NONBLOCK on an owned descriptor.
@@ -794,7 +960,10 @@ fn pollfd(fd: RawFd) -> libc::pollfd {
 fn describe(status: ExitStatus) -> String {
     match (status.code(), status.signal()) {
         (Some(code), _) => format!("exited with status {code}"),
-        (_, Some(signal)) => format!("was killed by signal {signal}"),
+        (_, Some(signal)) => match nix::sys::signal::Signal::try_from(signal) {
+            Ok(name) => format!("was killed by signal {signal} ({name})"),
+            Err(_) => format!("was killed by signal {signal}"),
+        },
         _ => "ended".to_string(),
     }
 }

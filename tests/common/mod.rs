@@ -381,3 +381,93 @@ pub fn wait_asleep(pid: i32) {
     };
     assert!(wait_until(COMMAND_TIMEOUT, asleep), "pid {pid} never went to sleep");
 }
+
+/// A FIFO that COMMAND reads lines from (`read go < FIFO`, one line per read). Opened
+/// read-write here, so neither side blocks in open(2), and held until dropped so the lines
+/// written stay in the FIFO until COMMAND reads them.
+pub struct Gate {
+    pub path: PathBuf,
+    fifo: std::fs::File,
+}
+
+impl Gate {
+    pub fn new(dir: &TempDir) -> Gate {
+        let path = dir.join("gate");
+        mkfifo(&path);
+        let fifo = std::fs::File::options().read(true).write(true).open(&path).unwrap();
+        Gate { path, fifo }
+    }
+
+    /// Lets one `read go < FIFO` through.
+    pub fn open(&mut self) {
+        use std::io::Write;
+        self.fifo.write_all(b"go\n").unwrap();
+    }
+}
+
+/// Where `pid` waits: its state (`S` when asleep), the syscall it is in
+/// (`/proc/PID/syscall`), and its wait channel (`/proc/PID/wchan`).
+pub fn blocked_in(pid: i32) -> (String, Option<i64>, String) {
+    let read = |name: &str| std::fs::read_to_string(format!("/proc/{pid}/{name}"));
+    let state = read("stat")
+        .ok()
+        .and_then(|s| Some(s.rsplit_once(')')?.1.split_whitespace().next()?.to_string()))
+        .unwrap_or_default();
+    let syscall = read("syscall").ok().and_then(|s| s.split_whitespace().next()?.parse().ok());
+    (state, syscall, read("wchan").unwrap_or_default())
+}
+
+/// Waits (bounded) until `pid` is asleep in poll(2): done with what it had to do.
+pub fn wait_polling(pid: i32) -> bool {
+    wait_until(COMMAND_TIMEOUT, || {
+        let (state, syscall, wchan) = blocked_in(pid);
+        let polling = matches!(syscall, Some(libc::SYS_poll | libc::SYS_ppoll));
+        state == "S" && (polling || wchan.contains("poll"))
+    })
+}
+
+/// Context switches of every thread of `pid`, and its CPU ticks (utime + stime).
+pub fn activity(pid: i32) -> (u64, u64) {
+    let mut switches = 0;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let status = std::fs::read_to_string(task.unwrap().path().join("status")).unwrap();
+        for line in status.lines() {
+            if let Some((key, value)) = line.split_once(':')
+                && key.ends_with("ctxt_switches")
+            {
+                switches += value.trim().parse::<u64>().unwrap();
+            }
+        }
+    }
+    let stat = proc_stat(pid);
+    // Fields 14 and 15 of /proc/PID/stat; proc_stat starts at field 3.
+    let ticks = stat[11].parse::<u64>().unwrap() + stat[12].parse::<u64>().unwrap();
+    (switches, ticks)
+}
+
+/// Watches `pid` for `window` (a pidfd poll, cut short if it exits) and returns its activity
+/// before and after; panics if it exited meanwhile.
+pub fn activity_over(pid: i32, window: Duration) -> ((u64, u64), (u64, u64)) {
+    let before = activity(pid);
+    assert!(!wait_gone(pid, window) && alive(pid), "pid {pid} exited while watched");
+    (before, activity(pid))
+}
+
+/// The numbered lines (`n0`, `n1`, …) of `text`, in order, as numbers.
+pub fn numbered(text: &str, prefix: &str) -> Vec<u64> {
+    text.lines().filter_map(|l| l.strip_prefix(prefix)?.parse().ok()).collect()
+}
+
+/// The process group of `pid`, or `None` once it is gone (unlike `pgid_of`, never panics).
+pub fn try_pgid(pid: i32) -> Option<i32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')')?.1.split_whitespace().nth(2)?.parse().ok()
+}
+
+/// A guard on the process group of whatever `pidfile` names, if it names a live process:
+/// taken before a start is checked, so a failed check still cleans up.
+pub fn guard_pidfile(pidfile: &Path) -> Option<SpawnedGroup> {
+    let text = std::fs::read_to_string(pidfile).ok()?;
+    let pid: i32 = text.trim().parse().ok()?;
+    try_pgid(pid).map(SpawnedGroup)
+}
