@@ -1,84 +1,13 @@
-//! A --retry schedule comes from the command line: parsing must never panic, the default
-//! signal must matter only for a bare timeout, and what it accepts must be safe to follow:
-//! a timeout to wait on, every wait a deadline an `Instant` can hold (now + wait does not
-//! overflow), `forever` only last, and each item what its field says.
-//!
-//! The unit test `accepted_schedules_keep_their_properties` in src/stop.rs makes the same
-//! checks over a fixed stream of inputs: keep the two in step.
+//! A --retry schedule comes from the command line: parsing must never panic, and what it
+//! accepts must have the properties in `tests/properties/schedule.rs`, which the deterministic
+//! test `tests/parsers.rs` checks too.
 #![no_main]
 
-use std::time::{Duration, Instant};
+#[path = "../../tests/properties/schedule.rs"]
+mod properties;
 
-use daemonctx::stop::{MAX_TIMEOUT, Schedule, ScheduleItem, parse_signal};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|text: &str| {
-    let with_term = Schedule::parse(text, libc::SIGTERM);
-    let with_int = Schedule::parse(text, libc::SIGINT);
-    match (&with_term, &with_int) {
-        (Ok(term), Ok(int)) => {
-            check_accepted(text, libc::SIGTERM, term);
-            check_accepted(text, libc::SIGINT, int);
-        }
-        (Err(_), Err(_)) => {}
-        _ => panic!("{text:?}: the default signal decided: {with_term:?} {with_int:?}"),
-    }
+    properties::check_parse(text);
 });
-
-/// What every accepted schedule must satisfy.
-fn check_accepted(text: &str, signal: i32, schedule: &Schedule) {
-    let items = &schedule.0;
-    let now = Instant::now();
-    assert!(items.iter().any(|i| matches!(i, ScheduleItem::Wait(_))), "{text:?}: no timeout");
-    for item in items {
-        match *item {
-            ScheduleItem::Wait(wait) => {
-                assert!(wait <= MAX_TIMEOUT, "{text:?}: {wait:?} is over the maximum");
-                // follow_schedule's deadline, now + wait, must not overflow.
-                assert!(now.checked_add(wait).is_some(), "{text:?}: {wait:?} overflows");
-            }
-            ScheduleItem::Signal(number) => {
-                assert!((1..=64).contains(&number), "{text:?}: signal {number}")
-            }
-            ScheduleItem::Forever => {}
-        }
-    }
-    if let Some(at) = items.iter().position(|i| *i == ScheduleItem::Forever) {
-        assert_eq!(at, items.len() - 1, "{text:?}: forever before the end");
-    }
-    let fields: Vec<&str> = text.split('/').collect();
-    if let [bare] = fields[..] {
-        // A bare timeout N is SIGNAL/N/KILL/N.
-        let ScheduleItem::Wait(wait) = items[1] else { panic!("{text:?}: {items:?}") };
-        let expected = [
-            ScheduleItem::Signal(signal),
-            ScheduleItem::Wait(wait),
-            ScheduleItem::Signal(libc::SIGKILL),
-            ScheduleItem::Wait(wait),
-        ];
-        assert_eq!(items[..], expected, "{text:?}");
-        check_seconds(text, bare, wait);
-        return;
-    }
-    // Otherwise one item per field, each what its field says.
-    assert_eq!(items.len(), fields.len(), "{text:?}: {items:?}");
-    for (field, item) in fields.iter().zip(items) {
-        match *item {
-            ScheduleItem::Signal(number) => {
-                assert_eq!(parse_signal(field), Ok(number), "{text:?}: {field:?}")
-            }
-            ScheduleItem::Wait(wait) => check_seconds(text, field, wait),
-            ScheduleItem::Forever => {
-                assert!(field.eq_ignore_ascii_case("forever"), "{text:?}: {field:?}")
-            }
-        }
-    }
-}
-
-/// `field`, a number of seconds starting with a digit, is `wait` to the nanosecond.
-fn check_seconds(text: &str, field: &str, wait: Duration) {
-    assert!(field.starts_with(|c: char| c.is_ascii_digit()), "{text:?}: {field:?}");
-    let seconds: f64 = field.parse().unwrap_or_else(|_| panic!("{text:?}: {field:?}"));
-    let error = (seconds - wait.as_secs_f64()).abs();
-    assert!(error <= 1e-9 + seconds * 1e-15, "{text:?}: {field:?} became {wait:?}");
-}
