@@ -232,6 +232,8 @@ struct Supervisor {
     ready_fd: Option<ReadyFd>,
     /// `NOTIFY_SOCKET`, for the first start only.
     notify_variable: Option<OsString>,
+    /// A settled ready pipe, kept open (not polled) until the COMMAND it was given exits.
+    spent_ready_pipe: Option<ReadyListener>,
     ready_deadline: Option<Instant>,
     is_ready: bool,
     ready_timed_out: bool,
@@ -274,6 +276,7 @@ impl Supervisor {
             ready,
             ready_fd,
             notify_variable,
+            spent_ready_pipe: None,
             ready_deadline,
             is_ready: false,
             ready_timed_out: false,
@@ -350,9 +353,15 @@ impl Supervisor {
     }
 
     /// Closes the readiness listener for good (see the module docs): from now on nothing it
-    /// receives matters, and nothing is read or polled there.
+    /// receives matters, and nothing is read or polled there. A ready pipe's read end is kept,
+    /// unpolled, while the COMMAND holding its write end runs: a second newline must not kill it
+    /// with `SIGPIPE`.
     fn settle_readiness(&mut self) {
-        self.ready = None;
+        if let Some(listener @ ReadyListener::Fd { .. }) = self.ready.take()
+            && self.child.is_some()
+        {
+            self.spent_ready_pipe = Some(listener);
+        }
         self.ready_deadline = None;
     }
 
@@ -493,6 +502,8 @@ impl Supervisor {
     /// Begins a stop: `SIGTERM` to COMMAND's group and every descendant, `SIGKILL` later.
     fn stop(&mut self, why: &str) {
         self.log(why);
+        // Stopping settles readiness: no deadline of its is left to wake the loop.
+        self.settle_readiness();
         match self.phase {
             Phase::Running => {
                 self.signal_tree(libc::SIGTERM);
@@ -575,6 +586,7 @@ impl Supervisor {
     /// COMMAND exited: stop what it left behind, then restart or exit by policy.
     fn child_exited(&mut self, status: ExitStatus) {
         let child = self.child.take().expect("child_exited is called for the running child");
+        self.spent_ready_pipe = None;
         self.last_status = Some(status);
         self.log(&format!("{} (pid {}) {}", self.name(), child.pid, describe(status)));
         // A run as long as the longest delay was no crash loop: back off from the start again.
@@ -586,7 +598,7 @@ impl Supervisor {
         }
         let then = match self.phase {
             Phase::Draining { then, .. } => then,
-            _ if !self.is_ready && self.ready.is_some() => After::Exit,
+            _ if self.ready.is_some() => After::Exit,
             _ if self.should_restart(status) => After::Restart,
             _ => After::Exit,
         };
@@ -645,10 +657,12 @@ impl Supervisor {
         }
         self.arm_output_retry();
         // Once COMMAND has exited, its status is the answer, not the deadline.
-        if self.ready_deadline.is_some_and(|d| now >= d) && matches!(self.phase, Phase::Running) {
+        if self.ready_deadline.is_some_and(|d| now >= d) {
             self.settle_readiness();
-            self.ready_timed_out = true;
-            self.stop("not ready in time; stopping");
+            if matches!(self.phase, Phase::Running) {
+                self.ready_timed_out = true;
+                self.stop("not ready in time; stopping");
+            }
         }
         match self.phase {
             Phase::Draining { kill: Kill::At(at), then } if now >= at => {

@@ -920,3 +920,78 @@ fn giving_up_removes_the_pidfile_of_a_detached_supervisor() {
     assert!(log_lines(&err).iter().any(|l| l.contains("giving up")), "{:?}", log_lines(&err));
     assert!(!pidfile.exists(), "the pidfile outlived the supervisor that gave up");
 }
+
+#[test]
+fn a_second_newline_on_the_ready_fd_does_not_kill_command() {
+    let dir = TempDir::new("sup-ready-twice");
+    let out = dir.join("out.log");
+    let mut gate = Gate::new(&dir);
+    // Ready once, then, once readiness is long settled, a second newline on the same fd.
+    let script = format!(
+        "echo >&3; read go < {}; echo >&3; echo second newline written; exec sleep 1000",
+        gate.path.display()
+    );
+    let args = ["--wait-ready", "fd:3", "-o", s(&out), "--", "sh", "-c", &script];
+    let run = start_supervised(&dir, &args);
+    gate.open();
+    let written = || log_lines(&out) == ["second newline written"];
+    assert!(wait_until(COMMAND_TIMEOUT, written), "{:?}", log_lines(&out));
+    assert!(alive(run.child), "COMMAND died writing to its settled ready fd");
+}
+
+#[test]
+fn a_ready_deadline_passing_while_stopping_does_not_wake_the_supervisor() {
+    let dir = TempDir::new("sup-deadline-draining");
+    let (pidfile, child_pidfile, err) = (dir.join("s.pid"), dir.join("c.pid"), dir.join("e.log"));
+    // COMMAND ignores SIGTERM and never says it is ready; the supervisor is told to stop
+    // (around the 0.5 s readiness deadline, before or after) and drains for up to 30 s.
+    let args = [
+        "--supervise",
+        "-p",
+        s(&pidfile),
+        "--child-pidfile",
+        s(&child_pidfile),
+        "-e",
+        s(&err),
+        "--wait-ready",
+        "notify",
+        "--ready-timeout",
+        "0.5",
+        "--kill-after",
+        "30",
+        "--",
+        "sh",
+        "-c",
+        "trap '' TERM; exec sleep 1000",
+    ];
+    let started = std::time::Instant::now();
+    let mut invoker =
+        Command::new(daemonize_bin()).args(args).stdin(Stdio::null()).spawn().unwrap();
+    let _invoker_guard = Spawned::new(invoker.id() as i32);
+    let named = |path: &Path| std::fs::read_to_string(path).is_ok_and(|t| !t.is_empty());
+    assert!(wait_until(COMMAND_TIMEOUT, || named(&pidfile) && named(&child_pidfile)));
+    let supervisor = read_pidfile(&pidfile);
+    let _guard = SpawnedGroup(pgid_of(supervisor));
+    let child = read_pidfile(&child_pidfile);
+    let ignores_term = || {
+        let ignored = u64::from_str_radix(&proc_status(child)["SigIgn"], 16).unwrap();
+        ignored & (1 << (libc::SIGTERM - 1)) != 0
+    };
+    assert!(wait_until(COMMAND_TIMEOUT, ignores_term), "COMMAND never ignored SIGTERM");
+    assert!(kill(supervisor, libc::SIGTERM));
+    let stopping = || log_lines(&err).iter().any(|l| l.contains("stopping"));
+    assert!(wait_until(COMMAND_TIMEOUT, stopping), "{:?}", log_lines(&err));
+    // Past the readiness deadline, draining: the supervisor must sleep until --kill-after.
+    let past_deadline = || started.elapsed() > Duration::from_millis(800);
+    assert!(wait_until(COMMAND_TIMEOUT, past_deadline));
+    assert!(wait_polling(supervisor), "never idle: {:?}", blocked_in(supervisor));
+    let ((switches_before, ticks_before), (switches_after, ticks_after)) =
+        activity_over(supervisor, Duration::from_secs(1));
+    assert!(
+        switches_after - switches_before <= 2 && ticks_after == ticks_before,
+        "the draining supervisor kept waking: {} switches, {} ticks in 1 s",
+        switches_after - switches_before,
+        ticks_after - ticks_before
+    );
+    assert_eq!(invoker.try_wait().unwrap(), None, "the invoker returned although never ready");
+}
