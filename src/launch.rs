@@ -83,7 +83,10 @@ impl Plan {
         if let Some(fd) = self.pidfile_fd {
             // SAFETY: getpid has no preconditions.
             let pid = unsafe { libc::getpid() } as u32;
-            pidfile::write_pid_fd(fd, pid).map_err(|e| (Step::WritePidfile, e))?;
+            // Past RLIMIT_FSIZE, EFBIG (reported) rather than death by SIGXFSZ (silent).
+            signals::with_sigxfsz_ignored(|| pidfile::write_pid_fd(fd, pid))
+                .and_then(|written| written)
+                .map_err(|e| (Step::WritePidfile, e))?;
         }
         Ok(())
     }
@@ -146,7 +149,7 @@ impl Prepared {
                 Ok(Some(daemon))
             }
             Detached::Original { read_end, intermediate, subreaper } => {
-                let result = self.await_daemon(&read_end, intermediate, false, None);
+                let result = self.await_daemon(&read_end, intermediate, None);
                 drop(subreaper);
                 result.map(|_| None)
             }
@@ -165,11 +168,16 @@ impl Prepared {
         match self.fork_with_report()? {
             Detached::Daemon(report) => {
                 self.setup_daemon(&report);
+                // SAFETY: getpid has no preconditions.
+                let pid = unsafe { libc::getpid() } as u32;
+                if ready::send(report.as_raw_fd(), Record::Executing(pid)).is_err() {
+                    detach::exit_now(detach::EXIT_SETUP_FAILED); // the original process is gone
+                }
                 let errno = image.execve();
                 detach::fail(report.as_raw_fd(), Step::Exec, errno)
             }
             Detached::Original { read_end, intermediate, subreaper } => {
-                let result = self.await_daemon(&read_end, intermediate, true, Some(&image));
+                let result = self.await_daemon(&read_end, intermediate, Some(&image));
                 drop(subreaper);
                 result
             }
@@ -226,12 +234,11 @@ impl Prepared {
     }
 
     /// Step 4 in the original process: wait for the report, then clean up on failure.
-    /// Returns the daemon's pid when it is ready (or, with `eof_is_ready`, when it exec'd).
+    /// Returns the daemon's pid when it is ready, or when it exec'd `command`.
     fn await_daemon(
         &mut self,
         read_end: &OwnedFd,
         intermediate: libc::pid_t,
-        eof_is_ready: bool,
         command: Option<&ExecImage>,
     ) -> Result<u32, Error> {
         let outcome = ready::await_report(read_end, self.timeout);
@@ -249,7 +256,7 @@ impl Prepared {
                 ready::await_close(read_end, READY_CLOSE_TIMEOUT);
                 Ok(pid)
             }
-            Outcome::Closed { daemon: Some(pid) } if eof_is_ready => Ok(pid),
+            Outcome::Executed(pid) => Ok(pid),
             Outcome::Failed { step, errno, daemon } => {
                 if let Some(pid) = daemon {
                     detach::reap(pid as libc::pid_t, REAP_TIMEOUT);

@@ -5,10 +5,10 @@
 //! gets `EPIPE` and cleans up, instead of dying of `SIGPIPE` with its pidfile left behind.
 //! The daemon first announces itself with `Forked(pid)`, then sends `Ready(pid)` or
 //! `Failed(step, errno)`; the intermediate child sends only `Failed`, if its `setsid(2)` or
-//! `fork(2)` fails. Each record is 8 bytes,
-//! sent with one `send(2)`, so the daemon needs no allocation to
-//! report. End of file without a final record means every write end is closed: the daemon
-//! either died or, in exec mode, `execve(2)` succeeded and closed its close-on-exec end.
+//! `fork(2)` fails. Each record is 8 bytes, sent with one `send(2)`, so the daemon needs no
+//! allocation to report. In exec mode the daemon sends `Executing(pid)` right before `execve(2)`: end of file
+//! after it means the exec succeeded and closed the close-on-exec end; end of file without a
+//! final record means the daemon died.
 #![allow(unsafe_code)]
 
 use std::io;
@@ -22,12 +22,16 @@ const RECORD_LEN: usize = 8;
 const TAG_FORKED: u8 = 1;
 const TAG_READY: u8 = 2;
 const TAG_FAILED: u8 = 3;
+const TAG_EXECUTING: u8 = 4;
 
 /// One message over the report pipe.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Record {
-    /// The intermediate child forked the daemon, whose pid this is.
+    /// The daemon, whose pid this is, has forked and starts its setup.
     Forked(u32),
+    /// The daemon (this pid) is set up and calls `execve(2)` next: end of file from now on
+    /// means the exec succeeded (the write end is close-on-exec).
+    Executing(u32),
     /// The daemon (this pid) is set up and ready.
     Ready(u32),
     /// The daemon failed at `step` with this errno.
@@ -39,6 +43,7 @@ impl Record {
         let (tag, step, value) = match self {
             Record::Forked(pid) => (TAG_FORKED, 0, pid as i32),
             Record::Ready(pid) => (TAG_READY, 0, pid as i32),
+            Record::Executing(pid) => (TAG_EXECUTING, 0, pid as i32),
             Record::Failed(step, errno) => (TAG_FAILED, step as u8, errno),
         };
         let v = value.to_le_bytes();
@@ -50,6 +55,7 @@ impl Record {
         match bytes[0] {
             TAG_FORKED => Some(Record::Forked(value as u32)),
             TAG_READY => Some(Record::Ready(value as u32)),
+            TAG_EXECUTING => Some(Record::Executing(value as u32)),
             TAG_FAILED => Some(Record::Failed(Step::from_byte(bytes[1])?, value)),
             _ => None,
         }
@@ -93,7 +99,9 @@ pub(crate) enum Outcome {
     Ready(u32),
     /// A step failed in the intermediate child or the daemon.
     Failed { step: Step, errno: i32, daemon: Option<u32> },
-    /// Every write end closed without a final record.
+    /// The daemon announced its `execve(2)`, then every write end closed: the exec succeeded.
+    Executed(u32),
+    /// Every write end closed without a final record: the daemon died.
     Closed { daemon: Option<u32> },
     /// The deadline passed first.
     TimedOut { daemon: Option<u32> },
@@ -104,15 +112,21 @@ pub(crate) fn await_report(
     read_end: &OwnedFd,
     timeout: Option<Duration>,
 ) -> Result<Outcome, Error> {
-    let deadline = timeout.map(|t| Instant::now() + t);
+    // A timeout past what an Instant holds is no deadline at all.
+    let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
     let mut daemon = None;
+    let mut executing = false;
     loop {
         if !wait_readable(read_end.as_raw_fd(), deadline)? {
             return Ok(Outcome::TimedOut { daemon });
         }
         match read_record(read_end.as_raw_fd())? {
-            None => return Ok(Outcome::Closed { daemon }),
+            None => match (executing, daemon) {
+                (true, Some(pid)) => return Ok(Outcome::Executed(pid)),
+                _ => return Ok(Outcome::Closed { daemon }),
+            },
             Some(Record::Forked(pid)) => daemon = Some(pid),
+            Some(Record::Executing(pid)) => (daemon, executing) = (Some(pid), true),
             Some(Record::Ready(pid)) => return Ok(Outcome::Ready(pid)),
             Some(Record::Failed(step, errno)) => {
                 return Ok(Outcome::Failed { step, errno, daemon });
@@ -213,6 +227,23 @@ mod tests {
         send(write_end.as_raw_fd(), Record::Forked(43)).unwrap();
         drop(write_end);
         assert_eq!(await_report(&read_end, None).unwrap(), Outcome::Closed { daemon: Some(43) });
+    }
+
+    #[test]
+    fn end_of_file_is_an_exec_only_after_executing() {
+        let (read_end, write_end) = report_pipe().unwrap();
+        send(write_end.as_raw_fd(), Record::Forked(42)).unwrap();
+        send(write_end.as_raw_fd(), Record::Executing(42)).unwrap();
+        drop(write_end);
+        assert_eq!(await_report(&read_end, None).unwrap(), Outcome::Executed(42));
+        let (read_end, write_end) = report_pipe().unwrap();
+        send(write_end.as_raw_fd(), Record::Executing(43)).unwrap();
+        send(write_end.as_raw_fd(), Record::Failed(Step::Exec, libc::ENOENT)).unwrap();
+        let outcome = await_report(&read_end, None).unwrap();
+        assert_eq!(
+            outcome,
+            Outcome::Failed { step: Step::Exec, errno: libc::ENOENT, daemon: Some(43) }
+        );
     }
 
     #[test]

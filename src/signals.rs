@@ -144,6 +144,28 @@ fn kernel_handler(signal: c_int) -> Result<libc::sighandler_t, i32> {
     if rc != 0 { Err(errno()) } else { Ok(old.handler) }
 }
 
+/// Runs `write` with `SIGXFSZ` ignored, so that a write past `RLIMIT_FSIZE` fails with `EFBIG`
+/// instead of killing the process, then puts the previous action back (`rt_sigaction(2)`
+/// twice). Async-signal-safe; the errno of a failed `rt_sigaction(2)`.
+pub(crate) fn with_sigxfsz_ignored<T>(write: impl FnOnce() -> T) -> Result<T, i32> {
+    let ignore = KernelSigaction { handler: libc::SIG_IGN, flags: 0, restorer: 0, mask: 0 };
+    let mut previous = KernelSigaction { handler: libc::SIG_DFL, flags: 0, restorer: 0, mask: 0 };
+    // SAFETY: both are valid kernel sigactions for the call's duration; the size is that of the
+    // kernel's sigset_t (64 signals).
+    let rc = unsafe {
+        libc::syscall(libc::SYS_rt_sigaction, libc::SIGXFSZ, &ignore, &mut previous, 8usize)
+    };
+    if rc != 0 {
+        return Err(errno());
+    }
+    let result = write();
+    let no_old: *mut KernelSigaction = std::ptr::null_mut();
+    // SAFETY: previous is the action the kernel just gave back, valid for the call's duration.
+    let rc =
+        unsafe { libc::syscall(libc::SYS_rt_sigaction, libc::SIGXFSZ, &previous, no_old, 8usize) };
+    if rc != 0 { Err(errno()) } else { Ok(result) }
+}
+
 /// `sigaction(2)` with an empty mask and `SA_RESTART`. Async-signal-safe.
 fn set_disposition(signal: c_int, handler: libc::sighandler_t) -> Result<(), i32> {
     // SAFETY: sigaction is plain old data; zeroed then filled it is a valid argument, and handler

@@ -783,3 +783,11 @@ fn parent_pid_1_means_started_by_init_so_no_detach() {
     unshare.wait().unwrap();
     assert!(wait_gone(probes[0], Duration::from_secs(5)));
 }
+
+#[test]
+fn a_ready_timeout_past_what_a_clock_holds_means_no_deadline() {
+    // Instant::now() + 1e19 s overflows: it panicked in the original process after the fork.
+    let dir = TempDir::new("hugetimeout");
+    let (pid, _guard) = start(&dir, &["--timeout", "1e19"]);
+    assert!(alive(pid));
+}

@@ -410,3 +410,30 @@ fn pidfile_in_a_read_only_directory_fails_cleanly() {
     assert_eq!(std::fs::read_dir(&readonly).unwrap().count(), 0, "{shown}");
     assert_eq!(processes_mentioning(dir.path()), Vec::<i32>::new(), "{shown}");
 }
+
+#[test]
+fn pidfile_write_past_the_file_size_limit_fails_cleanly() {
+    // With RLIMIT_FSIZE 0 the pid cannot be written: EFBIG, reported, instead of a daemon dying
+    // of SIGXFSZ in silence while daemonize says 0.
+    for mode in ["", "--foreground"] {
+        let dir = TempDir::new("fsize");
+        let pidfile = dir.join("d.pid");
+        // The daemon's command line names the test's directory, for processes_mentioning.
+        let script = format!(
+            "ulimit -f 0 && exec {} {mode} -p {} sh -c 'sleep 1000; :' {}",
+            daemonize_bin().display(),
+            pidfile.display(),
+            dir.path().display()
+        );
+        let output = run(Command::new("sh").args(["-c", &script]));
+        let shown = describe(&script, &output);
+        assert_eq!(code(&output.status), 6, "{shown}");
+        let message = format!(
+            "daemonize: cannot write pidfile {}: File too large (os error 27)\n",
+            pidfile.display()
+        );
+        assert_eq!(String::from_utf8_lossy(&output.stderr), message, "{shown}");
+        assert!(!pidfile.exists(), "pidfile left behind: {shown}");
+        assert_eq!(processes_mentioning(dir.path()), Vec::<i32>::new(), "{shown}");
+    }
+}
