@@ -51,7 +51,7 @@ fn live_processes() -> Vec<(u32, Stat)> {
         .collect()
 }
 
-/// Every live descendant of `ancestor`, following parent links.
+/// Every live descendant of `ancestor`, following parent links (a scan of `/proc/*/stat`).
 pub fn descendants(ancestor: u32) -> Vec<u32> {
     descendants_in(&live_processes(), ancestor)
 }
@@ -70,7 +70,7 @@ fn descendants_in(processes: &[(u32, Stat)], ancestor: u32) -> Vec<u32> {
 
 /// Every live descendant of `ancestor`, and the process groups whose live members are all
 /// descendants (other than `ancestor`'s own group): groups that `kill(2)` with a negative pid
-/// can signal without touching anyone else. One scan of `/proc`.
+/// can signal without touching anyone else. One scan of `/proc/*/stat`.
 ///
 /// A group signal reaches every member at once, even one being forked right then, where a
 /// signal per pid can miss a child born after the scan.
@@ -90,6 +90,24 @@ pub fn descendants_and_their_groups(ancestor: u32) -> (Vec<u32>, Vec<u32>) {
         processes.iter().filter(|(_, s)| s.pgrp == *group).all(|(pid, _)| tree.contains(pid))
     });
     (tree, groups)
+}
+
+/// Sends `signal` to every process group made only of `ancestor`'s descendants, then to every
+/// descendant (`kill(2)`), after one scan of `/proc` ([`descendants_and_their_groups`]).
+/// `ancestor` itself is not signalled. What a descendant forks between the scan and the signal
+/// is reached through its group, when that group is one of those; call again to catch the rest.
+pub fn signal_descendants(ancestor: u32, signal: i32) {
+    let (tree, groups) = descendants_and_their_groups(ancestor);
+    for group in groups {
+        // SAFETY: kill takes plain integers; every member of the group descends from ancestor,
+        // and the group is not ancestor's own.
+        unsafe { libc::kill(-(group as i32), signal) };
+    }
+    for pid in tree {
+        // SAFETY: kill takes plain integers; pid descends from ancestor (a pid can be reused
+        // between the /proc scan and this call: the window is a few microseconds).
+        unsafe { libc::kill(pid as i32, signal) };
+    }
 }
 
 /// Whether `pid` is `ancestor` or descends from it.

@@ -317,11 +317,7 @@ fn own_group(pid: u32) -> Option<u32> {
 /// of its own, and a supervisor killed outright would leave it running.
 fn send(pidfd: &OwnedFd, group: Option<u32>, pid: u32, signal: i32) -> Result<(), StopError> {
     if signal == libc::SIGKILL {
-        for descendant in process::descendants(pid) {
-            // SAFETY: kill takes plain integers; the pid descends from the daemon (a pid can be
-            // reused between the /proc scan and this call: the window is a few microseconds).
-            unsafe { libc::kill(descendant as i32, libc::SIGKILL) };
-        }
+        process::signal_descendants(pid, libc::SIGKILL);
     }
     let result = match group {
         // SAFETY: kill takes plain integers; the group is the daemon's own (checked above).

@@ -527,16 +527,7 @@ impl Supervisor {
             // SAFETY: kill takes plain integers; the group is COMMAND's, created at spawn.
             unsafe { libc::kill(-(child.pid as i32), signal) };
         }
-        let (tree, groups) = process::descendants_and_their_groups(std::process::id());
-        for group in groups {
-            // SAFETY: kill takes plain integers; every member of the group descends from this
-            // supervisor, and the group is not the supervisor's own.
-            unsafe { libc::kill(-(group as i32), signal) };
-        }
-        for pid in tree {
-            // SAFETY: kill takes plain integers; pid descends from this supervisor.
-            unsafe { libc::kill(pid as i32, signal) };
-        }
+        process::signal_descendants(std::process::id(), signal);
     }
 
     /// Reaps every exited child; notes COMMAND's status, and moves on when nothing is left.

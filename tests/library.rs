@@ -431,6 +431,9 @@ fn ready_timeout_kills_the_daemon_and_cleans_up() {
         fifo.to_str().unwrap(),
         "--timeout",
         "0.3",
+        // What the daemon started in a group of its own goes too.
+        "--spawn-in-own-group",
+        dir.path().to_str().unwrap(),
     ];
     let output = probe(&args);
     assert_failed_cleanly(&dir, &pidfile, &output, "was not ready after 0.3 s; killed it");

@@ -14,7 +14,8 @@
 //! `--handler SIG` / `--default SIG` (map SIG to a no-op handler / the default action),
 //! `--drop-before-ready` (ready_on_open(false), then drop the guard without ready()),
 //! `--setxid-after-threads` (a thread before open(); in the daemon, a thread and `setgid(2)`,
-//! then "setxid ok" on stdout).
+//! then "setxid ok" on stdout), `--spawn-in-own-group MARKER` (in the daemon, before anything
+//! else, start `sh -c 'sleep 1000; :' MARKER` in a process group of its own).
 use std::io::BufRead;
 use std::os::fd::AsFd;
 use std::time::Duration;
@@ -29,6 +30,7 @@ fn main() {
     let mut print_after_open = false;
     let mut drop_before_ready = false;
     let mut setxid_after_threads = false;
+    let mut spawn_marker = None;
     let mut _thread = None;
     while let Some(arg) = args.next() {
         let mut value = || args.next().unwrap_or_else(|| usage(&arg));
@@ -90,6 +92,10 @@ fn main() {
                 drop_before_ready = true;
                 context.ready_on_open(false)
             }
+            "--spawn-in-own-group" => {
+                spawn_marker = Some(value());
+                context
+            }
             "--setxid-after-threads" => {
                 setxid_after_threads = true;
                 std::thread::spawn(|| ()).join().expect("thread");
@@ -107,6 +113,14 @@ fn main() {
     };
     if print_after_open {
         println!("open pid={}", std::process::id());
+    }
+    if let Some(marker) = spawn_marker {
+        use std::os::unix::process::CommandExt;
+        std::process::Command::new("sh")
+            .args(["-c", "sleep 1000; :", &marker])
+            .process_group(0)
+            .spawn()
+            .expect("spawn sh");
     }
     if drop_before_ready {
         drop(daemon);
