@@ -116,6 +116,8 @@ fn main() {
     }
     if let Some(marker) = spawn_marker {
         use std::os::unix::process::CommandExt;
+        // Never waited for: it must outlive this daemon unless the original process kills it.
+        #[allow(clippy::zombie_processes)]
         std::process::Command::new("sh")
             .args(["-c", "sleep 1000; :", &marker])
             .process_group(0)
