@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use daemonctx::notify::{Readiness, ReadyListener};
 use daemonctx::output::{self, LogFile, SyslogConfig, SyslogWriter};
-use daemonctx::stop::{self, Schedule, ScheduleItem, Stopped};
+use daemonctx::stop::{self, Schedule, Stopped};
 use daemonctx::supervise::{self, Restart, Sink, SupervisorConfig};
 use daemonctx::{Command, DaemonContext, Error, Pidfile, SignalMap, Status, Step, Stream};
 use daemonctx::{detach, pidfile, process};
@@ -258,12 +258,7 @@ fn wait_for_readiness(
 /// Stops a daemon whose start failed: the command (`pid`, our adopted child) and, if it named
 /// another main process, that one, each with its group: SIGTERM, `--kill-after`, SIGKILL.
 fn stop_abandoned(cli: &Cli, pid: u32, main: u32) {
-    let schedule = Schedule(vec![
-        ScheduleItem::Signal(libc::SIGTERM),
-        ScheduleItem::Wait(cli.kill_after),
-        ScheduleItem::Signal(libc::SIGKILL),
-        ScheduleItem::Wait(Duration::from_secs(5)),
-    ]);
+    let schedule = Schedule::escalating(libc::SIGTERM, cli.kill_after, Duration::from_secs(5));
     for target in if main == pid { vec![pid] } else { vec![main, pid] } {
         let _ = stop::stop_process(target, &schedule);
     }

@@ -39,8 +39,11 @@ pub enum ScheduleItem {
 /// start-stop-daemon's `--retry` schedule: `TERM/30/KILL/5`, or a bare number N meaning
 /// `SIGNAL/N/KILL/N` with the signal given by `--signal`. Each wait is at most
 /// [`MAX_TIMEOUT`].
+///
+/// Every schedule, parsed or built, holds a timeout, has `forever` only last, and repeats only
+/// with a timeout above 0: following it never spins.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Schedule(pub Vec<ScheduleItem>);
+pub struct Schedule(Vec<ScheduleItem>);
 
 /// Why a schedule or signal name was refused.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -87,13 +90,7 @@ impl Schedule {
     /// A [`ParseError`] naming the bad item.
     pub fn parse(text: &str, signal: i32) -> Result<Schedule, ParseError> {
         if let Ok(seconds) = parse_seconds(text) {
-            let wait = ScheduleItem::Wait(seconds);
-            return Ok(Schedule(vec![
-                ScheduleItem::Signal(signal),
-                wait,
-                ScheduleItem::Signal(libc::SIGKILL),
-                wait,
-            ]));
+            return Ok(Schedule::escalating(signal, seconds, seconds));
         }
         let mut items = Vec::new();
         for item in text.split('/') {
@@ -105,19 +102,44 @@ impl Schedule {
                 ScheduleItem::Signal(parse_signal(item)?)
             });
         }
+        Schedule::new(items).map_err(|why| ParseError(format!("in {text:?}, {why}")))
+    }
+
+    /// A schedule from its items.
+    ///
+    /// # Errors
+    /// A [`ParseError`] when it holds no timeout, has `forever` anywhere but last, or repeats
+    /// with only zero timeouts (it would send signals in a tight loop for ever).
+    pub fn new(items: Vec<ScheduleItem>) -> Result<Schedule, ParseError> {
+        let refuse = |why: &str| Err(ParseError(why.to_string()));
         if !items.iter().any(|i| matches!(i, ScheduleItem::Wait(_))) {
-            return Err(ParseError(format!("schedule {text:?} has no timeout")));
+            return refuse("the schedule has no timeout");
         }
         if items[..items.len() - 1].contains(&ScheduleItem::Forever) {
-            return Err(ParseError(format!("in {text:?}, forever can only come last")));
+            return refuse("forever can only come last");
         }
         let waits_some_time =
             items.iter().any(|i| matches!(i, ScheduleItem::Wait(w) if !w.is_zero()));
         if items.last() == Some(&ScheduleItem::Forever) && !waits_some_time {
-            // It would send signals in a tight loop for ever.
-            return Err(ParseError(format!("in {text:?}, forever needs a timeout above 0")));
+            return refuse("forever needs a timeout above 0");
         }
         Ok(Schedule(items))
+    }
+
+    /// `signal`, up to `wait` for the processes to go, then `SIGKILL` and up to `kill_wait`:
+    /// what a bare number of seconds means.
+    pub fn escalating(signal: i32, wait: Duration, kill_wait: Duration) -> Schedule {
+        Schedule(vec![
+            ScheduleItem::Signal(signal),
+            ScheduleItem::Wait(wait),
+            ScheduleItem::Signal(libc::SIGKILL),
+            ScheduleItem::Wait(kill_wait),
+        ])
+    }
+
+    /// The items, in order.
+    pub fn items(&self) -> &[ScheduleItem] {
+        &self.0
     }
 
     /// The default: send `signal`, wait up to [`DEFAULT_WAIT`]; no `SIGKILL` unless asked for.
@@ -373,6 +395,19 @@ mod tests {
         assert_eq!(bare.0[3], ScheduleItem::Wait(Duration::from_secs(7)));
         let forever = Schedule::parse("SIGHUP/0.5/forever", libc::SIGTERM).unwrap();
         assert_eq!(forever.0[2], ScheduleItem::Forever);
+    }
+
+    #[test]
+    fn built_schedules_never_spin() {
+        let term = ScheduleItem::Signal(libc::SIGTERM);
+        let zero = ScheduleItem::Wait(Duration::ZERO);
+        for items in [vec![], vec![ScheduleItem::Forever], vec![term, ScheduleItem::Forever]] {
+            assert!(Schedule::new(items.clone()).is_err(), "{items:?} accepted");
+        }
+        assert!(Schedule::new(vec![term, zero, ScheduleItem::Forever]).is_err());
+        assert!(Schedule::new(vec![ScheduleItem::Forever, term, zero]).is_err());
+        let one = ScheduleItem::Wait(Duration::from_secs(1));
+        assert!(Schedule::new(vec![term, one, ScheduleItem::Forever]).is_ok());
     }
 
     #[test]

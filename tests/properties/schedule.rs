@@ -27,7 +27,7 @@ pub fn check_parse(text: &str) -> bool {
 
 /// Checks what every accepted schedule must satisfy.
 pub fn check_accepted(text: &str, signal: i32, schedule: &Schedule) {
-    let items = &schedule.0;
+    let items = schedule.items();
     let now = Instant::now();
     assert!(items.iter().any(|i| matches!(i, ScheduleItem::Wait(_))), "{text:?}: no timeout");
     for item in items {
