@@ -74,6 +74,15 @@ fn run(cli: Cli) -> u8 {
     if cli.stop {
         return stop(&cli);
     }
+    if let Some(WaitReady::Fd(fd)) = cli.wait_ready
+        && cli.preserve_fd.contains(&fd)
+    {
+        eprintln!(
+            "daemonize: --wait-ready fd:{fd} and --preserve-fd {fd} both want descriptor {fd} \
+             (see daemonize --help)"
+        );
+        return code::USAGE;
+    }
     match start(cli) {
         Ok(()) => 0,
         Err(e) => {

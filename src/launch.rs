@@ -137,7 +137,7 @@ impl Prepared {
                     Ok(daemon) => daemon,
                     Err(e) => {
                         let errno = e.raw_os_error().unwrap_or(libc::EIO);
-                        detach::fail(report.as_raw_fd(), Step::Signals, errno)
+                        detach::fail(report.as_raw_fd(), e.step().unwrap_or(Step::Signals), errno)
                     }
                 };
                 daemon.set_report(report);

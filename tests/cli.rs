@@ -909,3 +909,12 @@ fn status_names_an_unrelated_live_pid_as_another_process() {
     );
     assert_eq!(String::from_utf8_lossy(&output.stdout), expected);
 }
+
+#[test]
+fn ready_fd_and_preserved_fd_on_one_number_are_refused() {
+    let dir = TempDir::new("cli-ready-preserve");
+    let pidfile = dir.join("d.pid");
+    let args =
+        ["-p", path_str(&pidfile), "--preserve-fd", "3", "--wait-ready", "fd:3", "sleep", "1"];
+    assert_refused(&dir, &args, 2, "--wait-ready fd:3 and --preserve-fd 3 both want descriptor 3");
+}
