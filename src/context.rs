@@ -93,6 +93,10 @@ impl DaemonContext {
     }
 
     /// `chroot(2)` to `dir` in the daemon, after the pidfile is locked and files are opened.
+    ///
+    /// A pidfile inside `dir` is removed at the end as usual; one outside it is out of the
+    /// daemon's reach, so [`Daemon::close`] and the `Terminate` action empty it instead (it then
+    /// reads as stale, naming no pid).
     pub fn chroot_directory(mut self, dir: impl Into<PathBuf>) -> Self {
         self.chroot_directory = Some(dir.into());
         self

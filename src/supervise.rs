@@ -159,7 +159,7 @@ pub fn supervise(config: SupervisorConfig, daemon: &mut Daemon) -> i32 {
     if let Err(e) = supervisor.spawn() {
         supervisor.reap_all(); // nothing runs, but keep the table clean
         daemon.report_failure(Step::Exec, &e);
-        return if e.raw_os_error() == Some(libc::ENOENT) { 127 } else { 126 };
+        return exec_failure_status(&e);
     }
     if supervisor.ready.is_none() {
         supervisor.note_ready();
@@ -676,7 +676,7 @@ impl Supervisor {
             Phase::Waiting { restart_at } if now >= restart_at => {
                 if let Err(e) = self.spawn() {
                     self.log(&format!("cannot start {}: {e}", self.name()));
-                    let code = if e.raw_os_error() == Some(libc::ENOENT) { 127 } else { 126 };
+                    let code = exec_failure_status(&e);
                     self.last_status = Some(ExitStatus::from_raw(code << 8));
                     self.phase = self.schedule_restart();
                 }
@@ -936,6 +936,11 @@ fn inherit_ready_fd(source: RawFd, target: RawFd) -> io::Result<()> {
         unsafe { libc::dup2(source, target) }
     };
     if rc == -1 { Err(io::Error::last_os_error()) } else { Ok(()) }
+}
+
+/// The status a shell gives a command it cannot start: 127 not found, 126 not executable.
+fn exec_failure_status(error: &io::Error) -> i32 {
+    if error.raw_os_error() == Some(libc::ENOENT) { 127 } else { 126 }
 }
 
 /// The instant `after` from now, `after` capped at [`LONGEST_WAIT`].
