@@ -494,8 +494,11 @@ fn stale_pidfile_naming_a_live_unrelated_process_is_never_signalled() {
     let pidfile = dir.join("d.pid");
     let (log, ready) = (dir.join("signals.log"), dir.join("traps-set"));
     // In a process group of its own, so that its sleeps are killed with it.
-    let mut bystander = Command::new("sh");
-    bystander.args(["-c", SIGNAL_LOGGER, "sh", path_str(&log), path_str(&ready)]);
+    // Through `env --default-signal`: a shell cannot trap what it was started ignoring, and a
+    // test runner may ignore SIGINT, SIGQUIT or SIGHUP (nohup, a background job).
+    let mut bystander = Command::new("env");
+    bystander.args(["--default-signal", "sh", "-c", SIGNAL_LOGGER, "sh"]);
+    bystander.args([path_str(&log), path_str(&ready)]);
     std::os::unix::process::CommandExt::process_group(&mut bystander, 0);
     let mut bystander = bystander.stdin(Stdio::null()).spawn().unwrap();
     let pid = bystander.id() as i32;
@@ -836,19 +839,28 @@ fn stop_signal_and_bare_seconds_retry_take_effect() {
     let dir = TempDir::new("cli-signal");
     let pidfile = dir.join("d.pid");
     let log = dir.join("signals.log");
-    // The daemon logs SIGINT and ignores it; SIGKILL after the bare number of seconds ends it.
-    let script = format!("trap 'echo INT >> {}' INT; while :; do sleep 1; done", log.display());
+    // The daemon logs SIGINT and carries on; SIGKILL after the bare number of seconds ends it.
+    // It waits in `wait`, which a trapped signal interrupts at once (a foreground `sleep` would
+    // hold the trap back until it ends).
+    let script =
+        format!("trap 'echo INT >> {}' INT; sleep 1000 & while :; do wait; done", log.display());
     let (pid, _guard) = start(&dir, &["sh", "-c", &script]);
-    wait_ignoring_or_catching(pid, libc::SIGINT);
+    wait_catching(pid, libc::SIGINT);
+    let sleeping = || {
+        daemonctx::process::descendants(pid as u32).iter().any(|child| {
+            std::fs::read_link(format!("/proc/{child}/exe")).is_ok_and(|e| e.ends_with("sleep"))
+        })
+    };
+    assert!(wait_until(COMMAND_TIMEOUT, sleeping), "the daemon never started its sleep");
     let output =
-        daemonize(&["--stop", "-p", path_str(&pidfile), "--signal", "INT", "--retry", "0.3"]);
-    assert_eq!(code(&output.status), 0, "{}", describe("--signal INT --retry 0.3", &output));
-    assert!(!alive(pid), "SIGKILL after 0.3 s did not come");
+        daemonize(&["--stop", "-p", path_str(&pidfile), "--signal", "INT", "--retry", "1"]);
+    assert_eq!(code(&output.status), 0, "{}", describe("--signal INT --retry 1", &output));
+    assert!(!alive(pid), "SIGKILL after 1 s did not come");
     assert_eq!(std::fs::read_to_string(&log).unwrap(), "INT\n", "SIGINT was not sent first");
 }
 
 /// Waits until `pid` catches `signal` (a shell has run its `trap CMD SIG`).
-fn wait_ignoring_or_catching(pid: i32, signal: i32) {
+fn wait_catching(pid: i32, signal: i32) {
     let catches = || {
         let caught = u64::from_str_radix(&proc_status(pid)["SigCgt"], 16).unwrap();
         caught & (1 << (signal - 1)) != 0

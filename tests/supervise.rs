@@ -396,6 +396,8 @@ fn ready_timeout_stops_the_command_and_cleans_up() {
             "sh",
             "-c",
             "sleep 1000; echo marker-never-ready",
+            // Names the test's directory, for processes_mentioning.
+            s(dir.path()),
         ]);
         let output = daemonize(&args);
         let shown = describe(&show(&args), &output);
@@ -403,11 +405,7 @@ fn ready_timeout_stops_the_command_and_cleans_up() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(stderr.contains("ready"), "{shown}");
         assert!(!pidfile.exists(), "pidfile left: {shown}");
-        assert_eq!(
-            processes_mentioning(Path::new("marker-never-ready")),
-            Vec::<i32>::new(),
-            "{shown}"
-        );
+        assert_eq!(processes_mentioning(dir.path()), Vec::<i32>::new(), "{shown}");
     }
 }
 

@@ -218,11 +218,22 @@ pub fn processes_mentioning(needle: &Path) -> Vec<i32> {
         .unwrap()
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
         .filter(|pid| *pid as u32 != std::process::id() && alive(*pid))
-        .filter(|pid| {
-            std::fs::read(format!("/proc/{pid}/cmdline"))
-                .is_ok_and(|cmd| cmd.windows(needle.len()).any(|w| w == needle))
-        })
+        .filter(|pid| command_line(*pid).windows(needle.len()).any(|w| w == needle))
         .collect()
+}
+
+/// `/proc/PID/cmdline`. It reads empty while the process is inside `execve(2)`: a process that
+/// has an executable (not a kernel thread) is read again until it shows its new one, bounded.
+fn command_line(pid: i32) -> Vec<u8> {
+    let read = || std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let user_process = || std::fs::read_link(format!("/proc/{pid}/exe")).is_ok();
+    let mut cmdline = read();
+    let deadline = Instant::now() + Duration::from_millis(100);
+    while cmdline.is_empty() && alive(pid) && user_process() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_micros(200));
+        cmdline = read();
+    }
+    cmdline
 }
 
 /// The pids from this process up to 1: a daemon's parent must be one of these (PID 1 or a
