@@ -29,30 +29,34 @@ pub(crate) enum Branch {
     Daemon,
 }
 
-/// `fork(2)`; the child calls `setsid(2)` and `fork(2)` again and exits (reporting on `report`
-/// only if one of those fails). Returns in the original process and in the daemon, which
-/// announces its own pid, so that its records arrive in order.
+/// `fork(2)`; the child calls `setsid(2)`, closes every descriptor above `highest`
+/// (`close_range(2)`: a large inherited table would otherwise be copied again), calls `fork(2)`
+/// again and exits (reporting on `report` only if one of those fails). Returns in the original
+/// process and in the daemon, which announces its own pid, so that its records arrive in order.
 ///
 /// # Errors
 /// [`Error::Os`] with [`Step::Fork`] when the first fork fails. Failures in the intermediate
 /// child arrive over the report pipe.
-pub(crate) fn double_fork(report: RawFd) -> Result<Branch, Error> {
+pub(crate) fn double_fork(report: RawFd, highest: RawFd) -> Result<Branch, Error> {
     // SAFETY: the caller checked that this process has a single thread, and the child only
     // makes async-signal-safe calls before it forks again or exits.
     match unsafe { libc::fork() } {
         -1 => Err(Error::os_nopath(Step::Fork, io::Error::last_os_error())),
-        0 => Ok(intermediate_child(report)),
+        0 => Ok(intermediate_child(report, highest)),
         pid => Ok(Branch::Original { intermediate: pid }),
     }
 }
 
 /// Child of the first fork, between `fork(2)` and `_exit(2)`: async-signal-safe calls only.
 /// Returns only in the daemon.
-fn intermediate_child(report: RawFd) -> Branch {
+fn intermediate_child(report: RawFd, highest: RawFd) -> Branch {
     // SAFETY: setsid has no preconditions.
     if unsafe { libc::setsid() } < 0 {
         fail(report, Step::Setsid, errno());
     }
+    // Only shrinks what the daemon inherits; the daemon closes what is left over either way.
+    // SAFETY: close_range takes plain integers; nothing in this process owns those numbers.
+    unsafe { libc::syscall(libc::SYS_close_range, highest as u32 + 1, u32::MAX, 0u32) };
     // SAFETY: as in double_fork: single-threaded, async-signal-safe calls until exit.
     match unsafe { libc::fork() } {
         -1 => fail(report, Step::Fork, errno()),

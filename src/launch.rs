@@ -201,8 +201,16 @@ impl Prepared {
         let at = self.plan.keep.partition_point(|fd| *fd < write_end.as_raw_fd());
         self.plan.keep.insert(at, write_end.as_raw_fd());
         crate::context::refuse_threads().map_err(|e| self.abandon(e))?;
+        // Everything the daemon still needs sits at or below this number: the intermediate
+        // child closes the rest, so the second fork copies no more descriptor table than that.
+        let highest = [read_end.as_raw_fd(), write_end.as_raw_fd()]
+            .into_iter()
+            .chain(self.plan.keep.iter().copied())
+            .chain(self.plan.stream_fds)
+            .max()
+            .unwrap_or(2);
         let subreaper = Subreaper::become_one();
-        match detach::double_fork(write_end.as_raw_fd()) {
+        match detach::double_fork(write_end.as_raw_fd(), highest) {
             Err(e) => Err(self.abandon(e)),
             Ok(Branch::Daemon) => {
                 std::mem::forget(subreaper); // the flag is not inherited; nothing to restore
