@@ -74,6 +74,8 @@ impl Plan {
         creds::drop_privileges(&self.creds)?;
         signals::reset_and_install(&self.dispositions).map_err(|e| (Step::Signals, e))?;
         fds::redirect_std_streams(&self.stream_fds).map_err(|e| (Step::Redirect, e))?;
+        // From here on the stream files are closed: setup_in_place relies on every later
+        // failure being CloseFds or WritePidfile.
         fds::close_inherited_fds(&self.keep).map_err(|e| (Step::CloseFds, e))?;
         if self.for_exec {
             for fd in &self.inherited {
@@ -184,12 +186,17 @@ impl Prepared {
         }
     }
 
-    /// The setup in the calling process itself. The stream files are closed by the setup
-    /// (`close_range(2)`), whether it succeeds or not, so they are forgotten, not dropped.
+    /// The setup in the calling process itself. Once the setup reached `close_range(2)`, the
+    /// stream files are closed already and are forgotten; a step that failed before it leaves
+    /// them open, and they are dropped (closed) here.
     fn setup_in_place(&mut self, command: Option<&ExecImage>) -> Result<(), Error> {
         self.arm_terminate();
         let result = self.plan.setup();
-        forget_closed(std::mem::take(&mut self.streams));
+        let streams = std::mem::take(&mut self.streams);
+        match result {
+            Ok(()) | Err((Step::CloseFds | Step::WritePidfile, _)) => std::mem::forget(streams),
+            Err(_) => drop(streams),
+        }
         result.map_err(|(step, e)| self.failure(step, e, command))
     }
 
@@ -345,14 +352,6 @@ impl Prepared {
             pidfile.rename_as_seen(seen);
         }
         Ok(Daemon::new(pidfile, self.lock.take(), signals))
-    }
-}
-
-/// Forgets descriptors that `close_range(2)` already closed in this process (dropping them
-/// would close the numbers again, maybe someone else's by now).
-fn forget_closed(fds: Vec<OwnedFd>) {
-    for fd in fds {
-        std::mem::forget(fd);
     }
 }
 
