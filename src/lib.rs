@@ -23,7 +23,7 @@
 //! }
 //! ```
 //!
-//! The `daemonize` command is built on the same modules.
+//! The `daemonize` command (its own package in this workspace) is built on this library.
 #![deny(unsafe_code)]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs, clippy::undocumented_unsafe_blocks)]
@@ -36,14 +36,11 @@ pub mod detach;
 pub mod error;
 pub mod fds;
 mod launch;
-pub mod notify;
-pub mod output;
 pub mod pidfile;
 pub mod process;
 mod ready;
 pub mod signals;
 pub mod stop;
-pub mod supervise;
 
 pub use command::Command;
 pub use context::{DEFAULT_READY_TIMEOUT, DaemonContext};

@@ -113,6 +113,30 @@ pub(crate) fn reset_and_install(dispositions: &Dispositions) -> Result<(), i32> 
     Ok(())
 }
 
+/// Empties the signal mask and puts every disposition back to `SIG_DFL` (`sigprocmask(2)`,
+/// `rt_sigaction(2)`), as a freshly `execve(2)`'d program of a clean parent would have them; the
+/// C library's reserved signals keep their handlers. For a child about to `execve(2)` another
+/// program (`std::os::unix::process::CommandExt::pre_exec`): async-signal-safe, no allocation.
+///
+/// ```no_run
+/// use std::os::unix::process::CommandExt;
+///
+/// let mut command = std::process::Command::new("/usr/bin/env");
+/// // SAFETY: reset_all makes only async-signal-safe system calls.
+/// unsafe { command.pre_exec(daemonctx::signals::reset_all) };
+/// command.spawn()?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+///
+/// # Errors
+/// The OS error of the first call that failed.
+pub fn reset_all() -> std::io::Result<()> {
+    const NOTHING_MAPPED: Dispositions =
+        Dispositions { table: [None; MAX_SIGNAL + 1], first_realtime: 0 };
+    let dispositions = Dispositions { first_realtime: libc::SIGRTMIN(), ..NOTHING_MAPPED };
+    reset_and_install(&dispositions).map_err(std::io::Error::from_raw_os_error)
+}
+
 /// The kernel's `struct sigaction`, as `rt_sigaction(2)` takes it (enough to set `SIG_DFL`).
 #[repr(C)]
 struct KernelSigaction {

@@ -15,14 +15,20 @@ use std::time::{Duration, Instant};
 /// How long any single command in a test may run.
 pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// The `daemonize` binary under test.
+/// The `daemonize` binary under test (in the `daemonize` package's tests).
 pub fn daemonize_bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_daemonize"))
+    let path = option_env!("CARGO_BIN_EXE_daemonize");
+    PathBuf::from(path.expect("only the daemonize package's tests run the daemonize binary"))
 }
 
-/// A helper built from `tests/helpers/` or `examples/` (unfiltered `cargo test` builds them).
+/// A helper built from `tests/helpers/` or `examples/` of the `daemonctx` package, next to this
+/// test binary's profile directory (`target/<profile>/examples/`): unfiltered `cargo test` at
+/// the workspace root builds them.
 pub fn example(name: &str) -> PathBuf {
-    let path = daemonize_bin().parent().unwrap().join("examples").join(name);
+    let test_binary = std::env::current_exe().expect("the test binary's path");
+    // target/<profile>/deps/<test binary>
+    let profile_dir = test_binary.parent().and_then(Path::parent).expect("target/<profile>");
+    let path = profile_dir.join("examples").join(name);
     assert!(
         path.exists(),
         "example {name} is missing at {}: run unfiltered `cargo test`, which builds examples",

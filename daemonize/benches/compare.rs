@@ -33,7 +33,7 @@
 //! to FILE and exits. The library refuses to fork a multi-threaded process, so that mode is
 //! entered first thing in `main`, before anything could start a thread.
 //!
-//! Prepare with `bash benches/setup.sh` (as root), run with `cargo bench --bench compare`.
+//! Prepare with `bash daemonize/benches/setup.sh` (as root), run with `cargo bench -p daemonize --bench compare`.
 //! Without the `--bench` argument cargo bench passes (as under `cargo test --all-targets`), the
 //! binary measures nothing and exits 0.
 
@@ -64,7 +64,7 @@ fn main() {
     daemon_mode::enter_if_asked(); // before any thread exists: see the module docs
     if !std::env::args().any(|arg| arg == "--bench") {
         // `cargo test --all-targets` runs bench targets without `--bench`: measure nothing.
-        println!("compare: nothing measured; run `cargo bench --bench compare`");
+        println!("compare: nothing measured; run `cargo bench -p daemonize --bench compare`");
         return;
     }
     if let Err(e) = sys::become_subreaper() {
@@ -410,7 +410,9 @@ impl Bench {
 
     /// A note that `tool` is missing, so its rows are left out.
     fn skipped(&self, tool: &str) {
-        self.note(format!("{tool}: not installed, skipped (run `bash benches/setup.sh` as root)"));
+        self.note(format!(
+            "{tool}: not installed, skipped (run `bash daemonize/benches/setup.sh` as root)"
+        ));
     }
 
     fn print_header(&self) {

@@ -9,7 +9,7 @@ fn committed_man_page_is_fresh() {
     let committed = std::fs::read(&path).unwrap_or_default();
     assert!(
         committed == render::render(),
-        "{} is stale: run `cargo run --example gen-man` and commit the result",
+        "{} is stale: run `cargo run -p daemonize --example gen-man` and commit the result",
         path.display()
     );
 }

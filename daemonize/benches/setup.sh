@@ -10,7 +10,7 @@
 # Runs as root without a terminal (CI). A package that cannot be installed is reported and
 # skipped: the bench prints a note and leaves its rows out. Exits 0 in every such case.
 #
-# Usage: bash benches/setup.sh
+# Usage: bash daemonize/benches/setup.sh
 set -u
 
 export DEBIAN_FRONTEND=noninteractive

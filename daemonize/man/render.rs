@@ -1,10 +1,10 @@
-//! Renders `man/daemonize.1` from the clap definition in `bin/cli.rs`, plus the sections clap
+//! Renders `man/daemonize.1` from the clap definition in `src/cli.rs`, plus the sections clap
 //! does not know: EXIT STATUS, FILES, EXAMPLES, SEE ALSO. Shared by `man/generate.rs` and the
 //! freshness test in `tests/man_page.rs`.
 
 use clap::CommandFactory;
 
-#[path = "../bin/cli.rs"]
+#[path = "../src/cli.rs"]
 #[allow(dead_code)]
 mod cli;
 

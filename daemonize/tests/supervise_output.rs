@@ -2,6 +2,7 @@
 //! received on a real datagram socket, log files rotated under it, signals forwarded to COMMAND,
 //! and what an idle supervisor costs.
 
+#[path = "../../tests/common/mod.rs"]
 mod common;
 
 use std::io::{ErrorKind, Write};

@@ -1,6 +1,7 @@
 //! The command route as users deploy it: `examples/init.d/echo-server` run for real through
 //! `sh`, and the systemd units in `examples/systemd/` checked against `daemonize --help`.
 
+#[path = "../../tests/common/mod.rs"]
 mod common;
 
 use common::*;
@@ -15,8 +16,9 @@ use std::time::Duration;
 const DEADLINE: Duration = Duration::from_secs(10);
 
 /// A file of this crate, by its path relative to the manifest directory.
+/// A file of the repository (the workspace root, above this package).
 fn in_crate(relative: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(relative)
 }
 
 /// A port nobody listens on now: bound on 127.0.0.1:0, read, released.

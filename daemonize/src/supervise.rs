@@ -33,13 +33,10 @@ use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::daemon::Daemon;
-use crate::error::Step;
+use daemonctx::{Daemon, Pidfile, Step, process, signals};
+
 use crate::notify::{Notice, ReadyListener};
 use crate::output::{LineBuffer, LogFile, SyslogWriter};
-use crate::pidfile::Pidfile;
-use crate::process;
-use crate::signals::{self, Dispositions, SignalMap};
 
 /// How often held output (a full log file) is tried again.
 const HELD_OUTPUT_RETRY: Duration = Duration::from_secs(1);
@@ -50,7 +47,10 @@ pub const KILL_GRACE: Duration = Duration::from_secs(5);
 
 /// The furthest deadline the supervisor sets (about 31 years): longer delays and timeouts
 /// count as this long, so that `Instant` arithmetic never overflows.
-pub const LONGEST_WAIT: Duration = Duration::from_secs(1_000_000_000);
+pub const LONGEST_WAIT: Duration = crate::cli::LONGEST;
+
+/// The exit status of a supervisor that could not start (as a daemon's failed setup).
+const EXIT_SETUP_FAILED: i32 = 1;
 
 /// The exit status when the supervisor gives up (too many restarts) after a successful exit.
 const EXIT_GAVE_UP: i32 = 1;
@@ -153,7 +153,7 @@ pub fn supervise(config: SupervisorConfig, daemon: &mut Daemon) -> i32 {
         Ok(supervisor) => supervisor,
         Err(e) => {
             daemon.report_failure(Step::Supervise, &e);
-            return crate::detach::EXIT_SETUP_FAILED;
+            return EXIT_SETUP_FAILED;
         }
     };
     if let Err(e) = supervisor.spawn() {
@@ -221,8 +221,6 @@ struct Relay {
 
 struct Supervisor {
     config: SupervisorConfig,
-    /// All signals at their defaults: applied in COMMAND before it is executed.
-    defaults: Dispositions,
     signals: OwnedFd,
     child: Option<Child>,
     last_status: Option<ExitStatus>,
@@ -265,10 +263,8 @@ impl Supervisor {
             _ => None,
         };
         let delay = config.restart_delay;
-        let defaults = Dispositions::new(&SignalMap::new(), true);
         Ok(Supervisor {
             config,
-            defaults,
             signals,
             child: None,
             last_status: None,
@@ -304,7 +300,6 @@ impl Supervisor {
             command.env_remove(name); // readiness is settled: the socket is gone
         }
         let ready_fd = self.ready_fd.as_mut().map(ReadyFd::prepare).transpose()?;
-        let defaults = self.defaults.clone();
         // SAFETY: the closure runs between fork and exec and makes only async-signal-safe calls
         // (rt_sigaction, sigprocmask, fcntl, dup2) on data prepared before the fork.
         unsafe {
@@ -312,7 +307,7 @@ impl Supervisor {
                 // COMMAND starts with every disposition at its default: the supervisor ignores
                 // SIGPIPE, and an ignored signal stays ignored across execve(2). (std empties
                 // the signal mask itself.)
-                signals::reset_and_install(&defaults).map_err(io::Error::from_raw_os_error)?;
+                signals::reset_all()?;
                 if let Some((source, target)) = ready_fd {
                     inherit_ready_fd(source, target)?;
                 }

@@ -1,6 +1,7 @@
 //! Reliability: races, stale and garbage pidfiles, an invoker killed mid-start, resource
 //! exhaustion. Each test is bounded in count and time.
 
+#[path = "../../tests/common/mod.rs"]
 mod common;
 
 use std::os::unix::fs::PermissionsExt;

@@ -3,6 +3,9 @@
 //! Argument parsing and wiring only: every mechanism lives in the `daemonctx` library.
 
 mod cli;
+mod notify;
+mod output;
+mod supervise;
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -10,14 +13,14 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use daemonctx::notify::{Readiness, ReadyListener};
-use daemonctx::output::{self, LogFile, SyslogConfig, SyslogWriter};
 use daemonctx::stop::{self, Schedule, Stopped};
-use daemonctx::supervise::{self, Restart, Sink, SupervisorConfig};
 use daemonctx::{Command, DaemonContext, Error, Pidfile, SignalMap, Status, Step, Stream};
 use daemonctx::{detach, pidfile, process};
 
 use cli::{Cli, RestartArg, WaitReady};
+use notify::{Readiness, ReadyListener};
+use output::{LogFile, SyslogConfig, SyslogWriter};
+use supervise::{Restart, Sink, SupervisorConfig};
 
 /// Exit codes of a start (documented in `cli::START_EXIT_STATUS`).
 mod code {
@@ -386,13 +389,11 @@ fn connect_syslog(cli: &Cli, facility: &str, command: &Command) -> Result<Syslog
         argv0.file_name().unwrap_or(argv0.as_os_str()).to_string_lossy().into_owned()
     };
     let config = SyslogConfig {
-        facility: output::parse_facility(facility).expect("checked by clap"),
+        facility: cli::parse_facility(facility).expect("checked by clap"),
         tag: cli.syslog_tag.clone().unwrap_or_else(basename),
         socket: Some(cli.syslog_socket.clone()),
-        stdout_severity: output::parse_severity(&cli.syslog_stdout_priority)
-            .expect("checked by clap"),
-        stderr_severity: output::parse_severity(&cli.syslog_stderr_priority)
-            .expect("checked by clap"),
+        stdout_severity: cli::parse_severity(&cli.syslog_stdout_priority).expect("checked by clap"),
+        stderr_severity: cli::parse_severity(&cli.syslog_stderr_priority).expect("checked by clap"),
     };
     SyslogWriter::connect(config).map_err(|e| Error::os(Step::OpenStream, &cli.syslog_socket, e))
 }

@@ -1,5 +1,6 @@
 //! The command route: `daemonize` start, `--status` and `--stop`, checked through `/proc`.
 
+#[path = "../../tests/common/mod.rs"]
 mod common;
 
 use std::os::unix::fs::PermissionsExt;

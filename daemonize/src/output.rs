@@ -51,27 +51,6 @@ impl std::fmt::Debug for SyslogConfig {
     }
 }
 
-/// Parses a syslog facility name: `daemon`, `local0`…`local7`, `user`, `auth`, ….
-pub fn parse_facility(name: &str) -> Result<Facility, String> {
-    name.parse().map_err(|()| format!("unknown syslog facility {name:?}"))
-}
-
-/// Parses a syslog priority name: `emerg`, `alert`, `crit`, `err`, `warning`, `notice`,
-/// `info`, `debug`.
-pub fn parse_severity(name: &str) -> Result<Severity, String> {
-    Ok(match name.to_ascii_lowercase().as_str() {
-        "emerg" => Severity::LOG_EMERG,
-        "alert" => Severity::LOG_ALERT,
-        "crit" => Severity::LOG_CRIT,
-        "err" | "error" => Severity::LOG_ERR,
-        "warning" | "warn" => Severity::LOG_WARNING,
-        "notice" => Severity::LOG_NOTICE,
-        "info" => Severity::LOG_INFO,
-        "debug" => Severity::LOG_DEBUG,
-        _ => return Err(format!("unknown syslog priority {name:?}")),
-    })
-}
-
 /// A log file held by the supervisor, opened for appending, reopened on request.
 ///
 /// A write that fails (`ENOSPC`, `EIO`) is not lost: the bytes not written are held, and the
@@ -527,13 +506,5 @@ mod tests {
         assert_eq!(split_line(b""), [&b""[..]]);
         let binary = vec![0x80u8; 3000];
         assert_eq!(split_line(&binary).concat(), binary);
-    }
-
-    #[test]
-    fn names_parse() {
-        assert!(matches!(parse_facility("local3"), Ok(Facility::LOG_LOCAL3)));
-        assert!(parse_facility("nope").is_err());
-        assert!(matches!(parse_severity("warning"), Ok(Severity::LOG_WARNING)));
-        assert!(parse_severity("loud").is_err());
     }
 }

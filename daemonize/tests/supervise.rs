@@ -1,6 +1,7 @@
 //! Supervise mode (restart policy, stop, exit status) and readiness (`--wait-ready`), through
 //! the `daemonize` binary.
 
+#[path = "../../tests/common/mod.rs"]
 mod common;
 
 use std::io::Write;

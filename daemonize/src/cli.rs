@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::Parser;
 
 /// The exit statuses of a start, as (code, meaning): the one table that `--help` and the man
-/// page both show (`bin/daemonize.rs` maps errors to these codes).
+/// page both show (`src/main.rs` maps errors to these codes).
 pub const START_EXIT_STATUS: &[(&str, &str)] = &[
     ("0", "COMMAND runs as a daemon; the pidfile holds its pid"),
     ("1", "already running: the pidfile or lock file is held (the message names the pid)"),
@@ -204,7 +204,7 @@ pub struct Cli {
     pub child_pidfile: Option<PathBuf>,
 
     /// Send COMMAND's output to syslog, one message per line
-    #[arg(long, value_name = "FACILITY", num_args = 0..=1, default_missing_value = "daemon", value_parser = parse_facility, requires = "supervise", help_heading = "Syslog")]
+    #[arg(long, value_name = "FACILITY", num_args = 0..=1, default_missing_value = "daemon", value_parser = parse_facility_name, requires = "supervise", help_heading = "Syslog")]
     pub syslog: Option<String>,
 
     /// Tag of the syslog messages [default: COMMAND's basename]
@@ -283,7 +283,7 @@ fn parse_wait_ready(text: &str) -> Result<WaitReady, String> {
 
 /// The longest duration an option takes; longer ones count as this (about 31 years), so that
 /// no deadline computed from them overflows.
-const LONGEST: Duration = daemonctx::supervise::LONGEST_WAIT;
+pub const LONGEST: Duration = Duration::from_secs(1_000_000_000);
 
 /// The shortest restart delay: shorter ones would let a crash loop spin.
 const SHORTEST_RESTART_DELAY: Duration = Duration::from_millis(100);
@@ -306,12 +306,33 @@ fn parse_restart_delay(text: &str) -> Result<Duration, String> {
     Ok(delay)
 }
 
-fn parse_facility(text: &str) -> Result<String, String> {
-    daemonctx::output::parse_facility(text).map(|_| text.to_string())
+fn parse_facility_name(text: &str) -> Result<String, String> {
+    parse_facility(text).map(|_| text.to_string())
 }
 
 fn parse_priority(text: &str) -> Result<String, String> {
-    daemonctx::output::parse_severity(text).map(|_| text.to_string())
+    parse_severity(text).map(|_| text.to_string())
+}
+
+/// Parses a syslog facility name: `daemon`, `local0`…`local7`, `user`, `auth`, ….
+pub fn parse_facility(name: &str) -> Result<syslog::Facility, String> {
+    name.parse().map_err(|()| format!("unknown syslog facility {name:?}"))
+}
+
+/// Parses a syslog priority name: `emerg`, `alert`, `crit`, `err`, `warning`, `notice`,
+/// `info`, `debug`.
+pub fn parse_severity(name: &str) -> Result<syslog::Severity, String> {
+    Ok(match name.to_ascii_lowercase().as_str() {
+        "emerg" => syslog::Severity::LOG_EMERG,
+        "alert" => syslog::Severity::LOG_ALERT,
+        "crit" => syslog::Severity::LOG_CRIT,
+        "err" | "error" => syslog::Severity::LOG_ERR,
+        "warning" | "warn" => syslog::Severity::LOG_WARNING,
+        "notice" => syslog::Severity::LOG_NOTICE,
+        "info" => syslog::Severity::LOG_INFO,
+        "debug" => syslog::Severity::LOG_DEBUG,
+        _ => return Err(format!("unknown syslog priority {name:?}")),
+    })
 }
 
 fn parse_octal(text: &str, max: u32, what: &str) -> Result<u32, String> {
@@ -362,6 +383,14 @@ mod tests {
         let help = retry.get_help().unwrap().to_string();
         let default = format!("[default: SIGNAL/{}]", daemonctx::stop::DEFAULT_WAIT.as_secs());
         assert!(help.contains(&default), "{help}");
+    }
+
+    #[test]
+    fn syslog_names_parse() {
+        assert!(matches!(parse_facility("local3"), Ok(syslog::Facility::LOG_LOCAL3)));
+        assert!(parse_facility("nope").is_err());
+        assert!(matches!(parse_severity("warning"), Ok(syslog::Severity::LOG_WARNING)));
+        assert!(parse_severity("loud").is_err());
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! Writes `man/daemonize.1` from the clap definition: `cargo run --example gen-man`.
+//! Writes `man/daemonize.1` from the clap definition: `cargo run -p daemonize --example gen-man`.
 //! `tests/man_page.rs` fails when the committed page differs from a fresh rendering.
 
 mod render;

@@ -16,7 +16,7 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Instant;
 
-use crate::process;
+use daemonctx::process;
 
 /// Where the command reports readiness.
 #[derive(Debug)]
