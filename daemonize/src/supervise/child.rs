@@ -21,16 +21,18 @@ use daemonctx::{process, signals};
 use super::readiness::{Readiness, inherit_ready_fd};
 use super::relay::Output;
 
-/// The signals passed on to COMMAND (`SIGHUP` also reopens the log files).
-pub const FORWARDED: [i32; 7] = [
-    libc::SIGINT,
-    libc::SIGHUP,
-    libc::SIGQUIT,
-    libc::SIGUSR1,
-    libc::SIGUSR2,
-    libc::SIGWINCH,
-    libc::SIGCONT,
-];
+/// The signals passed on to COMMAND unless `--forward` says otherwise; `SIGHUP` too when the
+/// supervisor holds no log file (it then has nothing to reopen).
+pub const DEFAULT_FORWARDED: [i32; 6] =
+    [libc::SIGINT, libc::SIGQUIT, libc::SIGUSR1, libc::SIGUSR2, libc::SIGWINCH, libc::SIGCONT];
+
+/// A signal read from the signalfd.
+pub struct Received {
+    /// The signal.
+    pub signal: i32,
+    /// The value queued with it (`sigqueue(3)`), when it was queued (`SI_QUEUE`).
+    pub queued: Option<i32>,
+}
 
 /// How to start COMMAND.
 #[derive(Debug)]
@@ -55,7 +57,7 @@ impl Program {
     /// Starts COMMAND in its own process group, with pipes for the captured streams and the
     /// ready descriptor, if any.
     pub fn spawn(&self, readiness: &mut Readiness, output: &mut Output) -> io::Result<Child> {
-        let (stdout, stderr) = output.stdio();
+        let (stdout, stderr) = output.stdio()?;
         let mut command = std::process::Command::new(&self.path);
         command
             .arg0(&self.argv[0])
@@ -161,14 +163,16 @@ pub fn ignore_sigpipe() {
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
 }
 
-/// Blocks the supervisor's signals and returns a `signalfd(2)` that delivers them.
-pub fn signalfd() -> io::Result<OwnedFd> {
+/// Blocks the supervisor's signals (`DEFAULT_FORWARDED`, `forwarded`, `SIGHUP`, `SIGTERM`,
+/// `SIGCHLD` and `relay`) and returns a `signalfd(2)` that delivers them.
+pub fn signalfd(forwarded: &[i32], relay: i32) -> io::Result<OwnedFd> {
+    let own = [libc::SIGHUP, libc::SIGTERM, libc::SIGCHLD, relay];
     // SAFETY: a sigset_t made by sigemptyset and filled by sigaddset is valid for sigprocmask
     // and signalfd; children started with std's Command get an empty mask again.
     unsafe {
         let mut set = std::mem::zeroed::<libc::sigset_t>();
         libc::sigemptyset(&mut set);
-        for signal in FORWARDED.iter().chain(&[libc::SIGTERM, libc::SIGCHLD]) {
+        for signal in DEFAULT_FORWARDED.iter().chain(forwarded).chain(&own) {
             libc::sigaddset(&mut set, *signal);
         }
         if libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) != 0 {
@@ -183,7 +187,7 @@ pub fn signalfd() -> io::Result<OwnedFd> {
 }
 
 /// Reads one pending signal from the signalfd, if any.
-pub fn read_signal(fd: &OwnedFd) -> Option<i32> {
+pub fn read_signal(fd: &OwnedFd) -> Option<Received> {
     // SAFETY: signalfd_siginfo is plain old data; all-zero is valid.
     let mut info: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
     let size = std::mem::size_of::<libc::signalfd_siginfo>();
@@ -191,5 +195,8 @@ pub fn read_signal(fd: &OwnedFd) -> Option<i32> {
     let n = unsafe {
         libc::read(fd.as_raw_fd(), (&mut info as *mut libc::signalfd_siginfo).cast(), size)
     };
-    (n == size as isize).then_some(info.ssi_signo as i32)
+    (n == size as isize).then(|| Received {
+        signal: info.ssi_signo as i32,
+        queued: (info.ssi_code == libc::SI_QUEUE).then_some(info.ssi_int),
+    })
 }

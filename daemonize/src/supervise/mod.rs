@@ -38,6 +38,7 @@ use daemonctx::{Daemon, Pidfile, Step, process};
 
 use crate::notify::ReadyListener;
 use crate::output::SyslogWriter;
+use crate::send;
 use child::{Child, Program};
 use readiness::{Heard, Readiness};
 pub use relay::Sink;
@@ -85,6 +86,9 @@ pub struct SupervisorConfig {
     pub stderr: Sink,
     /// The syslog connection, when a sink is [`Sink::Syslog`].
     pub syslog: Option<SyslogWriter>,
+    /// The signals passed on to COMMAND; `None`: [`child::DEFAULT_FORWARDED`], and `SIGHUP`
+    /// when there is no log file to reopen.
+    pub forward: Option<Vec<i32>>,
 }
 
 impl SupervisorConfig {
@@ -142,13 +146,23 @@ struct Supervisor {
     readiness: Readiness,
     output: Output,
     kill_after: Duration,
+    /// The signals passed on to COMMAND.
+    forward: Vec<i32>,
 }
 
 impl Supervisor {
     /// Becomes a subreaper and routes signals to a signalfd.
     fn new(config: SupervisorConfig) -> std::io::Result<Supervisor> {
         child::become_subreaper()?;
-        let signals = child::signalfd()?;
+        let output = Output::new(config.stdout, config.stderr, config.syslog);
+        let forward = config.forward.unwrap_or_else(|| {
+            let mut forward = child::DEFAULT_FORWARDED.to_vec();
+            if !output.has_log_files() {
+                forward.push(libc::SIGHUP); // nothing to reopen: HUP is COMMAND's
+            }
+            forward
+        });
+        let signals = child::signalfd(&forward, send::relay_signal())?;
         child::ignore_sigpipe();
         let policy = Policy {
             restart: config.restart,
@@ -166,8 +180,9 @@ impl Supervisor {
             child: None,
             lifecycle: Lifecycle::new(policy),
             readiness: Readiness::new(config.ready, config.ready_timeout),
-            output: Output::new(config.stdout, config.stderr, config.syslog),
+            output,
             kill_after: config.kill_after,
+            forward,
         })
     }
 
@@ -233,16 +248,26 @@ impl Supervisor {
         Ok(())
     }
 
+    /// `SIGCHLD` reaps, `SIGTERM` stops, `SIGHUP` reopens the log files; a signal listed in
+    /// `forward` goes on to COMMAND (after a reopen, for `SIGHUP`), others are ignored; the
+    /// relay signal (`daemonize --send`) passes its queued signal on to COMMAND.
     fn handle_signals(&mut self) {
-        while let Some(signal) = child::read_signal(&self.signals) {
-            match signal {
+        while let Some(received) = child::read_signal(&self.signals) {
+            match received.signal {
                 libc::SIGCHLD => self.reap_and_advance(),
                 libc::SIGTERM => self.stop("stopping on SIGTERM"),
-                libc::SIGHUP => {
-                    self.output.reopen_files();
-                    self.forward(signal);
+                signal if signal == send::relay_signal() => match received.queued {
+                    Some(queued) if (1..=64).contains(&queued) => self.forward(queued),
+                    _ => {}
+                },
+                signal => {
+                    if signal == libc::SIGHUP {
+                        self.output.reopen_files();
+                    }
+                    if self.forward.contains(&signal) {
+                        self.forward(signal);
+                    }
                 }
-                _ => self.forward(signal),
             }
         }
     }
