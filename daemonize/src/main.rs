@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use clap::{CommandFactory, FromArgMatches};
 use daemonctx::stop::{self, Schedule, Stopped};
 use daemonctx::{Command, DaemonContext, Error, Pidfile, SignalMap, Status, Step, Stream};
-use daemonctx::{detach, pidfile, process};
+use daemonctx::{pidfile, process};
 
 use cli::{Cli, RestartArg, WaitReady, code};
 use notify::{Readiness, ReadyListener};
@@ -292,17 +292,17 @@ fn wait_for_readiness(
             stop_abandoned(cli, pid, main);
             Error::DaemonDied {
                 pid: main,
-                status: detach::reap(pid as i32, Duration::from_secs(5)),
+                status: process::reap(pid as i32, Duration::from_secs(5)),
             }
         }
         Ok(Readiness::TimedOut(main)) => {
             stop_abandoned(cli, pid, main);
-            detach::reap(pid as i32, Duration::from_secs(5));
+            process::reap(pid as i32, Duration::from_secs(5));
             Error::ReadyTimeout { pid: main, seconds: cli.ready_timeout.as_secs_f64() }
         }
         Err(e) => {
             stop_abandoned(cli, pid, pid);
-            detach::reap(pid as i32, Duration::from_secs(5));
+            process::reap(pid as i32, Duration::from_secs(5));
             Error::os(Step::WaitReady, program, e)
         }
     };
