@@ -123,8 +123,9 @@ pub const SUPERVISOR_EXIT_STATUS: &str =
 /// Examples, as (what it does, the command): shown by `--help` and in the man page.
 pub const EXAMPLES: &[(&str, &str)] = &[
     (
-        "Start a server as a daemon, logging to a file, as user www-data:",
-        "daemonize -p /run/app.pid -o /var/log/app.log -a -u www-data -- /usr/bin/app --port 8080",
+        "Start a server as a daemon, its output and errors in one log file, as user www-data:",
+        "daemonize -p /run/app.pid -o /var/log/app.log -e /var/log/app.log -a -u www-data -- \
+         /usr/bin/app --port 8080",
     ),
     (
         "Stop it from an init script: SIGTERM to its process group, SIGKILL after 30 seconds:",
@@ -154,7 +155,8 @@ pub fn after_long_help() -> String {
 #[derive(Debug, Parser)]
 #[command(
     name = "daemonize",
-    version,
+    // "(daemonctx)" tells this daemonize from Debian's unrelated one (init scripts check it).
+    version = concat!(env!("CARGO_PKG_VERSION"), " (daemonctx)"),
     about = "Run a command as a Unix daemon, or check and stop one by its pidfile",
     long_about = "Run COMMAND as a Unix daemon: detached from the terminal in a new session, \
         with a clean environment of descriptors, signals and umask, its pidfile locked for as \
