@@ -281,7 +281,11 @@ fn wait_for_readiness(
                 && let Err(e) = pidfile::replace_pid(path, main)
             {
                 // Ready all the same; the pidfile keeps naming the first process.
-                eprintln!("daemonize: cannot write MAINPID {main} into {}: {e}", path.display());
+                eprintln!(
+                    "daemonize: cannot write MAINPID {main} into {}: {}",
+                    path.display(),
+                    message::os_text(&e)
+                );
             }
             if verbose {
                 eprintln!("daemonize: {} is ready (pid {main})", program.display());

@@ -258,6 +258,7 @@ impl Output {
                 {
                     let path = file.path().display().to_string();
                     self.retry_at = Some(Instant::now() + HELD_OUTPUT_RETRY);
+                    let e = message::os_text(&e);
                     self.log(&format!("cannot write {path}: {e}; holding output until it can"));
                 }
             }
