@@ -21,6 +21,7 @@ use crate::fds::{self, Stream};
 use crate::launch::{Plan, Prepared};
 use crate::pidfile::{self, Pidfile, path_to_cstring};
 use crate::signals::{self, Dispositions, SignalAction, SignalMap, TerminateTarget};
+use nix::sys::signal::Signal;
 
 /// How long the original process waits for the daemon's report unless told otherwise
 /// (systemd's default start timeout).
@@ -223,9 +224,10 @@ impl DaemonContext {
         self
     }
 
-    /// Sets one entry of the signal map (installed with `sigaction(2)` in the daemon).
-    pub fn signal(mut self, signal: c_int, action: SignalAction) -> Self {
-        self.signal_map.insert(signal, action);
+    /// Sets one entry of the signal map (installed with `sigaction(2)` in the daemon). A
+    /// real-time signal, which has no name, goes in through [`DaemonContext::signal_map`].
+    pub fn signal(mut self, signal: Signal, action: SignalAction) -> Self {
+        self.signal_map.insert(signal as c_int, action);
         self
     }
 
@@ -267,7 +269,7 @@ impl DaemonContext {
     /// # Signals
     /// Every disposition is reset to `SIG_DFL` before the signal map is installed, including
     /// `SIGPIPE`, which the Rust runtime ignores at start-up: a daemon that writes to pipes and
-    /// wants `EPIPE` instead of death maps it with `.signal(libc::SIGPIPE, SignalAction::Ignore)`
+    /// wants `EPIPE` instead of death maps it with `.signal(Signal::SIGPIPE, SignalAction::Ignore)`
     /// (sockets are unaffected: std sends with `MSG_NOSIGNAL`).
     ///
     /// # Errors

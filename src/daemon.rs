@@ -1,18 +1,19 @@
 //! [`Daemon`]: the daemon's side of an open [`crate::DaemonContext`].
 //!
 //! It holds the pidfile (and its lock) and, until the daemon is ready, the write end of the
-//! report channel. [`Daemon::ready`] tells the original process to exit 0;
-//! [`Daemon::close`] (or dropping it) removes the pidfile if it is still ours.
+//! report channel. [`Daemon::ready`] tells the original process to exit 0; [`Daemon::fail`]
+//! tells it why the daemon gives up instead; [`Daemon::close`] (or dropping it) removes the
+//! pidfile if it is still ours.
 
-use std::io;
+use std::io::{self, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
 
 use signal_hook::iterator::Signals;
 
-use crate::error::{Error, Step};
+use crate::error::{Error, Step, chain};
 use crate::pidfile::Pidfile;
-use crate::ready::{self, Record};
+use crate::ready::{self, DaemonFailure, Record};
 use crate::signals;
 
 /// The daemon's side of an open [`crate::DaemonContext`]. Dropping it closes it.
@@ -26,6 +27,9 @@ pub struct Daemon {
 }
 
 impl Daemon {
+    /// The exit status of a daemon that gave up with [`Daemon::fail`].
+    pub const FAILED_EXIT_STATUS: i32 = 1;
+
     pub(crate) fn new(
         pidfile: Option<Pidfile>,
         lock: Option<Pidfile>,
@@ -54,28 +58,85 @@ impl Daemon {
             .map_err(|e| Error::os_nopath(Step::Report, io::Error::from_raw_os_error(e)))
     }
 
-    /// Tells the original process that `step` failed with `error` (one `send(2)`), instead of
-    /// being ready: its `open()` then returns [`Error::Os`] with that step and OS error. The
-    /// daemon should exit afterwards. Does nothing once [`Daemon::ready`] was called.
-    pub fn report_failure(&mut self, step: Step, error: &io::Error) {
+    /// Tells the original process that the setup `step` failed with the OS error `os_error`
+    /// (one `send(2)` of the step and the error number), instead of being ready: its `open()`
+    /// then returns [`Error::Os`] with that step and OS error. The daemon should exit
+    /// afterwards. Does nothing once [`Daemon::ready`] was called.
+    ///
+    /// This is for a program that carries on a step of becoming a daemon (the `daemonize`
+    /// command's supervisor reports its `execve(2)` failing this way). For the program's own
+    /// failure, with its own message (a socket it cannot bind), use [`Daemon::fail`].
+    ///
+    /// ```no_run
+    /// use daemonctx::{DaemonContext, Step};
+    ///
+    /// let mut daemon = DaemonContext::new().ready_on_open(false).open()?;
+    /// if let Err(os_error) = std::env::set_current_dir("/srv") {
+    ///     daemon.report_failure(Step::Chdir, &os_error); // the original process shows it
+    ///     std::process::exit(1);
+    /// }
+    /// # Ok::<(), daemonctx::Error>(())
+    /// ```
+    pub fn report_failure(&mut self, step: Step, os_error: &io::Error) {
         if let Some(report) = self.report.take() {
-            let errno = error.raw_os_error().unwrap_or(libc::EIO);
+            let errno = os_error.raw_os_error().unwrap_or(libc::EIO);
             let _ = ready::send(report.as_raw_fd(), Record::Failed(step, errno));
         }
     }
 
-    /// The signals mapped to [`crate::SignalAction::Deliver`], as signal-hook's iterator: `None` when
-    /// no signal is mapped so.
+    /// Gives up: the daemon could not do what it exists for (bind its socket, read its
+    /// configuration). Writes `message: error` to the daemon's standard error (its log),
+    /// closes the daemon (removes the pidfile, as [`Daemon::close`]), tells the original
+    /// process if it still waits for [`Daemon::ready`] (one `send(2)` of the message and the
+    /// error's text and OS error number), and exits with [`Daemon::FAILED_EXIT_STATUS`] (`exit(3)`).
+    ///
+    /// The original process's [`crate::DaemonContext::open`] then returns
+    /// [`Error::DaemonFailed`], which shows as `message: error`
+    /// (`cannot bind 127.0.0.1:7201: Address already in use (os error 98)`), instead of a
+    /// daemon that merely died. Give that error an exit status of its own (the examples use 3).
     ///
     /// ```no_run
-    /// use daemonctx::{DaemonContext, SignalAction};
+    /// use daemonctx::DaemonContext;
+    ///
+    /// let mut daemon = DaemonContext::new().ready_on_open(false).open()?;
+    /// let listener = match std::net::TcpListener::bind("127.0.0.1:7201") {
+    ///     Ok(listener) => listener,
+    ///     Err(e) => daemon.fail("cannot bind 127.0.0.1:7201", &e),
+    /// };
+    /// daemon.ready()?; // the original process exits 0 now
+    /// # drop(listener);
+    /// # Ok::<(), daemonctx::Error>(())
+    /// ```
+    pub fn fail(
+        mut self,
+        message: impl Into<String>,
+        error: &(dyn std::error::Error + 'static),
+    ) -> ! {
+        let message = message.into();
+        let detail = chain(error);
+        let _ = writeln!(io::stderr(), "{message}: {detail}");
+        let report = self.report.take();
+        // The pidfile goes first: once the original process reads the report, it is gone.
+        let _ = self.close();
+        if let Some(report) = report {
+            let failure = DaemonFailure { message, errno: os_error_number(error), detail };
+            let _ = ready::send_daemon_failure(report.as_raw_fd(), &failure);
+        }
+        std::process::exit(Daemon::FAILED_EXIT_STATUS)
+    }
+
+    /// The signals mapped to [`crate::SignalAction::Deliver`], as signal-hook's iterator: `None` when
+    /// no signal is mapped so, or after [`Daemon::take_signals`].
+    ///
+    /// ```no_run
+    /// use daemonctx::{DaemonContext, Signal, SignalAction};
     ///
     /// let mut daemon = DaemonContext::new()
-    ///     .signal(libc::SIGTERM, SignalAction::Deliver)
+    ///     .signal(Signal::SIGTERM, SignalAction::Deliver)
     ///     .open()?;
     /// if let Some(signals) = daemon.signals() {
     ///     for signal in signals.forever() {
-    ///         if signal == libc::SIGTERM { break }
+    ///         if signal == Signal::SIGTERM as i32 { break }
     ///     }
     /// }
     /// daemon.close()?; // removes the pidfile
@@ -83,6 +144,34 @@ impl Daemon {
     /// ```
     pub fn signals(&mut self) -> Option<&mut Signals> {
         self.signals.as_mut()
+    }
+
+    /// Takes the delivered signals out of the guard, to wait for them on another thread:
+    /// signal-hook's [`Signals`] is `Send`, and its [`crate::signals::Handle`]
+    /// ([`Signals::handle`]) closes it from anywhere, which ends its iterators. `None` when no
+    /// signal is mapped to [`crate::SignalAction::Deliver`], or on a second call.
+    ///
+    /// `examples/echo_server.rs` shows the whole pattern: a blocking accept loop on the main
+    /// thread, and a thread that waits for `SIGTERM`, sets a flag and connects to the listener
+    /// to wake the loop.
+    ///
+    /// ```no_run
+    /// use daemonctx::{DaemonContext, Signal, SignalAction};
+    ///
+    /// let mut daemon = DaemonContext::new()
+    ///     .signal(Signal::SIGTERM, SignalAction::Deliver)
+    ///     .open()?;
+    /// let mut signals = daemon.take_signals().expect("SIGTERM is delivered");
+    /// let handle = signals.handle();
+    /// let waiter = std::thread::spawn(move || signals.forever().next());
+    /// // ... serve; to stop waiting without a signal: handle.close() ...
+    /// let signal = waiter.join().expect("the signal thread");
+    /// # drop((handle, signal));
+    /// daemon.close()?;
+    /// # Ok::<(), daemonctx::Error>(())
+    /// ```
+    pub fn take_signals(&mut self) -> Option<Signals> {
+        self.signals.take()
     }
 
     /// The pidfile this daemon holds, if any.
@@ -114,6 +203,18 @@ impl Daemon {
             None => Ok(()),
         }
     }
+}
+
+/// The OS error number of `error` or of the first of its sources that has one; 0 when none does.
+fn os_error_number(error: &(dyn std::error::Error + 'static)) -> i32 {
+    let mut next = Some(error);
+    while let Some(error) = next {
+        if let Some(errno) = error.downcast_ref::<io::Error>().and_then(io::Error::raw_os_error) {
+            return errno;
+        }
+        next = error.source();
+    }
+    0
 }
 
 impl Drop for Daemon {

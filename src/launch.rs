@@ -278,6 +278,13 @@ impl Prepared {
                 }
                 Err(self.failure(step, errno, command))
             }
+            Outcome::DaemonFailed { failure, daemon } => {
+                let pid = daemon.unwrap_or(intermediate as u32);
+                // The daemon exits right after it reported (Daemon::fail never returns).
+                detach::reap(pid as libc::pid_t, REAP_TIMEOUT);
+                let source = failure.source();
+                Err(self.abandon(Error::DaemonFailed { pid, message: failure.message, source }))
+            }
             Outcome::Closed { daemon: Some(pid) } => {
                 // A dying daemon closes its descriptors just before it ends: a short grace.
                 let error = match detach::reap(pid as libc::pid_t, EXIT_AFTER_CLOSE_TIMEOUT) {
