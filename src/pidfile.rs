@@ -593,6 +593,9 @@ mod tests {
         assert!(matches!(Pidfile::status(&path), Status::Absent));
         std::fs::write(&path, b"77\n").unwrap();
         assert!(matches!(Pidfile::status(&path), Status::Stale(Some(77))));
+        // Emptied (by a daemon that could not unlink it) and unlocked: not running.
+        std::fs::write(&path, b"").unwrap();
+        assert!(matches!(Pidfile::status(&path), Status::Absent));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
