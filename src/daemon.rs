@@ -6,15 +6,15 @@
 //! pidfile if it is still ours.
 
 use std::io::{self, Write};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 
 use signal_hook::iterator::Signals;
 
 use crate::error::{Error, Step, chain};
 use crate::pidfile::Pidfile;
-use crate::ready::{self, DaemonFailure, Record};
 use crate::signals;
+use crate::start::report::{self, DaemonFailure, Record};
 
 /// The daemon's side of an open [`crate::DaemonContext`]. Dropping it closes it.
 #[derive(Debug)]
@@ -54,7 +54,7 @@ impl Daemon {
             return Ok(());
         };
         let pid = std::process::id();
-        ready::send(report.as_raw_fd(), Record::Ready(pid))
+        report::send(report.as_fd(), Record::Ready(pid))
             .map_err(|e| Error::os_nopath(Step::Report, io::Error::from_raw_os_error(e)))
     }
 
@@ -80,7 +80,7 @@ impl Daemon {
     pub fn report_failure(&mut self, step: Step, os_error: &io::Error) {
         if let Some(report) = self.report.take() {
             let errno = os_error.raw_os_error().unwrap_or(libc::EIO);
-            let _ = ready::send(report.as_raw_fd(), Record::Failed(step, errno));
+            let _ = report::send(report.as_fd(), Record::Failed(step, errno));
         }
     }
 
@@ -120,7 +120,7 @@ impl Daemon {
         let _ = self.close();
         if let Some(report) = report {
             let failure = DaemonFailure { message, errno: os_error_number(error), detail };
-            let _ = ready::send_daemon_failure(report.as_raw_fd(), &failure);
+            let _ = report::send_daemon_failure(report.as_fd(), &failure);
         }
         std::process::exit(Daemon::FAILED_EXIT_STATUS)
     }

@@ -6,18 +6,23 @@
 //! The daemon first announces itself with `Forked(pid)`, then sends `Ready(pid)` or
 //! `Failed(step, errno)`; the intermediate child sends only `Failed`, if its `setsid(2)` or
 //! `fork(2)` fails. Each of these records is 8 bytes, sent with one `send(2)`, so the daemon
-//! needs no allocation to report. The one longer record is the daemon's own failure
-//! ([`crate::Daemon::fail`]): its message and error text, sent after the setup, from ordinary
-//! Rust code (a [`DaemonFailure`], at most [`MAX_RECORD`] bytes; `SOCK_SEQPACKET` keeps it whole). In exec mode the daemon sends `Executing(pid)` right before `execve(2)`: end of file
-//! after it means the exec succeeded and closed the close-on-exec end; end of file without a
-//! final record means the daemon died.
-#![allow(unsafe_code)]
+//! needs no allocation to report. In exec mode the daemon sends `Executing(pid)` right before
+//! `execve(2)`: end of file after it means the exec succeeded and closed the close-on-exec
+//! end; end of file without a final record means the daemon died.
+//!
+//! A record: byte 0 the tag (1 `Forked`, 2 `Ready`, 3 `Failed`, 4 `Executing`), byte 1 the
+//! [`Step`] of a failure, bytes 2 and 3 zero, bytes 4 to 7 the pid or the errno (little-endian).
+//!
+//! The one longer record is the daemon's own failure ([`crate::Daemon::fail`]), sent after the
+//! setup from ordinary Rust code: tag 5, bytes 1 to 3 zero, bytes 4 to 7 the errno (0 for
+//! none), then the message, a NUL, and the error's text; at most [`MAX_RECORD`] bytes in all
+//! (a [`DaemonFailure`]; `SOCK_SEQPACKET` delivers it whole).
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::time::{Duration, Instant};
 
-use crate::error::{Error, Step, errno};
+use crate::error::{Error, Step};
 
 const RECORD_LEN: usize = 8;
 
@@ -80,8 +85,8 @@ pub(crate) struct DaemonFailure {
 }
 
 impl DaemonFailure {
-    /// `[TAG, 0, 0, 0, errno (4 bytes LE), message, NUL, detail]`, at most [`MAX_RECORD`]
-    /// bytes: the message is cut to half the room for text, the detail to the rest.
+    /// `[5, 0, 0, 0, errno (4 bytes LE), message, NUL, detail]`, at most [`MAX_RECORD`] bytes:
+    /// the message is cut to half the room for text, the detail to the rest.
     fn encode(&self) -> Vec<u8> {
         let room = MAX_RECORD - RECORD_LEN - 1;
         let mut bytes = vec![TAG_DAEMON_FAILED, 0, 0, 0];
@@ -117,7 +122,7 @@ impl DaemonFailure {
     }
 }
 
-/// What one `recv(2)` on the channel carried.
+/// What one read of the channel carried.
 #[derive(Debug, PartialEq, Eq)]
 enum Received {
     Record(Record),
@@ -127,46 +132,37 @@ enum Received {
 /// Creates the report channel: `socketpair(2)`, `SOCK_SEQPACKET | SOCK_CLOEXEC`.
 /// Returns (read end, write end).
 pub(crate) fn report_pipe() -> Result<(OwnedFd, OwnedFd), Error> {
-    let mut fds = [0 as RawFd; 2];
-    let kind = libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC;
-    // SAFETY: fds is a valid array of two ints for socketpair to fill.
-    if unsafe { libc::socketpair(libc::AF_UNIX, kind, 0, fds.as_mut_ptr()) } != 0 {
-        return Err(Error::os_nopath(Step::Pipe, io::Error::last_os_error()));
-    }
-    // SAFETY: socketpair just returned these two descriptors; each gets exactly one owner.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+    use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
+    socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)
+        .map_err(|e| Error::os_nopath(Step::Pipe, e.into()))
 }
 
 /// Sends one record with one `send(2)` (`MSG_NOSIGNAL`). Async-signal-safe; returns the errno
 /// on failure (`EPIPE` when the original process is gone).
-pub(crate) fn send(fd: RawFd, record: Record) -> Result<(), i32> {
+pub(crate) fn send(fd: BorrowedFd<'_>, record: Record) -> Result<(), i32> {
+    use nix::sys::socket::MsgFlags;
     let bytes = record.encode();
     loop {
-        // SAFETY: bytes is RECORD_LEN initialised bytes on this stack frame.
-        let n = unsafe { libc::send(fd, bytes.as_ptr().cast(), RECORD_LEN, libc::MSG_NOSIGNAL) };
-        if n == RECORD_LEN as isize {
-            return Ok(());
-        }
-        let errno = errno();
-        if n >= 0 || errno != libc::EINTR {
-            return Err(if n >= 0 { libc::EIO } else { errno });
+        match nix::sys::socket::send(fd.as_raw_fd(), &bytes, MsgFlags::MSG_NOSIGNAL) {
+            Ok(RECORD_LEN) => return Ok(()),
+            Ok(_) => return Err(libc::EIO),
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(errno) => return Err(errno as i32),
         }
     }
 }
 
 /// Sends the daemon's own failure as one record, with one `send(2)` (`MSG_NOSIGNAL`). Not for
 /// the child between `fork(2)` and `execve(2)`: it allocates. The errno on failure.
-pub(crate) fn send_daemon_failure(fd: RawFd, failure: &DaemonFailure) -> Result<(), i32> {
+pub(crate) fn send_daemon_failure(fd: BorrowedFd<'_>, failure: &DaemonFailure) -> Result<(), i32> {
+    use nix::sys::socket::MsgFlags;
     let bytes = failure.encode();
     loop {
-        // SAFETY: bytes is bytes.len() initialised bytes, alive for the call.
-        let n = unsafe { libc::send(fd, bytes.as_ptr().cast(), bytes.len(), libc::MSG_NOSIGNAL) };
-        if n == bytes.len() as isize {
-            return Ok(());
-        }
-        let errno = errno();
-        if n >= 0 || errno != libc::EINTR {
-            return Err(if n >= 0 { libc::EIO } else { errno });
+        match nix::sys::socket::send(fd.as_raw_fd(), &bytes, MsgFlags::MSG_NOSIGNAL) {
+            Ok(n) if n == bytes.len() => return Ok(()),
+            Ok(_) => return Err(libc::EIO),
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(errno) => return Err(errno as i32),
         }
     }
 }
@@ -198,10 +194,10 @@ pub(crate) fn await_report(
     let mut daemon = None;
     let mut executing = false;
     loop {
-        if !wait_readable(read_end.as_raw_fd(), deadline)? {
+        if !wait_readable(read_end.as_fd(), deadline)? {
             return Ok(Outcome::TimedOut { daemon });
         }
-        match read_record(read_end.as_raw_fd())? {
+        match read_record(read_end.as_fd())? {
             None => match (executing, daemon) {
                 (true, Some(pid)) => return Ok(Outcome::Executed(pid)),
                 _ => return Ok(Outcome::Closed { daemon }),
@@ -223,57 +219,46 @@ pub(crate) fn await_report(
 /// anything still sent: `poll(2)`, `read(2)`. Gives up quietly at the deadline or on an error.
 pub(crate) fn await_close(read_end: &OwnedFd, timeout: Duration) {
     let deadline = Some(Instant::now() + timeout);
-    while let Ok(true) = wait_readable(read_end.as_raw_fd(), deadline) {
-        if !matches!(read_record(read_end.as_raw_fd()), Ok(Some(_))) {
+    while let Ok(true) = wait_readable(read_end.as_fd(), deadline) {
+        if !matches!(read_record(read_end.as_fd()), Ok(Some(_))) {
             return;
         }
     }
 }
 
 /// `poll(2)` for input until `deadline`; false when it passed.
-fn wait_readable(fd: RawFd, deadline: Option<Instant>) -> Result<bool, Error> {
+fn wait_readable(fd: BorrowedFd<'_>, deadline: Option<Instant>) -> Result<bool, Error> {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
     loop {
-        let timeout_ms = match deadline {
-            None => -1,
+        let timeout = match deadline {
+            None => PollTimeout::NONE,
             Some(deadline) => {
                 let left = deadline.saturating_duration_since(Instant::now());
                 if left.is_zero() {
                     return Ok(false);
                 }
-                i32::try_from(left.as_millis().max(1)).unwrap_or(i32::MAX)
+                let ms = i32::try_from(left.as_millis().max(1)).unwrap_or(i32::MAX);
+                PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX)
             }
         };
-        let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
-        // SAFETY: pfd is one valid pollfd.
-        let n = unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
-        if n > 0 {
-            return Ok(true);
-        }
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() != io::ErrorKind::Interrupted {
-                return Err(Error::os_nopath(Step::Report, e));
-            }
+        match poll(&mut [PollFd::new(fd, PollFlags::POLLIN)], timeout) {
+            Ok(n) if n > 0 => return Ok(true),
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(Error::os_nopath(Step::Report, e.into())),
         }
     }
 }
 
-/// Reads one whole record with one `recv(2)` (a `SOCK_SEQPACKET` record arrives whole or not at
-/// all); `None` at end of file.
-fn read_record(fd: RawFd) -> Result<Option<Received>, Error> {
+/// Reads one whole record with one `read(2)` (a `SOCK_SEQPACKET` record arrives whole, and a
+/// buffer of [`MAX_RECORD`] bytes holds the longest); `None` at end of file.
+fn read_record(fd: BorrowedFd<'_>) -> Result<Option<Received>, Error> {
     let mut bytes = [0u8; MAX_RECORD];
     loop {
-        // SAFETY: the destination is bytes, MAX_RECORD writable bytes on this stack frame.
-        let n = unsafe { libc::recv(fd, bytes.as_mut_ptr().cast(), MAX_RECORD, 0) };
-        match n {
-            0 => return Ok(None),
-            n if n > 0 => return decode(&bytes[..n as usize]).map(Some).ok_or_else(truncated),
-            _ => {
-                let e = io::Error::last_os_error();
-                if e.kind() != io::ErrorKind::Interrupted {
-                    return Err(Error::os_nopath(Step::Report, e));
-                }
-            }
+        match nix::unistd::read(fd, &mut bytes) {
+            Ok(0) => return Ok(None),
+            Ok(n) => return decode(&bytes[..n]).map(Some).ok_or_else(truncated),
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(Error::os_nopath(Step::Report, e.into())),
         }
     }
 }
@@ -307,14 +292,14 @@ mod tests {
     #[test]
     fn await_report_reads_in_order_and_sees_eof() {
         let (read_end, write_end) = report_pipe().unwrap();
-        send(write_end.as_raw_fd(), Record::Forked(42)).unwrap();
-        send(write_end.as_raw_fd(), Record::Failed(Step::SetUid, libc::EPERM)).unwrap();
+        send(write_end.as_fd(), Record::Forked(42)).unwrap();
+        send(write_end.as_fd(), Record::Failed(Step::SetUid, libc::EPERM)).unwrap();
         let outcome = await_report(&read_end, None).unwrap();
         assert_eq!(
             outcome,
             Outcome::Failed { step: Step::SetUid, errno: libc::EPERM, daemon: Some(42) }
         );
-        send(write_end.as_raw_fd(), Record::Forked(43)).unwrap();
+        send(write_end.as_fd(), Record::Forked(43)).unwrap();
         drop(write_end);
         assert_eq!(await_report(&read_end, None).unwrap(), Outcome::Closed { daemon: Some(43) });
     }
@@ -322,13 +307,13 @@ mod tests {
     #[test]
     fn end_of_file_is_an_exec_only_after_executing() {
         let (read_end, write_end) = report_pipe().unwrap();
-        send(write_end.as_raw_fd(), Record::Forked(42)).unwrap();
-        send(write_end.as_raw_fd(), Record::Executing(42)).unwrap();
+        send(write_end.as_fd(), Record::Forked(42)).unwrap();
+        send(write_end.as_fd(), Record::Executing(42)).unwrap();
         drop(write_end);
         assert_eq!(await_report(&read_end, None).unwrap(), Outcome::Executed(42));
         let (read_end, write_end) = report_pipe().unwrap();
-        send(write_end.as_raw_fd(), Record::Executing(43)).unwrap();
-        send(write_end.as_raw_fd(), Record::Failed(Step::Exec, libc::ENOENT)).unwrap();
+        send(write_end.as_fd(), Record::Executing(43)).unwrap();
+        send(write_end.as_fd(), Record::Failed(Step::Exec, libc::ENOENT)).unwrap();
         let outcome = await_report(&read_end, None).unwrap();
         assert_eq!(
             outcome,
@@ -339,20 +324,20 @@ mod tests {
     #[test]
     fn daemon_failure_arrives_whole_with_its_text() {
         let (read_end, write_end) = report_pipe().unwrap();
-        send(write_end.as_raw_fd(), Record::Forked(42)).unwrap();
+        send(write_end.as_fd(), Record::Forked(42)).unwrap();
         let failure = DaemonFailure {
             message: "cannot bind 127.0.0.1:7201".into(),
             errno: libc::EADDRINUSE,
             detail: String::new(),
         };
-        send_daemon_failure(write_end.as_raw_fd(), &failure).unwrap();
+        send_daemon_failure(write_end.as_fd(), &failure).unwrap();
         let outcome = await_report(&read_end, None).unwrap();
         let expected = Outcome::DaemonFailed { failure: failure.clone(), daemon: Some(42) };
         assert_eq!(outcome, expected);
         assert_eq!(failure.source().raw_os_error(), Some(libc::EADDRINUSE));
         let long = "x".repeat(2 * MAX_RECORD);
         let long = DaemonFailure { message: long.clone(), errno: 0, detail: long };
-        send_daemon_failure(write_end.as_raw_fd(), &long).unwrap();
+        send_daemon_failure(write_end.as_fd(), &long).unwrap();
         match await_report(&read_end, None).unwrap() {
             Outcome::DaemonFailed { failure, .. } => {
                 assert_eq!(failure.message.len(), (MAX_RECORD - RECORD_LEN - 1) / 2);
