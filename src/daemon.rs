@@ -47,6 +47,14 @@ impl Daemon {
     /// exits 0. Needed only with [`crate::DaemonContext::ready_on_open`]`(false)`; later calls do
     /// nothing.
     ///
+    /// ```no_run
+    /// let mut daemon = daemonctx::DaemonContext::new().ready_on_open(false).open()?;
+    /// let listener = std::net::TcpListener::bind("127.0.0.1:7201").expect("bind"); // or fail()
+    /// daemon.ready()?; // the original process exits 0: the port accepts connections
+    /// # drop(listener);
+    /// # Ok::<(), daemonctx::Error>(())
+    /// ```
+    ///
     /// # Errors
     /// [`Error::Os`] with [`Step::Report`] when the write fails (the original process is gone).
     pub fn ready(&mut self) -> Result<(), Error> {
@@ -108,7 +116,7 @@ impl Daemon {
     /// # Ok::<(), daemonctx::Error>(())
     /// ```
     pub fn fail(
-        mut self,
+        &mut self,
         message: impl Into<String>,
         error: &(dyn std::error::Error + 'static),
     ) -> ! {
@@ -174,20 +182,42 @@ impl Daemon {
         self.signals.take()
     }
 
-    /// The pidfile this daemon holds, if any.
+    /// The pidfile this daemon holds, if any, as the daemon sees it (inside its chroot).
+    ///
+    /// ```no_run
+    /// let daemon = daemonctx::DaemonContext::new().pidfile("/run/app.pid").open()?;
+    /// assert_eq!(daemon.pidfile(), Some(std::path::Path::new("/run/app.pid")));
+    /// # Ok::<(), daemonctx::Error>(())
+    /// ```
     pub fn pidfile(&self) -> Option<&Path> {
         self.pidfile.as_ref().map(Pidfile::path)
     }
 
     /// Whether the daemon is open: true until [`Daemon::close`].
+    ///
+    /// ```no_run
+    /// let mut daemon = daemonctx::DaemonContext::new().open()?;
+    /// assert!(daemon.is_open());
+    /// daemon.close()?;
+    /// assert!(!daemon.is_open());
+    /// # Ok::<(), daemonctx::Error>(())
+    /// ```
     pub fn is_open(&self) -> bool {
         self.open
     }
 
     /// Closes the daemon context: removes the pidfile if it is still ours (or, out of reach
-    /// after a `chroot(2)`, empties it) and releases its lock (`lstat(2)`, `unlink(2)` or
-    /// `ftruncate(2)`, `close(2)`). Afterwards [`Daemon::is_open`] is false; closing again does
-    /// nothing. Dropping an open `Daemon` closes it.
+    /// after a `chroot(2)` or not removable after a privilege drop, empties it, so that it reads
+    /// as not running) and releases its lock (`lstat(2)`, `unlink(2)` and/or `ftruncate(2)`,
+    /// `close(2)`). Afterwards [`Daemon::is_open`] is false; closing again does nothing.
+    /// Dropping an open `Daemon` closes it.
+    ///
+    /// ```no_run
+    /// let mut daemon = daemonctx::DaemonContext::new().pidfile("/run/app.pid").open()?;
+    /// // ... serve until told to stop ...
+    /// daemon.close()?; // /run/app.pid is gone
+    /// # Ok::<(), daemonctx::Error>(())
+    /// ```
     ///
     /// # Errors
     /// [`Error::Os`] with [`Step::RemovePidfile`].
