@@ -8,6 +8,7 @@ mod common;
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
@@ -468,4 +469,63 @@ fn rotation_under_a_dropped_user_reports_a_failed_reopen_and_stop_leaves_nothing
     assert!(wait_gone(started.pid, HANDSHAKE));
     assert!(!pidfile.exists(), "the pidfile was left behind");
     assert!(!child_pidfile.exists(), "the child pidfile was left behind");
+}
+
+#[test]
+fn a_failed_reopen_is_reported_in_the_old_file_and_to_syslog() {
+    let dir = TempDir::new("reopen-failure");
+    let (pidfile, child_pidfile) = (dir.join("s.pid"), dir.join("c.pid"));
+    let logs = dir.join("logs");
+    std::fs::create_dir(&logs).unwrap();
+    let (log, fifo) = (logs.join("app.log"), dir.join("go"));
+    mkfifo(&fifo);
+    let writer = numbered_writer(&dir, &fifo);
+    let socket_path = dir.join("log.sock");
+    let syslog = UnixDatagram::bind(&socket_path).unwrap();
+    syslog.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+    // stdout to the file, stderr (and the supervisor's messages) to syslog.
+    let args = [
+        "--supervise",
+        "-p",
+        path_str(&pidfile),
+        "--child-pidfile",
+        path_str(&child_pidfile),
+        "-o",
+        path_str(&log),
+        "--syslog",
+        "--syslog-socket",
+        path_str(&socket_path),
+        "--",
+        path_str(&writer),
+    ];
+    let started = Started::new(&args, &pidfile, Some(&child_pidfile));
+    assert!(wait_until(HANDSHAKE, || lines_of(&log).len() == 200), "{:?}", lines_of(&log));
+    // The whole directory goes away: the reopen cannot create app.log (ENOENT), as it cannot
+    // in a directory the supervisor's user may not write to (EACCES, see the root test).
+    let moved = dir.join("logs.old");
+    std::fs::rename(&logs, &moved).unwrap();
+    let old = moved.join("app.log");
+    assert!(kill(started.pid, libc::SIGHUP));
+    let expected = format!("cannot reopen {}: No such file or directory", log.display());
+    let mut received = Vec::new();
+    let heard = wait_until(HANDSHAKE, || {
+        let mut buf = [0u8; 8192];
+        if let Ok(n) = syslog.recv(&mut buf) {
+            received.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+        received.iter().any(|message| message.contains(&expected))
+    });
+    assert!(heard, "syslog did not hear {expected:?}: {received:?}");
+    assert_eq!(received.iter().filter(|m| m.contains(&expected)).count(), 1, "{received:?}");
+    let in_old = |line: &String| line.starts_with(&format!("daemonize: {expected}"));
+    assert!(lines_of(&old).iter().any(in_old), "not in the old file: {:?}", lines_of(&old));
+    // Output goes on into the old file.
+    release(&fifo).expect("COMMAND reads its FIFO");
+    let last = || lines_of(&old).last().is_some_and(|line| line == "n400");
+    assert!(wait_until(HANDSHAKE, last), "{:?}", lines_of(&old));
+    assert_eq!(
+        numbered(&std::fs::read_to_string(&old).unwrap(), "n"),
+        (1..=400).collect::<Vec<u64>>()
+    );
+    started.stop();
 }

@@ -163,11 +163,14 @@ impl Output {
                 failures.push((text, is_stderr || stderr_is_stdout));
             }
         }
+        let stderr_is_syslog = matches!(self.stderr, Sink::Syslog);
         for (failure, logged) in failures {
             if !logged {
-                self.log(&failure);
+                self.log(&failure); // to syslog itself when stderr goes there
             }
-            self.tell_syslog(&failure);
+            if !stderr_is_syslog {
+                self.tell_syslog(&failure);
+            }
         }
     }
 
