@@ -54,4 +54,4 @@ pub use daemon::Daemon;
 pub use error::{Error, Step};
 pub use fds::Stream;
 pub use pidfile::{Pidfile, Status};
-pub use signals::{SignalAction, SignalMap};
+pub use signals::{Handler, SignalAction, SignalMap};

@@ -352,7 +352,7 @@ impl Supervisor {
     /// unpolled, while the COMMAND holding its write end runs: a second newline must not kill it
     /// with `SIGPIPE`.
     fn settle_readiness(&mut self) {
-        if let Some(listener @ ReadyListener::Fd { .. }) = self.ready.take()
+        if let Some(listener) = self.ready.take().filter(ReadyListener::is_fd_style)
             && self.child.is_some()
         {
             self.spent_ready_pipe = Some(listener);

@@ -29,7 +29,6 @@ pub(crate) unsafe fn close_range(first: u32, last: u32) -> Result<(), i32> {
 /// `close_range(2)` over `first..=last` with `CLOSE_RANGE_CLOEXEC`: marks every descriptor in
 /// the range close-on-exec, closing none. Async-signal-safe; the errno on failure (`EINVAL`
 /// before Linux 5.11).
-#[allow(dead_code)] // used from the next commit on
 pub(crate) fn cloexec_range(first: u32, last: u32) -> Result<(), i32> {
     // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only sets a flag on open descriptors: every
     // owner keeps an open descriptor, so no owner is invalidated.

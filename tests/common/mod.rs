@@ -201,6 +201,13 @@ pub fn proc_fds(pid: i32) -> Vec<(i32, PathBuf)> {
     fds
 }
 
+/// Whether descriptor `fd` of `pid` is close-on-exec (`O_CLOEXEC` in `/proc/PID/fdinfo/FD`).
+pub fn is_cloexec(pid: i32, fd: i32) -> bool {
+    let info = std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{fd}")).unwrap();
+    let flags = info.lines().find_map(|l| l.strip_prefix("flags:")).expect("flags line");
+    u32::from_str_radix(flags.trim(), 8).unwrap() & libc::O_CLOEXEC as u32 != 0
+}
+
 /// The pids of live processes whose command line mentions `needle` (a test's unique temp dir).
 pub fn processes_mentioning(needle: &Path) -> Vec<i32> {
     let needle = needle.as_os_str().as_encoded_bytes();

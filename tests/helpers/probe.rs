@@ -8,6 +8,9 @@
 //! `--exit-before-ready CODE`, `--timeout SECS`, `--spawn-thread`,
 //! `--dirty-invoker` (block SIGUSR1, ignore SIGUSR2, umask 077, non-CLOEXEC fd 7),
 //! `--hold-fd N` (raise RLIMIT_NOFILE to its hard limit, leave fd N open without CLOEXEC),
+//! `--close-inherited` (the unsafe `close_inherited_fds`: close what is not kept),
+//! `--terminate SIG` (map SIG to Terminate), `--open-twice` (after open(), open a second
+//! context in place, print "second open: " and the outcome to stdout, and return),
 //! `--print-after-open` (write "open pid=N" to stdout in the daemon),
 //! `--uid N --gid N` (numeric ids), `--stdout-file F` (an open `File` as stdout),
 //! `--preserve-file F` (an open `File` kept through `files_preserve`),
@@ -31,6 +34,7 @@ fn main() {
     let mut drop_before_ready = false;
     let mut setxid_after_threads = false;
     let mut spawn_marker = None;
+    let mut open_twice = false;
     let mut _thread = None;
     while let Some(arg) = args.next() {
         let mut value = || args.next().unwrap_or_else(|| usage(&arg));
@@ -48,6 +52,10 @@ fn main() {
             "--stdout" => context.stdout(value().as_str()),
             "--stderr" => context.stderr(value().as_str()),
             "--preserve-fd" => context.preserve_fd(value().parse().expect("fd")),
+            // SAFETY: the probe owns no descriptor above 2 that it does not preserve: what
+            // --hold-fd and --dirty-invoker leave open are raw numbers nothing owns, and the
+            // files it opens are handed to the context or leaked and preserved.
+            "--close-inherited" => unsafe { context.close_inherited_fds() },
             "--deliver-term" => context.signal(libc::SIGTERM, SignalAction::Deliver),
             "--timeout" => {
                 let secs: f64 = value().parse().expect("seconds");
@@ -85,9 +93,19 @@ fn main() {
                 context.files_preserve([file.as_fd()])
             }
             "--handler" => {
-                context.signal(value().parse().expect("signal"), SignalAction::Handler(noop))
+                // SAFETY: noop does nothing at all.
+                context.signal(value().parse().expect("signal"), unsafe {
+                    SignalAction::handler(noop)
+                })
             }
             "--default" => context.signal(value().parse().expect("signal"), SignalAction::Default),
+            "--terminate" => {
+                context.signal(value().parse().expect("signal"), SignalAction::Terminate)
+            }
+            "--open-twice" => {
+                open_twice = true;
+                context
+            }
             "--drop-before-ready" => {
                 drop_before_ready = true;
                 context.ready_on_open(false)
@@ -113,6 +131,14 @@ fn main() {
     };
     if print_after_open {
         println!("open pid={}", std::process::id());
+    }
+    if open_twice {
+        let outcome = match DaemonContext::new().detach_process(false).open() {
+            Ok(_) => "succeeded".to_string(),
+            Err(e) => chain(&e),
+        };
+        println!("second open: {outcome}");
+        return;
     }
     if let Some(marker) = spawn_marker {
         use std::os::unix::process::CommandExt;
