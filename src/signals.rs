@@ -16,6 +16,11 @@ use std::ffi::{CStr, CString, c_char, c_int};
 use std::os::fd::BorrowedFd;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 
+/// signal-hook's iterator over delivered signals ([`crate::Daemon::take_signals`]) and the
+/// handle that closes it from another thread, re-exported so that a daemon needs no direct
+/// dependency on signal-hook to name them.
+pub use signal_hook::iterator::{Handle, Signals};
+
 use crate::sys::signal as sys;
 
 /// What the daemon does on a signal.
@@ -59,7 +64,7 @@ impl SignalAction {
     ///
     /// ```no_run
     /// use std::sync::atomic::{AtomicBool, Ordering};
-    /// use daemonctx::{DaemonContext, SignalAction};
+    /// use daemonctx::{DaemonContext, Signal, SignalAction};
     ///
     /// static RELOAD: AtomicBool = AtomicBool::new(false);
     /// extern "C" fn on_hangup(_signal: std::ffi::c_int) {
@@ -68,7 +73,7 @@ impl SignalAction {
     ///
     /// // SAFETY: on_hangup only stores to an atomic.
     /// let hangup = unsafe { SignalAction::handler(on_hangup) };
-    /// let daemon = DaemonContext::new().signal(libc::SIGHUP, hangup).open()?;
+    /// let daemon = DaemonContext::new().signal(Signal::SIGHUP, hangup).open()?;
     /// # Ok::<(), daemonctx::Error>(())
     /// ```
     ///
@@ -251,8 +256,9 @@ pub(crate) fn disarm_terminate() {
     }
 }
 
-/// The `Terminate` action: remove our pidfile (or, when its path no longer names our file,
-/// empty the locked file so it names no process), then die of `signal` by its default action.
+/// The `Terminate` action: remove our pidfile (or, when its path no longer names our file or
+/// `unlink(2)` is refused, as after a privilege drop, empty the locked file so it names no
+/// process), then die of `signal` by its default action.
 /// Async-signal-safe: atomics, `lstat(2)`, `unlink(2)` or `ftruncate(2)`, `rt_sigaction(2)`,
 /// `kill(2)`; `errno` is put back as it was.
 ///
@@ -276,8 +282,8 @@ extern "C" fn terminate(signal: c_int) {
     nix::errno::Errno::set_raw(saved_errno);
 }
 
-/// Unlinks the armed pidfile if its path still names it (`lstat(2)`, `unlink(2)`), else
-/// empties it through the locked descriptor (`ftruncate(2)`). Async-signal-safe. Called only by
+/// Unlinks the armed pidfile if its path still names it (`lstat(2)`, `unlink(2)`), else (or
+/// when `unlink(2)` is refused) empties it through the locked descriptor (`ftruncate(2)`). Async-signal-safe. Called only by
 /// the handler while it counts as busy and saw the pidfile armed.
 fn remove_armed_pidfile() {
     let path = TERMINATE_PIDFILE.load(Ordering::SeqCst);
@@ -290,8 +296,7 @@ fn remove_armed_pidfile() {
         meta.st_dev == TERMINATE_DEV.load(Ordering::SeqCst)
             && meta.st_ino == TERMINATE_INO.load(Ordering::SeqCst)
     });
-    if named {
-        let _ = nix::unistd::unlink(path);
+    if named && nix::unistd::unlink(path).is_ok() {
         return;
     }
     // SAFETY: the descriptor is the locked pidfile's, owned by the daemon's Pidfile; it stays
