@@ -62,7 +62,7 @@ pub(crate) enum FdPolicy {
 }
 
 /// What the daemon needs, built before the fork: the setup is raw system calls on this
-/// ([`crate::start::child`]).
+/// (`start/child.rs`).
 #[derive(Debug)]
 pub(crate) struct Plan {
     pub chroot: Option<CString>,
