@@ -430,7 +430,9 @@ impl DaemonContext {
     ///
     /// # Errors
     /// Every [`Error`] variant, always in the original process, after it removed the pidfile and
-    /// reaped the daemon.
+    /// reaped the daemon; among them [`Error::AlreadyOpened`] when this process already became a
+    /// daemon (or is becoming one: a process is set up once), and [`Error::BadSignalMap`] for
+    /// `Terminate` on a signal whose default action does not end the process.
     ///
     /// ```no_run
     /// let daemon = match daemonctx::DaemonContext::new().pidfile("/run/myserver.pid").open() {

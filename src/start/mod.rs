@@ -28,9 +28,10 @@ use parent::Detached;
 use plan::{FdPolicy, Options, Prepared};
 use report::Record;
 
-/// Whether this process has started to become a daemon: set by the first `open()` or `exec()`,
-/// given back only by one that failed without changing the process (in step 1, or in the
-/// original process of a detached start). A daemon inherits it set.
+/// Whether this process has started to become a daemon: set by `open()` or `exec()`, given
+/// back only where the process stays as it was: when step 1 failed, and in the original process
+/// of a detached start once the wait is over (a detached `exec()` returns there, and may start
+/// another daemon). A daemon inherits it set.
 static STARTED: AtomicBool = AtomicBool::new(false);
 
 /// Refuses a second start in this process: the `Terminate` handler, the signal map and the
@@ -48,15 +49,16 @@ fn prepare(options: Options, command: Option<&Command>) -> Result<Prepared, Erro
     plan::prepare(options, command).inspect_err(|_| STARTED.store(false, Ordering::SeqCst))
 }
 
-/// The original process's side of a detached start: the report; on failure the process is as
-/// it was, and may try again.
+/// The original process's side of a detached start: the report. Either way the process is as
+/// it was, and may start again.
 fn await_daemon(
     prepared: &mut Prepared,
     read_end: &std::os::fd::OwnedFd,
     intermediate: libc::pid_t,
 ) -> Result<u32, Error> {
-    parent::await_daemon(prepared, read_end, intermediate)
-        .inspect_err(|_| STARTED.store(false, Ordering::SeqCst))
+    let result = parent::await_daemon(prepared, read_end, intermediate);
+    STARTED.store(false, Ordering::SeqCst);
+    result
 }
 
 /// [`crate::DaemonContext::open`]: `Some(daemon)` in the daemon, `None` in the original process
