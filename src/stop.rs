@@ -160,9 +160,10 @@ fn parse_item(item: &str) -> Result<ScheduleItem, ParseError> {
 /// where a timeout comes right after another (a second wait in a row adds nothing).
 fn refuse_signal_like_timeouts(text: &str, items: &[ScheduleItem]) -> Result<(), ParseError> {
     let hint = "a bare number is a timeout; write a signal as -NUMBER or by name";
-    if let Some(pair) = items.windows(2).position(|pair| {
-        matches!(pair, [ScheduleItem::Wait(_), ScheduleItem::Wait(_)])
-    }) {
+    if let Some(pair) = items
+        .windows(2)
+        .position(|pair| matches!(pair, [ScheduleItem::Wait(_), ScheduleItem::Wait(_)]))
+    {
         let second = text.split('/').nth(pair + 1).unwrap_or_default();
         return Err(ParseError(format!(
             "in {text:?}, the timeout {second:?} follows another timeout ({hint}: -{second})"

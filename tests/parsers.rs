@@ -73,7 +73,10 @@ fn timeouts_longer_than_ten_years_are_refused() {
 fn numeric_signals_take_a_minus_and_timeouts_in_a_row_are_refused() {
     for (bad, named) in [("15/2/9/1", "\"2\""), ("TERM/5/9/1", "\"9\""), ("1/1", "\"1\"")] {
         let error = Schedule::parse(bad, libc::SIGTERM).unwrap_err().to_string();
-        assert!(error.contains("follows another timeout") && error.contains(named), "{bad}: {error}");
+        assert!(
+            error.contains("follows another timeout") && error.contains(named),
+            "{bad}: {error}"
+        );
         assert!(error.contains("-NUMBER"), "{bad}: {error}");
     }
     let error = Schedule::parse("5/forever", libc::SIGTERM).unwrap_err().to_string();

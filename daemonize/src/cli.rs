@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
+use daemonctx::{GroupSpec, UserSpec};
 
 /// The exit statuses of a start, as (code, meaning): the one table that `--help` and the man
 /// page both show (`src/main.rs` maps errors to these codes).
@@ -118,13 +119,17 @@ pub struct Cli {
     #[arg(short = 'c', long, value_name = "DIR", default_value = "/", help_heading = "Process")]
     pub chdir: PathBuf,
 
-    /// Run as USER, with its primary group and supplementary groups
-    #[arg(short = 'u', long, value_name = "USER", help_heading = "Process")]
-    pub user: Option<String>,
+    /// Run as USER (a name or a numeric uid), with its primary group and supplementary groups
+    ///
+    /// HOME, USER and LOGNAME are set to the user's, from its passwd entry, as su(1) sets them
+    /// (-E still overrides them; --clear-env leaves them out). A numeric uid with no passwd
+    /// entry needs --group, and COMMAND then gets no HOME, USER or LOGNAME.
+    #[arg(short = 'u', long, value_name = "USER", value_parser = parse_user, help_heading = "Process")]
+    pub user: Option<UserSpec>,
 
-    /// Run with GROUP instead of the user's primary group
-    #[arg(long, value_name = "GROUP", help_heading = "Process")]
-    pub group: Option<String>,
+    /// Run with GROUP (a name or a numeric gid) instead of the user's primary group
+    #[arg(long, value_name = "GROUP", value_parser = parse_group, help_heading = "Process")]
+    pub group: Option<GroupSpec>,
 
     /// File mode creation mask, in octal (022 as systemd gives services)
     #[arg(long, value_name = "MASK", default_value = "022", value_parser = parse_umask, help_heading = "Process")]
@@ -361,6 +366,37 @@ fn parse_env(text: &str) -> Result<(OsString, OsString), String> {
     }
 }
 
+/// A user: all digits is a uid (as start-stop-daemon reads `--chuid`), anything else a name.
+fn parse_user(text: &str) -> Result<UserSpec, String> {
+    match parse_id(text, "uid")? {
+        Some(uid) => Ok(UserSpec::Id(uid)),
+        None => Ok(UserSpec::Name(text.to_string())),
+    }
+}
+
+/// A group: all digits is a gid, anything else a name.
+fn parse_group(text: &str) -> Result<GroupSpec, String> {
+    match parse_id(text, "gid")? {
+        Some(gid) => Ok(GroupSpec::Id(gid)),
+        None => Ok(GroupSpec::Name(text.to_string())),
+    }
+}
+
+/// A numeric id, if `text` is all digits; `None` for a name. The id -1 (`u32::MAX`) means "no
+/// change" to setuid(2) and setgid(2), so it is refused.
+fn parse_id(text: &str, what: &str) -> Result<Option<u32>, String> {
+    if text.is_empty() {
+        return Err(format!("an empty {what} or name"));
+    }
+    if !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Ok(None);
+    }
+    match text.parse::<u32>() {
+        Ok(id) if id != u32::MAX => Ok(Some(id)),
+        _ => Err(format!("{what} {text} is out of range")),
+    }
+}
+
 fn parse_signal(text: &str) -> Result<i32, String> {
     daemonctx::stop::parse_signal(text).map_err(|e| e.to_string())
 }
@@ -411,6 +447,20 @@ mod tests {
         assert!(parse_seconds("NaN").is_err());
         assert!(parse_seconds("ten").is_err());
         assert!(parse_seconds("").is_err());
+    }
+
+    #[test]
+    fn numeric_users_and_groups_are_ids() {
+        assert!(matches!(parse_user("1001"), Ok(UserSpec::Id(1001))));
+        assert!(matches!(parse_user("0"), Ok(UserSpec::Id(0))));
+        assert!(matches!(parse_user("www-data"), Ok(UserSpec::Name(n)) if n == "www-data"));
+        assert!(matches!(parse_user("1001x"), Ok(UserSpec::Name(_))));
+        assert!(matches!(parse_group("65534"), Ok(GroupSpec::Id(65534))));
+        assert!(matches!(parse_group("nogroup"), Ok(GroupSpec::Name(_))));
+        for bad in ["", "4294967295", "99999999999"] {
+            assert!(parse_user(bad).is_err(), "{bad:?}");
+            assert!(parse_group(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

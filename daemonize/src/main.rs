@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use daemonctx::stop::{self, Schedule, Stopped};
 use daemonctx::{Command, DaemonContext, Error, Pidfile, SignalMap, Status, Step, Stream};
+use daemonctx::{GroupSpec, UserSpec};
 use daemonctx::{detach, pidfile, process};
 
 use cli::{Cli, RestartArg, WaitReady};
@@ -126,7 +127,8 @@ fn exit_status_code(status: &std::process::ExitStatus) -> u8 {
 
 /// Starts COMMAND as a daemon, directly (exec mode) or under a supervisor.
 fn start(cli: Cli) -> Result<(), Error> {
-    let env = environment(cli.clear_env, cli.env.clone());
+    let login = cli.user.as_ref().map(login_variables).unwrap_or_default();
+    let env = environment(cli.clear_env, login, cli.env.clone());
     let mut command = Command::new(cli.command.clone(), env);
     // Looked up on PATH by the library (exec mode) or by the supervisor (inside the chroot).
     let program = PathBuf::from(&cli.command[0]);
@@ -160,12 +162,16 @@ fn common_context(cli: &Cli) -> DaemonContext {
     if let Some(path) = &cli.lock {
         context = context.lock_file(path);
     }
-    if let Some(user) = &cli.user {
-        context = context.user(user).initgroups(true);
-    }
-    if let Some(group) = &cli.group {
-        context = context.group(group);
-    }
+    context = match &cli.user {
+        Some(UserSpec::Name(name)) => context.user(name).initgroups(true),
+        Some(UserSpec::Id(uid)) => context.uid(*uid).initgroups(true),
+        None => context,
+    };
+    context = match &cli.group {
+        Some(GroupSpec::Name(name)) => context.group(name),
+        Some(GroupSpec::Id(gid)) => context.gid(*gid),
+        None => context,
+    };
     if let Some(dir) = &cli.chroot {
         context = context.chroot_directory(dir);
     }
@@ -418,10 +424,34 @@ fn name_program(error: Error, program: &Path) -> Error {
     }
 }
 
-/// The inherited environment (unless cleared), with the `-E` variables set over it.
-fn environment(clear: bool, set: Vec<(OsString, OsString)>) -> Vec<(OsString, OsString)> {
+/// The variables `-u USER` changes, as su(1) sets them: HOME, USER and LOGNAME from the user's
+/// passwd entry (`getpwnam_r(3)`, `getpwuid_r(3)`), each `None` (removed) when it has none, so
+/// that root's never reach COMMAND. (The library looks the user up again, and reports it
+/// unknown.)
+fn login_variables(user: &UserSpec) -> Vec<(OsString, Option<OsString>)> {
+    let entry = match user {
+        UserSpec::Name(name) => nix::unistd::User::from_name(name),
+        UserSpec::Id(uid) => nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(*uid)),
+    };
+    let entry = entry.ok().flatten();
+    let home = entry.as_ref().map(|e| e.dir.clone().into_os_string());
+    let name = entry.map(|e| OsString::from(e.name));
+    vec![("HOME".into(), home), ("USER".into(), name.clone()), ("LOGNAME".into(), name)]
+}
+
+/// The inherited environment (unless cleared) with the login variables of `-u` replaced, and
+/// the `-E` variables set over it.
+fn environment(
+    clear: bool,
+    login: Vec<(OsString, Option<OsString>)>,
+    set: Vec<(OsString, OsString)>,
+) -> Vec<(OsString, OsString)> {
     let mut env: Vec<(OsString, OsString)> =
         if clear { Vec::new() } else { std::env::vars_os().collect() };
+    for (name, value) in login.into_iter().filter(|_| !clear) {
+        env.retain(|(existing, _)| *existing != name);
+        env.extend(value.map(|value| (name, value)));
+    }
     for (name, value) in set {
         env.retain(|(existing, _)| *existing != name);
         env.push((name, value));

@@ -1,0 +1,155 @@
+//! What a hostile local user, or a hostile COMMAND, cannot do to a daemon `daemonize` started,
+//! and the identity and errors it gets (issue 10): numeric ids, the target user's login
+//! variables, usage errors named as such, the notify socket and who may declare readiness, a
+//! supervisor out of COMMAND's reach.
+
+#[path = "../../tests/common/mod.rs"]
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use common::*;
+
+fn daemonize(args: &[&str]) -> Output {
+    run(Command::new(daemonize_bin()).args(args))
+}
+
+fn s(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+fn environ_of(pid: i32) -> Vec<String> {
+    let raw = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+    raw.split(|b| *b == 0)
+        .filter(|s| !s.is_empty())
+        .map(|s| String::from_utf8_lossy(s).into_owned())
+        .collect()
+}
+
+/// The value of `name` in `pid`'s environment.
+fn variable(pid: i32, name: &str) -> Option<String> {
+    let prefix = format!("{name}=");
+    environ_of(pid).iter().find_map(|v| v.strip_prefix(&prefix).map(str::to_string))
+}
+
+/// Runs `daemonize ARGS` with root's login variables in its environment; on success, returns
+/// the pid `pidfile` names and a guard on its group (and the pid of `guard_also`'s, if given).
+fn start_as_root(args: &[&str], pidfile: &Path, guard_also: &[&Path]) -> (i32, Vec<SpawnedGroup>) {
+    let output = run(Command::new(daemonize_bin())
+        .args(args)
+        .env("HOME", "/root")
+        .env("USER", "root")
+        .env("LOGNAME", "root"));
+    let mut guards: Vec<SpawnedGroup> = guard_pidfile(pidfile).into_iter().collect();
+    for other in guard_also {
+        let named = || std::fs::read_to_string(other).is_ok_and(|t| !t.trim().is_empty());
+        wait_until(COMMAND_TIMEOUT, named);
+        guards.extend(guard_pidfile(other));
+    }
+    assert!(output.status.success(), "{}", describe(&format!("daemonize {}", show(args)), &output));
+    (read_pidfile(pidfile), guards)
+}
+
+/// The test user from `.ci/run`, or `None` after saying the test is skipped.
+fn test_user(test: &str) -> Option<nix::unistd::User> {
+    if skip_unless_root(test) {
+        return None;
+    }
+    match nix::unistd::User::from_name("daemonctx-test") {
+        Ok(Some(user)) => Some(user),
+        _ => {
+            skip(&format!("{test} needs user daemonctx-test (.ci/run creates it)"));
+            None
+        }
+    }
+}
+
+/// A uid with no passwd entry (and a gid with no group entry), from 54321 up.
+fn unnamed_id() -> u32 {
+    (54321..)
+        .find(|id| {
+            let uid = nix::unistd::Uid::from_raw(*id);
+            let gid = nix::unistd::Gid::from_raw(*id);
+            matches!(nix::unistd::User::from_uid(uid), Ok(None))
+                && matches!(nix::unistd::Group::from_gid(gid), Ok(None))
+        })
+        .unwrap()
+}
+
+// Item 10: HOME, USER and LOGNAME were root's under -u.
+#[test]
+fn user_gets_its_own_home_user_and_logname_in_both_modes() {
+    let Some(user) = test_user("user_gets_its_own_home_user_and_logname_in_both_modes") else {
+        return;
+    };
+    let home = user.dir.to_str().unwrap().to_string();
+    let expected =
+        [("HOME", home.as_str()), ("USER", "daemonctx-test"), ("LOGNAME", "daemonctx-test")];
+
+    let dir = TempDir::new("hard-login-exec");
+    let pidfile = dir.join("d.pid");
+    let args = ["-p", s(&pidfile), "-u", "daemonctx-test", "sleep", "1000"];
+    let (pid, _guards) = start_as_root(&args, &pidfile, &[]);
+    for (name, value) in expected {
+        assert_eq!(variable(pid, name).as_deref(), Some(value), "exec mode: {name}");
+    }
+
+    let dir = TempDir::new("hard-login-supervise");
+    let (pidfile, child_pidfile) = (dir.join("s.pid"), dir.join("c.pid"));
+    let args = [
+        "--supervise",
+        "-p",
+        s(&pidfile),
+        "--child-pidfile",
+        s(&child_pidfile),
+        "-u",
+        "daemonctx-test",
+        "-E",
+        "LOGNAME=chosen",
+        "sleep",
+        "1000",
+    ];
+    let (_, _guards) = start_as_root(&args, &pidfile, &[&child_pidfile]);
+    let child = read_pidfile(&child_pidfile);
+    assert_eq!(variable(child, "HOME").as_deref(), Some(home.as_str()), "supervised: HOME");
+    assert_eq!(variable(child, "USER").as_deref(), Some("daemonctx-test"), "supervised: USER");
+    assert_eq!(variable(child, "LOGNAME").as_deref(), Some("chosen"), "-E wins over -u");
+}
+
+// Item 13: `-u 1001` was "unknown user".
+#[test]
+fn numeric_user_and_group_are_ids() {
+    let Some(user) = test_user("numeric_user_and_group_are_ids") else { return };
+    let uid = user.uid.as_raw().to_string();
+    let dir = TempDir::new("hard-numeric");
+    let pidfile = dir.join("d.pid");
+    let (pid, _guards) =
+        start_as_root(&["-p", s(&pidfile), "-u", &uid, "sleep", "1000"], &pidfile, &[]);
+    let status = proc_status(pid);
+    assert_eq!(status["Uid"].split_whitespace().collect::<Vec<_>>(), [uid.as_str(); 4]);
+    let gid = user.gid.as_raw().to_string();
+    assert_eq!(status["Gid"].split_whitespace().collect::<Vec<_>>(), [gid.as_str(); 4]);
+    assert_eq!(variable(pid, "USER").as_deref(), Some("daemonctx-test"));
+
+    // A uid nobody named: it has no primary group, so a group must be given.
+    let id = unnamed_id().to_string();
+    let dir = TempDir::new("hard-unnamed");
+    let pidfile = dir.join("d.pid");
+    let output = daemonize(&["-p", s(&pidfile), "-u", &id, "sleep", "1000"]);
+    let shown = describe(&format!("daemonize -u {id}"), &output);
+    assert_eq!(code(&output.status), 3, "{shown}");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("give a group"), "{shown}");
+    assert!(!pidfile.exists(), "{shown}");
+
+    let args = ["-p", s(&pidfile), "-u", &id, "--group", &id, "sleep", "1000"];
+    let (pid, _guards) = start_as_root(&args, &pidfile, &[]);
+    let status = proc_status(pid);
+    assert_eq!(status["Uid"].split_whitespace().collect::<Vec<_>>(), [id.as_str(); 4]);
+    assert_eq!(status["Gid"].split_whitespace().collect::<Vec<_>>(), [id.as_str(); 4]);
+    assert_eq!(status["Groups"].split_whitespace().collect::<Vec<_>>(), [id.as_str()]);
+    // No passwd entry: no HOME, USER or LOGNAME rather than root's.
+    for name in ["HOME", "USER", "LOGNAME"] {
+        assert_eq!(variable(pid, name), None, "{name} of a uid with no passwd entry");
+    }
+}
