@@ -79,12 +79,9 @@ fn run(cli: Cli) -> u8 {
         return stop(&cli);
     }
     if let Some(WaitReady::Fd(fd)) = cli.wait_ready
-        && cli.preserve_fd.contains(&fd)
+        && let Err(why) = check_ready_fd(&cli, fd)
     {
-        eprintln!(
-            "daemonize: --wait-ready fd:{fd} and --preserve-fd {fd} both want descriptor {fd} \
-             (see daemonize --help)"
-        );
+        eprintln!("daemonize: {why} (see daemonize --help)");
         return code::USAGE;
     }
     match start(cli) {
@@ -93,6 +90,25 @@ fn run(cli: Cli) -> u8 {
             eprintln!("daemonize: {}", daemonctx::error::chain(&e));
             exit_code(&e)
         }
+    }
+}
+
+/// A ready descriptor COMMAND can get: not one `--preserve-fd` keeps, and below the soft limit
+/// on open files (`getrlimit(2)` `RLIMIT_NOFILE`), which COMMAND inherits: `dup2(2)` cannot
+/// make a descriptor at or above it.
+fn check_ready_fd(cli: &Cli, fd: i32) -> Result<(), String> {
+    if cli.preserve_fd.contains(&fd) {
+        return Err(format!(
+            "--wait-ready fd:{fd} and --preserve-fd {fd} both want descriptor {fd}"
+        ));
+    }
+    use nix::sys::resource::{Resource, getrlimit};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, _)) if u64::try_from(fd).is_ok_and(|fd| fd >= soft) => Err(format!(
+            "--wait-ready fd:{fd}: descriptor {fd} is not below the limit on open files \
+             ({soft}, ulimit -n)"
+        )),
+        _ => Ok(()),
     }
 }
 
@@ -296,6 +312,7 @@ fn start_supervised(
     let stdout = sink(cli, cli.stdout.as_deref(), 1)?;
     let stderr = sink(cli, cli.stderr.as_deref(), 2)?;
     // Locked last: nothing after it can fail before open(), which cleans it up if it fails.
+    let null = open_null()?;
     let child_pidfile =
         cli.child_pidfile.as_ref().map(|path| Pidfile::lock(path, cli.pidfile_mode)).transpose()?;
     let mut config = SupervisorConfig {
@@ -318,6 +335,7 @@ fn start_supervised(
         stderr,
         syslog,
         program: program.clone(),
+        null,
     };
     let mut context = context.stdout(unset_stream(cli)).stderr(unset_stream(cli));
     for fd in config.descriptors() {
@@ -364,6 +382,14 @@ fn command_died(error: Error, program: &Path) -> Error {
         }
         other => other,
     }
+}
+
+/// `/dev/null`, read-write and close-on-exec, opened here: the supervisor needs it for every
+/// COMMAND it starts, and a chroot may have none.
+fn open_null() -> Result<std::os::fd::OwnedFd, Error> {
+    let null = Path::new("/dev/null");
+    let file = std::fs::OpenOptions::new().read(true).write(true).open(null);
+    file.map(Into::into).map_err(|e| Error::os(Step::OpenStream, null, e))
 }
 
 /// Where one of COMMAND's streams goes under the supervisor: the file, else syslog, else (in

@@ -121,13 +121,16 @@ pub struct SupervisorConfig {
     pub stderr: Sink,
     /// The syslog connection, when a sink is [`Sink::Syslog`].
     pub syslog: Option<SyslogWriter>,
+    /// `/dev/null`, opened read-write before any chroot: COMMAND's stdin, its unset streams,
+    /// and a restarted COMMAND's ready descriptor (so a chroot needs no `dev/null`).
+    pub null: OwnedFd,
 }
 
 impl SupervisorConfig {
     /// The descriptors the supervisor needs across [`crate::DaemonContext::open`]: log files,
     /// syslog socket, readiness listener. Pass them to `files_preserve`.
     pub fn descriptors(&self) -> Vec<RawFd> {
-        let mut fds = Vec::new();
+        let mut fds = vec![self.null.as_raw_fd()];
         for sink in [&self.stdout, &self.stderr] {
             if let Sink::File(file) = sink {
                 fds.push(file.as_raw_fd());
@@ -293,13 +296,14 @@ impl Supervisor {
             .env_clear()
             .envs(self.config.env.iter().map(|(k, v)| (k, v)))
             .process_group(0)
-            .stdin(Stdio::null())
-            .stdout(pipe_unless_null(&self.config.stdout))
-            .stderr(pipe_unless_null(&self.config.stderr));
+            .stdin(self.null()?)
+            .stdout(self.pipe_unless_null(&self.config.stdout)?)
+            .stderr(self.pipe_unless_null(&self.config.stderr)?);
         if let (None, Some(name)) = (&self.ready, &self.notify_variable) {
             command.env_remove(name); // readiness is settled: the socket is gone
         }
-        let ready_fd = self.ready_fd.as_mut().map(ReadyFd::prepare).transpose()?;
+        let null = &self.config.null;
+        let ready_fd = self.ready_fd.as_mut().map(|fd| fd.prepare(null)).transpose()?;
         // SAFETY: the closure runs between fork and exec and makes only async-signal-safe calls
         // (rt_sigaction, sigprocmask, fcntl, dup2) on data prepared before the fork.
         unsafe {
@@ -338,6 +342,19 @@ impl Supervisor {
         self.child = Some(Child { pid, started: Instant::now() });
         self.phase = Phase::Running;
         Ok(())
+    }
+
+    /// A copy of the `/dev/null` opened before the chroot, for one of COMMAND's streams.
+    fn null(&self) -> io::Result<Stdio> {
+        Ok(Stdio::from(self.config.null.try_clone()?))
+    }
+
+    /// A pipe for a stream the supervisor relays; `/dev/null` for one that goes nowhere.
+    fn pipe_unless_null(&self, sink: &Sink) -> io::Result<Stdio> {
+        match sink {
+            Sink::Null => self.null(),
+            _ => Ok(Stdio::piped()),
+        }
     }
 
     /// COMMAND is ready. Readiness is settled: the listener is closed, before the original
@@ -885,14 +902,15 @@ impl Supervisor {
 }
 
 impl ReadyFd {
-    /// Before a start: the descriptor to hand over and its target. The source is put on the
+    /// Before a start: the descriptor to hand over (the ready pipe, or a copy of `null`) and its
+    /// target. The source is put on the
     /// target number when that is free (`dup3(2)`, close-on-exec); either way the number is
     /// taken in the supervisor while std spawns, so none of std's own descriptors for the spawn
     /// (its pipes, its exec-error channel) can get it and then be replaced in the child.
-    fn prepare(&mut self) -> io::Result<(RawFd, RawFd)> {
+    fn prepare(&mut self, null: &OwnedFd) -> io::Result<(RawFd, RawFd)> {
         let source = match self.source.take() {
             Some(source) => source,
-            None => std::fs::OpenOptions::new().write(true).open("/dev/null")?.into(),
+            None => null.try_clone()?,
         };
         // SAFETY: F_GETFD only asks whether the descriptor is open.
         let free = unsafe { libc::fcntl(self.target, libc::F_GETFD) } == -1;
@@ -948,13 +966,6 @@ impl Relay {
         // SAFETY: F_SETFL with O_NONBLOCK on an owned descriptor.
         unsafe { libc::fcntl(pipe.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK) };
         Relay { pipe, stderr, lines: LineBuffer::default() }
-    }
-}
-
-fn pipe_unless_null(sink: &Sink) -> Stdio {
-    match sink {
-        Sink::Null => Stdio::null(),
-        _ => Stdio::piped(),
     }
 }
 

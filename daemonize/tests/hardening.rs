@@ -153,3 +153,74 @@ fn numeric_user_and_group_are_ids() {
         assert_eq!(variable(pid, name), None, "{name} of a uid with no passwd entry");
     }
 }
+
+/// Copies `binary` and the shared libraries `ldd` lists into `root`, at the same paths.
+fn install_with_libraries(binary: &Path, root: &Path) {
+    let output = run(Command::new("ldd").arg(binary));
+    let mut files = vec![binary.to_path_buf()];
+    for word in String::from_utf8_lossy(&output.stdout).split_whitespace() {
+        if word.starts_with('/') {
+            files.push(std::path::PathBuf::from(word));
+        }
+    }
+    for file in files {
+        let target = root.join(file.strip_prefix("/").unwrap());
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        std::fs::copy(std::fs::canonicalize(&file).unwrap(), &target).unwrap();
+    }
+}
+
+// Item 14: a chroot without dev/null made the supervisor say "cannot execute /bin/sh" (std
+// opens /dev/null for COMMAND's stdin at each spawn, inside the chroot). The supervisor now
+// opens it before the chroot, as exec mode does: the jail needs no /dev/null.
+#[test]
+fn supervised_chroot_needs_no_dev_null() {
+    if skip_unless_root("supervised_chroot_needs_no_dev_null") {
+        return;
+    }
+    let dir = TempDir::new("hard-chroot-null");
+    let root = dir.join("jail");
+    let sleep = std::fs::canonicalize("/bin/sleep").unwrap();
+    install_with_libraries(&sleep, &root);
+    assert!(!root.join("dev/null").exists());
+    let (pidfile, child_pidfile) = (dir.join("s.pid"), dir.join("c.pid"));
+    let sleep = sleep.to_str().unwrap();
+    let args = ["--supervise", "-p", s(&pidfile), "--child-pidfile", s(&child_pidfile)];
+    let args = [&args[..], &["--chroot", s(&root), "--restart", "always", sleep, "1000"]].concat();
+    let (_, _guards) = start_as_root(&args, &pidfile, &[&child_pidfile]);
+    let child = read_pidfile(&child_pidfile);
+    assert_eq!(std::fs::read_link(format!("/proc/{child}/root")).unwrap(), root);
+    assert_eq!(std::fs::read_link(format!("/proc/{child}/fd/0")).unwrap(), Path::new("/dev/null"));
+    // A restart gets it too.
+    kill(child, libc::SIGKILL);
+    let restarted = || read_pidfile_if_any(&child_pidfile).is_some_and(|pid| pid != child);
+    assert!(wait_until(COMMAND_TIMEOUT, restarted), "COMMAND was not restarted");
+}
+
+/// The pid in `path`, if it holds one.
+fn read_pidfile_if_any(path: &Path) -> Option<i32> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+// Item 14: `--wait-ready fd:99999` said "did not report ready in time: Bad file descriptor"
+// after the fork; a descriptor the limit on open files forbids is a usage error.
+#[test]
+fn ready_fd_beyond_the_descriptor_limit_is_a_usage_error() {
+    let dir = TempDir::new("hard-ready-limit");
+    let pidfile = dir.join("d.pid");
+    for mode in [&[][..], &["--supervise"][..]] {
+        let args =
+            [mode, &["-p", s(&pidfile), "--wait-ready", "fd:99999", "sleep", "1000"]].concat();
+        let output = run(Command::new("sh")
+            .args(["-c", "ulimit -n 1024 && exec \"$@\"", "sh"])
+            .arg(daemonize_bin())
+            .args(&args));
+        let shown = describe(&format!("daemonize {}", show(&args)), &output);
+        assert_eq!(code(&output.status), 2, "{shown}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("--wait-ready fd:99999") && stderr.contains("1024"), "{shown}");
+        assert_eq!(stderr.lines().count(), 1, "{shown}");
+        assert!(!pidfile.exists(), "{shown}");
+        assert_eq!(processes_mentioning(dir.path()), Vec::<i32>::new(), "{shown}");
+    }
+}
