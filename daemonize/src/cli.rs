@@ -237,9 +237,17 @@ pub struct Cli {
     /// Return only once COMMAND says it is ready: `notify` (READY=1 on $NOTIFY_SOCKET) or
     /// `fd:N` (a newline written to fd N)
     ///
-    /// With --supervise, this is the first start's readiness. Once it is settled the socket is
-    /// closed: a restarted COMMAND gets no NOTIFY_SOCKET (sd_notify then does nothing) and
-    /// /dev/null on fd N.
+    /// Only COMMAND and its descendants are believed, and only while they run when their
+    /// message is read: a process outside COMMAND's tree, even with its uid, cannot make
+    /// daemonize return (systemd-notify --ready waits for that, unless given --no-block).
+    ///
+    /// Once readiness is settled the socket drops every message, but its name stays bound, so
+    /// that no other user can bind it and receive what COMMAND sends later: in exec mode
+    /// COMMAND inherits the socket (one more descriptor; a COMMAND that closes it frees the
+    /// name), under --supervise the supervisor keeps it.
+    ///
+    /// With --supervise, this is the first start's readiness: a restarted COMMAND gets no
+    /// NOTIFY_SOCKET (sd_notify then does nothing) and /dev/null on fd N.
     #[arg(long, value_name = "HOW", value_parser = parse_wait_ready, conflicts_with = "foreground", help_heading = "Readiness")]
     pub wait_ready: Option<WaitReady>,
 

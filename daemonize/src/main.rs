@@ -220,7 +220,9 @@ fn start_exec(
         Some(listener) => listener.place_write_end(true).map_err(ready_error)?,
         None => None,
     };
-    if let Some(fd) = installed {
+    // The notify socket too: COMMAND holding it keeps its name bound after we exit.
+    let notify_socket = listener.as_ref().and_then(ReadyListener::notify_socket_fd);
+    for fd in installed.into_iter().chain(notify_socket) {
         context = context.preserve_fd(fd);
     }
     let pid = context.exec(command).map_err(|e| name_program(e, program))?;
@@ -252,6 +254,10 @@ fn wait_for_readiness(
             eprintln!("daemonize: status: {status}");
         }
     });
+    // Settled: COMMAND's later messages are dropped; its copy of the socket keeps the name bound.
+    if let Err(e) = listener.stop_listening() {
+        eprintln!("daemonize: cannot silence the notify socket: {e}");
+    }
     let failure = match readiness {
         Ok(Readiness::Ready(main)) => {
             if let (true, Some(path)) = (main != pid, &cli.pidfile)

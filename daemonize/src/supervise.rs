@@ -11,10 +11,12 @@
 //! delay, kill-after, ready timeout), so an idle supervisor never wakes up.
 //!
 //! Readiness (`--wait-ready`) concerns the first start only. Once it is settled (COMMAND said
-//! it is ready, exited first, or ran out of time) the listener is closed: the notify socket's
-//! name is free again and restarted COMMANDs get no `NOTIFY_SOCKET` (`sd_notify(3)` then does
-//! nothing), and with `fd:N` they get `/dev/null` on N, which takes their newline and ignores
-//! it. Nothing a stranger sends can then reach or wake the supervisor.
+//! it is ready, exited first, or ran out of time) the listener is no longer polled: the notify
+//! socket stops listening but stays bound for the supervisor's life (the first COMMAND keeps
+//! `NOTIFY_SOCKET`, and nobody else may bind that name; its `sd_notify(3)` gets `EPIPE`), and
+//! restarted COMMANDs get no `NOTIFY_SOCKET`; with `fd:N` they get `/dev/null` on N, which
+//! takes their newline and ignores it. Nothing a stranger sends can then reach or wake the
+//! supervisor.
 //!
 //! A stop signals COMMAND's process group and every descendant (`kill(2)`), and, for each
 //! process group made only of descendants, the whole group: a group signal also reaches a
@@ -235,6 +237,8 @@ struct Supervisor {
     notify_variable: Option<OsString>,
     /// A settled ready pipe, kept open (not polled) until the COMMAND it was given exits.
     spent_ready_pipe: Option<ReadyListener>,
+    /// A settled notify socket, not listening, kept bound (not polled) for good.
+    silenced_notify_socket: Option<ReadyListener>,
     ready_deadline: Option<Instant>,
     is_ready: bool,
     ready_timed_out: bool,
@@ -276,6 +280,7 @@ impl Supervisor {
             ready_fd,
             notify_variable,
             spent_ready_pipe: None,
+            silenced_notify_socket: None,
             ready_deadline,
             is_ready: false,
             ready_timed_out: false,
@@ -300,7 +305,7 @@ impl Supervisor {
             .stdout(self.pipe_unless_null(&self.config.stdout)?)
             .stderr(self.pipe_unless_null(&self.config.stderr)?);
         if let (None, Some(name)) = (&self.ready, &self.notify_variable) {
-            command.env_remove(name); // readiness is settled: the socket is gone
+            command.env_remove(name); // readiness is settled: the socket no longer listens
         }
         let null = &self.config.null;
         let ready_fd = self.ready_fd.as_mut().map(|fd| fd.prepare(null)).transpose()?;
@@ -364,15 +369,22 @@ impl Supervisor {
         self.settle_readiness();
     }
 
-    /// Closes the readiness listener for good (see the module docs): from now on nothing it
-    /// receives matters, and nothing is read or polled there. A ready pipe's read end is kept,
-    /// unpolled, while the COMMAND holding its write end runs: a second newline must not kill it
-    /// with `SIGPIPE`.
+    /// Ends the wait for readiness for good (see the module docs): from now on nothing the
+    /// listener receives matters, and nothing is read or polled there. The notify socket is
+    /// kept bound, not listening. A ready pipe's read end is kept, unpolled, while the COMMAND
+    /// holding its write end runs: a second newline must not kill it with `SIGPIPE`.
     fn settle_readiness(&mut self) {
-        if let Some(listener @ ReadyListener::Fd { .. }) = self.ready.take()
-            && self.child.is_some()
-        {
-            self.spent_ready_pipe = Some(listener);
+        let listener = self.ready.take();
+        match listener {
+            Some(mut socket) if socket.notify_socket_fd().is_some() => {
+                match socket.stop_listening() {
+                    Ok(()) => self.silenced_notify_socket = Some(socket),
+                    // Closed: its name is free again, but no queue fills up and blocks COMMAND.
+                    Err(e) => self.log(&format!("cannot silence the notify socket: {e}")),
+                }
+            }
+            Some(pipe) if self.child.is_some() => self.spent_ready_pipe = Some(pipe),
+            _ => {}
         }
         self.ready_deadline = None;
     }

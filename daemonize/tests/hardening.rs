@@ -224,3 +224,103 @@ fn ready_fd_beyond_the_descriptor_limit_is_a_usage_error() {
         assert_eq!(processes_mentioning(dir.path()), Vec::<i32>::new(), "{shown}");
     }
 }
+
+/// The abstract socket name in `pid`'s `NOTIFY_SOCKET` (`@name`).
+fn notify_name(pid: i32) -> String {
+    let value = variable(pid, "NOTIFY_SOCKET").expect("COMMAND has NOTIFY_SOCKET");
+    value.strip_prefix('@').expect("an abstract address").to_string()
+}
+
+// Item 4: the notify socket was closed once readiness was settled, while COMMAND kept
+// NOTIFY_SOCKET: any local user could bind the name and receive COMMAND's later STATUS= text
+// and FDSTORE=1 descriptors (or never read them, until COMMAND's sd_notify blocked).
+#[test]
+fn notify_socket_name_cannot_be_squatted_after_readiness() {
+    use std::os::linux::net::SocketAddrExt;
+    use std::os::unix::net::{SocketAddr, UnixDatagram};
+    for supervise in [false, true] {
+        let dir = TempDir::new("hard-notify-squat");
+        let (pidfile, child_pidfile) = (dir.join("d.pid"), dir.join("c.pid"));
+        let mut args = vec!["-p", s(&pidfile), "--wait-ready", "notify"];
+        if supervise {
+            args.extend(["--supervise", "--child-pidfile", s(&child_pidfile)]);
+        }
+        args.extend(["--", "sh", "-c", "systemd-notify --ready && exec sleep 1000"]);
+        let output = daemonize(&args);
+        let mut guards: Vec<SpawnedGroup> = guard_pidfile(&pidfile).into_iter().collect();
+        guards.extend(guard_pidfile(&child_pidfile));
+        assert!(output.status.success(), "{}", describe(&show(&args), &output));
+        let command = read_pidfile(if supervise { &child_pidfile } else { &pidfile });
+        let address = SocketAddr::from_abstract_name(notify_name(command).as_bytes()).unwrap();
+
+        let bound = UnixDatagram::bind_addr(&address);
+        assert_eq!(
+            bound.map(drop).map_err(|e| e.kind()),
+            Err(std::io::ErrorKind::AddrInUse),
+            "supervise {supervise}: another process could bind COMMAND's NOTIFY_SOCKET name"
+        );
+        // Whatever COMMAND sends now is dropped, never left to fill a queue nobody reads: far
+        // more messages than a queue holds (net.unix.max_dgram_qlen) never block.
+        let sender = UnixDatagram::unbound().unwrap();
+        sender.set_nonblocking(true).unwrap();
+        for _ in 0..2000 {
+            let sent = sender.send_to_addr(b"WATCHDOG=1", &address);
+            assert!(sent.is_ok(), "supervise {supervise}: {sent:?}");
+        }
+        drop(guards);
+    }
+}
+
+// Item 5: a process outside COMMAND's tree, running as the same user, could send READY=1 and
+// exit before it was read: a gone sender with the daemon's uid was believed.
+#[test]
+fn readiness_from_outside_the_tree_is_ignored_even_with_the_daemons_uid() {
+    let dir = TempDir::new("hard-ready-stranger");
+    let pidfile = dir.join("d.pid");
+    let err = dir.join("err");
+    let mut gate = Gate::new(&dir);
+    let script = format!(
+        "systemd-notify --status=first; read x < {g}; systemd-notify --status=second; \
+         read y < {g}; systemd-notify --ready; exec sleep 1000",
+        g = gate.path.display()
+    );
+    let args = ["-v", "-p", s(&pidfile), "--wait-ready", "notify", "--", "sh", "-c", &script];
+    let mut invoker = Command::new(daemonize_bin())
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .spawn()
+        .unwrap();
+    let invoker_pid = invoker.id() as i32;
+    let _guard = Spawned::new(invoker_pid);
+    let status_seen = |text: &str| {
+        let line = format!("daemonize: status: {text}");
+        std::fs::read_to_string(&err).unwrap_or_default().lines().any(|l| l == line)
+    };
+    assert!(wait_until(COMMAND_TIMEOUT, || status_seen("first")), "no STATUS=first");
+    let daemon = read_pidfile(&pidfile);
+    let _daemon_guard = SpawnedGroup(pgid_of(daemon));
+
+    // The stranger's message waits until its sender is gone: the invoker is stopped meanwhile.
+    kill(invoker_pid, libc::SIGSTOP);
+    assert!(wait_until(COMMAND_TIMEOUT, || proc_stat(invoker_pid)[0] == "T"));
+    let stranger = run(Command::new(example("notify_ready"))
+        .args(["--send", "READY=1"])
+        .env("NOTIFY_SOCKET", format!("@{}", notify_name(daemon))));
+    assert!(stranger.status.success(), "{}", describe("notify_ready --send READY=1", &stranger));
+    kill(invoker_pid, libc::SIGCONT);
+
+    // COMMAND's next message comes after the stranger's: once it is shown, that one was read.
+    gate.open();
+    let mut returned = None;
+    let settled = wait_until(COMMAND_TIMEOUT, || {
+        returned = invoker.try_wait().unwrap();
+        returned.is_some() || status_seen("second")
+    });
+    assert!(settled, "neither returned nor saw STATUS=second");
+    assert_eq!(returned, None, "daemonize believed READY=1 from outside COMMAND's tree");
+    gate.open();
+    assert!(wait_gone(invoker_pid, COMMAND_TIMEOUT));
+    let status = invoker.wait().unwrap();
+    assert!(status.success(), "{status:?}: {}", std::fs::read_to_string(&err).unwrap());
+}
