@@ -216,6 +216,10 @@ pub struct Cli {
     /// HOME, USER and LOGNAME are set to the user's, from its passwd entry, as su(1) sets them
     /// (-E still overrides them; --clear-env leaves them out). A numeric uid with no passwd
     /// entry needs --group, and COMMAND then gets no HOME, USER or LOGNAME.
+    ///
+    /// Under --supervise, the supervisor takes USER as its effective uid only: its real and
+    /// saved uid stay root's, so that COMMAND (USER's uid in full) cannot signal, trace or kill
+    /// it and run on unsupervised. Only root can then signal the supervisor.
     #[arg(short = 'u', long, value_name = "USER", value_parser = parse_user, help_heading = "Process")]
     pub user: Option<UserSpec>,
 

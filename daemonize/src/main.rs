@@ -218,6 +218,8 @@ fn common_context(cli: &Cli) -> DaemonContext {
         Some(UserSpec::Id(uid)) => context.uid(*uid).initgroups(true),
         None => context,
     };
+    // A supervisor out of COMMAND's reach: COMMAND gets the user's id in full (supervise::child).
+    context = context.effective_uid_only(cli.supervise);
     context = match &cli.group {
         Some(GroupSpec::Name(name)) => context.group(name),
         Some(GroupSpec::Id(gid)) => context.gid(*gid),

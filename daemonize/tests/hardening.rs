@@ -324,3 +324,39 @@ fn readiness_from_outside_the_tree_is_ignored_even_with_the_daemons_uid() {
     let status = invoker.wait().unwrap();
     assert!(status.success(), "{status:?}: {}", std::fs::read_to_string(&err).unwrap());
 }
+
+/// The real, effective, saved and filesystem user ids of `pid`.
+fn uids(pid: i32) -> Vec<String> {
+    proc_status(pid)["Uid"].split_whitespace().map(str::to_string).collect()
+}
+
+// Item 7: under --supervise -u, COMMAND ran with the supervisor's uid: `kill -9 $PPID` left it
+// running unsupervised, and --stop then said "not running". The supervisor now keeps root as
+// its real and saved uid (effective uid the user's), out of COMMAND's reach.
+#[test]
+fn supervised_command_cannot_kill_its_supervisor() {
+    let Some(user) = test_user("supervised_command_cannot_kill_its_supervisor") else { return };
+    let dir = TempDir::new("hard-kill-parent");
+    let shared = dir.join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::os::unix::fs::chown(&shared, Some(user.uid.as_raw()), None).unwrap();
+    let (pidfile, child_pidfile, answer) =
+        (dir.join("s.pid"), dir.join("c.pid"), shared.join("kill-status"));
+    let script = format!("kill -9 $PPID; echo $? > {}; exec sleep 1000", answer.display());
+    let args = ["--supervise", "-p", s(&pidfile), "--child-pidfile", s(&child_pidfile)];
+    let args = [&args[..], &["-u", "daemonctx-test", "--", "sh", "-c", &script]].concat();
+    let (supervisor, _guards) = start_as_root(&args, &pidfile, &[&child_pidfile]);
+    let child = read_pidfile(&child_pidfile);
+    let answered = || std::fs::read_to_string(&answer).is_ok_and(|t| t.ends_with('\n'));
+    assert!(wait_until(COMMAND_TIMEOUT, answered), "COMMAND never tried");
+    assert_ne!(std::fs::read_to_string(&answer).unwrap().trim(), "0", "kill -9 $PPID worked");
+    assert!(alive(supervisor), "the supervisor was killed by its COMMAND");
+
+    let uid = user.uid.as_raw().to_string();
+    assert_eq!(uids(supervisor), ["0", uid.as_str(), "0", uid.as_str()]);
+    assert_eq!(uids(child), [uid.as_str(); 4], "COMMAND must not be able to regain root");
+
+    let output = daemonize(&["--stop", "-p", s(&pidfile)]);
+    assert!(output.status.success(), "{}", describe("daemonize --stop", &output));
+    assert!(wait_gone(child, COMMAND_TIMEOUT) && !alive(supervisor));
+}
