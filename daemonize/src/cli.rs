@@ -261,7 +261,12 @@ pub struct Cli {
 
     /// What --stop does: SIGNAL/SECS/SIGNAL/SECS..., or SECS for SIGNAL/SECS/KILL/SECS
     /// [default: SIGNAL/30]
-    #[arg(long, value_name = "SCHEDULE", help_heading = "Stopping")]
+    ///
+    /// As in start-stop-daemon, a signal is a name (TERM, -TERM) or a number after a minus
+    /// sign (-15), a bare number is a timeout in seconds, and `forever` as the last item
+    /// repeats the schedule. A schedule that sends no signal, or waits twice in a row
+    /// (15/2/9/1: four waits), is refused: write signal numbers as -15/2/-9/1.
+    #[arg(long, value_name = "SCHEDULE", allow_hyphen_values = true, help_heading = "Stopping")]
     pub retry: Option<String>,
 
     /// Stay as a supervisor that runs COMMAND as its child (restarts, log relay, clean stop)

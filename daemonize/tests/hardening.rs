@@ -360,3 +360,20 @@ fn supervised_command_cannot_kill_its_supervisor() {
     assert!(output.status.success(), "{}", describe("daemonize --stop", &output));
     assert!(wait_gone(child, COMMAND_TIMEOUT) && !alive(supervisor));
 }
+
+// Item 9: `--retry 15/2/9/1` waited 27 s and sent no signal (numbers are timeouts, as in
+// start-stop-daemon); `-15` is how a signal number is written there.
+#[test]
+fn retry_takes_minus_signal_numbers_and_refuses_waits_in_a_row() {
+    let dir = TempDir::new("hard-retry");
+    let pidfile = dir.join("none.pid");
+    let output = daemonize(&["--stop", "-p", s(&pidfile), "--retry", "-15/1/-9/1"]);
+    let shown = describe("daemonize --stop --retry -15/1/-9/1", &output);
+    assert_eq!(code(&output.status), 0, "{shown}");
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "not running\n", "{shown}");
+    let output = daemonize(&["--stop", "-p", s(&pidfile), "--retry", "15/2/9/1"]);
+    let shown = describe("daemonize --stop --retry 15/2/9/1", &output);
+    assert_eq!(code(&output.status), 3, "{shown}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("follows another timeout") && stderr.contains("-2"), "{shown}");
+}
