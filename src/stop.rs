@@ -250,6 +250,9 @@ impl std::error::Error for StopError {
 /// cannot find them any more (nothing records the group but the daemon): end a schedule with
 /// `KILL` when that matters.
 ///
+/// A pidfile nobody locks (stale, or emptied by a daemon that could not remove it) is removed,
+/// and the answer is [`Stopped::NotRunning`].
+///
 /// System calls: `open(2)`/`fcntl(2)` `F_OFD_GETLK` (status), `pidfd_open(2)`, `getpgid(2)`,
 /// `getsid(2)`, `kill(2)`, `pidfd_send_signal(2)`, `poll(2)`; at the end the pidfile, if left,
 /// is locked and removed.
@@ -258,8 +261,8 @@ impl std::error::Error for StopError {
 /// [`StopError`] when the pidfile cannot be judged or the daemon cannot be signalled.
 pub fn stop(path: &Path, schedule: &Schedule) -> Result<Stopped, StopError> {
     let named = match Pidfile::status(path) {
-        Status::Absent => return Ok(Stopped::NotRunning),
-        Status::Stale(_) => {
+        // An empty pidfile nobody locks also reads as absent: remove it like a stale one.
+        Status::Absent | Status::Stale(_) => {
             remove_stale(path);
             return Ok(Stopped::NotRunning);
         }
