@@ -331,15 +331,11 @@ fn unique() -> u64 {
 /// drop the datagram), then `SO_LOCK_FILTER` so that no process holding the socket can take
 /// it off.
 fn drop_all_datagrams(socket: &OwnedFd) -> io::Result<()> {
-    // From <asm-generic/socket.h>; the architectures where these differ (mips, sparc, parisc,
-    // alpha, powerpc for some) are not ones daemonize is built for.
-    const SO_ATTACH_FILTER: libc::c_int = 26;
-    const SO_LOCK_FILTER: libc::c_int = 44;
     let mut drop_everything =
         [libc::sock_filter { code: (libc::BPF_RET | libc::BPF_K) as u16, jt: 0, jf: 0, k: 0 }];
     let program = libc::sock_fprog { len: 1, filter: drop_everything.as_mut_ptr() };
-    set_option(socket, SO_ATTACH_FILTER, &program)?;
-    set_option(socket, SO_LOCK_FILTER, &(1 as libc::c_int))
+    set_option(socket, libc::SO_ATTACH_FILTER, &program)?;
+    set_option(socket, libc::SO_LOCK_FILTER, &(1 as libc::c_int))
 }
 
 /// `setsockopt(2)` at `SOL_SOCKET` with `value` as the option's bytes.
