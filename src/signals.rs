@@ -339,3 +339,36 @@ pub(crate) fn delivered(map: &SignalMap) -> Vec<c_int> {
         .map(|(s, _)| *s)
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn disarm_waits_until_no_handler_works_on_the_pidfile() {
+        // A Terminate handler on another thread, between its look at the flag and the end of
+        // its work (nothing else in this test binary arms or disarms).
+        TERMINATE_BUSY.fetch_add(1, Ordering::SeqCst);
+        let (done, disarmed) = std::sync::mpsc::channel();
+        let closer = std::thread::spawn(move || {
+            disarm_terminate();
+            done.send(()).unwrap();
+        });
+        let early = disarmed.recv_timeout(Duration::from_millis(200));
+        assert!(early.is_err(), "disarm_terminate returned while a handler was busy");
+        assert!(!TERMINATE_ARMED.load(Ordering::SeqCst));
+        TERMINATE_BUSY.fetch_sub(1, Ordering::SeqCst);
+        disarmed.recv_timeout(Duration::from_secs(30)).expect("disarm_terminate never returned");
+        closer.join().unwrap();
+    }
+
+    #[test]
+    fn terminate_is_refused_where_the_default_action_does_not_end_the_process() {
+        for signal in [libc::SIGCHLD, libc::SIGWINCH, libc::SIGURG, libc::SIGCONT, libc::SIGTTOU] {
+            let map = SignalMap::from([(signal, SignalAction::Terminate)]);
+            assert_eq!(terminate_that_would_not_end(&map), Some(signal));
+        }
+        assert_eq!(terminate_that_would_not_end(&default_signal_map()), None);
+    }
+}
