@@ -15,7 +15,7 @@
 #![allow(unsafe_code)]
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::path::Path;
 
 use nix::fcntl::{self, FcntlArg, OFlag};
@@ -168,9 +168,7 @@ fn above_std_streams(fd: OwnedFd) -> io::Result<OwnedFd> {
 
 /// A close-on-exec copy of `fd` at 3 or above (`fcntl(2)` `F_DUPFD_CLOEXEC`).
 fn duplicate_above_std_streams(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
-    let high = fcntl::fcntl(fd, FcntlArg::F_DUPFD_CLOEXEC(3))?;
-    // SAFETY: fcntl just returned this new descriptor; nothing else owns it.
-    Ok(unsafe { OwnedFd::from_raw_fd(high) })
+    fd::duplicate_from(fd, 3)
 }
 
 /// Puts `sources[i]` on descriptor `i` for 0, 1, 2 with `dup2(2)` (the copies are not

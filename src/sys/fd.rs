@@ -1,6 +1,7 @@
-//! Descriptor calls without a nix wrapper: `close_range(2)` (closing, or marking close-on-exec),
-//! listing `/proc/self/fd` with `getdents64(2)`, `close(2)` of a raw number, `dup2(2)` onto the
-//! standard streams by number.
+//! Descriptor calls without a nix wrapper (or whose nix wrapper returns a raw number):
+//! `close_range(2)` (closing, or marking close-on-exec), listing `/proc/self/fd` with
+//! `getdents64(2)`, `close(2)` of a raw number, `dup2(2)` onto the standard streams by number,
+//! `fcntl(2)` `F_DUPFD_CLOEXEC` into an `OwnedFd`.
 //!
 //! Closing a descriptor by number is unsound when a live Rust owner (an `OwnedFd`, a `File`, a
 //! socket) holds that number: the owner later uses or closes whatever reuses it, and a debug
@@ -8,7 +9,7 @@
 //! not (the owner's descriptor stays open, only an `execve(2)` drops it).
 
 use std::ffi::CStr;
-use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 use crate::error::errno;
 
@@ -53,6 +54,14 @@ pub(crate) fn set_cloexec(fd: RawFd, on: bool) -> Result<(), i32> {
     // SAFETY: F_SETFD takes an int flag set and touches no memory; changing FD_CLOEXEC keeps
     // the descriptor open, so whoever owns it still holds a valid descriptor.
     if unsafe { libc::fcntl(fd, libc::F_SETFD, flags) } < 0 { Err(errno()) } else { Ok(()) }
+}
+
+/// `fcntl(2)` `F_DUPFD_CLOEXEC`: a close-on-exec copy of `fd` on the lowest free number from
+/// `lowest` up, owned by the caller.
+pub(crate) fn duplicate_from(fd: BorrowedFd<'_>, lowest: RawFd) -> std::io::Result<OwnedFd> {
+    let copy = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(lowest))?;
+    // SAFETY: fcntl just returned this new descriptor; nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(copy) })
 }
 
 /// `fcntl(2)` `F_GETFD`: whether anything is open on the number `fd`; the errno if not.
