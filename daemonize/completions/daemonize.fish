@@ -5,8 +5,8 @@ complete -c daemonize -s l -l lock -d 'Lock FILE for as long as the daemon runs,
 complete -c daemonize -s o -l stdout -d 'Send COMMAND\'s standard output to FILE' -r -F
 complete -c daemonize -s e -l stderr -d 'Send COMMAND\'s standard error to FILE' -r -F
 complete -c daemonize -s c -l chdir -d 'Working directory of COMMAND (inside the chroot, if any)' -r -F
-complete -c daemonize -s u -l user -d 'Run as USER, with its primary group and supplementary groups' -r
-complete -c daemonize -l group -d 'Run with GROUP instead of the user\'s primary group' -r
+complete -c daemonize -s u -l user -d 'Run as USER (a name or a numeric uid), with its primary group and supplementary groups' -r
+complete -c daemonize -l group -d 'Run with GROUP (a name or a numeric gid) instead of the user\'s primary group' -r
 complete -c daemonize -l umask -d 'File mode creation mask, in octal (022 as systemd gives services)' -r
 complete -c daemonize -l chroot -d 'Change the root directory to DIR before running COMMAND' -r -F
 complete -c daemonize -l preserve-fd -d 'Keep file descriptor N open for COMMAND (repeatable)' -r
