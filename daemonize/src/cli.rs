@@ -404,7 +404,10 @@ fn parse_forwarded(text: &str) -> Result<Forwarded, String> {
     for name in text.split(',').map(str::trim).filter(|name| !name.is_empty()) {
         let signal = parse_signal(name)?;
         if !FORWARDABLE.contains(&signal) {
-            return Err(format!("{name} cannot be forwarded (TERM stops the supervisor)"));
+            return Err(format!(
+                "{name} cannot be forwarded (only HUP, INT, QUIT, USR1, USR2, ALRM, WINCH, CONT, \
+                 URG, IO, PWR: TERM stops the supervisor)"
+            ));
         }
         signals.push(signal);
     }
@@ -621,6 +624,9 @@ mod tests {
         assert_eq!(parse_env("A=b=c"), Ok(("A".into(), "b=c".into())));
         assert!(parse_env("NOEQUALS").is_err());
         assert!(parse_env("=x").is_err());
+        assert_eq!(parse_forwarded("HUP, usr1"), Ok(Forwarded(vec![libc::SIGHUP, libc::SIGUSR1])));
+        assert!(parse_forwarded("TERM").unwrap_err().contains("TERM stops the supervisor"));
+        assert!(parse_forwarded("KILL").is_err());
         assert_eq!(parse_wait_ready("fd:5"), Ok(WaitReady::Fd(5)));
         assert!(parse_wait_ready("fd:1").is_err());
         assert!(parse_wait_ready("socket").is_err());
