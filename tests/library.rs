@@ -36,8 +36,19 @@ fn start(dir: &TempDir, args: &[&str]) -> (i32, Spawned) {
 /// Asserts a failed start: probe exit 2, the message, and nothing left behind (no `pidfile`,
 /// no process mentioning `dir`).
 fn assert_failed_cleanly(dir: &TempDir, pidfile: &Path, output: &Output, message: &str) {
+    assert_failed_cleanly_with(2, dir, pidfile, output, message);
+}
+
+/// As [`assert_failed_cleanly`], with the exit status `expected`.
+fn assert_failed_cleanly_with(
+    expected: i32,
+    dir: &TempDir,
+    pidfile: &Path,
+    output: &Output,
+    message: &str,
+) {
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(code(&output.status), 2, "{}", describe("probe", output));
+    assert_eq!(code(&output.status), expected, "{}", describe("probe", output));
     assert!(stderr.contains(message), "expected {message:?} in {}", describe("probe", output));
     assert!(!pidfile.exists(), "the pidfile {} was left behind", pidfile.display());
     assert_eq!(processes_mentioning(dir.path()), Vec::<i32>::new(), "a process was left behind");
@@ -60,14 +71,13 @@ fn daemon_is_detached_clean_and_holds_its_pidfile() {
     assert_eq!(stat[2], stat[3], "the daemon is not in the group of the new session");
     assert_eq!(stat[4], "0", "the daemon has a controlling terminal");
 
+    // 0 to 2 on /dev/null, the pidfile; whatever else this test runner passed down stays,
+    // close-on-exec (owned by nobody the daemon knows of: see close_inherited_fds).
     let fds = fd_targets(pid);
-    let expected = vec![
-        (0, "/dev/null".to_string()),
-        (1, "/dev/null".to_string()),
-        (2, "/dev/null".to_string()),
-        (3, pidfile.to_string_lossy().into_owned()),
-    ];
-    assert_eq!(fds, expected);
+    let null = "/dev/null".to_string();
+    assert_eq!(fds[..3], [(0, null.clone()), (1, null.clone()), (2, null)], "{fds:?}");
+    assert!(fds.iter().any(|(_, path)| *path == pidfile.to_string_lossy()), "{fds:?}");
+    assert!(fds.iter().all(|(fd, _)| *fd < 3 || is_cloexec(pid, *fd)), "{fds:?}");
 
     let status = proc_status(pid);
     assert_eq!(status["SigBlk"], "0000000000000000");
@@ -129,19 +139,47 @@ fn core_dumps_allowed_only_when_asked() {
     assert_eq!(core_limit(pid), "unlimited");
 }
 
+/// The highest descriptor number the hard `RLIMIT_NOFILE` allows (at most 2^20 - 1).
+fn highest_fd() -> u64 {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: limit is a valid out-pointer.
+    unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
+    limit.rlim_max.min(1 << 20) - 1
+}
+
 #[test]
-fn preserved_fd_stays_open_and_high_inherited_fd_is_closed() {
-    let hard = {
-        let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-        // SAFETY: limit is a valid out-pointer.
-        unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
-        limit.rlim_max.min(1 << 20)
-    };
-    let high = (hard - 1).to_string();
+fn preserved_fd_stays_open_and_high_inherited_fd_is_close_on_exec() {
+    let high = highest_fd().to_string();
     let dir = TempDir::new("fds");
     let (pid, _guard) = start(&dir, &["--hold-fd", "9", "--preserve-fd", "9", "--hold-fd", &high]);
     let fds: Vec<i32> = proc_fds(pid).into_iter().map(|(fd, _)| fd).collect();
-    assert_eq!(fds, vec![0, 1, 2, 3, 9], "RLIMIT_NOFILE hard limit {hard}, inherited fd {high}");
+    let high: i32 = high.parse().unwrap();
+    assert!(fds.contains(&9) && fds.contains(&high), "{fds:?}");
+    assert!(!is_cloexec(pid, 9), "the preserved fd 9 must reach an exec'd program");
+    for fd in fds.into_iter().filter(|fd| *fd > 2 && *fd != 9) {
+        assert!(is_cloexec(pid, fd), "the inherited fd {fd} would leak into an exec'd program");
+    }
+}
+
+#[test]
+fn close_inherited_fds_closes_all_but_the_kept() {
+    let high = highest_fd().to_string();
+    let dir = TempDir::new("fds-closed");
+    let args = ["--close-inherited", "--hold-fd", "9", "--preserve-fd", "9", "--hold-fd", &high];
+    let (pid, _guard) = start(&dir, &args);
+    let fds: Vec<i32> = proc_fds(pid).into_iter().map(|(fd, _)| fd).collect();
+    assert_eq!(fds, vec![0, 1, 2, 3, 9], "inherited fd {high}");
+}
+
+#[test]
+fn open_in_place_leaves_the_files_the_program_owns_open() {
+    // io_safety opens a File, calls open() in place, then drops the File: had open() closed
+    // its descriptor, the debug build would abort ("IO Safety violation").
+    let dir = TempDir::new("io-safety");
+    let pidfile = dir.join("io.pid");
+    let output = run(Command::new(example("io_safety")).arg(&pidfile));
+    assert!(output.status.success(), "{}", describe("io_safety", &output));
+    assert!(!pidfile.exists(), "close() left the pidfile");
 }
 
 #[test]
@@ -153,12 +191,20 @@ fn dirty_invoker_still_yields_a_clean_daemon() {
     assert_eq!(status["SigBlk"], "0000000000000000", "inherited signal mask");
     assert_eq!(status["SigIgn"], PEP_IGNORED, "inherited ignored signals");
     assert_eq!(status["Umask"], "0022");
-    // The invoker's leaked descriptors (its fd 3 and fd 7) are gone; the pidfile's remains.
+    // The invoker's leaked descriptors (its fd 3 and fd 7, owned by nothing) are kept from
+    // anything the daemon executes; the pidfile's is the daemon's own.
     let pidfile = dir.join("probe.pid");
+    let targets = proc_fds(pid);
+    let leaked: Vec<i32> = targets.iter().map(|(fd, _)| *fd).filter(|fd| *fd > 2).collect();
+    assert!(leaked.iter().all(|fd| is_cloexec(pid, *fd)), "{targets:?}");
+    assert!(targets.iter().any(|(_, path)| *path == pidfile), "{targets:?}");
+    // Asked to, the daemon closes them.
+    let dir = TempDir::new("dirty-closed");
+    let (pid, _guard) = start(&dir, &["--dirty-invoker", "--close-inherited"]);
     let targets = proc_fds(pid);
     assert_eq!(targets.len(), 4, "{targets:?}");
     assert!(targets.iter().all(|(fd, _)| *fd != 7), "fd 7 leaked into the daemon: {targets:?}");
-    assert_eq!(targets[3].1, pidfile, "{targets:?}");
+    assert_eq!(targets[3].1, dir.join("probe.pid"), "{targets:?}");
 }
 
 #[test]
@@ -523,12 +569,14 @@ fn echo_server_example_binds_before_ready_and_shuts_down_gracefully() {
     let dir = TempDir::new("echo");
     let pidfile = dir.join("echo.pid");
     let log = dir.join("echo.log");
-    let output = run(Command::new(example("echo_server")).args([
+    // The probe as a subreaper adopts the daemon, so the daemon's own exit status is seen.
+    let mut reaper = Reaper::start(&[
+        example("echo_server").to_str().unwrap(),
         pidfile.to_str().unwrap(),
         log.to_str().unwrap(),
         "0",
-    ]));
-    assert!(output.status.success(), "{}", describe("echo_server", &output));
+    ]);
+    assert_eq!(reaper.next_line(), "started: exit status: 0", "{}", reaper.describe());
     let pid = read_pidfile(&pidfile);
     let _guard = Spawned::new(pid);
     // Ready was reported only after the bind, so the log already names the port.
@@ -542,18 +590,103 @@ fn echo_server_example_binds_before_ready_and_shuts_down_gracefully() {
     stream.set_read_timeout(Some(COMMAND_TIMEOUT)).unwrap();
     stream.write_all(b"hello\n").unwrap();
     let mut line = String::new();
-    std::io::BufReader::new(&mut stream).read_line(&mut line).unwrap();
+    let mut reader = std::io::BufReader::new(stream);
+    reader.read_line(&mut line).unwrap();
     assert_eq!(line, "hello\n");
-    drop(stream);
+    // The connection stays open through the shutdown: the server ends it, then exits 0.
     assert!(kill(pid, libc::SIGTERM));
-    assert!(wait_gone(pid, Duration::from_secs(10)));
-    let mut logged = String::new();
-    std::fs::File::open(&log).unwrap().read_to_string(&mut logged).unwrap();
-    assert!(
-        logged.ends_with(&format!("shutting down on signal {}\n", libc::SIGTERM)),
-        "{logged:?}"
+    assert_eq!(
+        reaper.next_line(),
+        format!("reaped {pid}: exit status: 0"),
+        "{}",
+        reaper.describe()
     );
+    let mut rest = String::new();
+    assert_eq!(reader.read_to_string(&mut rest).unwrap(), 0, "the connection was not ended");
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(logged.ends_with("shutting down on SIGTERM\nstopped\n"), "{logged:?}");
     assert!(!pidfile.exists(), "the echo server left its pidfile");
+}
+
+#[test]
+fn echo_server_example_that_cannot_bind_says_why_and_exits_3() {
+    let dir = TempDir::new("echobusy");
+    let pidfile = dir.join("echo.pid");
+    let log = dir.join("echo.log");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let args = [pidfile.to_str().unwrap(), log.to_str().unwrap(), &port];
+    let output = run(Command::new(example("echo_server")).args(args));
+    let message = format!("echo_server: cannot bind 127.0.0.1:{port}: Address already in use");
+    assert_failed_cleanly_with(3, &dir, &pidfile, &output, &message);
+    // The daemon said it in its log, too.
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(logged.starts_with(&message["echo_server: ".len()..]), "{logged:?}");
+}
+
+#[test]
+fn daemon_failure_before_ready_reaches_the_invoker_in_its_own_words() {
+    let dir = TempDir::new("daemonfail");
+    let pidfile = dir.join("probe.pid");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap().to_string();
+    let output = probe(&["--pidfile", pidfile.to_str().unwrap(), "--bind-before-ready", &address]);
+    let message = format!(
+        "probe: cannot bind {address}: Address already in use (os error {})",
+        libc::EADDRINUSE
+    );
+    assert_failed_cleanly_with(3, &dir, &pidfile, &output, &message);
+    // And when the port is free, the same daemon starts.
+    drop(taken);
+    let (pid, _guard) = start(&dir, &["--bind-before-ready", &address]);
+    assert!(alive(pid));
+}
+
+/// `probe --subreaper COMMAND...`: the lines it prints, read on a thread with a deadline.
+struct Reaper {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Reaper {
+    fn start(command: &[&str]) -> Reaper {
+        use std::io::BufRead;
+        let mut child = Command::new(example("probe"))
+            .arg("--subreaper")
+            .args(command)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in stdout.lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        Reaper { child, lines, seen: Vec::new() }
+    }
+
+    /// The next line, waiting at most [`COMMAND_TIMEOUT`]; empty at the end or the deadline.
+    fn next_line(&mut self) -> String {
+        let line = self.lines.recv_timeout(COMMAND_TIMEOUT).unwrap_or_default();
+        self.seen.push(line.clone());
+        line
+    }
+
+    fn describe(&self) -> String {
+        format!("probe --subreaper printed {:?}", self.seen)
+    }
+}
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        // Our child, not yet reaped, so its pid is still its own.
+        let _ = self.child.kill();
+        let _ = self.child.wait(); // killed: returns at once
+    }
 }
 
 #[test]
@@ -669,9 +802,9 @@ fn pidfile_inside_the_chroot_is_removed_and_one_outside_is_emptied() {
         if pidfile == &inside {
             assert!(!pidfile.exists(), "{}: the pidfile inside the chroot was left", show(&args));
         } else {
-            // Out of the daemon's reach: emptied, so it names no process.
+            // Out of the daemon's reach: emptied, so it names no process: not running.
             assert_eq!(std::fs::read_to_string(pidfile).unwrap(), "", "{}", show(&args));
-            assert!(matches!(Pidfile::status(pidfile), Status::Stale(None)));
+            assert!(matches!(Pidfile::status(pidfile), Status::Absent));
         }
     }
 }
@@ -793,4 +926,71 @@ fn a_ready_timeout_past_what_a_clock_holds_means_no_deadline() {
     let dir = TempDir::new("hugetimeout");
     let (pid, _guard) = start(&dir, &["--timeout", "1e19"]);
     assert!(alive(pid));
+}
+
+#[test]
+fn a_second_open_in_the_same_process_is_refused() {
+    let dir = TempDir::new("open-twice");
+    let out = dir.join("out");
+    let pidfile = dir.join("probe.pid");
+    let args = ["--foreground", "--open-twice", "--stdout", s(&out), "--pidfile", s(&pidfile)];
+    let output = probe(&args);
+    assert!(output.status.success(), "{}", describe("probe", &output));
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(
+        text,
+        "second open: refusing to open a daemon context a second time in this process\n",
+        "{}",
+        describe("probe", &output)
+    );
+    assert!(!pidfile.exists(), "the first daemon's pidfile was left behind");
+}
+
+#[test]
+fn terminate_on_a_signal_that_would_not_end_the_daemon_is_refused() {
+    // SIGCHLD's and SIGWINCH's default action is to ignore: Terminate would remove the pidfile
+    // and leave the daemon running.
+    for signal in [libc::SIGCHLD, libc::SIGWINCH, libc::SIGCONT, libc::SIGTSTP] {
+        let dir = TempDir::new("terminate-ignored");
+        let pidfile = dir.join("probe.pid");
+        let signal = signal.to_string();
+        let output = probe(&["--terminate", &signal, "--pidfile", s(&pidfile)]);
+        let _guard = guard_pidfile(&pidfile); // a daemon the old code would have left
+        let message = format!("refusing signal {signal} in the signal map: mapped to Terminate");
+        assert_failed_cleanly(&dir, &pidfile, &output, &message);
+    }
+}
+
+fn s(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+#[test]
+fn daemon_that_dropped_privileges_leaves_no_stale_pidfile() {
+    let test = "daemon_that_dropped_privileges_leaves_no_stale_pidfile";
+    if skip_unless_root(test) {
+        return;
+    }
+    if !matches!(nix::unistd::User::from_name("nobody"), Ok(Some(_))) {
+        skip(&format!("{test} needs the user nobody"));
+        return;
+    }
+    // The pidfile's directory is root's: nobody may not unlink(2) in it.
+    let dir = TempDir::new("droppedpid");
+    std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .unwrap();
+    let pidfile = dir.join("probe.pid");
+    // Terminate (the default map), then Deliver and close().
+    for extra in [None, Some("--deliver-term")] {
+        let mut args = vec!["--user", "nobody"];
+        args.extend(extra);
+        let (pid, _guard) = start(&dir, &args);
+        assert!(kill(pid, libc::SIGTERM));
+        assert!(wait_gone(pid, Duration::from_secs(10)), "{args:?}: still running");
+        // Left, but empty: it names no process, and reads as not running.
+        let content = std::fs::read_to_string(&pidfile).unwrap_or_default();
+        assert_eq!(content, "", "{args:?}: the pidfile still names pid {pid}");
+        let status = Pidfile::status(&pidfile);
+        assert!(matches!(status, Status::Absent), "{args:?}: {status:?}");
+    }
 }

@@ -3,42 +3,41 @@
 //! Argument parsing and wiring only: every mechanism lives in the `daemonctx` library.
 
 mod cli;
+mod message;
 mod notify;
 mod output;
+mod send;
 mod supervise;
 
 use std::ffi::OsString;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use daemonctx::stop::{self, Schedule, Stopped};
 use daemonctx::{Command, DaemonContext, Error, Pidfile, SignalMap, Status, Step, Stream};
-use daemonctx::{detach, pidfile, process};
+use daemonctx::{GroupSpec, UserSpec};
+use daemonctx::{pidfile, process};
 
-use cli::{Cli, RestartArg, WaitReady};
+use cli::{Cli, RestartArg, WaitReady, code};
 use notify::{Readiness, ReadyListener};
 use output::{LogFile, SyslogConfig, SyslogWriter};
+
 use supervise::{Restart, Sink, SupervisorConfig};
 
-/// Exit codes of a start (documented in `cli::START_EXIT_STATUS`).
-mod code {
-    pub const ALREADY_RUNNING: u8 = 1;
-    pub const USAGE: u8 = 2;
-    pub const UNKNOWN_USER: u8 = 3;
-    pub const BAD_DIRECTORY: u8 = 4;
-    pub const OUTPUT_FILE: u8 = 5;
-    pub const PIDFILE: u8 = 6;
-    pub const SETUP: u8 = 7;
-    pub const NOT_READY: u8 = 8;
-    pub const NOT_EXECUTABLE: u8 = 126;
-    pub const NOT_FOUND: u8 = 127;
-}
-
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
+    let parsed = Cli::command().try_get_matches().and_then(|matches| {
+        let cli = Cli::from_arg_matches(&matches)?;
+        Ok((cli, cli::misplaced_option(&matches)))
+    });
+    let cli = match parsed {
+        Ok((cli, None)) => cli,
+        Ok((_, Some(misplaced))) => {
+            eprintln!("daemonize: {misplaced} (see daemonize --help)");
+            return ExitCode::from(usage_code());
+        }
         Err(e) if !e.use_stderr() => e.exit(), // --help, --version
         Err(e) => {
             eprintln!("daemonize: {} (see daemonize --help)", usage_message(&e));
@@ -57,14 +56,17 @@ fn usage_message(error: &clap::Error) -> String {
     paragraph.join(" ").trim_start_matches("error: ").to_string()
 }
 
-/// The code for a usage error: 2 when starting, but the "cannot tell" (4) and "other trouble"
-/// (3) codes of --status and --stop, whose 2 means something else to an init script.
+/// The code for a usage error: 2 when starting, but the "cannot tell" and "other trouble"
+/// codes of --status, --stop and --send, whose 2 means something else to an init script.
 fn usage_code() -> u8 {
     let args: Vec<OsString> = std::env::args_os().collect();
-    if args.iter().any(|a| a == "--status") {
-        4
-    } else if args.iter().any(|a| a == "--stop") {
-        3
+    let given = |flag: &str| args.iter().any(|a| a == flag);
+    if given("--status") {
+        code::status::UNKNOWN
+    } else if given("--stop") {
+        code::stop::TROUBLE
+    } else if given("--send") || args.iter().any(|a| a.to_string_lossy().starts_with("--send=")) {
+        code::send::TROUBLE
     } else {
         code::USAGE
     }
@@ -77,21 +79,41 @@ fn run(cli: Cli) -> u8 {
     if cli.stop {
         return stop(&cli);
     }
+    if let Some(signal) = cli.send {
+        return send::send(&cli, signal);
+    }
     if let Some(WaitReady::Fd(fd)) = cli.wait_ready
-        && cli.preserve_fd.contains(&fd)
+        && let Err(why) = check_ready_fd(&cli, fd)
     {
-        eprintln!(
-            "daemonize: --wait-ready fd:{fd} and --preserve-fd {fd} both want descriptor {fd} \
-             (see daemonize --help)"
-        );
+        eprintln!("daemonize: {why} (see daemonize --help)");
         return code::USAGE;
     }
+    let (named, ready_timeout) = (PathBuf::from(&cli.command[0]), cli.ready_timeout);
     match start(cli) {
-        Ok(()) => 0,
+        Ok(()) => code::STARTED,
         Err(e) => {
-            eprintln!("daemonize: {}", daemonctx::error::chain(&e));
+            eprintln!("daemonize: {}", message::start_failure(&e, &named, ready_timeout));
             exit_code(&e)
         }
+    }
+}
+
+/// A ready descriptor COMMAND can get: not one `--preserve-fd` keeps, and below the soft limit
+/// on open files (`getrlimit(2)` `RLIMIT_NOFILE`), which COMMAND inherits: `dup2(2)` cannot
+/// make a descriptor at or above it.
+fn check_ready_fd(cli: &Cli, fd: i32) -> Result<(), String> {
+    if cli.preserve_fd.contains(&fd) {
+        return Err(format!(
+            "--wait-ready fd:{fd} and --preserve-fd {fd} both want descriptor {fd}"
+        ));
+    }
+    use nix::sys::resource::{Resource, getrlimit};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, _)) if u64::try_from(fd).is_ok_and(|fd| fd >= soft) => Err(format!(
+            "--wait-ready fd:{fd}: descriptor {fd} is not below the limit on open files \
+             ({soft}, ulimit -n)"
+        )),
+        _ => Ok(()),
     }
 }
 
@@ -126,10 +148,11 @@ fn exit_status_code(status: &std::process::ExitStatus) -> u8 {
 
 /// Starts COMMAND as a daemon, directly (exec mode) or under a supervisor.
 fn start(cli: Cli) -> Result<(), Error> {
-    let env = environment(cli.clear_env, cli.env.clone());
+    let login = cli.user.as_ref().map(login_variables).unwrap_or_default();
+    let env = environment(cli.clear_env, login, cli.env.clone());
+    // One rule in both modes, resolved here before any chdir (see `program_path`).
+    let program = program_path(&cli.command[0], &env, cli.chroot.is_some());
     let mut command = Command::new(cli.command.clone(), env);
-    // Looked up on PATH by the library (exec mode) or by the supervisor (inside the chroot).
-    let program = PathBuf::from(&cli.command[0]);
     let listener = cli.wait_ready.map(ready_listener).transpose()?;
     if let Some((name, value)) = listener.as_ref().and_then(ReadyListener::environment) {
         command.set_env(name, value);
@@ -138,8 +161,38 @@ fn start(cli: Cli) -> Result<(), Error> {
     if cli.supervise {
         start_supervised(&cli, context, &command, program, listener)
     } else {
-        start_exec(&cli, context, &command, &program, listener)
+        // The library resolves argv[0] by the same rule; messages name COMMAND as given.
+        start_exec(&cli, context, &command, Path::new(&cli.command[0]), listener)
     }
+}
+
+/// Where COMMAND is, decided once in the invoker, before any `chdir(2)`, for exec mode and for
+/// every start under a supervisor: a name with a slash is a path, relative to the directory
+/// daemonize was started in; a bare name is looked up on COMMAND's `PATH` (`/usr/bin:/bin`
+/// without one), relative `PATH` entries from that directory too, as `execvp(3)` would. Under
+/// `--chroot` both are left for inside the new root (relative to `-c` there); so is a bare name
+/// not found (the start then fails with 127).
+fn program_path(name: &OsString, env: &[(OsString, OsString)], chroot: bool) -> PathBuf {
+    let name = Path::new(name);
+    let here = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+    if chroot {
+        return name.to_path_buf();
+    }
+    if name.as_os_str().as_encoded_bytes().contains(&b'/') {
+        return here.join(name);
+    }
+    let path_var = env.iter().find(|(k, _)| k == "PATH").map(|(_, v)| v.clone());
+    let path_var = path_var.unwrap_or_else(|| OsString::from("/usr/bin:/bin"));
+    let mut denied = None;
+    for dir in std::env::split_paths(&path_var) {
+        let candidate = here.join(dir).join(name);
+        let Ok(meta) = std::fs::metadata(&candidate) else { continue };
+        if meta.is_file() && meta.permissions().mode() & 0o111 != 0 {
+            return candidate;
+        }
+        denied.get_or_insert(candidate);
+    }
+    denied.unwrap_or_else(|| name.to_path_buf())
 }
 
 /// The options both modes share.
@@ -160,12 +213,18 @@ fn common_context(cli: &Cli) -> DaemonContext {
     if let Some(path) = &cli.lock {
         context = context.lock_file(path);
     }
-    if let Some(user) = &cli.user {
-        context = context.user(user).initgroups(true);
-    }
-    if let Some(group) = &cli.group {
-        context = context.group(group);
-    }
+    context = match &cli.user {
+        Some(UserSpec::Name(name)) => context.user(name).initgroups(true),
+        Some(UserSpec::Id(uid)) => context.uid(*uid).initgroups(true),
+        None => context,
+    };
+    // A supervisor out of COMMAND's reach: COMMAND gets the user's id in full (supervise::child).
+    context = context.effective_uid_only(cli.supervise);
+    context = match &cli.group {
+        Some(GroupSpec::Name(name)) => context.group(name),
+        Some(GroupSpec::Id(gid)) => context.gid(*gid),
+        None => context,
+    };
     if let Some(dir) = &cli.chroot {
         context = context.chroot_directory(dir);
     }
@@ -190,15 +249,35 @@ fn start_exec(
         true => Stream::Append(path.clone()),
         false => Stream::Truncate(path.clone()),
     };
-    let mut context = context
-        .stdout(cli.stdout.as_ref().map_or_else(|| unset_stream(cli), output))
-        .stderr(cli.stderr.as_ref().map_or_else(|| unset_stream(cli), output));
+    let (stdout, stderr) = match (&cli.stdout, same_output_file(cli)) {
+        (Some(path), true) => {
+            let file = output::open_shared(path, cli.append)
+                .map_err(|e| Error::os(Step::OpenStream, path, e))?;
+            let copy = file.try_clone().map_err(|e| Error::os(Step::OpenStream, path, e))?;
+            (Stream::from(file), Stream::from(copy))
+        }
+        _ => (
+            cli.stdout.as_ref().map_or_else(|| unset_stream(cli), output),
+            cli.stderr.as_ref().map_or_else(|| unset_stream(cli), output),
+        ),
+    };
+    let mut context = context.stdout(stdout).stderr(stderr);
     let installed = match &mut listener {
-        // daemonize itself uses no descriptor there yet: an inherited stray one may go.
-        Some(listener) => listener.place_write_end(true).map_err(ready_error)?,
+        Some(listener) => match listener.place_write_end() {
+            // SAFETY: daemonize owns no descriptor above 2 yet but the listener's own (which
+            // place_write_end_over moves out of the way): whatever is on the target is a
+            // stray descriptor the invoker passed down, which nothing here owns.
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => unsafe {
+                listener.place_write_end_over()
+            },
+            placed => placed,
+        }
+        .map_err(ready_error)?,
         None => None,
     };
-    if let Some(fd) = installed {
+    // The notify socket too: COMMAND holding it keeps its name bound after we exit.
+    let notify_socket = listener.as_ref().and_then(ReadyListener::notify_socket_fd);
+    for fd in installed.into_iter().chain(notify_socket) {
         context = context.preserve_fd(fd);
     }
     let pid = context.exec(command).map_err(|e| name_program(e, program))?;
@@ -230,13 +309,21 @@ fn wait_for_readiness(
             eprintln!("daemonize: status: {status}");
         }
     });
+    // Settled: COMMAND's later messages are dropped; its copy of the socket keeps the name bound.
+    if let Err(e) = listener.stop_listening() {
+        eprintln!("daemonize: cannot silence the notify socket: {e}");
+    }
     let failure = match readiness {
         Ok(Readiness::Ready(main)) => {
             if let (true, Some(path)) = (main != pid, &cli.pidfile)
                 && let Err(e) = pidfile::replace_pid(path, main)
             {
                 // Ready all the same; the pidfile keeps naming the first process.
-                eprintln!("daemonize: cannot write MAINPID {main} into {}: {e}", path.display());
+                eprintln!(
+                    "daemonize: cannot write MAINPID {main} into {}: {}",
+                    path.display(),
+                    message::os_text(&e)
+                );
             }
             if verbose {
                 eprintln!("daemonize: {} is ready (pid {main})", program.display());
@@ -247,17 +334,17 @@ fn wait_for_readiness(
             stop_abandoned(cli, pid, main);
             Error::DaemonDied {
                 pid: main,
-                status: detach::reap(pid as i32, Duration::from_secs(5)),
+                status: process::reap(pid as i32, Duration::from_secs(5)),
             }
         }
         Ok(Readiness::TimedOut(main)) => {
             stop_abandoned(cli, pid, main);
-            detach::reap(pid as i32, Duration::from_secs(5));
+            process::reap(pid as i32, Duration::from_secs(5));
             Error::ReadyTimeout { pid: main, seconds: cli.ready_timeout.as_secs_f64() }
         }
         Err(e) => {
             stop_abandoned(cli, pid, pid);
-            detach::reap(pid as i32, Duration::from_secs(5));
+            process::reap(pid as i32, Duration::from_secs(5));
             Error::os(Step::WaitReady, program, e)
         }
     };
@@ -285,11 +372,16 @@ fn start_supervised(
     program: PathBuf,
     ready: Option<ReadyListener>,
 ) -> Result<(), Error> {
+    let named = Path::new(&cli.command[0]);
     let syslog =
         cli.syslog.as_ref().map(|facility| connect_syslog(cli, facility, command)).transpose()?;
     let stdout = sink(cli, cli.stdout.as_deref(), 1)?;
-    let stderr = sink(cli, cli.stderr.as_deref(), 2)?;
+    let stderr = match same_output_file(cli) {
+        true => Sink::Stdout,
+        false => sink(cli, cli.stderr.as_deref(), 2)?,
+    };
     // Locked last: nothing after it can fail before open(), which cleans it up if it fails.
+    let null = open_null()?;
     let child_pidfile =
         cli.child_pidfile.as_ref().map(|path| Pidfile::lock(path, cli.pidfile_mode)).transpose()?;
     let mut config = SupervisorConfig {
@@ -311,7 +403,9 @@ fn start_supervised(
         stdout,
         stderr,
         syslog,
-        program: program.clone(),
+        program,
+        forward: cli.forward.clone().map(|forward| forward.0),
+        null,
     };
     let mut context = context.stdout(unset_stream(cli)).stderr(unset_stream(cli));
     for fd in config.descriptors() {
@@ -325,6 +419,11 @@ fn start_supervised(
         }
         None => daemonctx::DEFAULT_READY_TIMEOUT,
     };
+    // SAFETY: every descriptor above 2 this program owns is the supervisor's, listed by
+    // config.descriptors() and preserved above, or a --preserve-fd one; clap, syslog and std
+    // hold no other (std's standard streams are 0 to 2). So the descriptors closed are strays
+    // the invoker passed down, which nothing here owns.
+    let context = unsafe { context.close_inherited_fds() };
     let opened = context.ready_on_open(false).ready_timeout(Some(patience)).open();
     let mut daemon = match opened {
         Ok(daemon) => daemon,
@@ -333,8 +432,8 @@ fn start_supervised(
                 let _ = child_pidfile.remove();
             }
             return Err(match cli.wait_ready {
-                Some(_) => command_died(name_program(e, &program), &program),
-                None => name_program(e, &program),
+                Some(_) => command_died(name_program(e, named), named),
+                None => name_program(e, named),
             });
         }
     };
@@ -360,6 +459,24 @@ fn command_died(error: Error, program: &Path) -> Error {
     }
 }
 
+/// `/dev/null`, read-write and close-on-exec, opened here: the supervisor needs it for every
+/// COMMAND it starts, and a chroot may have none.
+fn open_null() -> Result<std::os::fd::OwnedFd, Error> {
+    let null = Path::new("/dev/null");
+    let file = std::fs::OpenOptions::new().read(true).write(true).open(null);
+    file.map(Into::into).map_err(|e| Error::os(Step::OpenStream, null, e))
+}
+
+/// Whether -o and -e name the same file: the same path, or the same file through a link
+/// (`stat(2)`: same device and inode). Such a file is opened once and shared, as a shell's
+/// `>F 2>&1` does: two descriptions would each write at their own offset over the other's.
+fn same_output_file(cli: &Cli) -> bool {
+    match (&cli.stdout, &cli.stderr) {
+        (Some(out), Some(err)) => output::same_file(out, err),
+        _ => false,
+    }
+}
+
 /// Where one of COMMAND's streams goes under the supervisor: the file, else syslog, else (in
 /// the foreground) the supervisor's own stream `fd`, else nowhere.
 fn sink(cli: &Cli, file: Option<&Path>, fd: i32) -> Result<Sink, Error> {
@@ -371,13 +488,15 @@ fn sink(cli: &Cli, file: Option<&Path>, fd: i32) -> Result<Sink, Error> {
         }
         None if cli.syslog.is_some() => Ok(Sink::Syslog),
         None if cli.foreground => {
+            use std::os::fd::AsFd;
             let name = if fd == 1 { "standard output" } else { "standard error" };
-            // SAFETY: fd 1 and 2 are open in a process started normally; borrowed only while
-            // LogFile::inherited opens its own descriptor of the same stream.
-            let stream = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
-            LogFile::inherited(stream, name)
-                .map(Sink::File)
-                .map_err(|e| Error::os(Step::OpenStream, name, e))
+            // std's handles, open for the whole run (the runtime puts /dev/null on a standard
+            // stream the process was started without).
+            let inherited = match fd {
+                1 => LogFile::inherited(std::io::stdout().as_fd(), name),
+                _ => LogFile::inherited(std::io::stderr().as_fd(), name),
+            };
+            inherited.map(Sink::File).map_err(|e| Error::os(Step::OpenStream, name, e))
         }
         None => Ok(Sink::Null),
     }
@@ -418,10 +537,34 @@ fn name_program(error: Error, program: &Path) -> Error {
     }
 }
 
-/// The inherited environment (unless cleared), with the `-E` variables set over it.
-fn environment(clear: bool, set: Vec<(OsString, OsString)>) -> Vec<(OsString, OsString)> {
+/// The variables `-u USER` changes, as su(1) sets them: HOME, USER and LOGNAME from the user's
+/// passwd entry (`getpwnam_r(3)`, `getpwuid_r(3)`), each `None` (removed) when it has none, so
+/// that root's never reach COMMAND. (The library looks the user up again, and reports it
+/// unknown.)
+fn login_variables(user: &UserSpec) -> Vec<(OsString, Option<OsString>)> {
+    let entry = match user {
+        UserSpec::Name(name) => nix::unistd::User::from_name(name),
+        UserSpec::Id(uid) => nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(*uid)),
+    };
+    let entry = entry.ok().flatten();
+    let home = entry.as_ref().map(|e| e.dir.clone().into_os_string());
+    let name = entry.map(|e| OsString::from(e.name));
+    vec![("HOME".into(), home), ("USER".into(), name.clone()), ("LOGNAME".into(), name)]
+}
+
+/// The inherited environment (unless cleared) with the login variables of `-u` replaced, and
+/// the `-E` variables set over it.
+fn environment(
+    clear: bool,
+    login: Vec<(OsString, Option<OsString>)>,
+    set: Vec<(OsString, OsString)>,
+) -> Vec<(OsString, OsString)> {
     let mut env: Vec<(OsString, OsString)> =
         if clear { Vec::new() } else { std::env::vars_os().collect() };
+    for (name, value) in login.into_iter().filter(|_| !clear) {
+        env.retain(|(existing, _)| *existing != name);
+        env.extend(value.map(|value| (name, value)));
+    }
     for (name, value) in set {
         env.retain(|(existing, _)| *existing != name);
         env.push((name, value));
@@ -431,34 +574,39 @@ fn environment(clear: bool, set: Vec<(OsString, OsString)>) -> Vec<(OsString, Os
 
 /// `--status`: one line on stdout, LSB exit code.
 fn status(cli: &Cli) -> u8 {
+    use code::status::*;
     let path = cli.pidfile.as_deref().expect("clap requires --pidfile with --status");
     let (line, code) = match Pidfile::status(path) {
         Status::Running(Some(pid)) => {
             match (process::is_alive(pid), process::lock_holders(path).first()) {
-                (false, Some(holder)) => {
-                    (format!("running (pid {pid} has exited; pid {holder} holds the pidfile)"), 0)
-                }
-                _ => (format!("running (pid {pid})"), 0),
+                (false, Some(holder)) => (
+                    format!("running (pid {pid} has exited; pid {holder} holds the pidfile)"),
+                    RUNNING,
+                ),
+                _ => (format!("running (pid {pid})"), RUNNING),
             }
         }
-        Status::Running(None) => ("running (pid unknown: the pidfile holds no pid)".into(), 0),
+        Status::Running(None) => {
+            ("running (pid unknown: the pidfile holds no pid)".into(), RUNNING)
+        }
         Status::Stale(Some(pid)) if process::is_alive(pid) => (
             format!(
                 "dead: pidfile {} is not locked; pid {pid} it names is another process",
                 path.display()
             ),
-            1,
+            DEAD,
         ),
         Status::Stale(Some(pid)) => {
-            (format!("dead: pid {pid} is gone but pidfile {} remains", path.display()), 1)
+            (format!("dead: pid {pid} is gone but pidfile {} remains", path.display()), DEAD)
         }
         Status::Stale(None) => {
-            (format!("dead: pidfile {} remains, naming no pid", path.display()), 1)
+            (format!("dead: pidfile {} remains, naming no pid", path.display()), DEAD)
         }
-        Status::Absent => ("not running".into(), 3),
-        Status::Unknown(e) => {
-            (format!("unknown: cannot inspect pidfile {}: {e}", path.display()), 4)
-        }
+        Status::Absent => ("not running".into(), NOT_RUNNING),
+        Status::Unknown(e) => (
+            format!("unknown: cannot inspect pidfile {}: {}", path.display(), message::os_text(&e)),
+            UNKNOWN,
+        ),
     };
     println!("{line}");
     if cli.verbose {
@@ -467,8 +615,10 @@ fn status(cli: &Cli) -> u8 {
     code
 }
 
-/// `--stop`: follows the schedule; 0 stopped or not running, 2 still running, 3 trouble.
+/// `--stop`: follows the schedule; then removes a stale `--child-pidfile` (a supervisor that
+/// ran as another user could not). Exit codes: [`code::stop`].
 fn stop(cli: &Cli) -> u8 {
+    use code::stop::*;
     let path = cli.pidfile.as_deref().expect("clap requires --pidfile with --stop");
     let schedule = match &cli.retry {
         None => Schedule::default_for(cli.signal),
@@ -476,27 +626,34 @@ fn stop(cli: &Cli) -> u8 {
             Ok(schedule) => schedule,
             Err(e) => {
                 eprintln!("daemonize: invalid --retry {text:?}: {e}");
-                return 3;
+                return TROUBLE;
             }
         },
     };
-    match stop::stop(path, &schedule) {
+    let code = match stop::stop(path, &schedule) {
         Ok(Stopped::Stopped(pid)) => {
             println!("stopped (pid {pid})");
-            0
+            STOPPED
         }
         Ok(Stopped::NotRunning) => {
             println!("not running");
-            0
+            STOPPED
         }
         Ok(Stopped::StillRunning(pids)) => {
             let pids: Vec<String> = pids.iter().map(u32::to_string).collect();
             println!("still running after the schedule: pid {}", pids.join(", "));
-            2
+            return STILL_RUNNING;
         }
         Err(e) => {
-            eprintln!("daemonize: cannot stop {}: {}", path.display(), daemonctx::error::chain(&e));
-            3
+            eprintln!("daemonize: cannot stop {}: {}", path.display(), message::chain(&e));
+            return TROUBLE;
         }
+    };
+    if let Some(child_pidfile) = &cli.child_pidfile
+        && let Err(e) = Pidfile::remove_stale(child_pidfile)
+    {
+        eprintln!("daemonize: {}", message::chain(&e));
+        return TROUBLE;
     }
+    code
 }

@@ -3,12 +3,21 @@
 //!
 //! The notify socket is a `SOCK_DGRAM` Unix socket in the abstract namespace (reachable from a
 //! chroot, nothing to remove afterwards), with `SO_PASSCRED`: each message arrives with its
-//! sender's pid (`SCM_CREDENTIALS`), and only the watched process or one of its descendants is
-//! believed, so no other local process can declare the daemon ready. `STATUS=` lines are
-//! passed to the caller; `MAINPID=` names the process to watch from then on.
+//! sender's pid (`SCM_CREDENTIALS`, which only a process with `CAP_SYS_ADMIN` over our pid
+//! namespace can forge), and only a sender that is, when its message is read, the watched
+//! process or one of its descendants is believed, so no other local process, even one running
+//! as the same user, can declare the daemon ready. (`systemd-notify --ready` still running: it
+//! waits for its barrier, which the closing of passed descriptors answers, unless given
+//! `--no-block`.) `STATUS=` lines are passed to the caller; `MAINPID=` names the process to
+//! watch from then on.
 //!
-//! System calls: `socket(2)`, `bind(2)`, `setsockopt(2)`, `recvmsg(2)`, `pipe2(2)`, `dup2(2)`,
-//! `poll(2)`, `read(2)`.
+//! Once readiness is settled the socket drops whatever arrives but stays bound
+//! ([`ReadyListener::stop_listening`]): COMMAND keeps `NOTIFY_SOCKET`, so its name must never
+//! be free for another local user to bind and receive what COMMAND sends later (`STATUS=`
+//! text, `FDSTORE=1` descriptors), or to leave unread until COMMAND's `sd_notify(3)` blocks.
+//!
+//! System calls: `socket(2)`, `bind(2)`, `setsockopt(2)` (`SO_PASSCRED`, `SO_ATTACH_FILTER`,
+//! `SO_LOCK_FILTER`), `recvmsg(2)`, `pipe2(2)`, `dup2(2)`, `poll(2)`, `read(2)`.
 #![allow(unsafe_code)]
 
 use std::ffi::OsString;
@@ -18,9 +27,14 @@ use std::time::Instant;
 
 use daemonctx::process;
 
-/// Where the command reports readiness.
+/// Where the command reports readiness. Its descriptors are its own: nothing outside can
+/// replace or close them.
 #[derive(Debug)]
-pub enum ReadyListener {
+pub struct ReadyListener(Kind);
+
+/// The two protocols.
+#[derive(Debug)]
+enum Kind {
     /// `$NOTIFY_SOCKET`: the socket and its address as the variable spells it (`@name`).
     Notify {
         /// The bound socket.
@@ -99,7 +113,7 @@ impl ReadyListener {
         if rc != 0 {
             return Err(io::Error::last_os_error());
         }
-        Ok(ReadyListener::Notify { socket, address: format!("@{name}") })
+        Ok(ReadyListener(Kind::Notify { socket, address: format!("@{name}") }))
     }
 
     /// A pipe whose write end the command gets on descriptor `target` (3 or more).
@@ -120,61 +134,107 @@ impl ReadyListener {
         // The write end is blocking for the command, whatever the read end is.
         // SAFETY: F_SETFL takes an int flag set.
         unsafe { libc::fcntl(write.as_raw_fd(), libc::F_SETFL, 0) };
-        Ok(ReadyListener::Fd { read, write: Some(write), target, closed: false })
+        Ok(ReadyListener(Kind::Fd { read, write: Some(write), target, closed: false }))
+    }
+
+    /// For the notify style: the socket's descriptor, for an exec'd COMMAND to inherit (with
+    /// `preserve_fd`), so that the name stays bound for as long as COMMAND runs, after the
+    /// waiting process has exited.
+    pub fn notify_socket_fd(&self) -> Option<RawFd> {
+        match &self.0 {
+            Kind::Notify { socket, .. } => Some(socket.as_raw_fd()),
+            Kind::Fd { .. } => None,
+        }
+    }
+
+    /// Readiness is settled: for the notify style, the socket drops every message as it
+    /// arrives, and what is queued is read and dropped (passed descriptors closed). It stays
+    /// bound, for as long as a process holds it, so that nobody else can bind its name.
+    /// A ready pipe is left as it is.
+    ///
+    /// A socket filter that accepts nothing does the dropping (`setsockopt(2)`
+    /// `SO_ATTACH_FILTER`, then `SO_LOCK_FILTER`): the kernel discards each datagram, with the
+    /// descriptors it carries, and tells the sender it was sent, so `sd_notify(3)` never blocks
+    /// on a full queue nobody reads and `sd_notify_barrier(3)` (`systemd-notify`) still
+    /// returns. (`shutdown(2)` `SHUT_RD` would fail the barrier with `EPIPE`.)
+    ///
+    /// # Errors
+    /// The OS error of `setsockopt(2)`; the socket then still listens.
+    pub fn stop_listening(&mut self) -> io::Result<()> {
+        let Kind::Notify { socket, .. } = &mut self.0 else { return Ok(()) };
+        drop_all_datagrams(socket)?;
+        let _dropped = read_datagrams(socket, 0);
+        Ok(())
     }
 
     /// The environment variable the command needs, if any: `NOTIFY_SOCKET=@…`.
     pub fn environment(&self) -> Option<(OsString, OsString)> {
-        match self {
-            ReadyListener::Notify { address, .. } => {
-                Some(("NOTIFY_SOCKET".into(), address.clone().into()))
-            }
-            ReadyListener::Fd { .. } => None,
+        match &self.0 {
+            Kind::Notify { address, .. } => Some(("NOTIFY_SOCKET".into(), address.clone().into())),
+            Kind::Fd { .. } => None,
         }
     }
 
     /// For the fd style: the write end's number and its target (the same once placed).
     pub fn write_end(&self) -> Option<(RawFd, RawFd)> {
-        match self {
-            ReadyListener::Fd { write: Some(write), target, .. } => {
-                Some((write.as_raw_fd(), *target))
-            }
+        match &self.0 {
+            Kind::Fd { write: Some(write), target, .. } => Some((write.as_raw_fd(), *target)),
             _ => None,
         }
     }
 
     /// For the fd style: puts the write end on its target number (close-on-exec, so only a
-    /// command that is meant to inherit it does: the caller clears the flag there) with
-    /// `dup3(2)`, and returns the target. With `clobber`, whatever the target held is replaced
-    /// (an invoker's stray descriptor); without, a target in use is `EBUSY`.
+    /// command that is meant to inherit it does: the caller clears the flag there) and returns
+    /// the target. A target in use is `EBUSY`: the copy is made with `fcntl(2)`
+    /// `F_DUPFD_CLOEXEC` from the target up, which never replaces an open descriptor, and is
+    /// kept only if it landed on the target.
     ///
     /// # Errors
-    /// `EBUSY`; the OS error of `fcntl(2)` or `dup3(2)`.
-    pub fn place_write_end(&mut self, clobber: bool) -> io::Result<Option<RawFd>> {
-        let ReadyListener::Fd { read, write: Some(write), target, .. } = self else {
+    /// `EBUSY`; the OS error of `fcntl(2)`.
+    pub fn place_write_end(&mut self) -> io::Result<Option<RawFd>> {
+        self.place(|write, target| {
+            let copy = nix::fcntl::fcntl(write, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(target))?;
+            // SAFETY: fcntl just returned this new descriptor; nothing else owns it.
+            let copy = unsafe { OwnedFd::from_raw_fd(copy) };
+            match copy.as_raw_fd() == target {
+                true => Ok(copy),
+                false => Err(io::Error::from_raw_os_error(libc::EBUSY)),
+            }
+        })
+    }
+
+    /// Like [`ReadyListener::place_write_end`], but whatever the target number held is
+    /// replaced (`dup3(2)`): a stray descriptor the invoker passed down.
+    ///
+    /// # Safety
+    /// Nothing in this process owns the descriptor at the target number (no `File`,
+    /// `OwnedFd` or socket): its owner would go on using, and later close, the write end.
+    pub unsafe fn place_write_end_over(&mut self) -> io::Result<Option<RawFd>> {
+        self.place(|write, target| {
+            // SAFETY: write is open; dup3 makes target a copy of it, closing what it was,
+            // which the caller promised nothing owns.
+            if unsafe { libc::dup3(write.as_raw_fd(), target, libc::O_CLOEXEC) } < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // SAFETY: target is now a copy of the write end that nothing else owns.
+            Ok(unsafe { OwnedFd::from_raw_fd(target) })
+        })
+    }
+
+    /// Moves the read end off the target if it sits there, then makes the write end's copy on
+    /// the target with `copy` and keeps that as the write end (the old one is closed).
+    fn place(
+        &mut self,
+        copy: impl FnOnce(&OwnedFd, RawFd) -> io::Result<OwnedFd>,
+    ) -> io::Result<Option<RawFd>> {
+        let Kind::Fd { read, write: Some(write), target, .. } = &mut self.0 else {
             return Ok(None);
         };
         if read.as_raw_fd() == *target {
-            // SAFETY: F_DUPFD_CLOEXEC returns a new descriptor or -1.
-            let moved = unsafe { libc::fcntl(read.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 3) };
-            if moved < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            // SAFETY: fcntl just returned this descriptor; the old one is closed by the drop.
-            *read = unsafe { OwnedFd::from_raw_fd(moved) };
+            *read = read.try_clone()?; // F_DUPFD_CLOEXEC from 3; the old one is closed
         }
         if write.as_raw_fd() != *target {
-            // SAFETY: F_GETFD only asks whether the descriptor is open.
-            if !clobber && unsafe { libc::fcntl(*target, libc::F_GETFD) } != -1 {
-                return Err(io::Error::from_raw_os_error(libc::EBUSY));
-            }
-            // SAFETY: write is open; dup3 makes target a copy of it (closing what it was).
-            if unsafe { libc::dup3(write.as_raw_fd(), *target, libc::O_CLOEXEC) } < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            // SAFETY: target is now a descriptor of ours that nothing else owns; the old write
-            // end is closed by the drop.
-            *write = unsafe { OwnedFd::from_raw_fd(*target) };
+            *write = copy(write, *target)?;
         }
         Ok(Some(*target))
     }
@@ -183,35 +243,35 @@ impl ReadyListener {
     /// it in place itself (the supervisor does, in each COMMAND it starts); the listener keeps
     /// the read end.
     pub fn take_write_end(&mut self) -> Option<(OwnedFd, RawFd)> {
-        match self {
-            ReadyListener::Fd { write, target, .. } => write.take().map(|write| (write, *target)),
-            ReadyListener::Notify { .. } => None,
+        match &mut self.0 {
+            Kind::Fd { write, target, .. } => write.take().map(|write| (write, *target)),
+            Kind::Notify { .. } => None,
         }
     }
 
     /// Closes the waiting side's write end, once the command has its copy, so that the command
     /// closing its copy reads as end of file.
     pub fn close_write_end(&mut self) {
-        if let ReadyListener::Fd { write, .. } = self {
+        if let Kind::Fd { write, .. } = &mut self.0 {
             write.take();
         }
     }
 
     /// The descriptor to `poll(2)` for input; `None` once an fd-style listener saw end of file.
     pub fn poll_fd(&self) -> Option<RawFd> {
-        match self {
-            ReadyListener::Notify { socket, .. } => Some(socket.as_raw_fd()),
-            ReadyListener::Fd { read, closed: false, .. } => Some(read.as_raw_fd()),
-            ReadyListener::Fd { .. } => None,
+        match &self.0 {
+            Kind::Notify { socket, .. } => Some(socket.as_raw_fd()),
+            Kind::Fd { read, closed: false, .. } => Some(read.as_raw_fd()),
+            Kind::Fd { .. } => None,
         }
     }
 
     /// Reads what is waiting, without blocking; messages from processes other than `main` and
     /// its descendants are dropped.
     pub fn read_notices(&mut self, main: u32) -> Vec<Notice> {
-        match self {
-            ReadyListener::Notify { socket, .. } => read_datagrams(socket, main),
-            ReadyListener::Fd { read, closed, .. } => read_newline(read, closed),
+        match &mut self.0 {
+            Kind::Notify { socket, .. } => read_datagrams(socket, main),
+            Kind::Fd { read, closed, .. } => read_newline(read, closed),
         }
     }
 
@@ -288,6 +348,33 @@ fn unique() -> u64 {
     nanos ^ (COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed) << 32)
 }
 
+/// `SO_ATTACH_FILTER` with a classic BPF program of one instruction, "return 0" (keep no byte:
+/// drop the datagram), then `SO_LOCK_FILTER` so that no process holding the socket can take
+/// it off.
+fn drop_all_datagrams(socket: &OwnedFd) -> io::Result<()> {
+    let mut drop_everything =
+        [libc::sock_filter { code: (libc::BPF_RET | libc::BPF_K) as u16, jt: 0, jf: 0, k: 0 }];
+    let program = libc::sock_fprog { len: 1, filter: drop_everything.as_mut_ptr() };
+    set_option(socket, libc::SO_ATTACH_FILTER, &program)?;
+    set_option(socket, libc::SO_LOCK_FILTER, &(1 as libc::c_int))
+}
+
+/// `setsockopt(2)` at `SOL_SOCKET` with `value` as the option's bytes.
+fn set_option<T>(socket: &OwnedFd, option: libc::c_int, value: &T) -> io::Result<()> {
+    // SAFETY: value points to a live T for the call, and the length passed is its size; the
+    // kernel copies what it needs (a filter program is copied whole before the call returns).
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            option,
+            (value as *const T).cast(),
+            std::mem::size_of::<T>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
+}
+
 /// `bind(2)` to `\0name` in the abstract namespace.
 fn bind_abstract(socket: &OwnedFd, name: &str) -> io::Result<()> {
     // SAFETY: sockaddr_un is plain old data; all-zero is a valid value.
@@ -333,15 +420,15 @@ fn read_datagrams(socket: &OwnedFd, main: u32) -> Vec<Notice> {
             return notices; // EAGAIN: nothing more waiting
         }
         let sender = read_control(&header);
-        if sender.is_some_and(|(pid, uid)| is_believed(pid, uid, main)) {
+        if sender.is_some_and(|pid| is_believed(pid, main)) {
             notices.extend(parse_notify(&buf[..n as usize]));
         }
     }
 }
 
 /// Walks a received datagram's control messages: closes every passed descriptor
-/// (`SCM_RIGHTS`), and returns the sender's pid and uid (`SCM_CREDENTIALS`).
-fn read_control(header: &libc::msghdr) -> Option<(u32, u32)> {
+/// (`SCM_RIGHTS`), and returns the sender's pid (`SCM_CREDENTIALS`).
+fn read_control(header: &libc::msghdr) -> Option<u32> {
     let mut sender = None;
     // SAFETY: header was filled by recvmsg; the CMSG macros walk its control buffer within the
     // length the kernel set, and each SCM_RIGHTS payload holds whole ints, descriptors received
@@ -353,7 +440,7 @@ fn read_control(header: &libc::msghdr) -> Option<(u32, u32)> {
             match ((*cmsg).cmsg_level, (*cmsg).cmsg_type) {
                 (libc::SOL_SOCKET, libc::SCM_CREDENTIALS) => {
                     let creds = std::ptr::read_unaligned(data as *const libc::ucred);
-                    sender = Some((creds.pid as u32, creds.uid));
+                    sender = Some(creds.pid as u32);
                 }
                 (libc::SOL_SOCKET, libc::SCM_RIGHTS) => {
                     let bytes = (*cmsg).cmsg_len as usize - (data as usize - cmsg as usize);
@@ -369,15 +456,11 @@ fn read_control(header: &libc::msghdr) -> Option<(u32, u32)> {
     sender
 }
 
-/// A message counts if its sender is `main` or descends from it; or, if the sender has already
-/// exited (so its ancestry cannot be read: `systemd-notify` does that), if it ran as the same
-/// user as `main`.
-fn is_believed(pid: u32, uid: u32, main: u32) -> bool {
-    if process::stat(pid).is_some() {
-        return process::descends_from(pid, main);
-    }
-    use std::os::unix::fs::MetadataExt;
-    std::fs::metadata(format!("/proc/{main}")).is_ok_and(|m| m.uid() == uid)
+/// A message counts if its sender, still there when the message is read (a zombie too), is
+/// `main` or descends from it. A sender that has exited is not believed, whoever it ran as:
+/// any process of the daemon's user could send `READY=1` and exit before it is read.
+fn is_believed(pid: u32, main: u32) -> bool {
+    process::stat(pid).is_some() && process::descends_from(pid, main)
 }
 
 /// Parses an `sd_notify(3)` datagram: newline-separated `KEY=VALUE` assignments.
@@ -443,6 +526,21 @@ mod tests {
         assert_eq!(listener.read_notices(std::process::id()), vec![Notice::Ready]);
         sender.send_to_addr(b"READY=1", &address).unwrap();
         assert_eq!(listener.read_notices(1), vec![]);
+    }
+
+    #[test]
+    fn placing_the_write_end_never_replaces_a_descriptor_another_owner_holds() {
+        use std::os::unix::fs::MetadataExt;
+        let owned = std::fs::File::open("/dev/null").unwrap();
+        let before = owned.metadata().unwrap().rdev();
+        let mut listener = ReadyListener::fd(owned.as_raw_fd()).unwrap();
+        let error = listener.place_write_end().unwrap_err();
+        assert_eq!(error.raw_os_error(), Some(libc::EBUSY));
+        assert_eq!(owned.metadata().unwrap().rdev(), before, "the File's descriptor was replaced");
+        // A free target is taken.
+        let mut listener = ReadyListener::fd(200).unwrap();
+        assert_eq!(listener.place_write_end().unwrap(), Some(200));
+        assert_eq!(listener.write_end(), Some((200, 200)));
     }
 
     #[test]

@@ -510,6 +510,19 @@ fn run_cmd(argv: &[&str]) -> Output {
 }
 
 #[test]
+fn foreground_supervisor_started_with_stdout_closed_runs_its_command() {
+    // `>&-`: the supervisor starts without a standard output; COMMAND's output has nowhere to
+    // go but must not stop it, and its status comes back.
+    let script = "exec \"$0\" \"$@\" >&-";
+    let args =
+        ["--foreground", "--supervise", "--", "sh", "-c", "echo lost; echo kept >&2; exit 3"];
+    let output = run(Command::new("sh").args(["-c", script]).arg(daemonize_bin()).args(args));
+    assert_eq!(code(&output.status), 3, "{}", describe("daemonize >&-", &output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.lines().any(|l| l == "kept"), "{}", describe("daemonize >&-", &output));
+}
+
+#[test]
 fn foreground_supervisor_passes_output_to_its_own_streams() {
     let output = supervise_in_foreground(&["--", "sh", "-c", "echo to-stdout; echo to-stderr >&2"]);
     assert!(output.status.success(), "{}", describe("foreground supervise", &output));
@@ -577,7 +590,7 @@ fn a_settled_ready_fd_costs_nothing_during_the_restart_delay() {
 }
 
 #[test]
-fn notify_socket_is_closed_once_ready_and_restarts_get_none() {
+fn notify_socket_stays_bound_once_ready_and_restarts_get_none() {
     let dir = TempDir::new("sup-notify-closed");
     let (first, second) = (dir.join("first"), dir.join("second"));
     let mut gate = Gate::new(&dir);
@@ -606,12 +619,13 @@ fn notify_socket_is_closed_once_ready_and_restarts_get_none() {
     let run = start_supervised(&dir, &args);
     let address = std::fs::read_to_string(&first).unwrap().trim().to_string();
     assert!(address.starts_with("@daemonize/notify/"), "{address:?}");
-    // /proc/net/unix lists bound sockets, an abstract name with its '@'.
-    let bound = std::fs::read_to_string("/proc/net/unix").unwrap();
-    assert!(
-        !bound.lines().any(|l| l.ends_with(&format!(" {address}"))),
-        "{address} is still bound once COMMAND is ready"
-    );
+    // /proc/net/unix lists bound sockets, an abstract name with its '@'. The name stays bound
+    // (dropping what arrives), so that nobody else can bind it while COMMAND has the variable.
+    let is_bound = || {
+        let bound = std::fs::read_to_string("/proc/net/unix").unwrap();
+        bound.lines().any(|l| l.ends_with(&format!(" {address}")))
+    };
+    assert!(is_bound(), "{address} was given up once COMMAND was ready");
     gate.open();
     let restarted = || std::fs::read_to_string(&second).is_ok_and(|t| t == "none\n");
     assert!(wait_until(COMMAND_TIMEOUT, restarted), "the restarted COMMAND got NOTIFY_SOCKET");
@@ -620,6 +634,7 @@ fn notify_socket_is_closed_once_ready_and_restarts_get_none() {
     let _guard = SpawnedGroup(pgid_of(child));
     let environ = std::fs::read(format!("/proc/{child}/environ")).unwrap();
     assert!(!environ.split(|b| *b == 0).any(|v| v.starts_with(b"NOTIFY_SOCKET=")));
+    assert!(is_bound(), "{address} was given up at the restart");
 }
 
 #[test]
