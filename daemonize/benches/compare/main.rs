@@ -87,13 +87,39 @@ fn main() {
     }
     let bench = Bench::new(runs_from_env());
     bench.print_header();
-    bench.start_latency_usual();
-    bench.start_latency_high();
-    bench.stop_latency();
-    bench.supervisor_cost();
-    bench.library_open();
-    bench.pidfile_file_system();
+    let sections = sections_from_env();
+    let run = |name: &str| sections.as_ref().is_none_or(|list| list.iter().any(|s| s == name));
+    if run("1") {
+        bench.start_latency_usual();
+    }
+    if run("2") {
+        bench.start_latency_high();
+    }
+    if run("3") {
+        bench.stop_latency();
+    }
+    if run("3b") {
+        bench.stop_scaling();
+    }
+    if run("4") {
+        bench.supervisor_cost();
+    }
+    if run("4b") {
+        bench.relay_throughput();
+    }
+    if run("5") {
+        bench.library_open();
+    }
+    if run("6") {
+        bench.pidfile_file_system();
+    }
     println!("Load average at the end: {}", machine::load_average());
+}
+
+/// `BENCH_SECTIONS` (`1,2,3,3b,4,4b,5,6`): the sections to run; all when unset.
+fn sections_from_env() -> Option<Vec<String>> {
+    let text = std::env::var("BENCH_SECTIONS").ok()?;
+    Some(text.split(',').map(|s| s.trim().to_string()).collect())
 }
 
 /// `BENCH_RUNS`, or [`DEFAULT_RUNS`].
@@ -198,6 +224,23 @@ impl Bench {
             machine::version_of(Path::new(OURS), "--version")
         );
         let t = &self.tools;
+        if let Some(path) = &t.ours_static {
+            let version = machine::version_of(path, "--version");
+            println!(
+                "| daemonize (ours, static) | `{}` | {version}, `+crt-static` |",
+                path.display()
+            );
+        }
+        if let Some(path) = &t.floor {
+            println!(
+                "| floor | `{}` | compiled from `benches/floor.c` by `cc -O2` ({}) |",
+                path.display(),
+                machine::version_of(Path::new("cc"), "--version")
+            );
+        }
+        for why in &t.why_missing {
+            println!("| (left out) | {why} | |");
+        }
         let rows: [(&str, &Option<PathBuf>, &str, Option<&str>); 4] = [
             ("setsid", &t.setsid, "util-linux", Some("--version")),
             ("start-stop-daemon", &t.start_stop_daemon, "dpkg", Some("--version")),

@@ -95,3 +95,12 @@ pub fn field_in(path: &str, name: &str) -> Option<u64> {
     let line = text.lines().find(|line| line.split(':').next() == Some(name))?;
     line.split(':').nth(1)?.split_whitespace().next()?.parse().ok()
 }
+
+/// How many processes the host runs: the numeric entries of /proc.
+pub fn process_count() -> usize {
+    let Ok(entries) = fs::read_dir("/proc") else { return 0 };
+    entries
+        .filter_map(Result::ok)
+        .filter(|entry| entry.file_name().to_str().is_some_and(|n| n.parse::<u32>().is_ok()))
+        .count()
+}

@@ -14,10 +14,15 @@ use crate::{Bench, USUAL_NOFILE, procfs, sys};
 impl Bench {
     // -- Sections 1 and 2: start latency --------------------------------------------------
 
-    /// The start commands that are installed, ours first.
+    /// The floor, then ours (statically linked, then as cargo builds it), then the others
+    /// that are installed. The floor must be there: every ratio is to it.
     pub fn starters(&self) -> Vec<Starter> {
         let t = &self.tools;
-        let mut list = vec![Starter::ours(ours_start, Names::Daemon)];
+        let mut list = vec![self.floor_starter()];
+        if let Some(path) = &t.ours_static {
+            list.push(Starter::ours_static(path, ours_start, Names::Daemon));
+        }
+        list.push(Starter::ours(ours_start, Names::Daemon));
         let theirs: [(&'static str, &Option<PathBuf>, Args, Names); 4] = [
             ("setsid -f (floor: no pidfile)", &t.setsid, setsid_start, Names::Nothing),
             ("start-stop-daemon", &t.start_stop_daemon, ssd_start, Names::Daemon),
@@ -31,6 +36,17 @@ impl Bench {
             }
         }
         list
+    }
+
+    /// The floor's starter.
+    ///
+    /// # Panics
+    /// When `floor.c` could not be compiled: without the floor there is no ratio to print.
+    pub fn floor_starter(&self) -> Starter {
+        let path = self.tools.floor.as_ref().unwrap_or_else(|| {
+            panic!("the floor is missing: {}", self.tools.why_missing.join("; "))
+        });
+        Starter::floor(path)
     }
 
     /// Section 1: start latency at the usual soft `RLIMIT_NOFILE`.
@@ -64,15 +80,19 @@ impl Bench {
         let starters = self.starters();
         let samples =
             self.round_robin(&starters, |starter| self.start_once(starter, &self.scratch));
-        let ours = StartSummary::of(&samples[0]);
+        let floor = StartSummary::of(&samples[0]);
+        let ours_at = starters.iter().position(|s| s.label == "daemonize (ours)").unwrap_or(0);
+        let ours = StartSummary::of(&samples[ours_at]);
         let high_fd = self.high_fd.get();
         let fd_column = high_fd.map(|fd| format!(" fd {fd} still open in `sleep` |"));
         println!(
-            "| Tool | Command | Exit median ms | Exit p90 ms | Exit vs ours | Running median ms | Running p90 ms | Running vs ours | Pidfile valid at exit |{}",
+            "| Tool | Command | Exit median ms | Exit p90 ms | Exit vs floor | Exit vs ours | Running median ms | Running p90 ms | Running vs floor | Running vs ours | Pidfile valid at exit |{}",
             fd_column.unwrap_or_default()
         );
         let fd_rule = if high_fd.is_some() { " ---: |" } else { "" };
-        println!("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |{fd_rule}");
+        println!(
+            "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |{fd_rule}"
+        );
         for (starter, series) in starters.iter().zip(&samples) {
             let this = StartSummary::of(series);
             let valid = match starter.names {
@@ -84,18 +104,21 @@ impl Bench {
                 None => String::new(),
             };
             println!(
-                "| {} | `{}` | {:.2} | {:.2} | {:.2}× | {:.2} | {:.2} | {:.2}× | {valid} |{fd_cell}",
+                "| {} | `{}` | {:.2} | {:.2} | {:.2}× | {:.2}× | {:.2} | {:.2} | {:.2}× | {:.2}× | {valid} |{fd_cell}",
                 starter.label,
                 starter.shown(),
                 this.exit.median,
                 this.exit.p90,
+                this.exit.median / floor.exit.median,
                 this.exit.median / ours.exit.median,
                 this.running.median,
                 this.running.p90,
+                this.running.median / floor.running.median,
                 this.running.median / ours.running.median
             );
         }
         println!();
+        self.note("vs floor, vs ours: this row's median divided by the floor's (benches/floor.c: the same protocol and guarantees as ours, in 200 lines of C) or by `daemonize (ours)`'s, the dynamically linked build cargo makes. Below 1 is faster.".into());
         self.note("Exit: from spawning the start command to its exit (spawn, `pidfd_open(2)`, `poll(2)` on the pidfd until it exits, `waitpid(2)`).".into());
         self.note("Running: from the same spawn until the daemon has executed `sleep` (its argv in /proc is `sleep TAG`, not the forked tool's) and the pidfile names it (libslack's names its supervisor, the parent of `sleep`); polled every 20 µs from the start command's exit, so never less than Exit. A tool that returns before its daemon is set up is fast on Exit, not on Running.".into());
         self.note("Pidfile valid at exit: runs in which, when the start command had exited, the pidfile already held the pid of the daemon the bench then found, `sleep TAG` (for libslack, of its supervisor, the parent of `sleep`). Every run was then checked: daemon running, pidfile naming it.".into());
@@ -143,37 +166,58 @@ impl Bench {
         if self.tools.start_stop_daemon.is_none() {
             self.skipped("start-stop-daemon");
         }
-        let mut rows: Vec<(Starter, &Scratch)> = Vec::new();
-        for scratch in [&self.scratch, other] {
-            rows.push((Starter::ours(ours_start, Names::Daemon), scratch));
-            if let Some(path) = &self.tools.start_stop_daemon {
-                rows.push((
-                    Starter::theirs("start-stop-daemon", path, ssd_start, Names::Daemon),
-                    scratch,
-                ));
+        let (_, hard) = sys::nofile_limit();
+        let usual = USUAL_NOFILE.min(hard);
+        let mut rows: Vec<(Starter, &Scratch, u64)> = Vec::new();
+        for limit in [usual, hard] {
+            for scratch in [&self.scratch, other] {
+                rows.push((self.floor_starter(), scratch, limit));
+                if let Some(path) = &self.tools.ours_static {
+                    rows.push((
+                        Starter::ours_static(path, ours_start, Names::Daemon),
+                        scratch,
+                        limit,
+                    ));
+                }
+                rows.push((Starter::ours(ours_start, Names::Daemon), scratch, limit));
+                if let Some(path) = &self.tools.start_stop_daemon {
+                    let ssd = Starter::theirs("start-stop-daemon", path, ssd_start, Names::Daemon);
+                    rows.push((ssd, scratch, limit));
+                }
             }
         }
-        let samples =
-            self.round_robin(&rows, |(starter, scratch)| self.start_once(starter, scratch).elapsed);
-        let ours = summarize(&samples[0]).median;
+        let samples = self.round_robin(&rows, |(starter, scratch, limit)| {
+            sys::set_nofile_soft(*limit).expect("setrlimit(RLIMIT_NOFILE)");
+            self.start_once(starter, scratch)
+        });
+        sys::set_nofile_soft(usual).expect("setrlimit(RLIMIT_NOFILE)");
         println!(
-            "| Tool | Command | Pidfile directory | Median ms | p90 ms | Median vs first row |"
+            "| Tool | Command | Pidfile directory | RLIMIT_NOFILE | Exit median ms | Exit p90 ms | Exit vs floor | Running median ms | Running p90 ms | Running vs floor |"
         );
-        println!("| --- | --- | --- | ---: | ---: | ---: |");
-        for ((starter, scratch), series) in rows.iter().zip(&samples) {
-            let summary = summarize(series);
+        println!("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+        let mut floor = None;
+        for ((starter, scratch, limit), series) in rows.iter().zip(&samples) {
+            let this = StartSummary::of(series);
+            if starter.names == Names::Daemon && starter.shown_as == "floor" {
+                floor = Some(StartSummary::of(series));
+            }
+            let floor = floor.as_ref().expect("the floor comes first in each group");
             println!(
-                "| {} | `{}` | {} | {:.2} | {:.2} | {:.2}× |",
+                "| {} | `{}` | {} | {limit} | {:.2} | {:.2} | {:.2}× | {:.2} | {:.2} | {:.2}× |",
                 starter.label,
                 starter.shown(),
                 scratch.describe(),
-                summary.median,
-                summary.p90,
-                summary.median / ours
+                this.exit.median,
+                this.exit.p90,
+                this.exit.median / floor.exit.median,
+                this.running.median,
+                this.running.p90,
+                this.running.median / floor.running.median
             );
         }
         println!();
-        self.note("Ours writes the pid with `pwrite(2)` and `fsync(2)`; on a disk file system the fsync waits for the device. start-stop-daemon does not fsync. RLIMIT_NOFILE as in section 1.".into());
+        self.note("vs floor: divided by the floor's median in the same directory at the same limit. Exit and Running as in section 1; no descriptor is inherited here.".into());
+        self.note("None of them `fsync(2)`s the pidfile (ours did until this change: it cost a device flush per start on a disk file system).".into());
         self.print_notes();
     }
 }

@@ -17,11 +17,23 @@ pub struct Tools {
     pub daemonize1: Option<PathBuf>,
     /// libslack's daemon(1).
     pub libslack: Option<PathBuf>,
+    /// `benches/floor.c`, compiled with the system `cc` (see [`build_floor`]).
+    pub floor: Option<PathBuf>,
+    /// Our `daemonize` linked statically (`+crt-static`), as `setup.sh` builds it for release.
+    pub ours_static: Option<PathBuf>,
+    /// Why a tool of ours is missing, for the notes.
+    pub why_missing: Vec<String>,
 }
 
 impl Tools {
     pub fn detect() -> Tools {
+        let mut why_missing = Vec::new();
+        let floor = build_floor().map_err(|why| why_missing.push(why)).ok();
+        let ours_static = static_build().map_err(|why| why_missing.push(why)).ok();
         Tools {
+            floor,
+            ours_static,
+            why_missing,
             setsid: first_existing(&["/usr/bin/setsid", "/bin/setsid"]),
             start_stop_daemon: first_existing(&[
                 "/usr/sbin/start-stop-daemon",
@@ -31,6 +43,57 @@ impl Tools {
             libslack: first_existing(&["/usr/bin/daemon", "/usr/sbin/daemon"]),
         }
     }
+}
+
+/// Compiles `benches/floor.c` with `cc -O2` into the bench's scratch target directory.
+///
+/// # Errors
+/// Why it could not: no `cc`, or the compiler's complaint.
+pub fn build_floor() -> Result<PathBuf, String> {
+    let source = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/floor.c");
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("floor");
+    let result = Command::new("cc").args(["-O2", "-o"]).arg(&out).arg(source).output();
+    match result {
+        Ok(output) if output.status.success() => Ok(out),
+        Ok(output) => Err(format!(
+            "floor: `cc -O2 -o {} {source}` failed: {}",
+            out.display(),
+            String::from_utf8_lossy(&output.stderr).trim()
+        )),
+        Err(e) => Err(format!("floor: cannot run `cc` ({e}): its rows are left out")),
+    }
+}
+
+/// Our `daemonize` as `setup.sh` builds it for release, statically linked (`-C
+/// target-feature=+crt-static`, `--target HOST`): `target/static/HOST/release/daemonize`, when it
+/// is no older than the dynamically linked `target/release/daemonize` cargo just built.
+///
+/// # Errors
+/// Why it is left out: not built, or stale.
+pub fn static_build() -> Result<PathBuf, String> {
+    let ours = Path::new(OURS);
+    let target = ours.parent().and_then(Path::parent).ok_or("no target directory")?;
+    let base = target.join("static");
+    let found = std::fs::read_dir(&base)
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .map(|entry| entry.path().join("release/daemonize"))
+        .find(|path| path.is_file());
+    let Some(path) = found else {
+        return Err(format!(
+            "daemonize (ours, static): not built under {} (run `bash daemonize/benches/setup.sh`)",
+            base.display()
+        ));
+    };
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    if modified(&path) < modified(ours) {
+        return Err(format!(
+            "daemonize (ours, static): {} is older than {OURS}: stale, left out (run `bash daemonize/benches/setup.sh` again)",
+            path.display()
+        ));
+    }
+    Ok(path)
 }
 
 pub fn first_existing(candidates: &[&str]) -> Option<PathBuf> {
@@ -92,6 +155,28 @@ pub struct Started {
 }
 
 impl Starter {
+    /// The floor: `floor PIDFILE sleep TAG`.
+    pub fn floor(program: &Path) -> Starter {
+        Starter {
+            label: "floor (benches/floor.c)",
+            program: program.into(),
+            shown_as: "floor".into(),
+            args: floor_start,
+            names: Names::Daemon,
+        }
+    }
+
+    /// Our statically linked build.
+    pub fn ours_static(program: &Path, args: Args, names: Names) -> Starter {
+        Starter {
+            label: "daemonize (ours, static)",
+            program: program.into(),
+            shown_as: "daemonize".into(),
+            args,
+            names,
+        }
+    }
+
     pub fn ours(args: Args, names: Names) -> Starter {
         Starter {
             label: "daemonize (ours)",
@@ -187,6 +272,10 @@ pub fn os_args<const N: usize>(args: [&OsStr; N]) -> Vec<OsString> {
 
 pub fn ours_start(run: &Run) -> Vec<OsString> {
     os_args(["-p".as_ref(), run.pidfile.as_ref(), "sleep".as_ref(), run.tag.as_ref()])
+}
+
+pub fn floor_start(run: &Run) -> Vec<OsString> {
+    os_args([run.pidfile.as_ref(), "sleep".as_ref(), run.tag.as_ref()])
 }
 
 pub fn ours_stop(run: &Run) -> Vec<OsString> {
