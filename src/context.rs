@@ -309,8 +309,11 @@ impl DaemonContext {
         let chroot = self.chroot_directory.as_deref().map(check_chroot).transpose()?;
         let workdir = check_workdir(&self.working_directory, self.chroot_directory.as_deref())?;
         let image = command.map(|c| c.prepare(self.chroot_directory.as_deref())).transpose()?;
-        let pidfile =
-            self.pidfile.as_ref().map(|p| Pidfile::lock(p, self.pidfile_mode)).transpose()?;
+        let pidfile = self
+            .pidfile
+            .as_ref()
+            .map(|p| Pidfile::lock_for(p, self.pidfile_mode, creds.uid))
+            .transpose()?;
         let pidfile_in_daemon = pidfile.as_ref().map(|p| match &self.chroot_directory {
             Some(root) => pidfile::path_inside_root(p.path(), root),
             None => Some(p.path().to_path_buf()),
@@ -353,8 +356,8 @@ impl DaemonContext {
             .lock_file
             .filter(|path| !prepared.pidfile.as_ref().is_some_and(|p| is_file(path, p)));
         if let Some(path) = &lock_file {
-            let lock =
-                Pidfile::lock_file(path, self.pidfile_mode).map_err(|e| prepared.abandon(e))?;
+            let lock = Pidfile::lock_file_for(path, self.pidfile_mode, prepared.plan.creds.uid)
+                .map_err(|e| prepared.abandon(e))?;
             prepared.lock = Some(lock);
         }
         open_streams(&mut prepared, self.streams)?;

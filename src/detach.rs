@@ -126,11 +126,13 @@ pub fn reap(pid: libc::pid_t, timeout: Duration) -> Option<ExitStatus> {
     }
 }
 
-/// `kill(2)` with `SIGKILL` to everything `pid` started (a supervisor's COMMAND runs in a group
-/// of its own) and to `pid`, then [`reap`].
+/// `SIGKILL` to everything `pid` started (a supervisor's COMMAND runs in a group of its own)
+/// and to `pid`, through pidfds ([`crate::process::signal_descendants`]), then [`reap`].
 pub(crate) fn kill_and_reap(pid: libc::pid_t) -> Option<ExitStatus> {
-    crate::process::signal_descendants(pid as u32, libc::SIGKILL);
-    // SAFETY: kill takes plain integers; pid is our own child.
-    unsafe { libc::kill(pid, libc::SIGKILL) };
+    // Our unreaped child: its pid cannot be reused before we reap it.
+    if let Ok(child) = crate::process::Pinned::open(pid as u32) {
+        crate::process::signal_descendants(&child, libc::SIGKILL);
+        let _ = child.signal(libc::SIGKILL);
+    }
     reap(pid, Duration::from_secs(5))
 }

@@ -13,6 +13,7 @@
 //! The sequence: `open(2)` with `O_NOFOLLOW | O_CLOEXEC` (a symlink as the last component is
 //! refused), `fstat(2)` (an existing world-writable or non-regular file is refused), lock,
 //! `lstat(2)` to check that the path still names the locked inode (else retry), `ftruncate(2)`.
+//! An existing file must also have one link and belong to the caller or the daemon's user.
 //! The pid is written with `pwrite(2)` + `fsync(2)` into the locked file, never renamed over it.
 #![allow(unsafe_code)]
 
@@ -77,7 +78,20 @@ impl Pidfile {
     /// [`Error::Os`] with [`Step::OpenPidfile`] or [`Step::LockPidfile`];
     /// [`Error::UnsafePidfile`] for an existing world-writable or non-regular file.
     pub fn acquire(path: impl AsRef<Path>, mode: u32) -> Result<Acquire, Error> {
-        acquire(path.as_ref(), mode, true)
+        acquire(path.as_ref(), mode, true, None)
+    }
+
+    /// Like [`Pidfile::acquire`], for a daemon that will run as `user`: an existing file owned
+    /// by `user` is accepted as well as one owned by the caller.
+    ///
+    /// # Errors
+    /// As [`Pidfile::acquire`].
+    pub fn acquire_for(
+        path: impl AsRef<Path>,
+        mode: u32,
+        user: Option<u32>,
+    ) -> Result<Acquire, Error> {
+        acquire(path.as_ref(), mode, true, user)
     }
 
     /// Locks `path` like a pidfile but leaves its content alone: a lock file (the `-l` of
@@ -86,8 +100,21 @@ impl Pidfile {
     /// # Errors
     /// As [`Pidfile::lock`].
     pub fn lock_file(path: impl AsRef<Path>, mode: u32) -> Result<Pidfile, Error> {
+        Pidfile::lock_file_for(path, mode, None)
+    }
+
+    /// [`Pidfile::lock_file`] for a daemon that will run as `user` (see
+    /// [`Pidfile::acquire_for`]).
+    ///
+    /// # Errors
+    /// As [`Pidfile::lock`].
+    pub fn lock_file_for(
+        path: impl AsRef<Path>,
+        mode: u32,
+        user: Option<u32>,
+    ) -> Result<Pidfile, Error> {
         let path = path.as_ref();
-        match acquire(path, mode, false)? {
+        match acquire(path, mode, false, user)? {
             Acquire::Locked(file) => Ok(file),
             Acquire::HeldBy(pid) => Err(Error::AlreadyRunning { pidfile: path.to_path_buf(), pid }),
         }
@@ -95,7 +122,7 @@ impl Pidfile {
 }
 
 /// The sequence behind [`Pidfile::acquire`] and [`Pidfile::lock_file`].
-fn acquire(path: &Path, mode: u32, empty_it: bool) -> Result<Acquire, Error> {
+fn acquire(path: &Path, mode: u32, empty_it: bool, user: Option<u32>) -> Result<Acquire, Error> {
     if mode & !0o777 != 0 || mode & 0o002 != 0 {
         let reason = "its mode would let anyone rewrite it (world-writable or special bits)";
         return Err(Error::UnsafePidfile { pidfile: path.to_path_buf(), reason });
@@ -114,7 +141,7 @@ fn acquire(path: &Path, mode: u32, empty_it: bool) -> Result<Acquire, Error> {
             error
         };
         let meta = fstat(fd.as_fd()).map_err(|e| undo(Error::os(Step::OpenPidfile, path, e)))?;
-        check_safe(path, &meta, created)?;
+        check_safe(path, &meta, created, user).map_err(undo)?;
         match lock_exclusive(fd.as_fd()) {
             Ok(true) => {}
             Ok(false) => return Ok(Acquire::HeldBy(read_holder_pid(fd.as_fd()))),
@@ -141,7 +168,20 @@ impl Pidfile {
     /// # Errors
     /// As [`Pidfile::acquire`], plus [`Error::AlreadyRunning`] naming the holder's pid.
     pub fn lock(path: impl AsRef<Path>, mode: u32) -> Result<Pidfile, Error> {
-        match Pidfile::acquire(path.as_ref(), mode)? {
+        Pidfile::lock_for(path, mode, None)
+    }
+
+    /// Like [`Pidfile::lock`], for a daemon that will run as `user` (see
+    /// [`Pidfile::acquire_for`]).
+    ///
+    /// # Errors
+    /// As [`Pidfile::lock`].
+    pub fn lock_for(
+        path: impl AsRef<Path>,
+        mode: u32,
+        user: Option<u32>,
+    ) -> Result<Pidfile, Error> {
+        match Pidfile::acquire_for(path.as_ref(), mode, user)? {
             Acquire::Locked(pidfile) => Ok(pidfile),
             Acquire::HeldBy(pid) => {
                 Err(Error::AlreadyRunning { pidfile: path.as_ref().to_path_buf(), pid })
@@ -192,27 +232,19 @@ impl Pidfile {
     }
 
     /// Removes the pidfile at `path` if nobody holds it (a daemon that died and left it):
-    /// locks it, then removes it. `Ok(false)` when a live daemon holds it, or there is none.
+    /// [`Inspected::open`], then [`Inspected::remove_if_stale`]. `Ok(false)` when a live daemon
+    /// holds it, or there is none.
     ///
     /// # Errors
-    /// As [`Pidfile::acquire`] and [`Pidfile::remove`].
+    /// [`Error::Os`] with [`Step::OpenPidfile`], [`Step::LockPidfile`] or
+    /// [`Step::RemovePidfile`].
     pub fn remove_stale(path: impl AsRef<Path>) -> Result<bool, Error> {
         let path = path.as_ref();
-        let failed = |step, e| Error::os(step, path, e);
-        let c_path = path_to_cstring(path).map_err(|e| failed(Step::OpenPidfile, e))?;
-        // No O_CREAT: a pidfile that is already gone must not be created only to be removed.
-        let fd = match open_raw(&c_path, libc::O_RDWR, 0) {
-            Ok(fd) => fd,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
-            Err(e) => return Err(failed(Step::OpenPidfile, e)),
-        };
-        let meta = fstat(fd.as_fd()).map_err(|e| failed(Step::OpenPidfile, e))?;
-        if !lock_exclusive(fd.as_fd()).map_err(|e| failed(Step::LockPidfile, e))? {
-            return Ok(false);
+        match Inspected::open(path) {
+            Ok(inspected) => inspected.remove_if_stale(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(Error::os(Step::OpenPidfile, path, e)),
         }
-        let pidfile = Pidfile { fd, path: path.to_path_buf(), dev: meta.st_dev, ino: meta.st_ino };
-        let named = still_named_by(&c_path, meta.st_dev, meta.st_ino);
-        pidfile.remove().map(|()| named)
     }
 
     /// The path this pidfile was opened at.
@@ -225,16 +257,131 @@ impl Pidfile {
         (self.dev, self.ino)
     }
 
-    /// Judges the pidfile at `path` by its lock, without taking it: `open(2)` read-only with
-    /// `O_NOFOLLOW`, `fcntl(2)` `F_OFD_GETLK`, `read(2)`.
+    /// Judges the pidfile at `path` by its lock, without taking it: [`Inspected::open`], then
+    /// [`Inspected::status`].
     ///
     /// Never disturbs a concurrent [`Pidfile::acquire`]: it only asks whether the lock is held.
     pub fn status(path: impl AsRef<Path>) -> Status {
-        match inspect(path.as_ref()) {
-            Ok(status) => status,
+        match Inspected::open(path.as_ref()) {
+            Ok(inspected) => inspected.status(),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Status::Absent,
             Err(e) => Status::Unknown(e),
         }
+    }
+}
+
+/// A pidfile opened once, read-only, to be judged and acted on through its descriptors: what
+/// [`crate::stop::stop`] and `--status` work on. The path is looked up once, in
+/// [`Inspected::open`]; every later question (is it locked, which pid does it name, who holds
+/// it, may it be removed) goes to the open file or to its directory's descriptor, so renaming
+/// another file or a symbolic link over the path meanwhile changes nothing.
+#[derive(Debug)]
+pub struct Inspected {
+    dir: OwnedFd,
+    name: CString,
+    fd: OwnedFd,
+    dev: u64,
+    ino: u64,
+    path: PathBuf,
+}
+
+impl Inspected {
+    /// Opens the directory of `path` (`open(2)` `O_PATH | O_DIRECTORY`), then the file in it
+    /// (`openat(2)` `O_RDONLY | O_NOFOLLOW | O_NONBLOCK`), and checks that it is a regular
+    /// file (`fstat(2)`).
+    ///
+    /// # Errors
+    /// `NotFound` when there is no pidfile; `ELOOP` for a symbolic link; `InvalidInput` for a
+    /// file that is not a regular one; other OS errors of the calls.
+    ///
+    /// ```no_run
+    /// let inspected = daemonctx::pidfile::Inspected::open("/run/app.pid".as_ref())?;
+    /// println!("{:?}", inspected.status());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn open(path: &Path) -> io::Result<Inspected> {
+        let path = std::path::absolute(path)?;
+        let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a file path"));
+        };
+        let dir = open_raw(&path_to_cstring(parent)?, libc::O_PATH | libc::O_DIRECTORY, 0)?;
+        let name = path_to_cstring(Path::new(name))?;
+        let fd = openat_raw(dir.as_fd(), &name, libc::O_RDONLY | libc::O_NONBLOCK)?;
+        let meta = fstat(fd.as_fd())?;
+        if meta.st_mode & libc::S_IFMT != libc::S_IFREG {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a regular file"));
+        }
+        Ok(Inspected { dir, name, fd, dev: meta.st_dev, ino: meta.st_ino, path })
+    }
+
+    /// Running or stale, judged by the lock (`fcntl(2)` `F_OFD_GETLK` on the open file); the
+    /// pid written in it (`pread(2)`; an empty locked file is read again for up to a second,
+    /// as its holder writes right after locking).
+    pub fn status(&self) -> Status {
+        match self.is_locked() {
+            Ok(true) => Status::Running(read_holder_pid(self.fd.as_fd())),
+            Ok(false) => Status::Stale(read_pid(self.fd.as_fd()).ok().flatten()),
+            Err(e) => Status::Unknown(e),
+        }
+    }
+
+    /// Whether any process holds a lock on the open file (`fcntl(2)` `F_OFD_GETLK`), now.
+    ///
+    /// # Errors
+    /// The OS error of `fcntl(2)`.
+    pub fn is_locked(&self) -> io::Result<bool> {
+        is_locked(self.fd.as_fd())
+    }
+
+    /// The device and inode numbers of the open file, as `fstat(2)` gave them.
+    pub fn identity(&self) -> (u64, u64) {
+        (self.dev, self.ino)
+    }
+
+    /// The path it was opened at.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Removes the file if nobody holds its lock and its name in the directory still names
+    /// it: `openat(2)` read-write (the same inode, by `fstat(2)`), `fcntl(2)` `F_OFD_SETLK`,
+    /// `fstatat(2)` and `unlinkat(2)` in the directory opened at first (when another file has
+    /// taken the name, this one is emptied with `ftruncate(2)` instead). `Ok(false)` when a
+    /// process holds the lock, or the name now names another file.
+    ///
+    /// # Errors
+    /// [`Error::Os`] with [`Step::OpenPidfile`], [`Step::LockPidfile`] or
+    /// [`Step::RemovePidfile`].
+    pub fn remove_if_stale(&self) -> Result<bool, Error> {
+        let failed = |step, e| Error::os(step, &self.path, e);
+        let fd = match openat_raw(self.dir.as_fd(), &self.name, libc::O_RDWR | libc::O_NONBLOCK) {
+            Ok(fd) => fd,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(failed(Step::OpenPidfile, e)),
+        };
+        let meta = fstat(fd.as_fd()).map_err(|e| failed(Step::OpenPidfile, e))?;
+        if (meta.st_dev, meta.st_ino) != (self.dev, self.ino) {
+            return Ok(false);
+        }
+        if !lock_exclusive(fd.as_fd()).map_err(|e| failed(Step::LockPidfile, e))? {
+            return Ok(false);
+        }
+        if !named_in(self.dir.as_fd(), &self.name, self.dev, self.ino) {
+            truncate(fd.as_fd()).map_err(|e| failed(Step::RemovePidfile, e))?;
+            return Ok(false);
+        }
+        // SAFETY: dir is an open directory descriptor and name a NUL-terminated string.
+        if unsafe { libc::unlinkat(self.dir.as_raw_fd(), self.name.as_ptr(), 0) } != 0 {
+            return Err(failed(Step::RemovePidfile, io::Error::last_os_error()));
+        }
+        Ok(true)
+    }
+}
+
+impl AsFd for Inspected {
+    /// The open pidfile (read-only).
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
     }
 }
 
@@ -277,20 +424,6 @@ pub fn parse_pid(content: &[u8]) -> Option<u32> {
     let pid: u64 = std::str::from_utf8(digits).ok()?.parse().ok()?;
     // pid_max is at most 2^22; anything that does not fit a pid_t is garbage.
     u32::try_from(pid).ok().filter(|pid| *pid > 0 && *pid <= i32::MAX as u32)
-}
-
-fn inspect(path: &Path) -> io::Result<Status> {
-    let c_path = path_to_cstring(path)?;
-    let fd = open_raw(&c_path, libc::O_RDONLY | libc::O_NONBLOCK, 0)?;
-    let meta = fstat(fd.as_fd())?;
-    if meta.st_mode & libc::S_IFMT != libc::S_IFREG {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a regular file"));
-    }
-    if is_locked(fd.as_fd())? {
-        Ok(Status::Running(read_holder_pid(fd.as_fd())))
-    } else {
-        Ok(Status::Stale(read_pid(fd.as_fd()).ok().flatten()))
-    }
 }
 
 /// Reads the pid a lock holder wrote. A holder writes right after it locks, so an empty file is
@@ -380,13 +513,31 @@ fn open_error(path: &Path, e: io::Error) -> Error {
     Error::os(Step::OpenPidfile, path, e)
 }
 
-fn check_safe(path: &Path, meta: &libc::stat, created: bool) -> Result<(), Error> {
+/// Refuses what a pidfile must not be: not a regular file, or (when it already existed)
+/// world-writable, linked from elsewhere (`st_nlink > 1`: a hard link to another file, which
+/// truncating would destroy), or owned by someone other than the caller or `user`.
+fn check_safe(
+    path: &Path,
+    meta: &libc::stat,
+    created: bool,
+    user: Option<u32>,
+) -> Result<(), Error> {
     let unsafe_because = |reason| Err(Error::UnsafePidfile { pidfile: path.to_path_buf(), reason });
     if meta.st_mode & libc::S_IFMT != libc::S_IFREG {
         return unsafe_because("it is not a regular file");
     }
-    if !created && meta.st_mode & 0o002 != 0 {
+    if created {
+        return Ok(());
+    }
+    if meta.st_mode & 0o002 != 0 {
         return unsafe_because("it is world-writable, anyone could make it name another process");
+    }
+    if meta.st_nlink > 1 {
+        return unsafe_because("it has other hard links, it may be another file");
+    }
+    let owner = meta.st_uid;
+    if owner != nix::unistd::geteuid().as_raw() && Some(owner) != user {
+        return unsafe_because("it belongs to another user");
     }
     Ok(())
 }
@@ -426,6 +577,34 @@ fn open_raw(c_path: &CString, flags: i32, mode: u32) -> io::Result<OwnedFd> {
     }
     // SAFETY: open just returned this descriptor and nothing else owns it.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// `openat(2)` of `name` in `dir` with `O_NOFOLLOW | O_CLOEXEC | O_NOCTTY` added to `flags`.
+fn openat_raw(dir: BorrowedFd<'_>, name: &CString, flags: i32) -> io::Result<OwnedFd> {
+    let flags = flags | libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NOCTTY;
+    // SAFETY: dir is an open descriptor and name a valid NUL-terminated string; no O_CREAT, so
+    // no mode argument is read.
+    let fd = unsafe { libc::openat(dir.as_raw_fd(), name.as_ptr(), flags) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: openat just returned this descriptor and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Whether `name` in `dir` names the inode `(dev, ino)` (`fstatat(2)`, not following a link).
+fn named_in(dir: BorrowedFd<'_>, name: &CString, dev: u64, ino: u64) -> bool {
+    let mut meta = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: dir is open, name NUL-terminated, meta a valid out-pointer.
+    let rc = unsafe {
+        libc::fstatat(dir.as_raw_fd(), name.as_ptr(), meta.as_mut_ptr(), libc::AT_SYMLINK_NOFOLLOW)
+    };
+    if rc != 0 {
+        return false;
+    }
+    // SAFETY: fstatat succeeded, so it filled meta.
+    let meta = unsafe { meta.assume_init() };
+    meta.st_dev == dev && meta.st_ino == ino
 }
 
 fn fstat(fd: BorrowedFd<'_>) -> io::Result<libc::stat> {

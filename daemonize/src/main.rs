@@ -13,6 +13,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
+use daemonctx::pidfile::Inspected;
 use daemonctx::stop::{self, Schedule, Stopped};
 use daemonctx::{Command, DaemonContext, Error, Pidfile, SignalMap, Status, Step, Stream};
 use daemonctx::{detach, pidfile, process};
@@ -429,18 +430,23 @@ fn environment(clear: bool, set: Vec<(OsString, OsString)>) -> Vec<(OsString, Os
     env
 }
 
-/// `--status`: one line on stdout, LSB exit code.
+/// `--status`: one line on stdout, LSB exit code. The pidfile is opened once and judged by
+/// its lock; `/proc` is searched for the lock's holder only when the pid it names is dead.
 fn status(cli: &Cli) -> u8 {
     let path = cli.pidfile.as_deref().expect("clap requires --pidfile with --status");
-    let (line, code) = match Pidfile::status(path) {
-        Status::Running(Some(pid)) => {
-            match (process::is_alive(pid), process::lock_holders(path).first()) {
-                (false, Some(holder)) => {
-                    (format!("running (pid {pid} has exited; pid {holder} holds the pidfile)"), 0)
-                }
-                _ => (format!("running (pid {pid})"), 0),
+    let (status, (dev, ino)) = match Inspected::open(path) {
+        Ok(inspected) => (inspected.status(), inspected.identity()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => (Status::Absent, (0, 0)),
+        Err(e) => (Status::Unknown(e), (0, 0)),
+    };
+    let (line, code) = match status {
+        Status::Running(Some(pid)) if process::is_alive(pid) => (format!("running (pid {pid})"), 0),
+        Status::Running(Some(pid)) => match process::lock_holders(dev, ino, 1).first() {
+            Some(holder) => {
+                (format!("running (pid {pid} has exited; pid {holder} holds the pidfile)"), 0)
             }
-        }
+            None => (format!("running (pid {pid} has exited; the pidfile is still locked)"), 0),
+        },
         Status::Running(None) => ("running (pid unknown: the pidfile holds no pid)".into(), 0),
         Status::Stale(Some(pid)) if process::is_alive(pid) => (
             format!(
@@ -488,6 +494,10 @@ fn stop(cli: &Cli) -> u8 {
         Ok(Stopped::NotRunning) => {
             println!("not running");
             0
+        }
+        Ok(Stopped::StillRunning(pids)) if pids.is_empty() => {
+            println!("still running after the schedule: the pidfile is still locked");
+            2
         }
         Ok(Stopped::StillRunning(pids)) => {
             let pids: Vec<String> = pids.iter().map(u32::to_string).collect();

@@ -522,7 +522,9 @@ impl Supervisor {
             // SAFETY: kill takes plain integers; the group is COMMAND's, created at spawn.
             unsafe { libc::kill(-(child.pid as i32), signal) };
         }
-        process::signal_descendants(std::process::id(), signal);
+        if let Ok(me) = process::Pinned::open(std::process::id()) {
+            process::signal_descendants(&me, signal);
+        }
     }
 
     /// Reaps every exited child; notes COMMAND's status, and moves on when nothing is left.
