@@ -11,11 +11,10 @@
 
 use std::ffi::CStr;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::path::Path;
 
 use crate::error::{Error, Step, errno};
-use crate::pidfile::path_to_cstring;
 
 /// Where a standard stream of the daemon goes.
 #[derive(Debug, Default)]
@@ -89,16 +88,12 @@ impl Stream {
     }
 }
 
-/// `open(2)` with `O_NONBLOCK`, so a FIFO without a reader fails (`ENXIO`) instead of
+/// Opens with [`crate::safe_open::open`] (no symbolic or hard link planted by another user
+/// can redirect it) and `O_NONBLOCK`, so a FIFO without a reader fails (`ENXIO`) instead of
 /// blocking the start; the flag is cleared again (`fcntl(2)` `F_SETFL`) for the daemon.
 fn open_file(path: &Path, flags: i32) -> io::Result<OwnedFd> {
-    let c_path = path_to_cstring(path)?;
     let flags = flags | libc::O_CLOEXEC | libc::O_NOCTTY;
-    // SAFETY: c_path is NUL-terminated; the mode is the variadic argument.
-    let fd = unsafe { libc::open(c_path.as_ptr(), flags | libc::O_NONBLOCK, 0o644) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    let fd = crate::safe_open::open(path, flags | libc::O_NONBLOCK, 0o644)?.into_raw_fd();
     // SAFETY: F_SETFL takes an int flag set; O_CLOEXEC and O_CREAT/O_TRUNC are ignored by it.
     if unsafe { libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK) } != 0 {
         let e = io::Error::last_os_error();

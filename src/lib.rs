@@ -39,6 +39,7 @@ mod launch;
 pub mod pidfile;
 pub mod process;
 mod ready;
+pub mod safe_open;
 pub mod signals;
 pub mod stop;
 
