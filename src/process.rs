@@ -118,6 +118,13 @@ impl Pinned {
         wait_exit(&self.fd, deadline)
     }
 
+    /// `poll(2)` on the pidfd until the exited process has been reaped by its parent (the
+    /// kernel reports `POLLHUP` then, since Linux 6.9 or so) or `deadline` passes. Until it is
+    /// reaped, a zombie still counts as a member of its process group.
+    pub fn wait_reaped(&self, deadline: Instant) -> bool {
+        poll_until(&self.fd, 0, deadline)
+    }
+
     fn current_stat(&self) -> Option<Stat> {
         stat_if_alive(self)
     }
@@ -328,10 +335,16 @@ pub fn pidfd_send_signal(pidfd: &OwnedFd, signal: i32) -> io::Result<()> {
 
 /// `poll(2)` on a pidfd until its process exits (true) or `deadline` passes (false).
 pub fn wait_exit(pidfd: &OwnedFd, deadline: Instant) -> bool {
+    poll_until(pidfd, libc::POLLIN, deadline)
+}
+
+/// `poll(2)` on `fd` for `events` (and `POLLHUP`, always reported) until one comes (true) or
+/// `deadline` passes (false).
+fn poll_until(fd: &OwnedFd, events: libc::c_short, deadline: Instant) -> bool {
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         let ms = i32::try_from(left.as_millis()).unwrap_or(i32::MAX);
-        let mut pfd = libc::pollfd { fd: pidfd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        let mut pfd = libc::pollfd { fd: fd.as_raw_fd(), events, revents: 0 };
         // SAFETY: one valid pollfd.
         match unsafe { libc::poll(&mut pfd, 1, ms) } {
             n if n > 0 => return true,

@@ -23,6 +23,10 @@ use crate::process::{self, Pinned};
 /// `--kill-after`, so a supervised daemon has time to stop what it runs.
 pub const DEFAULT_WAIT: Duration = Duration::from_secs(30);
 
+/// How long a stop waits for the exited daemon to be reaped before it looks for what is left
+/// of its process group in `/proc`.
+const REAP_GRACE: Duration = Duration::from_millis(100);
+
 /// One item of a retry schedule.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ScheduleItem {
@@ -395,8 +399,12 @@ impl<'a> Targets<'a> {
         if !self.main.wait_exit(deadline) {
             return vec![self.main.pid()];
         }
+        // The daemon's zombie stays in its group until its parent reaps it, which is at once
+        // in the common case: wait a moment for that rather than scan /proc for members.
         if let Some(pgid) = self.group
             && process::group_exists(pgid)
+            && (!self.main.wait_reaped(deadline.min(Instant::now() + REAP_GRACE))
+                || process::group_exists(pgid))
         {
             let members = process::pin_group_members(pgid);
             self.add(members);
