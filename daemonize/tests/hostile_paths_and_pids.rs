@@ -202,7 +202,8 @@ fn stop_reaches_a_lock_holder_that_left_the_group() {
     let dir = TempDir::new("hostile-escaped");
     let pidfile = dir.join("d.pid");
     // It obeys SIGTERM: the default schedule's signal reaches it, and the stop succeeds.
-    let (_, holder, _guards) = start_with_escaped_holder(&dir, "setsid sleep 1000 & exec sleep 1001");
+    let (_, holder, _guards) =
+        start_with_escaped_holder(&dir, "setsid sleep 1000 & exec sleep 1001");
     let output = daemonize(&["--stop", "-p", path_str(&pidfile)]);
     let context = describe("daemonize --stop", &output);
     assert_eq!(code(&output.status), 0, "{context}");

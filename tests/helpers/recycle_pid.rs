@@ -76,8 +76,7 @@ fn poll_exit(pidfd: &OwnedFd, timeout: Duration) -> bool {
 fn wait_for_pid(file: &Path) -> Option<i32> {
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {
-        if let Some(pid) = std::fs::read_to_string(file).ok().and_then(|t| t.trim().parse().ok())
-        {
+        if let Some(pid) = std::fs::read_to_string(file).ok().and_then(|t| t.trim().parse().ok()) {
             return Some(pid);
         }
         std::thread::sleep(Duration::from_millis(5));
