@@ -226,6 +226,60 @@ impl Pidfile {
         }
     }
 
+    /// A second open file description of the locked file, read-only: `open(2)` of
+    /// `/proc/self/fd/N` (no lookup of the path again), checked with `fstat(2)` to be the same
+    /// inode. What an exec'd command gets in place of this one ([`Pidfile::hand_over_to`]).
+    ///
+    /// # Errors
+    /// The OS error of `open(2)` or `fstat(2)`; `InvalidData` for another inode.
+    pub(crate) fn reopen_read_only(&self) -> io::Result<OwnedFd> {
+        let proc_path = CString::new(format!("/proc/self/fd/{}", self.fd.as_raw_fd()))
+            .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+        // Not open_raw: /proc/self/fd/N is a link to follow, to this very file.
+        let flags = libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOCTTY | libc::O_NONBLOCK;
+        // SAFETY: proc_path is NUL-terminated; no O_CREAT, so no mode is read.
+        let fd = unsafe { libc::open(proc_path.as_ptr(), flags) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: open just returned this descriptor and nothing else owns it.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let meta = fstat(fd.as_fd())?;
+        if (meta.st_dev, meta.st_ino) != (self.dev, self.ino) {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, "another file"));
+        }
+        Ok(fd)
+    }
+
+    /// Moves the lock onto `reader`, a read-only description of the same file
+    /// ([`Pidfile::reopen_read_only`]), and puts `reader` on this pidfile's descriptor number,
+    /// so that an exec'd command inherits the lock but cannot write the file. Async-signal-safe.
+    ///
+    /// A write lock needs a writable description (`F_WRLCK` on a read-only one is `EBADF`), so
+    /// the command gets a read lock, which keeps every other start out all the same (they ask
+    /// for a write lock). The lock is never released on the way: `fcntl(2)` `F_OFD_SETLK`
+    /// `F_RDLCK` on this description turns its write lock into a read lock, then `reader` takes a
+    /// read lock of its own, then `dup2(2)` puts `reader` on this number (the writable
+    /// description's lock goes with its last descriptor, in the original process).
+    ///
+    /// # Errors
+    /// The errno of the `fcntl(2)` or `dup2(2)` that failed.
+    pub(crate) fn hand_over_to(&self, reader: BorrowedFd<'_>) -> Result<(), i32> {
+        let shared = whole_file_lock(libc::F_RDLCK as libc::c_short);
+        for fd in [self.fd.as_raw_fd(), reader.as_raw_fd()] {
+            // SAFETY: shared is a valid struct flock for the duration of the call.
+            if unsafe { libc::fcntl(fd, libc::F_OFD_SETLK, &shared) } != 0 {
+                return Err(errno());
+            }
+        }
+        // SAFETY: both are open descriptors; the number self.fd owns now refers to the reader's
+        // description, which the caller execs with (no owner uses it as the old one again).
+        if unsafe { libc::dup2(reader.as_raw_fd(), self.fd.as_raw_fd()) } < 0 {
+            return Err(errno());
+        }
+        Ok(())
+    }
+
     /// Names the file by `path` from now on: where the daemon sees it after `chroot(2)`.
     pub(crate) fn rename_as_seen(&mut self, path: PathBuf) {
         self.path = path;

@@ -290,3 +290,32 @@ fn status_and_stop_do_not_scan_every_process_in_the_common_case() {
         assert_eq!(scans, 0, "{name}: /proc was listed: {context}\n{trace}");
     }
 }
+
+#[test]
+fn command_inherits_the_lock_on_a_read_only_pidfile() {
+    // COMMAND looks for the pidfile among its descriptors and writes another pid through it.
+    let dir = TempDir::new("hostile-rdonly");
+    let pidfile = dir.join("d.pid");
+    let marker = dir.join("tried");
+    let script = format!(
+        "for fd in /proc/self/fd/*; do
+           [ \"$(readlink $fd)\" = {pidfile} ] && echo 1 2>/dev/null >&${{fd##*/}}
+         done
+         : > {marker}; exec sleep 1000",
+        pidfile = pidfile.display(),
+        marker = marker.display(),
+    );
+    let output = daemonize(&["-p", path_str(&pidfile), "--", "sh", "-c", &script]);
+    assert!(output.status.success(), "{}", describe("daemonize", &output));
+    let daemon = read_pidfile(&pidfile);
+    let _guard = SpawnedGroup(pgid_of(daemon));
+    assert!(wait_until(COMMAND_TIMEOUT, || marker.exists()), "COMMAND never tried");
+    let text = std::fs::read_to_string(&pidfile).unwrap();
+    assert_eq!(text, format!("{daemon}\n"), "COMMAND rewrote the pidfile");
+    let output = daemonize(&["--status", "-p", path_str(&pidfile)]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(stdout, format!("running (pid {daemon})\n"), "{}", describe("status", &output));
+    // The read lock still keeps every other start out.
+    let output = daemonize(&["-p", path_str(&pidfile), "--", "sleep", "1000"]);
+    assert_eq!(code(&output.status), 1, "{}", describe("second start", &output));
+}

@@ -81,6 +81,9 @@ pub(crate) struct Prepared {
     /// The command to execute, in exec mode.
     pub image: Option<ExecImage>,
     pub pidfile: Option<Pidfile>,
+    /// In exec mode, a read-only description of the pidfile that the command gets in its place
+    /// (with the lock: [`Pidfile::hand_over_to`]); `None` where `/proc` cannot reopen it.
+    pub pidfile_reader: Option<OwnedFd>,
     /// The lock file, held (never removed) by the daemon.
     pub lock: Option<Pidfile>,
     pub chroot_directory: Option<PathBuf>,
@@ -137,6 +140,7 @@ pub(crate) fn prepare(options: Options, command: Option<&Command>) -> Result<Pre
         },
         streams: Vec::new(),
         image,
+        pidfile_reader: pidfile.as_ref().filter(|_| command.is_some()).and_then(reader),
         pidfile,
         lock: None,
         chroot_directory: o.chroot_directory,
@@ -193,8 +197,15 @@ fn open_streams(prepared: &mut Prepared, streams: [Stream; 3]) -> Result<(), Err
     Ok(())
 }
 
+/// The read-only description of the pidfile an exec'd command gets; `None` (the command then
+/// keeps the writable one) where it cannot be opened.
+fn reader(pidfile: &Pidfile) -> Option<OwnedFd> {
+    pidfile.reopen_read_only().ok()
+}
+
 /// The descriptors that survive the setup (and an exec): preserved ones, pidfile, lock file;
-/// sorted and without duplicates, as `close_range(2)` over the gaps needs them.
+/// sorted and without duplicates, as `close_range(2)` over the gaps needs them. The pidfile's
+/// read-only description survives the setup only (it is put on the pidfile's number).
 fn list_kept_fds(prepared: &mut Prepared, preserved: Vec<RawFd>) {
     let mut kept: Vec<RawFd> = preserved.into_iter().filter(|fd| *fd > 2).collect();
     kept.extend(prepared.pidfile.as_ref().map(|p| p.as_raw_fd()));
@@ -202,6 +213,8 @@ fn list_kept_fds(prepared: &mut Prepared, preserved: Vec<RawFd>) {
     kept.sort_unstable();
     kept.dedup();
     prepared.plan.inherited = kept.clone();
+    kept.extend(prepared.pidfile_reader.as_ref().map(|r| r.as_raw_fd()));
+    kept.sort_unstable();
     prepared.plan.keep = kept;
 }
 
