@@ -30,6 +30,8 @@ pub enum Stream {
     /// An open file (or socket, pipe, terminal) given by the caller.
     Fd(OwnedFd),
     /// A file opened before the fork: created if missing, appended to (for stdin: read).
+    /// Opened with [`crate::safe_open::open`]: no symbolic link is followed in a directory that
+    /// users other than root and the caller can write.
     Append(std::path::PathBuf),
     /// A file opened before the fork: created if missing, truncated (for stdin: read).
     Truncate(std::path::PathBuf),
