@@ -340,9 +340,9 @@ pub struct Inspected {
 }
 
 impl Inspected {
-    /// Opens the directory of `path` (`open(2)` `O_PATH | O_DIRECTORY`), then the file in it
-    /// (`openat(2)` `O_RDONLY | O_NOFOLLOW | O_NONBLOCK`), and checks that it is a regular
-    /// file (`fstat(2)`).
+    /// Opens the directory of `path` ([`crate::safe_open::open_dir`]: no symbolic link is
+    /// followed in a directory other users can write), then the file in it (`openat(2)`
+    /// `O_RDONLY | O_NOFOLLOW | O_NONBLOCK`), and checks that it is a regular file (`fstat(2)`).
     ///
     /// # Errors
     /// `NotFound` when there is no pidfile; `ELOOP` for a symbolic link; `InvalidInput` for a
@@ -358,7 +358,7 @@ impl Inspected {
         let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a file path"));
         };
-        let dir = open_raw(&path_to_cstring(parent)?, libc::O_PATH | libc::O_DIRECTORY, 0)?;
+        let dir = crate::safe_open::open_dir(parent)?;
         let name = path_to_cstring(Path::new(name))?;
         let fd = openat_raw(dir.as_fd(), &name, libc::O_RDONLY | libc::O_NONBLOCK)?;
         let meta = fstat(fd.as_fd())?;

@@ -142,11 +142,10 @@ pub fn stat_if_alive(pinned: &Pinned) -> Option<Stat> {
 /// to be a child of a pinned, live parent; with their `/proc/PID/stat`. One scan of `/proc`.
 /// Empty once `ancestor` has exited: no target is ever derived from a pid number whose process
 /// is gone.
-fn pin_descendants(ancestor: &Pinned) -> Vec<(Pinned, Stat)> {
+fn pin_descendants(ancestor: &Pinned, processes: &[(u32, Stat)]) -> Vec<(Pinned, Stat)> {
     if ancestor.has_exited() {
         return Vec::new();
     }
-    let processes = live_processes();
     let mut found: Vec<(Pinned, Stat)> = Vec::new();
     let mut frontier: Vec<Option<usize>> = vec![None]; // None: the ancestor itself
     while let Some(parent_index) = frontier.pop() {
@@ -185,13 +184,13 @@ fn pin_descendants(ancestor: &Pinned) -> Vec<(Pinned, Stat)> {
 /// daemonctx::process::signal_descendants(&me, 0); // signal 0: only checks
 /// ```
 pub fn signal_descendants(ancestor: &Pinned, signal: i32) {
-    let tree = pin_descendants(ancestor);
+    let processes = live_processes();
+    let tree = pin_descendants(ancestor, &processes);
     let own = ancestor.current_stat().map(|s| s.pgrp);
     let mut groups: Vec<u32> = tree.iter().map(|(_, s)| s.pgrp).collect();
     groups.sort_unstable();
     groups.dedup();
     groups.retain(|group| *group > 1 && Some(*group) != own);
-    let processes = live_processes();
     let tree_pids: Vec<u32> = tree.iter().map(|(p, _)| p.pid).collect();
     groups.retain(|group| {
         processes.iter().filter(|(_, s)| s.pgrp == *group).all(|(pid, _)| tree_pids.contains(pid))
@@ -432,6 +431,7 @@ mod tests {
     fn a_pinned_process_is_not_its_own_descendant() {
         let me = Pinned::open(std::process::id()).unwrap();
         assert!(!me.has_exited());
-        assert!(pin_descendants(&me).iter().all(|(p, _)| p.pid() != std::process::id()));
+        let tree = pin_descendants(&me, &live_processes());
+        assert!(tree.iter().all(|(p, _)| p.pid() != std::process::id()));
     }
 }

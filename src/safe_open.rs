@@ -39,7 +39,7 @@ const MAX_LINKS: usize = 40;
 /// # Errors
 /// `PermissionDenied` naming the rule for a symbolic link in an untrusted directory, or an
 /// existing file there that is not a single-link regular file or FIFO; the OS error of a
-/// failed call (`ENOENT`, `ENOTDIR`, `ELOOP` after [`MAX_LINKS`] links, …).
+/// failed call (`ENOENT`, `ENOTDIR`, `ELOOP` after 40 links, …).
 ///
 /// ```no_run
 /// let log = daemonctx::safe_open::open(
@@ -50,6 +50,26 @@ const MAX_LINKS: usize = 40;
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub fn open(path: &Path, flags: i32, mode: u32) -> io::Result<OwnedFd> {
+    walk(path, Some((flags, mode)))
+}
+
+/// Opens the directory `path` (`O_PATH`), walking it from `/` as [`open`] does: a symbolic link
+/// on the way is followed only in a directory that only root or the caller can write.
+///
+/// # Errors
+/// As [`open`]; `ENOTDIR` when `path` is not a directory.
+///
+/// ```
+/// let etc = daemonctx::safe_open::open_dir("/etc".as_ref())?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn open_dir(path: &Path) -> io::Result<OwnedFd> {
+    walk(path, None)
+}
+
+/// The walk behind [`open`] (`last`: the flags and mode of the last component's open) and
+/// [`open_dir`] (`None`: every component is a directory to hold).
+fn walk(path: &Path, last: Option<(i32, u32)>) -> io::Result<OwnedFd> {
     let path = std::path::absolute(path)?;
     let mut pending: VecDeque<OsString> = components(&path);
     let mut dir = open_root()?;
@@ -57,7 +77,10 @@ pub fn open(path: &Path, flags: i32, mode: u32) -> io::Result<OwnedFd> {
     let mut links = 0;
     while let Some(name) = pending.pop_front() {
         let name = cstring(&name)?;
-        if pending.is_empty() && name.as_bytes() != b".." {
+        if let Some((flags, mode)) = last
+            && pending.is_empty()
+            && name.as_bytes() != b".."
+        {
             match open_last(dir.as_fd(), &name, trusted, flags, mode) {
                 Err(e) if trusted && e.raw_os_error() == Some(libc::ELOOP) => {}
                 other => return other,
@@ -89,8 +112,11 @@ pub fn open(path: &Path, flags: i32, mode: u32) -> io::Result<OwnedFd> {
             _ => return Err(io::Error::from_raw_os_error(libc::ENOTDIR)),
         }
     }
-    // The path ended in a directory (`/`, `..`): open it as asked, which fails for writing.
-    openat(dir.as_fd(), c".", flags & !libc::O_CREAT, 0)
+    match last {
+        // The path ended in a directory (`/`, `..`): open it as asked, which fails for writing.
+        Some((flags, _)) => openat(dir.as_fd(), c".", flags & !libc::O_CREAT, 0),
+        None => Ok(dir),
+    }
 }
 
 /// The components to look up: names and `..`; `/` and `.` are dropped.

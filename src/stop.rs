@@ -1,12 +1,16 @@
 //! Stopping the daemon a pidfile names: the retry schedule, signalling its process group, and
 //! waiting for it with a pidfd.
 //!
-//! The pidfile is judged by its lock ([`Pidfile::status`]): an unlocked pidfile is stale and its
-//! pid is never signalled, so a recycled pid is safe. Before signalling, a `pidfd_open(2)` pins
-//! the process, and the process must hold the pidfile open (checked in `/proc/PID/fd`) when that
-//! can be read. The signal goes to the daemon's process group when the daemon is in a group of
-//! its own session (what [`crate::DaemonContext`] creates), so what the daemon spawned stops
-//! too; then `poll(2)` on pidfds waits for every member, with no sleep loop.
+//! The pidfile is opened once ([`Inspected`]) and judged by its lock: an unlocked pidfile is
+//! stale and its pid is never signalled, so a recycled pid is safe. Every later step uses that
+//! open file, never the path. Before signalling, a `pidfd_open(2)` pins the process
+//! ([`Pinned`]), and the process must hold the pidfile's lock (checked in `/proc/PID/fdinfo`)
+//! when that can be read. The signal goes to the daemon's process group when the daemon is in a
+//! group of its own session (what [`crate::DaemonContext`] creates), so what the daemon spawned
+//! stops too; then `poll(2)` on pidfds waits for every member, with no sleep loop. Once the
+//! daemon's pidfd says it has exited, nothing is derived from its pid number any more: what is
+//! left is found through its group (`kill(2)` with signal 0 first, `/proc` only if not empty)
+//! and the pidfile's lock (`F_OFD_GETLK` first, `/proc` only if still held).
 
 #![allow(unsafe_code)]
 
