@@ -240,6 +240,9 @@ impl std::error::Error for StopError {
 /// cannot find them any more (nothing records the group but the daemon): end a schedule with
 /// `KILL` when that matters.
 ///
+/// A pidfile nobody locks (stale, or emptied by a daemon that could not remove it) is removed,
+/// and the answer is [`Stopped::NotRunning`].
+///
 /// System calls: `open(2)`/`openat(2)`, `fcntl(2)` `F_OFD_GETLK`, `pidfd_open(2)`,
 /// `kill(2)`, `pidfd_send_signal(2)`, `poll(2)`; at the end the pidfile, if left, is locked
 /// and removed (`unlinkat(2)` in the directory opened at first).
@@ -259,6 +262,7 @@ pub fn stop(path: &Path, schedule: &Schedule) -> Result<Stopped, StopError> {
         Err(e) => return Err(StopError::Unknown(e)),
     };
     let named = match pidfile.status() {
+        // An empty pidfile nobody locks also reads as absent: remove it like a stale one.
         Status::Absent | Status::Stale(_) => {
             let _ = pidfile.remove_if_stale();
             return Ok(Stopped::NotRunning);
