@@ -28,8 +28,9 @@ use crate::process::{self, Pinned};
 pub const DEFAULT_WAIT: Duration = Duration::from_secs(30);
 
 /// How long a stop waits for the exited daemon to be reaped before it looks for what is left
-/// of its process group in `/proc`.
-const REAP_GRACE: Duration = Duration::from_millis(100);
+/// of its process group in `/proc`: an init (or subreaper) reaps at once; one that is slower
+/// costs this wait plus the scan.
+const REAP_GRACE: Duration = Duration::from_millis(20);
 
 /// One item of a retry schedule.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
