@@ -82,7 +82,10 @@ fn walk(path: &Path, last: Option<(i32, u32)>) -> io::Result<OwnedFd> {
             && name.as_bytes() != b".."
         {
             match open_last(dir.as_fd(), &name, trusted, flags, mode) {
-                Err(e) if trusted && e.raw_os_error() == Some(libc::ELOOP) => {}
+                Err(e) if e.raw_os_error() == Some(libc::ELOOP) && !trusted => {
+                    return Err(untrusted("a symbolic link"));
+                }
+                Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {} // followed below
                 other => return other,
             }
         }
@@ -178,21 +181,23 @@ fn cstring(name: &OsStr) -> io::Result<CString> {
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))
 }
 
+/// `open(2)` of `/` with `O_PATH | O_DIRECTORY | O_CLOEXEC`: where every walk starts.
 fn open_root() -> io::Result<OwnedFd> {
-    openat(fd_cwd(), c"/", libc::O_PATH | libc::O_DIRECTORY, 0)
-}
-
-fn fd_cwd() -> BorrowedFd<'static> {
-    // SAFETY: AT_FDCWD is a valid dirfd argument for the *at calls for ever; it is never
-    // closed (it is not a descriptor) and only passed to openat here.
-    unsafe { BorrowedFd::borrow_raw(libc::AT_FDCWD) }
+    let flags = libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC;
+    // SAFETY: the path is a NUL-terminated literal; no O_CREAT, so no mode is read.
+    let fd = unsafe { libc::open(c"/".as_ptr(), flags) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: open just returned this descriptor and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// `openat(2)` with `O_CLOEXEC | O_NOCTTY` added.
 fn openat(dir: BorrowedFd<'_>, name: &CStr, flags: i32, mode: u32) -> io::Result<OwnedFd> {
     let flags = flags | libc::O_CLOEXEC | libc::O_NOCTTY;
-    // SAFETY: dir is a directory descriptor (or AT_FDCWD), name a NUL-terminated string; mode
-    // is the variadic argument, read only with O_CREAT.
+    // SAFETY: dir is an open directory descriptor, name a NUL-terminated string; mode is the
+    // variadic argument, read only with O_CREAT.
     let fd = unsafe { libc::openat(dir.as_raw_fd(), name.as_ptr(), flags, mode as libc::c_uint) };
     if fd < 0 {
         return Err(io::Error::last_os_error());
@@ -252,6 +257,29 @@ mod tests {
             .unwrap();
         drop(open(&file, flags, 0o600).unwrap());
         assert!(dir.join("real/out.log").exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn links_in_a_directory_others_can_write_are_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("daemonctx-untrusted-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("shared")).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let shared = dir.join("shared");
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777)).unwrap();
+        std::fs::write(dir.join("target"), "keep\n").unwrap();
+        std::os::unix::fs::symlink(dir.join("target"), shared.join("link")).unwrap();
+        std::os::unix::fs::symlink(&dir, shared.join("up")).unwrap();
+        std::fs::hard_link(dir.join("target"), shared.join("hard")).unwrap();
+        let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC;
+        for name in ["link", "up/target", "hard"] {
+            let e = open(&shared.join(name), flags, 0o644).unwrap_err();
+            assert_eq!(e.kind(), io::ErrorKind::PermissionDenied, "{name}: {e}");
+        }
+        assert_eq!(std::fs::read_to_string(dir.join("target")).unwrap(), "keep\n");
+        drop(open(&shared.join("plain.log"), flags, 0o644).unwrap());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
