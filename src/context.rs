@@ -65,6 +65,7 @@ impl DaemonContext {
             user: None,
             group: None,
             initgroups: false,
+            effective_uid_only: false,
             prevent_core: true,
             detach_process: None,
             files_preserve: Vec::new(),
@@ -172,6 +173,22 @@ impl DaemonContext {
     /// ```
     pub fn initgroups(mut self, on: bool) -> Self {
         self.options.initgroups = on;
+        self
+    }
+
+    /// Changes only the effective user id to the [`DaemonContext::user`] (`seteuid(2)`): the
+    /// real and saved ids stay the caller's (root), so processes running as that user cannot
+    /// signal (`kill(2)`) or trace (`ptrace(2)`) the daemon, and the kernel marks it not
+    /// dumpable. The daemon can regain root: this is for a supervisor, which must finish the
+    /// drop (`setresuid(2)` to the effective id, three times) in each command it starts.
+    /// Groups are changed in full as usual. Default false.
+    ///
+    /// ```no_run
+    /// # use daemonctx::DaemonContext;
+    /// let supervisor = DaemonContext::new().user("www-data").effective_uid_only(true).open();
+    /// ```
+    pub fn effective_uid_only(mut self, on: bool) -> Self {
+        self.options.effective_uid_only = on;
         self
     }
 

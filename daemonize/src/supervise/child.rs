@@ -1,8 +1,13 @@
 //! COMMAND as the supervisor's child: started in a process group of its own, signalled with
 //! everything it started, reaped; and the supervisor's own signals, read from a `signalfd(2)`.
 //!
+//! A supervisor started by root with `-u` changed only its effective user id (its real and
+//! saved ids stay root: COMMAND cannot signal or trace it, so it cannot escape supervision by
+//! killing it); COMMAND gets the user's id as all three (`setresuid(2)`) before `execve(2)`.
+//!
 //! System calls: `prctl(2)` (`PR_SET_CHILD_SUBREAPER`), `sigprocmask(2)`, `signalfd(2)`,
-//! `read(2)`, `fork(2)`/`execve(2)` (through std), `setpgid(2)`, `kill(2)`, `waitpid(2)`.
+//! `read(2)`, `fork(2)`/`execve(2)` (through std), `setpgid(2)`, `setresuid(2)`, `kill(2)`,
+//! `waitpid(2)`.
 //! The ordering rule: the signals are blocked before COMMAND is first started, so none is lost
 //! between the start and the first `poll(2)`.
 
@@ -43,6 +48,8 @@ pub struct Program {
     pub argv: Vec<OsString>,
     /// COMMAND's whole environment.
     pub env: Vec<(OsString, OsString)>,
+    /// `/dev/null`, opened before any chroot: copies of it go to COMMAND.
+    pub null: OwnedFd,
 }
 
 /// A running COMMAND.
@@ -57,7 +64,7 @@ impl Program {
     /// Starts COMMAND in its own process group, with pipes for the captured streams and the
     /// ready descriptor, if any.
     pub fn spawn(&self, readiness: &mut Readiness, output: &mut Output) -> io::Result<Child> {
-        let (stdout, stderr) = output.stdio()?;
+        let (stdout, stderr) = output.stdio(&self.null)?;
         let mut command = std::process::Command::new(&self.path);
         command
             .arg0(&self.argv[0])
@@ -65,14 +72,16 @@ impl Program {
             .env_clear()
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .process_group(0)
-            .stdin(Stdio::null())
+            .stdin(Stdio::from(self.null.try_clone()?))
             .stdout(stdout)
             .stderr(stderr);
-        let ready_fd = readiness.prepare_start(&mut command)?;
+        let ready_fd = readiness.prepare_start(&mut command, &self.null)?;
         // SAFETY: the closure runs between fork and exec and makes only async-signal-safe calls
-        // (rt_sigaction, sigprocmask, fcntl, dup2) on data prepared before the fork.
+        // (rt_sigaction, sigprocmask, fcntl, dup2, getresuid, setresuid, setuid) on data
+        // prepared before the fork.
         unsafe {
             command.pre_exec(move || {
+                become_effective_user()?;
                 // COMMAND starts with every disposition at its default: the supervisor ignores
                 // SIGPIPE, and an ignored signal stays ignored across execve(2). (std empties
                 // the signal mask itself.)
@@ -103,6 +112,23 @@ impl Child {
         // SAFETY: kill takes plain integers; the pid is our unreaped child.
         unsafe { libc::kill(self.pid as i32, signal) };
     }
+}
+
+/// In COMMAND, between fork and exec: when the supervisor's effective user id is not its real
+/// one (see the module docs), makes the effective id the real and saved one too
+/// (`setresuid(2)`, allowed without privilege), then checks that root cannot be regained
+/// (`setuid(0)` must fail). Async-signal-safe.
+fn become_effective_user() -> io::Result<()> {
+    use nix::unistd::{Uid, getresuid, setresuid, setuid};
+    let ids = getresuid()?;
+    if ids.real == ids.effective && ids.saved == ids.effective {
+        return Ok(());
+    }
+    setresuid(ids.effective, ids.effective, ids.effective)?;
+    if !ids.effective.is_root() && setuid(Uid::from_raw(0)).is_ok() {
+        return Err(io::Error::from_raw_os_error(libc::EPERM));
+    }
+    Ok(())
 }
 
 /// Sends `signal` to COMMAND's process group (when it runs), to every process group made only
