@@ -478,13 +478,18 @@ impl AsRawFd for Pidfile {
 }
 
 /// Writes `pid` into the pidfile at `path` of a running daemon, for a daemon whose main
-/// process changed (`MAINPID=`): `open(2)` with `O_NOFOLLOW`, `fcntl(2)` `F_OFD_GETLK` (the lock
-/// must be held by the daemon), then `ftruncate(2)`, `pwrite(2)`, `fsync(2)`.
+/// process changed (`MAINPID=`): opened with [`crate::safe_open::open`] (no link another user
+/// planted is followed), `fstat(2)` (a regular file), `fcntl(2)` `F_OFD_GETLK` (the lock must
+/// be held by the daemon), then `ftruncate(2)`, `pwrite(2)`, `fsync(2)`.
 ///
 /// # Errors
-/// The OS error of a failed call; `NotFound` when nobody holds the lock.
+/// The OS error of a failed call; `NotFound` when nobody holds the lock; `InvalidInput` for a
+/// file that is not a regular one.
 pub fn replace_pid(path: &Path, pid: u32) -> io::Result<()> {
-    let fd = open_raw(&path_to_cstring(path)?, libc::O_WRONLY, 0)?;
+    let fd = crate::safe_open::open(path, libc::O_WRONLY | libc::O_NONBLOCK, 0)?;
+    if fstat(fd.as_fd())?.st_mode & libc::S_IFMT != libc::S_IFREG {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a regular file"));
+    }
     if !is_locked(fd.as_fd())? {
         return Err(io::Error::new(io::ErrorKind::NotFound, "no daemon holds the pidfile"));
     }
