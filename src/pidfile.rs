@@ -182,6 +182,12 @@ impl Pidfile {
     ///
     /// # Errors
     /// As [`Pidfile::lock`].
+    ///
+    /// ```no_run
+    /// // A pidfile that an earlier run left owned by uid 33 is accepted for a daemon of uid 33.
+    /// let pidfile = daemonctx::Pidfile::lock_for("/run/app.pid", 0o644, Some(33))?;
+    /// # Ok::<(), daemonctx::Error>(())
+    /// ```
     pub fn lock_for(
         path: impl AsRef<Path>,
         mode: u32,
@@ -349,6 +355,16 @@ impl Pidfile {
 /// [`Inspected::open`]; every later question (is it locked, which pid does it name, who holds
 /// it, may it be removed) goes to the open file or to its directory's descriptor, so renaming
 /// another file or a symbolic link over the path meanwhile changes nothing.
+///
+/// ```no_run
+/// use daemonctx::pidfile::Inspected;
+/// use daemonctx::Status;
+/// let pidfile = Inspected::open("/run/app.pid".as_ref())?;
+/// if let Status::Stale(_) = pidfile.status() {
+///     pidfile.remove_if_stale().expect("removable"); // unlinkat(2) in the same directory
+/// }
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct Inspected {
     dir: OwnedFd,

@@ -133,6 +133,12 @@ impl Pinned {
 /// `/proc/PID/stat` of a pinned process that is still alive: the stat is read first, then the
 /// pidfd must say the process has not exited, so the pid number still named this very process
 /// when the stat was read. `None` once it has exited.
+///
+/// ```
+/// use daemonctx::process::{Pinned, stat_if_alive};
+/// let me = Pinned::open(std::process::id()).unwrap();
+/// assert_eq!(stat_if_alive(&me).unwrap().ppid, std::os::unix::process::parent_id());
+/// ```
 pub fn stat_if_alive(pinned: &Pinned) -> Option<Stat> {
     let stat = stat(pinned.pid)?;
     (!pinned.has_exited()).then_some(stat)
@@ -220,7 +226,14 @@ pub fn pin_group_members(pgid: u32) -> Vec<Pinned> {
         .collect()
 }
 
-/// Whether process group `pgid` has any member: `kill(2)` with signal 0. No `/proc` scan.
+/// Whether process group `pgid` has any member: `kill(2)` with signal 0. No `/proc` scan. A
+/// zombie not yet reaped still counts as a member.
+///
+/// ```
+/// // SAFETY: getpgrp has no preconditions.
+/// let ours = unsafe { libc::getpgrp() } as u32;
+/// assert!(daemonctx::process::group_exists(ours));
+/// ```
 pub fn group_exists(pgid: u32) -> bool {
     // SAFETY: kill takes plain integers; signal 0 only checks.
     let rc = unsafe { libc::kill(-(pgid as i32), 0) };
@@ -282,6 +295,15 @@ pub fn lock_holders(dev: u64, ino: u64, limit: usize) -> Vec<u32> {
 }
 
 /// [`lock_holders`], each pinned by a pidfd and seen holding the lock after it was pinned.
+///
+/// ```no_run
+/// use std::os::unix::fs::MetadataExt;
+/// let meta = std::fs::metadata("/run/app.pid")?;
+/// for holder in daemonctx::process::pin_lock_holders(meta.dev(), meta.ino(), 10) {
+///     holder.signal(libc::SIGTERM)?; // pidfd_send_signal(2): never a reused pid
+/// }
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub fn pin_lock_holders(dev: u64, ino: u64, limit: usize) -> Vec<Pinned> {
     lock_holders(dev, ino, limit)
         .into_iter()
