@@ -13,10 +13,12 @@
 //! (`F_OFD_GETLK`). A status check that took the lock, even for a moment, could make a
 //! concurrent start fail with "already running"; ours never does.
 //!
-//! The sequence: `open(2)` with `O_NOFOLLOW | O_CLOEXEC` (a symlink as the last component is
-//! refused), `fstat(2)` (an existing world-writable or non-regular file is refused), lock,
-//! `lstat(2)` to check that the path still names the locked inode (else retry), `ftruncate(2)`.
-//! An existing file must also have one link and belong to the caller or the daemon's user.
+//! The sequence: the directory is opened with [`crate::safe_open::open_dir`] (no symbolic link
+//! followed in a directory other users can write), the file in it with `openat(2)`
+//! `O_NOFOLLOW | O_CLOEXEC` (a symlink as the last component is refused), `fstat(2)` (an
+//! existing file must be regular, not world-writable, have one link and belong to the caller or
+//! the daemon's user), lock, `fstatat(2)` in the directory to check that the name still names
+//! the locked inode (else retry), `ftruncate(2)`.
 //! The pid is written with `pwrite(2)` + `fsync(2)` into the locked file, never renamed over it.
 #![allow(unsafe_code)]
 
@@ -77,8 +79,9 @@ pub enum Status {
 impl Pidfile {
     /// Opens (creating it with `mode` if needed) and locks the pidfile at `path`, then empties it.
     ///
-    /// System calls: `open(2)` (`O_NOFOLLOW | O_CLOEXEC`), `fstat(2)`, `fchmod(2)` on a file it
-    /// created, `fcntl(2)` `F_OFD_SETLK`, `lstat(2)`, `ftruncate(2)`.
+    /// System calls: the directory's walk ([`crate::safe_open::open_dir`]), `openat(2)`
+    /// (`O_NOFOLLOW | O_CLOEXEC`), `fstat(2)`, `fchmod(2)` on a file it created, `fcntl(2)`
+    /// `F_OFD_SETLK`, `fstatat(2)`, `ftruncate(2)`.
     ///
     /// # Errors
     /// [`Error::Os`] with [`Step::OpenPidfile`] or [`Step::LockPidfile`];
@@ -135,14 +138,48 @@ fn acquire(path: &Path, mode: u32, empty_it: bool, user: Option<u32>) -> Result<
     }
     // Absolute, so that the daemon, once in `/`, still names the file it locked.
     let path = &std::path::absolute(path).map_err(|e| Error::os(Step::OpenPidfile, path, e))?;
-    let c_path = path_to_cstring(path).map_err(|e| Error::os(Step::OpenPidfile, path, e))?;
+    let (dir, name) = open_parent(path).map_err(|e| Error::os(Step::OpenPidfile, path, e))?;
+    let acquired = lock_in(dir.as_fd(), &name, path, mode, empty_it, user)?;
+    drop(dir);
+    Ok(match acquired {
+        Acquire::Locked(mut pidfile) => {
+            pidfile.fd = lowest_number(pidfile.fd);
+            Acquire::Locked(pidfile)
+        }
+        held => held,
+    })
+}
+
+/// The same open file description on the lowest free descriptor number when that is lower
+/// (`fcntl(2)` `F_DUPFD_CLOEXEC`): where `open(2)` would have put it had the directory not been
+/// open meanwhile. `fd` itself when nothing lower is free.
+fn lowest_number(fd: OwnedFd) -> OwnedFd {
+    // SAFETY: F_DUPFD_CLOEXEC takes an int and returns a new descriptor.
+    let copy = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 0) };
+    if copy < 0 {
+        return fd;
+    }
+    // SAFETY: fcntl just returned this new descriptor; nothing else owns it.
+    let copy = unsafe { OwnedFd::from_raw_fd(copy) };
+    if copy.as_raw_fd() < fd.as_raw_fd() { copy } else { fd }
+}
+
+/// Opens or creates `name` in `dir`, checks it, locks it, and (for a pidfile) empties it.
+fn lock_in(
+    dir: BorrowedFd<'_>,
+    name: &CString,
+    path: &Path,
+    mode: u32,
+    empty_it: bool,
+    user: Option<u32>,
+) -> Result<Acquire, Error> {
     loop {
-        let (fd, created) = open_or_create(&c_path, mode).map_err(|e| open_error(path, e))?;
+        let (fd, created) = open_or_create(dir, name, mode).map_err(|e| open_error(path, e))?;
         // A file this call created is removed again if anything below fails.
         let undo = |error: Error| {
             if created {
-                // SAFETY: c_path is NUL-terminated.
-                unsafe { libc::unlink(c_path.as_ptr()) };
+                // SAFETY: dir is an open directory and name NUL-terminated.
+                unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), 0) };
             }
             error
         };
@@ -153,7 +190,7 @@ fn acquire(path: &Path, mode: u32, empty_it: bool, user: Option<u32>) -> Result<
             Ok(false) => return Ok(Acquire::HeldBy(read_holder_pid(fd.as_fd()))),
             Err(e) => return Err(undo(Error::os(Step::LockPidfile, path, e))),
         }
-        if !still_named_by(&c_path, meta.st_dev, meta.st_ino) {
+        if !named_in(dir, name, meta.st_dev, meta.st_ino) {
             continue; // replaced or removed between open and lock: lock the new one
         }
         if empty_it {
@@ -166,6 +203,15 @@ fn acquire(path: &Path, mode: u32, empty_it: bool, user: Option<u32>) -> Result<
             ino: meta.st_ino,
         }));
     }
+}
+
+/// The directory of `path`, opened with [`crate::safe_open::open_dir`] (no symbolic link is
+/// followed in a directory other users can write), and the file's name in it.
+fn open_parent(path: &Path) -> io::Result<(OwnedFd, CString)> {
+    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a file path"));
+    };
+    Ok((crate::safe_open::open_dir(parent)?, path_to_cstring(Path::new(name))?))
 }
 
 impl Pidfile {
@@ -391,11 +437,7 @@ impl Inspected {
     /// ```
     pub fn open(path: &Path) -> io::Result<Inspected> {
         let path = std::path::absolute(path)?;
-        let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a file path"));
-        };
-        let dir = crate::safe_open::open_dir(parent)?;
-        let name = path_to_cstring(Path::new(name))?;
+        let (dir, name) = open_parent(&path)?;
         let fd = openat_raw(dir.as_fd(), &name, libc::O_RDONLY | libc::O_NONBLOCK)?;
         let meta = fstat(fd.as_fd())?;
         if meta.st_mode & libc::S_IFMT != libc::S_IFREG {
@@ -639,16 +681,17 @@ fn check_safe(
     Ok(())
 }
 
-/// Opens an existing pidfile or creates a new one (`O_EXCL`, then `fchmod(2)` to `mode`).
-fn open_or_create(c_path: &CString, mode: u32) -> io::Result<(OwnedFd, bool)> {
+/// Opens an existing pidfile `name` in `dir` or creates a new one (`openat(2)` with `O_EXCL`,
+/// then `fchmod(2)` to `mode`).
+fn open_or_create(dir: BorrowedFd<'_>, name: &CString, mode: u32) -> io::Result<(OwnedFd, bool)> {
     loop {
-        match open_raw(c_path, libc::O_RDWR | libc::O_CREAT | libc::O_EXCL, mode) {
+        match openat_create(dir, name, mode) {
             Ok(fd) => {
                 // SAFETY: fd is open and ours; fchmod has no memory preconditions.
                 if unsafe { libc::fchmod(fd.as_raw_fd(), mode as libc::mode_t) } != 0 {
                     let e = io::Error::last_os_error();
-                    // SAFETY: c_path is NUL-terminated; the file is the one just created.
-                    unsafe { libc::unlink(c_path.as_ptr()) };
+                    // SAFETY: dir is open, name NUL-terminated; the file is the one just created.
+                    unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), 0) };
                     return Err(e);
                 }
                 return Ok((fd, true));
@@ -656,7 +699,7 @@ fn open_or_create(c_path: &CString, mode: u32) -> io::Result<(OwnedFd, bool)> {
             Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
             Err(e) => return Err(e),
         }
-        match open_raw(c_path, libc::O_RDWR, 0) {
+        match openat_raw(dir, name, libc::O_RDWR) {
             Ok(fd) => return Ok((fd, false)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => continue, // removed meanwhile
             Err(e) => return Err(e),
@@ -664,15 +707,21 @@ fn open_or_create(c_path: &CString, mode: u32) -> io::Result<(OwnedFd, bool)> {
     }
 }
 
-/// `open(2)` with `O_NOFOLLOW | O_CLOEXEC | O_NOCTTY` added to `flags`.
-fn open_raw(c_path: &CString, flags: i32, mode: u32) -> io::Result<OwnedFd> {
-    let flags = flags | libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NOCTTY;
-    // SAFETY: c_path is a valid NUL-terminated string; mode is passed as the variadic argument.
-    let fd = unsafe { libc::open(c_path.as_ptr(), flags, mode as libc::c_uint) };
+/// `openat(2)` with `O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY` and `mode`.
+fn openat_create(dir: BorrowedFd<'_>, name: &CString, mode: u32) -> io::Result<OwnedFd> {
+    let flags = libc::O_RDWR
+        | libc::O_CREAT
+        | libc::O_EXCL
+        | libc::O_NOFOLLOW
+        | libc::O_CLOEXEC
+        | libc::O_NOCTTY;
+    // SAFETY: dir is an open directory, name a NUL-terminated string; mode is the variadic
+    // argument O_CREAT reads.
+    let fd = unsafe { libc::openat(dir.as_raw_fd(), name.as_ptr(), flags, mode as libc::c_uint) };
     if fd < 0 {
         return Err(io::Error::last_os_error());
     }
-    // SAFETY: open just returned this descriptor and nothing else owns it.
+    // SAFETY: openat just returned this descriptor and nothing else owns it.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 

@@ -191,8 +191,10 @@ pub struct Cli {
     /// Lock FILE and write the daemon's pid into it
     ///
     /// An existing FILE is refused when it is not a regular file, is world-writable, has other
-    /// hard links, or belongs to someone other than the caller or the -u user. An exec'd
-    /// COMMAND inherits the lock on a read-only descriptor of FILE: it cannot rewrite the pid.
+    /// hard links, or belongs to someone other than the caller or the -u user; no symbolic link
+    /// is followed as FILE, nor on its path in a directory other users can write (as for -o),
+    /// here or with --status, --stop and --send. An exec'd COMMAND inherits the lock on a
+    /// read-only descriptor of FILE: it cannot rewrite the pid.
     #[arg(short = 'p', long, value_name = "FILE", help_heading = "Pidfile and output")]
     pub pidfile: Option<PathBuf>,
 

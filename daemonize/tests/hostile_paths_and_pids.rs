@@ -115,7 +115,7 @@ fn output_links_planted_by_the_service_user_are_refused() {
 }
 
 #[test]
-fn pidfile_with_other_links_or_another_owner_is_refused() {
+fn pidfile_with_other_links_or_another_owner_or_a_planted_directory_is_refused() {
     let dir = TempDir::new("hostile-pidfile");
     let precious = dir.join("precious");
     std::fs::write(&precious, "keep\n").unwrap();
@@ -124,12 +124,23 @@ fn pidfile_with_other_links_or_another_owner_is_refused() {
     let _guard = guard_pidfile(&pidfile);
     assert_refused(&["-p", path_str(&pidfile), "--", "sleep", "1000"], 6, "hard links");
     assert_eq!(std::fs::read_to_string(&precious).unwrap(), "keep\n", "the linked file changed");
-    let test = "pidfile_with_other_links_or_another_owner_is_refused (owner part)";
+    let test = "pidfile_with_other_links_or_another_owner_or_a_planted_directory_is_refused";
     let Some(owner) = nobody(test) else { return };
     let theirs = dir.join("theirs.pid");
     std::fs::write(&theirs, "").unwrap();
     chown(&theirs, owner);
     assert_refused(&["-p", path_str(&theirs), "--", "sleep", "1000"], 6, "another user");
+    // A directory on the way that the service user planted as a link to another daemon's.
+    let app = service_dir(&dir, owner);
+    let elsewhere = dir.join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    let sub = app.join("sub");
+    std::os::unix::fs::symlink(&elsewhere, &sub).unwrap();
+    chown(&sub, owner);
+    let through_link = sub.join("d.pid");
+    assert_refused(&["-p", path_str(&through_link), "--", "sleep", "1000"], 6, "symbolic link");
+    assert!(!elsewhere.join("d.pid").exists(), "a pidfile was created through the link");
+    assert_refused(&["--stop", "-p", path_str(&through_link)], 3, "symbolic link");
     // The daemon's own user may own it.
     let _guard = guard_pidfile(&theirs);
     let output = daemonize(&["-p", path_str(&theirs), "-u", "nobody", "--", "sleep", "1000"]);
