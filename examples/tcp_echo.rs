@@ -1,6 +1,8 @@
 //! A plain foreground TCP echo server, the kind of program `daemonize` turns into a daemon:
 //! `tcp_echo PORT` listens on 127.0.0.1:PORT, echoes every connection, logs to stdout, and exits
-//! on SIGTERM by the default action. `examples/init.d/echo-server` runs it through `daemonize`.
+//! on SIGTERM by the default action. SIGHUP (the init script's `reload`, through
+//! `daemonize --send HUP`) is logged: it has no configuration to read again.
+//! `examples/init.d/echo-server` runs it through `daemonize`.
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 
@@ -17,9 +19,21 @@ fn main() {
         std::process::exit(1);
     });
     println!("tcp_echo: listening on {}", listener.local_addr().expect("local address"));
+    log_reloads();
     for stream in listener.incoming().flatten() {
         std::thread::spawn(move || echo(stream));
     }
+}
+
+/// On each SIGHUP, says so on stdout (a server with a configuration would read it again here).
+fn log_reloads() {
+    let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGHUP])
+        .expect("a SIGHUP handler");
+    std::thread::spawn(move || {
+        for _ in signals.forever() {
+            println!("tcp_echo: SIGHUP: nothing to reload");
+        }
+    });
 }
 
 fn echo(mut stream: TcpStream) {

@@ -36,6 +36,7 @@ use std::time::{Duration, Instant};
 
 use daemonctx::{Daemon, Pidfile, Step, process};
 
+use crate::message;
 use crate::notify::ReadyListener;
 use crate::output::SyslogWriter;
 use crate::send;
@@ -248,8 +249,12 @@ impl Supervisor {
         if let Some(pidfile) = &self.child_pidfile
             && let Err(e) = pidfile.write_pid(child.pid)
         {
-            let message = format!("cannot write child pidfile {}: {e}", pidfile.path().display());
-            self.output.log(&message);
+            let text = format!(
+                "cannot write child pidfile {}: {}",
+                pidfile.path().display(),
+                message::os_text(&e)
+            );
+            self.output.log(&text);
         }
         self.lifecycle.started(child.started);
         self.child = Some(child);
@@ -399,7 +404,8 @@ impl Supervisor {
     /// Starts COMMAND again; a failure counts as an exit with 126 or 127.
     fn restart(&mut self) {
         if let Err(e) = self.spawn() {
-            self.output.log(&format!("cannot start {}: {e}", self.program.name()));
+            let text = format!("cannot start {}: {}", self.program.name(), message::os_text(&e));
+            self.output.log(&text);
             let code = child::exec_failure_status(&e);
             let actions = self.lifecycle.start_failed(code, Instant::now());
             self.act(actions);
@@ -416,6 +422,9 @@ impl Supervisor {
             daemon.report_failure(Step::WaitReady, &timed_out);
         }
         if let Some(pidfile) = self.child_pidfile.take() {
+            // Emptied first: under -u the directory may not let us remove it, and then it
+            // names nobody until `daemonize --stop --child-pidfile` removes it.
+            let _ = pidfile.clear();
             let _ = pidfile.remove();
         }
         code
