@@ -10,11 +10,13 @@
  *    /dev/null opened; a SOCK_SEQPACKET|SOCK_CLOEXEC report socket; PR_SET_CHILD_SUBREAPER,
  *    so that a daemon that fails is reaped here;
  *  - fork(2), setsid(2), fork(2); the intermediate child _exit(2)s;
+ *    a read-only description of the pidfile (open(2) of /proc/self/fd/N, fstat(2)-checked);
  *  - in the daemon, async-signal-safe calls only: RLIMIT_CORE 0, umask(022), chdir("/"), an
  *    empty signal mask, every disposition back to SIG_DFL, /dev/null on 0, 1 and 2,
- *    close_range(2) of every other descriptor but the pidfile and the report socket, the
- *    pidfile kept across exec (it holds the lock), ftruncate(2) + pwrite(2) of the pid, an
- *    "executing" record, execve(2);
+ *    close_range(2) of every other descriptor but the pidfile's two and the report socket,
+ *    ftruncate(2) + pwrite(2) of the pid, the lock handed to the read-only description
+ *    (F_RDLCK on both, dup2(2) onto the pidfile's number: COMMAND inherits the lock but cannot
+ *    write the file), an "executing" record, execve(2);
  *  - the original process returns 0 only at end of file on the report socket after the
  *    "executing" record (CLOEXEC: execve succeeded), so the pidfile then names the exec'd
  *    daemon. A failed step is reported as "floor: cannot STEP: ERROR", the pidfile removed,
@@ -84,8 +86,27 @@ static char *resolve(const char *command) {
     return NULL;
 }
 
+/* close_range(2) of every descriptor from 3 up but the three in keep (sorted here). */
+static int close_all_but(int keep[3]) {
+    for (int i = 0; i < 3; i++)
+        for (int j = i + 1; j < 3; j++)
+            if (keep[j] < keep[i]) {
+                int t = keep[i];
+                keep[i] = keep[j];
+                keep[j] = t;
+            }
+    unsigned int from = 3;
+    for (int i = 0; i < 3; i++) {
+        if ((unsigned int)keep[i] > from && syscall(SYS_close_range, from, keep[i] - 1, 0) != 0)
+            return -1;
+        from = keep[i] + 1;
+    }
+    return (int)syscall(SYS_close_range, from, ~0U, 0);
+}
+
 /* Between the second fork and execve(2): async-signal-safe calls only. */
-static void daemon_side(int report, int lock, int null, const char *program, char **argv) {
+static void daemon_side(int report, int lock, int reader, int null, const char *program,
+                        char **argv) {
     struct rlimit zero = {0, 0};
     if (setrlimit(RLIMIT_CORE, &zero) != 0)
         fail(report, "setrlimit");
@@ -105,16 +126,9 @@ static void daemon_side(int report, int lock, int null, const char *program, cha
     for (int fd = 0; fd <= 2; fd++)
         if (dup2(null, fd) != fd)
             fail(report, "dup2");
-    /* Keep 0-2, the pidfile and the report socket; close everything else. */
-    int low = lock < report ? lock : report, high = lock < report ? report : lock;
-    if (low > 3 && syscall(SYS_close_range, 3, low - 1, 0) != 0)
+    int keep[3] = {lock, reader, report};
+    if (close_all_but(keep) != 0)
         fail(report, "close_range");
-    if (high - low > 1 && syscall(SYS_close_range, low + 1, high - 1, 0) != 0)
-        fail(report, "close_range");
-    if (syscall(SYS_close_range, high + 1, ~0U, 0) != 0)
-        fail(report, "close_range");
-    if (fcntl(lock, F_SETFD, 0) != 0) /* the exec'd daemon holds the lock */
-        fail(report, "fcntl");
     char digits[16];
     int n = sizeof digits;
     pid_t pid = getpid();
@@ -124,6 +138,11 @@ static void daemon_side(int report, int lock, int null, const char *program, cha
         fail(report, "ftruncate");
     if (pwrite(lock, digits + n, sizeof digits - n, 0) != (ssize_t)(sizeof digits - n))
         fail(report, "pwrite");
+    struct flock shared = {.l_type = F_RDLCK, .l_whence = SEEK_SET};
+    if (fcntl(lock, F_OFD_SETLK, &shared) != 0 || fcntl(reader, F_OFD_SETLK, &shared) != 0)
+        fail(report, "fcntl");
+    if (dup2(reader, lock) != lock) /* no FD_CLOEXEC on the copy: COMMAND holds the lock */
+        fail(report, "dup2");
     struct record executing = {REC_EXECUTING, getpid(), {0}};
     if (send(report, &executing, sizeof executing, MSG_NOSIGNAL) != sizeof executing)
         _exit(127);
@@ -173,6 +192,13 @@ int main(int argc, char **argv) {
     struct flock whole = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
     if (fcntl(lock, F_OFD_SETLK, &whole) != 0)
         die("lock pidfile", pidfile, errno);
+    char self_fd[32];
+    snprintf(self_fd, sizeof self_fd, "/proc/self/fd/%d", lock);
+    int reader = open(self_fd, O_RDONLY | O_NOCTTY | O_CLOEXEC);
+    struct stat locked, reopened;
+    if (reader < 0 || fstat(lock, &locked) != 0 || fstat(reader, &reopened) != 0 ||
+        locked.st_ino != reopened.st_ino || locked.st_dev != reopened.st_dev)
+        die("reopen pidfile", pidfile, errno ? errno : ESTALE);
     int null = open("/dev/null", O_RDWR | O_NOCTTY | O_CLOEXEC);
     if (null < 0)
         die("open", "/dev/null", errno);
@@ -195,7 +221,7 @@ int main(int argc, char **argv) {
             fail(ends[1], "fork");
         if (daemon > 0)
             _exit(0);
-        daemon_side(ends[1], lock, null, program, argv + 2);
+        daemon_side(ends[1], lock, reader, null, program, argv + 2);
     }
     close(ends[1]);
     return await_report(ends[0], intermediate);
