@@ -177,8 +177,30 @@ impl LogFile {
     /// # Errors
     /// The OS error of `write(2)` (`ENOSPC`, `EAGAIN`, say); what was not written is held.
     pub fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.held.extend_from_slice(bytes);
-        self.retry()
+        if !self.held.is_empty() {
+            self.held.extend_from_slice(bytes);
+            return self.retry();
+        }
+        // Nothing held: straight from the caller's buffer, holding only what is left over
+        // (one copy fewer on the relay's path).
+        self.waits_for_room = false;
+        let mut done = 0;
+        while done < bytes.len() {
+            match self.write_some(&bytes[done..]) {
+                Ok(0) => {
+                    self.held.extend_from_slice(&bytes[done..]);
+                    return Err(io::Error::from(io::ErrorKind::WriteZero));
+                }
+                Ok(n) => done += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.waits_for_room = e.kind() == io::ErrorKind::WouldBlock;
+                    self.held.extend_from_slice(&bytes[done..]);
+                    return Err(e);
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Writes what is held, if anything.
@@ -188,7 +210,10 @@ impl LogFile {
     pub fn retry(&mut self) -> io::Result<()> {
         self.waits_for_room = false;
         while !self.held.is_empty() {
-            match self.write_some() {
+            let held = std::mem::take(&mut self.held);
+            let written = self.write_some(&held);
+            self.held = held;
+            match written {
                 Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero)),
                 Ok(n) => {
                     self.held.drain(..n);
@@ -203,15 +228,15 @@ impl LogFile {
         Ok(())
     }
 
-    fn write_some(&mut self) -> io::Result<usize> {
+    /// One `write(2)` (or `send(2)` to a socket) of `bytes`: how many it took.
+    fn write_some(&mut self, bytes: &[u8]) -> io::Result<usize> {
         if !self.socket {
-            return self.file.write(&self.held);
+            return self.file.write(bytes);
         }
         let flags = libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL;
-        // SAFETY: held is readable for its length; the descriptor is our open socket.
-        let n = unsafe {
-            libc::send(self.file.as_raw_fd(), self.held.as_ptr().cast(), self.held.len(), flags)
-        };
+        // SAFETY: bytes is readable for its length; the descriptor is our open socket.
+        let n =
+            unsafe { libc::send(self.file.as_raw_fd(), bytes.as_ptr().cast(), bytes.len(), flags) };
         if n < 0 { Err(io::Error::last_os_error()) } else { Ok(n as usize) }
     }
 
