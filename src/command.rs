@@ -9,6 +9,7 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
+use crate::activation::{self, LISTEN_FDS, LISTEN_PID, PID_DIGITS};
 use crate::error::{Error, Step};
 
 /// A program, its arguments and its environment, for [`crate::DaemonContext::exec`].
@@ -67,6 +68,7 @@ impl Command {
         let envp: Vec<CString> = self
             .env
             .iter()
+            .filter(|(k, _)| k != LISTEN_PID)
             .map(|(k, v)| {
                 let mut pair = k.clone().into_vec();
                 pair.push(b'=');
@@ -75,14 +77,128 @@ impl Command {
             })
             .collect::<Result<_, _>>()?;
         let argv_ptrs = null_terminated(&argv);
-        let envp_ptrs = null_terminated(&envp);
+        let mut envp_ptrs = null_terminated(&envp);
+        let listen_pid = self.has_env(LISTEN_PID).then(ListenPidSlot::new);
+        if let Some(slot) = &listen_pid {
+            envp_ptrs.insert(0, slot.entry.cast_const().cast());
+        }
+        let listen_fds = match listen_pid {
+            Some(_) => self.env_value(LISTEN_FDS).and_then(|n| n.to_str()?.parse().ok()),
+            None => None,
+        };
         // Messages name the program as the user wrote it when it is a path (`./x`), else where
         // the PATH lookup found it.
         let shown = match self.argv[0].as_bytes().contains(&b'/') {
             true => PathBuf::from(&self.argv[0]),
             false => program,
         };
-        Ok(ExecImage { shown, c_program, _argv: argv, _envp: envp, argv_ptrs, envp_ptrs })
+        Ok(ExecImage {
+            shown,
+            c_program,
+            _argv: argv,
+            _envp: envp,
+            argv_ptrs,
+            envp_ptrs,
+            listen_pid,
+            listen_fds: listen_fds.unwrap_or(0),
+        })
+    }
+
+    /// Builds what `execve(2)` needs now, for a child started by other means (a `pre_exec`
+    /// hook of [`std::process::Command`]): the program resolved on `PATH` (`stat(2)`), the
+    /// argument and environment arrays, and the `LISTEN_PID` entry left for
+    /// [`Executable::exec`] to fill in.
+    ///
+    /// # Errors
+    /// As [`crate::DaemonContext::exec`]'s lookup: [`Error::Os`] with [`Step::Exec`].
+    ///
+    /// ```
+    /// use daemonctx::Command;
+    ///
+    /// let command = Command::new(vec!["true".into()], vec![("PATH".into(), "/bin:/usr/bin".into())]);
+    /// let executable = command.executable()?;
+    /// // in a child, between fork and exec: let error = executable.exec();
+    /// # drop(executable);
+    /// # Ok::<(), daemonctx::Error>(())
+    /// ```
+    pub fn executable(&self) -> Result<Executable, Error> {
+        self.prepare(None).map(Executable)
+    }
+
+    /// Removes the socket activation variables (`LISTEN_PID`, `LISTEN_FDS`,
+    /// `LISTEN_FDNAMES`): for a command the sockets are not passed to.
+    pub fn remove_activation(&mut self) {
+        self.env.retain(|(name, _)| !activation::is_activation_variable(name.as_bytes()));
+    }
+
+    fn env_value(&self, name: &str) -> Option<&OsStr> {
+        self.env.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_os_str())
+    }
+
+    fn has_env(&self, name: &str) -> bool {
+        self.env_value(name).is_some()
+    }
+}
+
+/// The `LISTEN_PID=` environment entry, with room for any pid's digits and the NUL: allocated
+/// before the fork, written in place by the process about to call `execve(2)`.
+#[derive(Debug)]
+struct ListenPidSlot {
+    /// The entry's first byte; owned (a leaked `Box<[u8]>` of [`ListenPidSlot::LEN`] bytes,
+    /// freed by `Drop`). Only ever used through this raw pointer, so writes through it never
+    /// alias a reference.
+    entry: *mut u8,
+}
+
+impl ListenPidSlot {
+    const PREFIX: &'static [u8] = b"LISTEN_PID=";
+    const LEN: usize = Self::PREFIX.len() + PID_DIGITS + 1;
+
+    fn new() -> ListenPidSlot {
+        let mut bytes = vec![0u8; Self::LEN].into_boxed_slice();
+        bytes[..Self::PREFIX.len()].copy_from_slice(Self::PREFIX);
+        activation::write_pid(&mut bytes[Self::PREFIX.len()..], std::process::id());
+        ListenPidSlot { entry: Box::into_raw(bytes).cast() }
+    }
+
+    /// Writes `pid` into the entry. Async-signal-safe.
+    fn fill(&mut self, pid: u32) {
+        // SAFETY: entry points to LEN bytes this slot owns; no reference to them exists, and
+        // &mut self makes this the only writer.
+        let digits = unsafe {
+            std::slice::from_raw_parts_mut(self.entry.add(Self::PREFIX.len()), PID_DIGITS + 1)
+        };
+        activation::write_pid(digits, pid);
+    }
+}
+
+impl Drop for ListenPidSlot {
+    fn drop(&mut self) {
+        let slice = std::ptr::slice_from_raw_parts_mut(self.entry, Self::LEN);
+        // SAFETY: entry came from Box::into_raw of a boxed slice of LEN bytes, freed only here.
+        drop(unsafe { Box::from_raw(slice) });
+    }
+}
+
+/// A command ready for `execve(2)` ([`Command::executable`]), to be run by a child that some
+/// other code forked, such as a `pre_exec` hook of [`std::process::Command`].
+#[derive(Debug)]
+pub struct Executable(ExecImage);
+
+// SAFETY: the raw pointers in ExecImage point only into buffers the image owns (CStrings, the
+// LISTEN_PID slot); nothing is shared with another owner, and the slot is written only through
+// &mut self.
+unsafe impl Send for Executable {}
+// SAFETY: as for Send; &self gives no way to write.
+unsafe impl Sync for Executable {}
+
+impl Executable {
+    /// In the child: sets `LISTEN_PID` to this process's pid (`getpid(2)`) and makes the
+    /// passed sockets inheritable (`fcntl(2)` `F_SETFD`) when the environment passes socket
+    /// activation on, then `execve(2)`. Returns only on failure, with the OS error.
+    /// Async-signal-safe: no allocation after the fork.
+    pub fn exec(&mut self) -> io::Error {
+        io::Error::from_raw_os_error(self.0.execve())
     }
 }
 
@@ -96,6 +212,9 @@ pub(crate) struct ExecImage {
     _envp: Vec<CString>,
     argv_ptrs: Vec<*const c_char>,
     envp_ptrs: Vec<*const c_char>,
+    /// The `LISTEN_PID=` entry when socket activation is passed on, and the number of sockets.
+    listen_pid: Option<ListenPidSlot>,
+    listen_fds: u32,
 }
 
 impl ExecImage {
@@ -104,8 +223,20 @@ impl ExecImage {
         &self.shown
     }
 
-    /// `execve(2)`: returns only on failure, with the errno. Async-signal-safe.
-    pub(crate) fn execve(&self) -> i32 {
+    /// `execve(2)`: returns only on failure, with the errno. Async-signal-safe. When socket
+    /// activation is passed on, `LISTEN_PID` becomes this process's pid (`getpid(2)`) and the
+    /// sockets lose `FD_CLOEXEC` first.
+    pub(crate) fn execve(&mut self) -> i32 {
+        if let Some(slot) = &mut self.listen_pid {
+            // SAFETY: getpid has no preconditions.
+            slot.fill(unsafe { libc::getpid() } as u32);
+            for fd in
+                activation::LISTEN_FDS_START..activation::LISTEN_FDS_START + self.listen_fds as i32
+            {
+                // SAFETY: F_SETFD takes an int flag set; a closed number fails with EBADF.
+                unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
+            }
+        }
         // SAFETY: all three pointers come from CStrings and null-terminated pointer arrays that
         // self owns and that live until the call replaces the process image.
         unsafe {

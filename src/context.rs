@@ -12,6 +12,7 @@ use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::activation::ListenFds;
 use crate::command::Command;
 use crate::creds::{self, GroupSpec, UserSpec};
 use crate::daemon::Daemon;
@@ -264,6 +265,11 @@ impl DaemonContext {
     /// dropped before `open()` nor listed in [`DaemonContext::files_preserve`] is left holding a
     /// closed number, which the daemon's next `open(2)` may reuse: drop or preserve it.
     ///
+    /// Sockets passed by socket activation ([`crate::activation`]: `LISTEN_PID` names this
+    /// process) are kept too. The daemon's pid differs from the one `LISTEN_PID` names, so
+    /// read [`crate::activation::ListenFds::from_env`] before `open()`; [`DaemonContext::exec`]
+    /// rewrites `LISTEN_PID` for the command itself.
+    ///
     /// # Signals
     /// Every disposition is reset to `SIG_DFL` before the signal map is installed, including
     /// `SIGPIPE`, which the Rust runtime ignores at start-up: a daemon that writes to pipes and
@@ -290,6 +296,13 @@ impl DaemonContext {
     /// process (adopted so that a failure could be reaped): exit soon, or reap it. In place
     /// (not detached), the process becomes the command and this returns only on failure.
     ///
+    /// Socket activation ([`crate::activation`]) passes through: when `LISTEN_PID` names the
+    /// calling process, descriptors 3..3+`LISTEN_FDS`-1 stay open and inheritable, and the
+    /// command's `LISTEN_PID` (if its environment has one) is set to the pid that calls
+    /// `execve(2)`, written in place with no allocation after the fork; `LISTEN_FDS` and
+    /// `LISTEN_FDNAMES` pass as they are. When `LISTEN_PID` names another process, the three
+    /// variables are removed from the command's environment and the descriptors are closed.
+    ///
     /// # Errors
     /// As [`DaemonContext::open`]; a failed `execve(2)` is [`Error::Os`] with [`Step::Exec`].
     pub fn exec(self, command: &Command) -> Result<u32, Error> {
@@ -308,7 +321,19 @@ impl DaemonContext {
         let creds = creds::resolve(self.user.as_ref(), self.group.as_ref(), self.initgroups)?;
         let chroot = self.chroot_directory.as_deref().map(check_chroot).transpose()?;
         let workdir = check_workdir(&self.working_directory, self.chroot_directory.as_deref())?;
-        let image = command.map(|c| c.prepare(self.chroot_directory.as_deref())).transpose()?;
+        // Socket activation meant for this process passes through; meant for another, the
+        // variables are dropped and the descriptors closed like any other.
+        let activation = ListenFds::from_env();
+        let image = command
+            .map(|c| match activation {
+                Some(_) => c.prepare(self.chroot_directory.as_deref()),
+                None => {
+                    let mut c = c.clone();
+                    c.remove_activation();
+                    c.prepare(self.chroot_directory.as_deref())
+                }
+            })
+            .transpose()?;
         let pidfile =
             self.pidfile.as_ref().map(|p| Pidfile::lock(p, self.pidfile_mode)).transpose()?;
         let pidfile_in_daemon = pidfile.as_ref().map(|p| match &self.chroot_directory {
@@ -357,8 +382,11 @@ impl DaemonContext {
                 Pidfile::lock_file(path, self.pidfile_mode).map_err(|e| prepared.abandon(e))?;
             prepared.lock = Some(lock);
         }
+        // Listed before the stream files are opened, which could take a closed number.
+        let mut kept = self.files_preserve;
+        kept.extend(activation.iter().flat_map(ListenFds::fds).filter(|fd| fds::is_open(*fd)));
         open_streams(&mut prepared, self.streams)?;
-        list_kept_fds(&mut prepared, self.files_preserve);
+        list_kept_fds(&mut prepared, kept);
         Ok(prepared)
     }
 

@@ -161,7 +161,7 @@ impl Prepared {
     /// Steps 2 to 4 for [`crate::DaemonContext::exec`]: the daemon's pid, in the original
     /// process, once `execve(2)` succeeded.
     pub(crate) fn exec_as_daemon(mut self) -> Result<u32, Error> {
-        let image = self.image.take().expect("prepare(Some(command)) builds the exec image");
+        let mut image = self.image.take().expect("prepare(Some(command)) builds the exec image");
         if !self.detach {
             self.setup_in_place(Some(&image))?;
             let errno = image.execve();

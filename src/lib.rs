@@ -28,6 +28,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs, clippy::undocumented_unsafe_blocks)]
 
+pub mod activation;
 pub mod command;
 mod context;
 mod creds;
@@ -42,7 +43,7 @@ mod ready;
 pub mod signals;
 pub mod stop;
 
-pub use command::Command;
+pub use command::{Command, Executable};
 pub use context::{DEFAULT_READY_TIMEOUT, DaemonContext};
 pub use creds::{GroupSpec, UserSpec};
 pub use daemon::Daemon;

@@ -13,6 +13,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
+use daemonctx::activation::ListenFds;
 use daemonctx::stop::{self, Schedule, Stopped};
 use daemonctx::{Command, DaemonContext, Error, Pidfile, SignalMap, Status, Step, Stream};
 use daemonctx::{detach, pidfile, process};
@@ -128,6 +129,9 @@ fn exit_status_code(status: &std::process::ExitStatus) -> u8 {
 fn start(cli: Cli) -> Result<(), Error> {
     let env = environment(cli.clear_env, cli.env.clone());
     let mut command = Command::new(cli.command.clone(), env);
+    if ListenFds::from_env().is_none() {
+        command.remove_activation(); // socket activation meant for another process
+    }
     // Looked up on PATH by the library (exec mode) or by the supervisor (inside the chroot).
     let program = PathBuf::from(&cli.command[0]);
     let listener = cli.wait_ready.map(ready_listener).transpose()?;
