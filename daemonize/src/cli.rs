@@ -114,9 +114,10 @@ pub struct Cli {
     #[arg(short = 'a', long, help_heading = "Pidfile and output")]
     pub append: bool,
 
-    /// Working directory of COMMAND (inside the chroot, if any)
-    #[arg(short = 'c', long, value_name = "DIR", default_value = "/", help_heading = "Process")]
-    pub chdir: PathBuf,
+    /// Working directory of COMMAND (inside the chroot, if any) [default: / when detached or
+    /// chrooted; in the foreground, the directory daemonize was started in]
+    #[arg(short = 'c', long, value_name = "DIR", help_heading = "Process")]
+    pub chdir: Option<PathBuf>,
 
     /// Run as USER, with its primary group and supplementary groups
     #[arg(short = 'u', long, value_name = "USER", help_heading = "Process")]
@@ -134,7 +135,8 @@ pub struct Cli {
     #[arg(long, value_name = "DIR", help_heading = "Process")]
     pub chroot: Option<PathBuf>,
 
-    /// Do not fork: set up, then execute COMMAND in place (systemd Type=simple, containers)
+    /// Do not fork: set up, then execute COMMAND in place, or supervise it from here (systemd
+    /// Type=simple or notify, containers)
     #[arg(long, help_heading = "Process")]
     pub foreground: bool,
 
@@ -235,7 +237,7 @@ pub struct Cli {
     /// With --supervise, this is the first start's readiness. Once it is settled the socket is
     /// closed: a restarted COMMAND gets no NOTIFY_SOCKET (sd_notify then does nothing) and
     /// /dev/null on fd N.
-    #[arg(long, value_name = "HOW", value_parser = parse_wait_ready, conflicts_with = "foreground", help_heading = "Readiness")]
+    #[arg(long, value_name = "HOW", value_parser = parse_wait_ready, help_heading = "Readiness")]
     pub wait_ready: Option<WaitReady>,
 
     /// How long to wait for readiness before stopping COMMAND

@@ -87,6 +87,13 @@ fn run(cli: Cli) -> u8 {
         );
         return code::USAGE;
     }
+    if cli.foreground && cli.wait_ready.is_some() && !cli.supervise {
+        eprintln!(
+            "daemonize: --wait-ready with --foreground needs --supervise: in exec mode COMMAND \
+             takes daemonize's place and reports to its own parent (see daemonize --help)"
+        );
+        return code::USAGE;
+    }
     match start(cli) {
         Ok(()) => 0,
         Err(e) => {
@@ -149,7 +156,7 @@ fn start(cli: Cli) -> Result<(), Error> {
 /// The options both modes share.
 fn common_context(cli: &Cli) -> DaemonContext {
     let mut context = DaemonContext::new()
-        .working_directory(&cli.chdir)
+        .working_directory(working_directory(cli))
         .umask(cli.umask)
         .prevent_core(!cli.core)
         .detach_process(!cli.foreground)
@@ -174,6 +181,17 @@ fn common_context(cli: &Cli) -> DaemonContext {
         context = context.chroot_directory(dir);
     }
     context
+}
+
+/// `-c DIR`; else `/` for a detaching daemon (it must not hold a mount busy) and in a chroot;
+/// else, in the foreground, where daemonize was started (Docker's WORKDIR, systemd's
+/// WorkingDirectory=).
+fn working_directory(cli: &Cli) -> PathBuf {
+    match (&cli.chdir, cli.foreground && cli.chroot.is_none()) {
+        (Some(dir), _) => dir.clone(),
+        (None, true) => std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/")),
+        (None, false) => PathBuf::from("/"),
+    }
 }
 
 /// In the foreground (systemd Type=simple, containers) output stays where the invoker's goes,

@@ -9,6 +9,7 @@ use std::net::TcpStream;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::Duration;
 
 use common::*;
 
@@ -116,4 +117,180 @@ fn activation_for_another_process_is_ignored() {
     let (status, stderr) = started.wait();
     assert_eq!(code(&status), 3, "{stderr}");
     assert!(stderr.contains("(LISTEN_PID=-)"), "{stderr}");
+}
+
+/// A fake systemd's notify socket: a datagram socket the test binds (a path, or an abstract
+/// `@name`), with `SO_PASSCRED`, so each message comes with its sender's pid.
+struct FakeSystemd {
+    socket: std::os::unix::net::UnixDatagram,
+    address: String,
+}
+
+impl FakeSystemd {
+    fn bind_path(dir: &TempDir) -> FakeSystemd {
+        let path = dir.join("notify");
+        let socket = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+        FakeSystemd::with_credentials(socket, s(&path).to_string())
+    }
+
+    fn bind_abstract(test: &str) -> FakeSystemd {
+        use std::os::linux::net::SocketAddrExt;
+        let name = format!("daemonctx-test/{test}/{}", std::process::id());
+        let address = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
+        let socket = std::os::unix::net::UnixDatagram::bind_addr(&address).unwrap();
+        FakeSystemd::with_credentials(socket, format!("@{name}"))
+    }
+
+    fn with_credentials(socket: std::os::unix::net::UnixDatagram, address: String) -> FakeSystemd {
+        use std::os::fd::AsRawFd;
+        let on: libc::c_int = 1;
+        // SAFETY: on is a valid int for the option's length.
+        let rc = unsafe {
+            libc::setsockopt(
+                socket.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_PASSCRED,
+                (&on as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        assert_eq!(rc, 0, "SO_PASSCRED: {}", std::io::Error::last_os_error());
+        socket.set_read_timeout(Some(COMMAND_TIMEOUT)).unwrap();
+        FakeSystemd { socket, address }
+    }
+
+    /// The next message and its sender's pid (`SCM_CREDENTIALS`); `None` after the timeout.
+    fn receive(&self, timeout: Duration) -> Option<(i32, String)> {
+        use std::os::fd::AsRawFd;
+        self.socket.set_read_timeout(Some(timeout)).unwrap();
+        let mut buf = [0u8; 4096];
+        let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
+        let mut control = [0u64; 16];
+        // SAFETY: msghdr is plain old data; all-zero is valid before the fields are set.
+        let mut header: libc::msghdr = unsafe { std::mem::zeroed() };
+        header.msg_iov = &mut iov;
+        header.msg_iovlen = 1;
+        header.msg_control = control.as_mut_ptr().cast();
+        header.msg_controllen = std::mem::size_of_val(&control) as _;
+        // SAFETY: header points to valid buffers for their lengths during the call.
+        let n = unsafe { libc::recvmsg(self.socket.as_raw_fd(), &mut header, 0) };
+        if n < 0 {
+            return None;
+        }
+        let mut pid = 0;
+        // SAFETY: recvmsg filled the header; the CMSG macros stay within its control length.
+        unsafe {
+            let mut cmsg = libc::CMSG_FIRSTHDR(&header);
+            while !cmsg.is_null() {
+                if ((*cmsg).cmsg_level, (*cmsg).cmsg_type)
+                    == (libc::SOL_SOCKET, libc::SCM_CREDENTIALS)
+                {
+                    let creds =
+                        std::ptr::read_unaligned(libc::CMSG_DATA(cmsg) as *const libc::ucred);
+                    pid = creds.pid;
+                }
+                cmsg = libc::CMSG_NXTHDR(&header, cmsg);
+            }
+        }
+        Some((pid, String::from_utf8_lossy(&buf[..n as usize]).into_owned()))
+    }
+
+    /// Messages until one contains `wanted` (each with its sender's pid); panics after the
+    /// timeout with what did arrive.
+    fn until(&self, wanted: &str) -> Vec<(i32, String)> {
+        let mut seen = Vec::new();
+        while let Some(message) = self.receive(COMMAND_TIMEOUT) {
+            let done = message.1.lines().any(|line| line == wanted);
+            seen.push(message);
+            if done {
+                return seen;
+            }
+        }
+        panic!("no {wanted:?} on the notify socket; received {seen:?}");
+    }
+}
+
+/// `daemonize ARGS` with `NOTIFY_SOCKET` naming the fake systemd, started in the test dir.
+fn under_systemd(dir: &TempDir, systemd: &FakeSystemd, args: &[&str]) -> Started {
+    let mut command = Command::new(daemonize_bin());
+    command.args(args).env("NOTIFY_SOCKET", &systemd.address).current_dir(dir.path());
+    Started::spawn(&mut command)
+}
+
+#[test]
+fn foreground_exec_passes_notify_socket_untouched() {
+    let dir = TempDir::new("notify-exec");
+    for systemd in [FakeSystemd::bind_path(&dir), FakeSystemd::bind_abstract("notify-exec")] {
+        let ready = example("notify_ready");
+        let started = under_systemd(&dir, &systemd, &["--foreground", "--", s(&ready)]);
+        // COMMAND is the main process: it has daemonize's pid and speaks for itself.
+        let messages = systemd.until("READY=1");
+        assert!(messages.iter().all(|(pid, _)| *pid == started.pid()), "{messages:?}");
+        assert_eq!(messages[0].1, "STATUS=warming up", "{messages:?}");
+    }
+}
+
+#[test]
+fn foreground_command_starts_in_invokers_directory() {
+    let dir = TempDir::new("foreground-cwd");
+    let cwd = std::fs::canonicalize(dir.path()).unwrap();
+    for mode in [&["--foreground"][..], &["--foreground", "--supervise"]] {
+        let mut command = Command::new(daemonize_bin());
+        command.args(mode).args(["--", "pwd"]).current_dir(&cwd);
+        let output = run(&mut command);
+        let shown = describe(&format!("daemonize {} -- pwd", show(mode)), &output);
+        assert!(output.status.success(), "{shown}");
+        assert_eq!(String::from_utf8_lossy(&output.stdout).trim_end(), s(&cwd), "{shown}");
+        // -c still decides.
+        let mut command = Command::new(daemonize_bin());
+        command.args(mode).args(["-c", "/tmp", "--", "pwd"]).current_dir(&cwd);
+        let output = run(&mut command);
+        assert_eq!(String::from_utf8_lossy(&output.stdout).trim_end(), "/tmp", "{shown}");
+    }
+}
+
+#[test]
+fn unexecutable_command_is_reported_in_every_mode() {
+    let dir = TempDir::new("unexecutable");
+    let text = dir.join("not-a-program");
+    std::fs::write(&text, "just text\n").unwrap();
+    let missing = dir.join("missing");
+    let pidfile = dir.join("x.pid");
+    let modes: [&[&str]; 4] =
+        [&[], &["--foreground"], &["--supervise"], &["--supervise", "--foreground"]];
+    for mode in modes {
+        for (program, expected) in [(&missing, 127), (&text, 126)] {
+            let mut args: Vec<&str> = mode.to_vec();
+            args.extend(["-p", s(&pidfile), "--", s(program)]);
+            let output = run(Command::new(daemonize_bin()).args(&args));
+            let shown = describe(&format!("daemonize {}", show(&args)), &output);
+            assert_eq!(code(&output.status), expected, "{shown}");
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert!(stderr.starts_with("daemonize: "), "{shown}");
+            assert!(stderr.contains(s(program)), "{shown}");
+            assert!(!pidfile.exists(), "{shown}");
+        }
+    }
+}
+
+#[test]
+fn foreground_supervisor_waits_for_readiness() {
+    let dir = TempDir::new("foreground-wait-ready");
+    let args = ["--foreground", "--supervise", "--wait-ready", "fd:3", "--"];
+    let output =
+        run(Command::new(daemonize_bin()).args(args).args(["sh", "-c", "echo >&3; echo ok"]));
+    let shown = describe(&format!("daemonize {}", show(&args)), &output);
+    assert!(output.status.success(), "{shown}");
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "ok\n", "{shown}");
+    // In exec mode nobody would be left to wait: a usage error that says so.
+    let output =
+        run(Command::new(daemonize_bin()).args(["--foreground", "--wait-ready", "fd:3", "true"]));
+    assert_eq!(
+        code(&output.status),
+        2,
+        "{}",
+        describe("daemonize --foreground --wait-ready", &output)
+    );
+    assert!(String::from_utf8_lossy(&output.stderr).contains("needs --supervise"));
+    let _ = dir;
 }
