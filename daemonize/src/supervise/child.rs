@@ -1,0 +1,195 @@
+//! COMMAND as the supervisor's child: started in a process group of its own, signalled with
+//! everything it started, reaped; and the supervisor's own signals, read from a `signalfd(2)`.
+//!
+//! System calls: `prctl(2)` (`PR_SET_CHILD_SUBREAPER`), `sigprocmask(2)`, `signalfd(2)`,
+//! `read(2)`, `fork(2)`/`execve(2)` (through std), `setpgid(2)`, `kill(2)`, `waitpid(2)`.
+//! The ordering rule: the signals are blocked before COMMAND is first started, so none is lost
+//! between the start and the first `poll(2)`.
+
+#![allow(unsafe_code)]
+
+use std::ffi::OsString;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::PathBuf;
+use std::process::{ExitStatus, Stdio};
+use std::time::Instant;
+
+use daemonctx::{process, signals};
+
+use super::readiness::{Readiness, inherit_ready_fd};
+use super::relay::Output;
+
+/// The signals passed on to COMMAND (`SIGHUP` also reopens the log files).
+pub const FORWARDED: [i32; 7] = [
+    libc::SIGINT,
+    libc::SIGHUP,
+    libc::SIGQUIT,
+    libc::SIGUSR1,
+    libc::SIGUSR2,
+    libc::SIGWINCH,
+    libc::SIGCONT,
+];
+
+/// How to start COMMAND.
+#[derive(Debug)]
+pub struct Program {
+    /// The program: a path, or a name looked up on the `PATH` of `env` at each start.
+    pub path: PathBuf,
+    /// COMMAND's argument vector, `argv[0]` included.
+    pub argv: Vec<OsString>,
+    /// COMMAND's whole environment.
+    pub env: Vec<(OsString, OsString)>,
+}
+
+/// A running COMMAND.
+pub struct Child {
+    /// Its pid, also its process group's id.
+    pub pid: u32,
+    /// When it started.
+    pub started: Instant,
+}
+
+impl Program {
+    /// Starts COMMAND in its own process group, with pipes for the captured streams and the
+    /// ready descriptor, if any.
+    pub fn spawn(&self, readiness: &mut Readiness, output: &mut Output) -> io::Result<Child> {
+        let (stdout, stderr) = output.stdio();
+        let mut command = std::process::Command::new(&self.path);
+        command
+            .arg0(&self.argv[0])
+            .args(&self.argv[1..])
+            .env_clear()
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .process_group(0)
+            .stdin(Stdio::null())
+            .stdout(stdout)
+            .stderr(stderr);
+        let ready_fd = readiness.prepare_start(&mut command)?;
+        // SAFETY: the closure runs between fork and exec and makes only async-signal-safe calls
+        // (rt_sigaction, sigprocmask, fcntl, dup2) on data prepared before the fork.
+        unsafe {
+            command.pre_exec(move || {
+                // COMMAND starts with every disposition at its default: the supervisor ignores
+                // SIGPIPE, and an ignored signal stays ignored across execve(2). (std empties
+                // the signal mask itself.)
+                signals::reset_all()?;
+                if let Some((source, target)) = ready_fd {
+                    inherit_ready_fd(source, target)?;
+                }
+                Ok(())
+            });
+        }
+        let spawned = command.spawn();
+        readiness.after_start();
+        let mut child = spawned?;
+        let pid = child.id();
+        output.attach(pid, child.stdout.take(), child.stderr.take());
+        Ok(Child { pid, started: Instant::now() })
+    }
+
+    /// COMMAND's name for messages: its `argv[0]`.
+    pub fn name(&self) -> String {
+        self.argv[0].to_string_lossy().into_owned()
+    }
+}
+
+impl Child {
+    /// Passes a signal on to COMMAND (`kill(2)`).
+    pub fn forward(&self, signal: i32) {
+        // SAFETY: kill takes plain integers; the pid is our unreaped child.
+        unsafe { libc::kill(self.pid as i32, signal) };
+    }
+}
+
+/// Sends `signal` to COMMAND's process group (when it runs), to every process group made only
+/// of the supervisor's descendants, and to every descendant.
+pub fn signal_tree(child: Option<&Child>, signal: i32) {
+    if let Some(child) = child {
+        // SAFETY: kill takes plain integers; the group is COMMAND's, created at spawn.
+        unsafe { libc::kill(-(child.pid as i32), signal) };
+    }
+    process::signal_descendants(std::process::id(), signal);
+}
+
+/// `waitpid(2)` until nothing more has exited: the reaped (pid, status), and whether no
+/// child at all is left (`ECHILD`).
+pub fn reap_all() -> (Vec<(u32, ExitStatus)>, bool) {
+    let mut exited = Vec::new();
+    loop {
+        let mut status = 0;
+        // SAFETY: status is a valid out-pointer; WNOHANG never blocks.
+        match unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) } {
+            0 => return (exited, false),
+            -1 => return (exited, true),
+            pid => exited.push((pid as u32, ExitStatus::from_raw(status))),
+        }
+    }
+}
+
+/// The status a shell gives a command it cannot start: 127 not found, 126 not executable.
+pub fn exec_failure_status(error: &io::Error) -> i32 {
+    if error.raw_os_error() == Some(libc::ENOENT) { 127 } else { 126 }
+}
+
+/// How COMMAND ended, for the log.
+pub fn describe(status: ExitStatus) -> String {
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exited with status {code}"),
+        (_, Some(signal)) => match nix::sys::signal::Signal::try_from(signal) {
+            Ok(name) => format!("was killed by signal {signal} ({name})"),
+            Err(_) => format!("was killed by signal {signal}"),
+        },
+        _ => "ended".to_string(),
+    }
+}
+
+/// Makes the supervisor a child subreaper, so that what COMMAND orphans is re-parented to it.
+pub fn become_subreaper() -> io::Result<()> {
+    // SAFETY: PR_SET_CHILD_SUBREAPER takes an integer flag.
+    if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1 as libc::c_ulong) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// `SIGPIPE` ignored: a log FIFO whose reader went away is an `EPIPE` to handle, not death.
+/// (COMMAND gets the default back in `pre_exec`.)
+pub fn ignore_sigpipe() {
+    // SAFETY: SIG_IGN for SIGPIPE has no preconditions.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+}
+
+/// Blocks the supervisor's signals and returns a `signalfd(2)` that delivers them.
+pub fn signalfd() -> io::Result<OwnedFd> {
+    // SAFETY: a sigset_t made by sigemptyset and filled by sigaddset is valid for sigprocmask
+    // and signalfd; children started with std's Command get an empty mask again.
+    unsafe {
+        let mut set = std::mem::zeroed::<libc::sigset_t>();
+        libc::sigemptyset(&mut set);
+        for signal in FORWARDED.iter().chain(&[libc::SIGTERM, libc::SIGCHLD]) {
+            libc::sigaddset(&mut set, *signal);
+        }
+        if libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let fd = libc::signalfd(-1, &set, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK);
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(OwnedFd::from_raw_fd(fd))
+    }
+}
+
+/// Reads one pending signal from the signalfd, if any.
+pub fn read_signal(fd: &OwnedFd) -> Option<i32> {
+    // SAFETY: signalfd_siginfo is plain old data; all-zero is valid.
+    let mut info: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
+    let size = std::mem::size_of::<libc::signalfd_siginfo>();
+    // SAFETY: info is writable for size bytes.
+    let n = unsafe {
+        libc::read(fd.as_raw_fd(), (&mut info as *mut libc::signalfd_siginfo).cast(), size)
+    };
+    (n == size as isize).then_some(info.ssi_signo as i32)
+}

@@ -1,0 +1,390 @@
+//! The supervisor: a daemon that runs COMMAND as its child, restarts it by policy, forwards
+//! signals, relays its output, and on stop leaves nothing behind.
+//!
+//! The supervisor is a child subreaper (`prctl(2)` `PR_SET_CHILD_SUBREAPER`): whatever COMMAND
+//! starts and orphans is re-parented to it, so a stop finds and kills every descendant, even one
+//! that double-forked or left COMMAND's process group. COMMAND runs in a process group of its
+//! own (`setpgid(2)`).
+//!
+//! This module is the poll loop; it only composes the parts, each of which says which
+//! descriptors it polls and its next deadline:
+//! - [`child`]: COMMAND's start, its tree, reaping; the `signalfd(2)` (forwarded signals,
+//!   `SIGTERM`, `SIGCHLD`), polled for reading; no deadline.
+//! - [`relay`]: the output pipes (`POLLIN`) and sinks waiting for room (`POLLOUT`); deadline:
+//!   the retry of held output.
+//! - [`readiness`]: the readiness listener (first start only); deadline: the ready timeout.
+//! - [`restart`]: no descriptor, a pure state machine; deadline: `SIGKILL`, the end of the wait
+//!   after it, or the restart.
+//!
+//! `poll(2)` gets a timeout only while a deadline exists, so an idle supervisor never wakes up.
+//!
+//! A stop signals COMMAND's process group and every descendant (`kill(2)`), and, for each
+//! process group made only of descendants, the whole group: a group signal also reaches a
+//! process being forked right then. After `SIGKILL`, each `SIGCHLD` sends it again to whatever
+//! is left, so a descendant that keeps forking (a killed process cannot fork) is gone within a
+//! few rounds; [`KILL_GRACE`] bounds the wait.
+
+mod child;
+mod readiness;
+mod relay;
+mod restart;
+
+use std::ffi::OsString;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use daemonctx::{Daemon, Pidfile, Step, process};
+
+use crate::notify::ReadyListener;
+use crate::output::SyslogWriter;
+use child::{Child, Program};
+use readiness::{Heard, Readiness};
+pub use relay::Sink;
+use relay::{Output, pollfd};
+pub use restart::Restart;
+use restart::{Action, Lifecycle, Policy};
+
+/// How long the supervisor waits for its descendants to go after `SIGKILL` (a process stuck in
+/// the kernel, `D` state, may take its time) before it stops waiting for them.
+pub const KILL_GRACE: Duration = Duration::from_secs(5);
+
+/// The exit status of a supervisor that could not start (as a daemon's failed setup).
+const EXIT_SETUP_FAILED: i32 = 1;
+
+/// Everything the supervisor needs; built in the original process, where errors still show.
+#[derive(Debug)]
+pub struct SupervisorConfig {
+    /// The program: a path, or a name looked up on the `PATH` of `env` at each start.
+    pub program: PathBuf,
+    /// COMMAND's argument vector, `argv[0]` included.
+    pub argv: Vec<OsString>,
+    /// COMMAND's whole environment.
+    pub env: Vec<(OsString, OsString)>,
+    /// The restart policy.
+    pub restart: Restart,
+    /// The first restart delay; it doubles at each restart up to `restart_max_delay`.
+    pub restart_delay: Duration,
+    /// The longest restart delay; a COMMAND that ran this long resets the delay.
+    pub restart_max_delay: Duration,
+    /// Give up after this many restarts within `restart_window`.
+    pub max_restarts: Option<u32>,
+    /// The window for `max_restarts`.
+    pub restart_window: Duration,
+    /// How long a stop waits after `SIGTERM` before `SIGKILL`.
+    pub kill_after: Duration,
+    /// A pidfile, locked by the supervisor, that names COMMAND while it runs.
+    pub child_pidfile: Option<Pidfile>,
+    /// How COMMAND says it is ready, if it does (first start only: closed once settled).
+    pub ready: Option<ReadyListener>,
+    /// How long to wait for COMMAND to be ready.
+    pub ready_timeout: Option<Duration>,
+    /// COMMAND's stdout.
+    pub stdout: Sink,
+    /// COMMAND's stderr.
+    pub stderr: Sink,
+    /// The syslog connection, when a sink is [`Sink::Syslog`].
+    pub syslog: Option<SyslogWriter>,
+}
+
+impl SupervisorConfig {
+    /// The descriptors the supervisor needs across [`crate::DaemonContext::open`]: log files,
+    /// syslog socket, readiness listener. Pass them to `files_preserve`.
+    pub fn descriptors(&self) -> Vec<RawFd> {
+        let mut fds = Vec::new();
+        for sink in [&self.stdout, &self.stderr] {
+            if let Sink::File(file) = sink {
+                fds.push(file.as_raw_fd());
+            }
+        }
+        fds.extend(self.syslog.as_ref().and_then(SyslogWriter::raw_fd));
+        fds.extend(self.child_pidfile.as_ref().map(Pidfile::as_raw_fd));
+        if let Some(listener) = &self.ready {
+            fds.extend(listener.poll_fd());
+            fds.extend(listener.write_end().map(|(write, _)| write));
+        }
+        fds
+    }
+}
+
+/// Runs the supervisor in the daemon until COMMAND is done for good; returns the exit status
+/// for the supervisor: COMMAND's last one, or 128 + the signal it died of.
+///
+/// Reports to the original process through `daemon`: ready once COMMAND runs (or says it is
+/// ready), or the step that failed.
+pub fn supervise(config: SupervisorConfig, daemon: &mut Daemon) -> i32 {
+    let mut supervisor = match Supervisor::new(config) {
+        Ok(supervisor) => supervisor,
+        Err(e) => {
+            daemon.report_failure(Step::Supervise, &e);
+            return EXIT_SETUP_FAILED;
+        }
+    };
+    if let Err(e) = supervisor.spawn() {
+        child::reap_all(); // nothing runs, but keep the table clean
+        daemon.report_failure(Step::Exec, &e);
+        return child::exec_failure_status(&e);
+    }
+    if !supervisor.readiness.is_pending() {
+        supervisor.readiness.note_ready(true);
+        let _ = daemon.ready();
+    }
+    let code = supervisor.run(daemon);
+    supervisor.finish(daemon, code)
+}
+
+struct Supervisor {
+    program: Program,
+    child_pidfile: Option<Pidfile>,
+    signals: OwnedFd,
+    child: Option<Child>,
+    lifecycle: Lifecycle,
+    readiness: Readiness,
+    output: Output,
+    kill_after: Duration,
+}
+
+impl Supervisor {
+    /// Becomes a subreaper and routes signals to a signalfd.
+    fn new(config: SupervisorConfig) -> std::io::Result<Supervisor> {
+        child::become_subreaper()?;
+        let signals = child::signalfd()?;
+        child::ignore_sigpipe();
+        let policy = Policy {
+            restart: config.restart,
+            delay: config.restart_delay,
+            max_delay: config.restart_max_delay,
+            max_restarts: config.max_restarts,
+            window: config.restart_window,
+            kill_after: config.kill_after,
+            kill_grace: KILL_GRACE,
+        };
+        Ok(Supervisor {
+            program: Program { path: config.program, argv: config.argv, env: config.env },
+            child_pidfile: config.child_pidfile,
+            signals,
+            child: None,
+            lifecycle: Lifecycle::new(policy),
+            readiness: Readiness::new(config.ready, config.ready_timeout),
+            output: Output::new(config.stdout, config.stderr, config.syslog),
+            kill_after: config.kill_after,
+        })
+    }
+
+    /// The event loop: returns the exit status once the lifecycle is done.
+    fn run(&mut self, daemon: &mut Daemon) -> i32 {
+        loop {
+            if let Some(code) = self.lifecycle.done() {
+                return code;
+            }
+            // [signalfd, output..., readiness listener]; a negative fd is ignored by poll(2).
+            let mut fds = vec![pollfd(self.signals.as_raw_fd(), libc::POLLIN)];
+            fds.extend(self.output.poll_fds());
+            let listener = fds.len();
+            fds.push(pollfd(self.readiness.poll_fd().unwrap_or(-1), libc::POLLIN));
+            let timeout = self.next_deadline().map_or(-1, |deadline| {
+                let left = deadline.saturating_duration_since(Instant::now());
+                i32::try_from(left.as_millis()).unwrap_or(i32::MAX).max(1)
+            });
+            // SAFETY: fds is a valid array of pollfd for its length.
+            let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
+            if n < 0 {
+                continue; // EINTR
+            }
+            // Output first: what COMMAND wrote before it exited is relayed before the notice
+            // of its exit.
+            self.output.handle(&fds[1..listener]);
+            // What COMMAND said before it exited counts: readiness before its exit.
+            if fds[listener].revents != 0 {
+                self.read_readiness();
+            }
+            if fds[0].revents != 0 {
+                self.handle_signals();
+            }
+            if self.readiness.is_ready() {
+                let _ = daemon.ready(); // once; later calls do nothing
+            }
+            self.handle_deadlines();
+        }
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        [
+            self.lifecycle.next_deadline(),
+            self.readiness.next_deadline(),
+            self.output.next_deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// Starts COMMAND and names it in the child pidfile.
+    fn spawn(&mut self) -> std::io::Result<()> {
+        let child = self.program.spawn(&mut self.readiness, &mut self.output)?;
+        if let Some(pidfile) = &self.child_pidfile
+            && let Err(e) = pidfile.write_pid(child.pid)
+        {
+            let message = format!("cannot write child pidfile {}: {e}", pidfile.path().display());
+            self.output.log(&message);
+        }
+        self.lifecycle.started(child.started);
+        self.child = Some(child);
+        Ok(())
+    }
+
+    fn handle_signals(&mut self) {
+        while let Some(signal) = child::read_signal(&self.signals) {
+            match signal {
+                libc::SIGCHLD => self.reap_and_advance(),
+                libc::SIGTERM => self.stop("stopping on SIGTERM"),
+                libc::SIGHUP => {
+                    self.output.reopen_files();
+                    self.forward(signal);
+                }
+                _ => self.forward(signal),
+            }
+        }
+    }
+
+    fn forward(&self, signal: i32) {
+        if let Some(child) = &self.child {
+            child.forward(signal);
+        }
+    }
+
+    /// Begins a stop: `SIGTERM` to COMMAND's group and every descendant, `SIGKILL` later.
+    fn stop(&mut self, why: &str) {
+        self.output.log(why);
+        // Stopping settles readiness: no deadline of its is left to wake the loop.
+        self.readiness.settle(self.child.is_some());
+        let action = self.lifecycle.stop(Instant::now());
+        self.act(action);
+    }
+
+    /// Reaps every exited child; notes COMMAND's status, and moves on when nothing is left.
+    fn reap_and_advance(&mut self) {
+        // COMMAND may have said it is ready and exited at once: read that while it is still a
+        // zombie, not reaped, so that its messages still count as its own.
+        if self.readiness.is_pending() {
+            self.read_readiness();
+        }
+        let (exited, none_left) = child::reap_all();
+        for (pid, status) in exited {
+            if self.child.as_ref().is_some_and(|c| c.pid == pid) {
+                self.child_exited(status);
+            }
+        }
+        if none_left {
+            let actions = self.lifecycle.all_gone(Instant::now());
+            self.act(actions);
+        } else {
+            // A descendant that forked before SIGKILL reached it left a child behind: that one
+            // is killed in turn, until none is left.
+            let action = self.lifecycle.children_left();
+            self.act(action);
+        }
+    }
+
+    /// COMMAND exited: stop what it left behind, then restart or exit by policy.
+    fn child_exited(&mut self, status: std::process::ExitStatus) {
+        let child = self.child.take().expect("child_exited is called for the running child");
+        self.readiness.command_exited();
+        let message =
+            format!("{} (pid {}) {}", self.program.name(), child.pid, child::describe(status));
+        self.output.log(&message);
+        if let Some(pidfile) = &self.child_pidfile {
+            let _ = pidfile.clear(); // names nobody until the next start
+        }
+        let exit_anyway = self.readiness.is_pending();
+        // Exited before it was ready: readiness is settled, as a failure.
+        self.readiness.settle(false);
+        let action = self.lifecycle.exited(status, exit_anyway, Instant::now());
+        self.act(action);
+    }
+
+    /// Reads the readiness listener (polled only while COMMAND runs).
+    fn read_readiness(&mut self) {
+        let Some(main) = self.child.as_ref().map(|c| c.pid) else {
+            self.readiness.settle(false); // cannot happen; never poll a listener nobody reads
+            return;
+        };
+        for heard in self.readiness.read(main) {
+            if let Heard::Note(text) = heard {
+                self.output.log(&text);
+            }
+        }
+    }
+
+    fn handle_deadlines(&mut self) {
+        let now = Instant::now();
+        self.output.tick(now);
+        // Once COMMAND has exited, its status is the answer, not the deadline.
+        if self.readiness.expired(now) {
+            self.readiness.settle(self.child.is_some());
+            if self.lifecycle.is_running() {
+                self.readiness.time_out();
+                self.stop("not ready in time; stopping");
+            }
+        }
+        let actions = self.lifecycle.tick(now);
+        self.act(actions);
+    }
+
+    /// Carries out what the lifecycle asks for, and says so in the log.
+    fn act(&mut self, actions: impl IntoIterator<Item = Action>) {
+        for action in actions {
+            match action {
+                Action::Terminate => child::signal_tree(self.child.as_ref(), libc::SIGTERM),
+                Action::Kill => {
+                    self.output.log("still running after --kill-after: sending SIGKILL");
+                    child::signal_tree(self.child.as_ref(), libc::SIGKILL);
+                }
+                Action::KillAgain => child::signal_tree(self.child.as_ref(), libc::SIGKILL),
+                Action::StopWaiting => {
+                    let left = process::descendants(std::process::id());
+                    self.output.log(&format!(
+                        "pids {left:?} still there {} s after SIGKILL: no longer waiting for them",
+                        KILL_GRACE.as_secs_f64()
+                    ));
+                }
+                Action::RestartIn(delay) => self.output.log(&format!(
+                    "restarting {} in {} s",
+                    self.program.name(),
+                    delay.as_secs_f64()
+                )),
+                Action::GiveUp { restarts, window } => self.output.log(&format!(
+                    "giving up: {} restarted {restarts} times within {} s",
+                    self.program.name(),
+                    window.as_secs_f64()
+                )),
+                Action::Start => self.restart(),
+            }
+        }
+    }
+
+    /// Starts COMMAND again; a failure counts as an exit with 126 or 127.
+    fn restart(&mut self) {
+        if let Err(e) = self.spawn() {
+            self.output.log(&format!("cannot start {}: {e}", self.program.name()));
+            let code = child::exec_failure_status(&e);
+            let actions = self.lifecycle.start_failed(code, Instant::now());
+            self.act(actions);
+        }
+    }
+
+    /// Drains the pipes, removes the child pidfile, and reports a readiness timeout. (A COMMAND
+    /// that exited before it was ready needs no report: the original process sees the
+    /// supervisor exit with COMMAND's status.)
+    fn finish(mut self, daemon: &mut Daemon, code: i32) -> i32 {
+        self.output.finish(self.kill_after);
+        if self.readiness.timed_out() {
+            let timed_out = std::io::Error::from_raw_os_error(libc::ETIMEDOUT);
+            daemon.report_failure(Step::WaitReady, &timed_out);
+        }
+        if let Some(pidfile) = self.child_pidfile.take() {
+            let _ = pidfile.remove();
+        }
+        code
+    }
+}

@@ -1,0 +1,221 @@
+//! Readiness under the supervisor (`--wait-ready`): the listener for the first start, the
+//! descriptor COMMAND gets, and the ready deadline.
+//!
+//! Polls the readiness listener (a notify socket or a ready pipe's read end) while readiness is
+//! unsettled; its deadline is the ready timeout. Once settled (COMMAND said it is ready, exited
+//! first, or ran out of time) the listener is closed: the notify socket's name is free again
+//! and restarted COMMANDs get no `NOTIFY_SOCKET` (`sd_notify(3)` then does nothing), and with
+//! `fd:N` they get `/dev/null` on N (`open(2)`, `dup3(2)`), which takes their newline and
+//! ignores it. Nothing a stranger sends can then reach or wake the supervisor.
+
+#![allow(unsafe_code)]
+
+use std::ffi::OsString;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::notify::{Notice, ReadyListener};
+
+use super::restart::deadline;
+
+/// Where readiness stands.
+pub struct Readiness {
+    /// The listener, while readiness is not settled.
+    listener: Option<ReadyListener>,
+    ready_fd: Option<ReadyFd>,
+    /// `NOTIFY_SOCKET`, for the first start only.
+    notify_variable: Option<OsString>,
+    /// A settled ready pipe, kept open (not polled) until the COMMAND it was given exits.
+    spent_ready_pipe: Option<ReadyListener>,
+    deadline: Option<Instant>,
+    is_ready: bool,
+    timed_out: bool,
+}
+
+/// What COMMAND said through the listener.
+pub enum Heard {
+    /// `READY=1` or a newline.
+    Ready,
+    /// A line for the supervisor's log.
+    Note(String),
+}
+
+impl Readiness {
+    /// Readiness for a first start that waits on `listener` for at most `timeout`, or
+    /// (without a listener) is ready once COMMAND runs.
+    pub fn new(mut listener: Option<ReadyListener>, timeout: Option<Duration>) -> Readiness {
+        let ready_fd = listener
+            .as_mut()
+            .and_then(ReadyListener::take_write_end)
+            .map(|(write, target)| ReadyFd { source: Some(write), target });
+        let notify_variable =
+            listener.as_ref().and_then(ReadyListener::environment).map(|(k, _)| k);
+        let deadline = match (&listener, timeout) {
+            (Some(_), Some(timeout)) => Some(deadline(Instant::now(), timeout)),
+            _ => None,
+        };
+        Readiness {
+            listener,
+            ready_fd,
+            notify_variable,
+            spent_ready_pipe: None,
+            deadline,
+            is_ready: false,
+            timed_out: false,
+        }
+    }
+
+    /// The descriptor to poll for readability, while readiness is unsettled.
+    pub fn poll_fd(&self) -> Option<RawFd> {
+        self.listener.as_ref().and_then(ReadyListener::poll_fd)
+    }
+
+    /// The ready timeout, while readiness is unsettled.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.deadline
+    }
+
+    /// Whether readiness is still to be settled.
+    pub fn is_pending(&self) -> bool {
+        self.listener.is_some()
+    }
+
+    /// Whether COMMAND said it is ready (or needed not say it).
+    pub fn is_ready(&self) -> bool {
+        self.is_ready
+    }
+
+    /// Whether readiness ran out of time.
+    pub fn timed_out(&self) -> bool {
+        self.timed_out
+    }
+
+    /// Before a start: removes `NOTIFY_SOCKET` once settled; returns the ready descriptor to
+    /// put in place in the child (see [`inherit_ready_fd`]).
+    pub fn prepare_start(&mut self, command: &mut Command) -> io::Result<Option<(RawFd, RawFd)>> {
+        if let (None, Some(name)) = (&self.listener, &self.notify_variable) {
+            command.env_remove(name); // readiness is settled: the socket is gone
+        }
+        self.ready_fd.as_mut().map(ReadyFd::prepare).transpose()
+    }
+
+    /// After a start (or a failed one): the supervisor's copy of the ready descriptor is
+    /// closed, so that the read end sees end of file once COMMAND closes its own.
+    pub fn after_start(&mut self) {
+        if let Some(ready_fd) = &mut self.ready_fd {
+            ready_fd.source = None;
+        }
+    }
+
+    /// COMMAND is ready. Readiness is settled: the listener is closed, before the original
+    /// process is told (so the notify socket's name is free by the time the invoker returns).
+    pub fn note_ready(&mut self, command_runs: bool) {
+        self.is_ready = true;
+        self.settle(command_runs);
+    }
+
+    /// Closes the listener for good (see the module docs): from now on nothing it receives
+    /// matters, and nothing is read or polled there. A ready pipe's read end is kept, unpolled,
+    /// while the COMMAND holding its write end runs: a second newline must not kill it with
+    /// `SIGPIPE`.
+    pub fn settle(&mut self, command_runs: bool) {
+        if let Some(listener @ ReadyListener::Fd { .. }) = self.listener.take()
+            && command_runs
+        {
+            self.spent_ready_pipe = Some(listener);
+        }
+        self.deadline = None;
+    }
+
+    /// COMMAND exited: the spent ready pipe goes with it.
+    pub fn command_exited(&mut self) {
+        self.spent_ready_pipe = None;
+    }
+
+    /// Reads what the listener has: messages from outside `main`'s tree are dropped. Settles
+    /// readiness on `READY=1`.
+    pub fn read(&mut self, main: u32) -> Vec<Heard> {
+        let Some(listener) = &mut self.listener else { return Vec::new() };
+        let mut heard = Vec::new();
+        let mut ready = false;
+        for notice in listener.read_notices(main) {
+            match notice {
+                Notice::Ready => ready = true,
+                Notice::Status(text) => heard.push(Heard::Note(format!("status: {text}"))),
+                Notice::MainPid(pid) => {
+                    heard.push(Heard::Note(format!("ignoring MAINPID={pid}: supervised")))
+                }
+            }
+        }
+        if ready {
+            self.note_ready(true);
+            heard.push(Heard::Ready);
+        }
+        heard
+    }
+
+    /// Whether the ready deadline has passed at `now` (it is gone once settled).
+    pub fn expired(&self, now: Instant) -> bool {
+        self.deadline.is_some_and(|d| now >= d)
+    }
+
+    /// Readiness ran out of time while COMMAND ran: settled, as a timeout.
+    pub fn time_out(&mut self) {
+        self.settle(true);
+        self.timed_out = true;
+    }
+}
+
+/// The descriptor COMMAND gets on `--wait-ready fd:N`: the ready pipe's write end at the first
+/// start; at a restart (readiness is settled by then) `/dev/null`, which takes the newline a
+/// restarted COMMAND writes again, and ignores it.
+struct ReadyFd {
+    /// What to put on `target` at the next start; `None` once the write end was handed out.
+    source: Option<OwnedFd>,
+    target: RawFd,
+}
+
+impl ReadyFd {
+    /// Before a start: the descriptor to hand over and its target. The source is put on the
+    /// target number when that is free (`dup3(2)`, close-on-exec); either way the number is
+    /// taken in the supervisor while std spawns, so none of std's own descriptors for the spawn
+    /// (its pipes, its exec-error channel) can get it and then be replaced in the child.
+    fn prepare(&mut self) -> io::Result<(RawFd, RawFd)> {
+        let source = match self.source.take() {
+            Some(source) => source,
+            None => std::fs::OpenOptions::new().write(true).open("/dev/null")?.into(),
+        };
+        // SAFETY: F_GETFD only asks whether the descriptor is open.
+        let free = unsafe { libc::fcntl(self.target, libc::F_GETFD) } == -1;
+        let source = if source.as_raw_fd() != self.target && free {
+            // SAFETY: source is open and target is free: dup3 makes target a copy of it.
+            if unsafe { libc::dup3(source.as_raw_fd(), self.target, libc::O_CLOEXEC) } < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // SAFETY: target is now a descriptor of ours that nothing else owns; the old
+            // source is closed by the drop.
+            unsafe { OwnedFd::from_raw_fd(self.target) }
+        } else {
+            source
+        };
+        let raw = source.as_raw_fd();
+        self.source = Some(source);
+        Ok((raw, self.target))
+    }
+}
+
+/// In COMMAND, between fork and exec: makes `target` the ready descriptor and inheritable.
+/// Async-signal-safe (`fcntl(2)` or `dup2(2)`, which also clears close-on-exec).
+pub fn inherit_ready_fd(source: RawFd, target: RawFd) -> io::Result<()> {
+    let rc = if source == target {
+        // SAFETY: F_SETFD on a descriptor of this process; no memory is touched.
+        unsafe { libc::fcntl(target, libc::F_SETFD, 0) }
+    } else {
+        // SAFETY: dup2 on descriptors of this process; whatever target was (a close-on-exec
+        // descriptor of the supervisor's) is replaced in this child only.
+        unsafe { libc::dup2(source, target) }
+    };
+    if rc == -1 { Err(io::Error::last_os_error()) } else { Ok(()) }
+}

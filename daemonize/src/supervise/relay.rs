@@ -1,0 +1,340 @@
+//! The output relay: COMMAND's stdout and stderr pipes, read and passed on to their sinks (a
+//! log file, syslog, or nothing), and the supervisor's own messages.
+//!
+//! Polls each pipe for reading (`read(2)`), except while its sink holds output it could not
+//! write: COMMAND then blocks in `write(2)` (back-pressure, not loss). Held output waits for
+//! room on the sink's descriptor (`POLLOUT`) or, for a file that failed or a syslog socket that
+//! went away, for [`Output::next_deadline`], a retry a second later. What COMMAND wrote before
+//! it exited is relayed before its exit is handled.
+
+#![allow(unsafe_code)]
+
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::process::{ChildStderr, ChildStdout, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::output::{LineBuffer, LogFile, SyslogWriter};
+
+use super::restart::deadline;
+
+/// How often held output (a full log file) is tried again.
+const HELD_OUTPUT_RETRY: Duration = Duration::from_secs(1);
+
+/// How long the pipes are read after every writer is gone, for a pipe a stranger holds open.
+const DRAIN_LIMIT: Duration = Duration::from_secs(5);
+
+/// Where one of COMMAND's output streams goes.
+#[derive(Debug)]
+pub enum Sink {
+    /// `/dev/null`: COMMAND gets it directly, no pipe.
+    Null,
+    /// A file the supervisor holds and reopens on `SIGHUP`.
+    File(LogFile),
+    /// Syslog, one message per line.
+    Syslog,
+}
+
+/// COMMAND's two sinks, the pipes from COMMAND, and the syslog connection.
+pub struct Output {
+    stdout: Sink,
+    stderr: Sink,
+    syslog: Option<SyslogWriter>,
+    relays: Vec<Relay>,
+    /// When to try writing held output again (a log file was full).
+    retry_at: Option<Instant>,
+}
+
+/// A pipe from COMMAND being read.
+struct Relay {
+    pipe: OwnedFd,
+    stderr: bool,
+    lines: LineBuffer,
+}
+
+impl Output {
+    /// The relay for these sinks.
+    pub fn new(stdout: Sink, stderr: Sink, syslog: Option<SyslogWriter>) -> Output {
+        Output { stdout, stderr, syslog, relays: Vec::new(), retry_at: None }
+    }
+
+    /// What COMMAND gets as stdout and stderr: a pipe, or `/dev/null` for a null sink.
+    pub fn stdio(&self) -> (Stdio, Stdio) {
+        (pipe_unless_null(&self.stdout), pipe_unless_null(&self.stderr))
+    }
+
+    /// A COMMAND started as `pid`: reads its pipes from now on.
+    pub fn attach(&mut self, pid: u32, out: Option<ChildStdout>, err: Option<ChildStderr>) {
+        if let Some(out) = out {
+            self.relays.push(Relay::new(OwnedFd::from(out), false));
+        }
+        if let Some(err) = err {
+            self.relays.push(Relay::new(OwnedFd::from(err), true));
+        }
+        if let Some(syslog) = &mut self.syslog {
+            syslog.set_pid(pid);
+        }
+    }
+
+    /// The descriptors to poll: the pipes to read (`POLLIN`; -1 for a pipe not read while its
+    /// sink holds output) and the sinks waiting for room (`POLLOUT`).
+    pub fn poll_fds(&self) -> Vec<libc::pollfd> {
+        let mut fds: Vec<libc::pollfd> = self
+            .relays
+            .iter()
+            .map(|r| match self.is_holding(r.stderr) {
+                true => pollfd(-1, libc::POLLIN),
+                false => pollfd(r.pipe.as_raw_fd(), libc::POLLIN),
+            })
+            .collect();
+        fds.extend(self.waiting_for_room().map(|fd| pollfd(fd.unwrap_or(-1), libc::POLLOUT)));
+        fds
+    }
+
+    /// Handles what `poll(2)` said about [`Output::poll_fds`].
+    pub fn handle(&mut self, polled: &[libc::pollfd]) {
+        let (pipes, room) = polled.split_at(self.relays.len());
+        if room.iter().any(|p| p.revents != 0) {
+            self.retry_held_output();
+        }
+        let readable: Vec<bool> = pipes.iter().map(|p| p.revents != 0).collect();
+        self.read_pipes(&readable);
+    }
+
+    /// When held output is tried again, if any is held.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.retry_at
+    }
+
+    /// Retries held output when its time has come; arms the retry while output is held.
+    pub fn tick(&mut self, now: Instant) {
+        if self.retry_at.is_some_and(|at| now >= at) {
+            self.retry_held_output();
+        }
+        self.arm_retry();
+    }
+
+    /// `SIGHUP`: reopens the log files (`open(2)`); a failure is logged.
+    pub fn reopen_files(&mut self) {
+        let mut failures = Vec::new();
+        for sink in [&mut self.stdout, &mut self.stderr] {
+            if let Sink::File(file) = sink
+                && let Err(e) = file.reopen()
+            {
+                failures.push(format!("cannot reopen {}: {e}", file.path().display()));
+            }
+        }
+        for failure in failures {
+            self.log(&failure);
+        }
+    }
+
+    /// The supervisor's own messages go where COMMAND's stderr goes.
+    pub fn log(&mut self, text: &str) {
+        match &mut self.stderr {
+            Sink::File(file) => {
+                let _ = file.write(format!("daemonize: {text}\n").as_bytes());
+            }
+            Sink::Syslog => {
+                if let Some(syslog) = &mut self.syslog {
+                    syslog.send_own(syslog::Severity::LOG_NOTICE, text);
+                }
+            }
+            Sink::Null => {}
+        }
+    }
+
+    /// Before exit: reads the pipes to their end, then gives held output a bounded last chance
+    /// (`patience`, at least 5 s).
+    pub fn finish(&mut self, patience: Duration) {
+        self.drain_pipes();
+        self.flush_before_exit(patience);
+    }
+
+    /// Reads every readable pipe once and passes the bytes on; closed pipes are dropped.
+    fn read_pipes(&mut self, readable: &[bool]) {
+        let mut index = 0;
+        let mut relays = std::mem::take(&mut self.relays);
+        relays.retain_mut(|relay| {
+            let ready = readable.get(index).copied().unwrap_or(false);
+            index += 1;
+            !ready || self.pump(relay)
+        });
+        self.relays.append(&mut relays);
+    }
+
+    /// Moves what the pipe holds to the stream's sink; false at end of file.
+    fn pump(&mut self, relay: &mut Relay) -> bool {
+        let mut buf = [0u8; 65536];
+        // SAFETY: buf is writable for its length.
+        let n = unsafe { libc::read(relay.pipe.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+        match n {
+            0 => {
+                self.deliver_tail(relay);
+                false
+            }
+            n if n > 0 => {
+                self.deliver(relay, &buf[..n as usize]);
+                true
+            }
+            _ => io::Error::last_os_error().kind() != io::ErrorKind::BrokenPipe,
+        }
+    }
+
+    fn deliver(&mut self, relay: &mut Relay, bytes: &[u8]) {
+        let sink = if relay.stderr { &mut self.stderr } else { &mut self.stdout };
+        match sink {
+            Sink::File(file) => {
+                let was_holding = file.is_holding();
+                // A full pipe (EAGAIN) is back-pressure, waited for with POLLOUT, not news.
+                if let (Err(e), false) = (file.write(bytes), was_holding)
+                    && e.kind() != io::ErrorKind::WouldBlock
+                {
+                    let path = file.path().display().to_string();
+                    self.retry_at = Some(Instant::now() + HELD_OUTPUT_RETRY);
+                    self.log(&format!("cannot write {path}: {e}; holding output until it can"));
+                }
+            }
+            Sink::Syslog => {
+                if let Some(syslog) = &mut self.syslog {
+                    let severity = syslog.severity(relay.stderr);
+                    relay.lines.push(bytes, |line| {
+                        syslog.send_line(severity, line);
+                    });
+                }
+            }
+            Sink::Null => {}
+        }
+    }
+
+    fn deliver_tail(&mut self, relay: &mut Relay) {
+        if let (Sink::Syslog, Some(syslog)) =
+            (if relay.stderr { &self.stderr } else { &self.stdout }, &mut self.syslog)
+        {
+            let severity = syslog.severity(relay.stderr);
+            relay.lines.finish(|line| {
+                syslog.send_line(severity, line);
+            });
+        }
+    }
+
+    /// Reads the pipes to their end. Every writer is dead by now, so end of file comes at once;
+    /// a pipe some stranger still holds open is given up after a bounded wait.
+    fn drain_pipes(&mut self) {
+        let deadline = Instant::now() + DRAIN_LIMIT;
+        while !self.relays.is_empty() && Instant::now() < deadline {
+            let mut fds: Vec<libc::pollfd> =
+                self.relays.iter().map(|r| pollfd(r.pipe.as_raw_fd(), libc::POLLIN)).collect();
+            let left = deadline.saturating_duration_since(Instant::now()).as_millis() as i32;
+            // SAFETY: fds is a valid array of pollfd for its length.
+            unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, left.max(1)) };
+            let readable: Vec<bool> = fds.iter().map(|p| p.revents != 0).collect();
+            self.read_pipes(&readable);
+        }
+        for relay in std::mem::take(&mut self.relays) {
+            let mut relay = relay;
+            self.deliver_tail(&mut relay);
+        }
+    }
+
+    /// Gives held output a bounded last chance: syslog gets its last lines when it takes them,
+    /// a full log file when it has room.
+    fn flush_before_exit(&mut self, patience: Duration) {
+        let deadline = deadline(Instant::now(), patience.max(Duration::from_secs(5)));
+        loop {
+            self.retry_held_output();
+            let holding = self.is_holding(false) || self.is_holding(true);
+            let left = deadline.saturating_duration_since(Instant::now());
+            if !holding || left.is_zero() {
+                return;
+            }
+            let mut room =
+                self.waiting_for_room().map(|fd| pollfd(fd.unwrap_or(-1), libc::POLLOUT));
+            let wait = left.min(HELD_OUTPUT_RETRY).as_millis() as i32;
+            // SAFETY: a valid array of pollfds (a negative fd is ignored by poll).
+            unsafe { libc::poll(room.as_mut_ptr(), room.len() as libc::nfds_t, wait.max(1)) };
+        }
+    }
+
+    /// The descriptors that held output waits on for room (`POLLOUT`): the syslog socket,
+    /// the stdout and stderr files (a pipe or FIFO whose reader is slow).
+    fn waiting_for_room(&self) -> [Option<RawFd>; 3] {
+        let file = |sink: &Sink| match sink {
+            Sink::File(file) => file.poll_fd(),
+            _ => None,
+        };
+        let syslog = self.syslog.as_ref().filter(|s| s.is_holding());
+        [syslog.and_then(SyslogWriter::poll_fd), file(&self.stdout), file(&self.stderr)]
+    }
+
+    /// Whether the sink of COMMAND's stdout (`false`) or stderr (`true`) holds output.
+    fn is_holding(&self, stderr: bool) -> bool {
+        match if stderr { &self.stderr } else { &self.stdout } {
+            Sink::File(file) => file.is_holding(),
+            Sink::Syslog => self.syslog.as_ref().is_some_and(SyslogWriter::is_holding),
+            Sink::Null => false,
+        }
+    }
+
+    /// Tries again to write held output; while some is still held, tries again in a second.
+    fn retry_held_output(&mut self) {
+        let mut recovered = Vec::new();
+        for sink in [&mut self.stdout, &mut self.stderr] {
+            if let Sink::File(file) = sink
+                && file.is_holding()
+            {
+                // Only a file that failed (not one that was merely full) was announced.
+                let failed = file.poll_fd().is_none();
+                if file.retry().is_ok() && failed {
+                    recovered.push(file.path().display().to_string());
+                }
+            }
+        }
+        if let Some(syslog) = &mut self.syslog {
+            let _ = syslog.flush();
+        }
+        self.retry_at = None;
+        self.arm_retry();
+        for path in recovered {
+            self.log(&format!("writing {path} again"));
+        }
+    }
+
+    /// Files, and a syslog socket that went away, are tried again by timer; a full syslog
+    /// socket wakes the loop by itself (`POLLOUT`).
+    fn arm_retry(&mut self) {
+        let syslog_lost =
+            self.syslog.as_ref().is_some_and(|s| s.is_holding() && s.poll_fd().is_none());
+        if self.retry_at.is_none() && (syslog_lost || self.files_holding()) {
+            self.retry_at = Some(Instant::now() + HELD_OUTPUT_RETRY);
+        }
+    }
+
+    /// Whether a file holds output it failed to write (not one waiting for room: `POLLOUT`
+    /// says when that comes).
+    fn files_holding(&self) -> bool {
+        [&self.stdout, &self.stderr].iter().any(
+            |sink| matches!(sink, Sink::File(file) if file.is_holding() && file.poll_fd().is_none()),
+        )
+    }
+}
+
+impl Relay {
+    fn new(pipe: OwnedFd, stderr: bool) -> Relay {
+        // SAFETY: F_SETFL with O_NONBLOCK on an owned descriptor.
+        unsafe { libc::fcntl(pipe.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK) };
+        Relay { pipe, stderr, lines: LineBuffer::default() }
+    }
+}
+
+fn pipe_unless_null(sink: &Sink) -> Stdio {
+    match sink {
+        Sink::Null => Stdio::null(),
+        _ => Stdio::piped(),
+    }
+}
+
+/// A `pollfd` for `fd` (ignored by `poll(2)` when negative) waiting for `events`.
+pub fn pollfd(fd: RawFd, events: libc::c_short) -> libc::pollfd {
+    libc::pollfd { fd, events, revents: 0 }
+}
