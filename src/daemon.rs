@@ -56,12 +56,15 @@ impl Daemon {
 
     /// Tells the original process that `step` failed with `error` (one `send(2)`), instead of
     /// being ready: its `open()` then returns [`Error::Os`] with that step and OS error. The
-    /// daemon should exit afterwards. Does nothing once [`Daemon::ready`] was called.
-    pub fn report_failure(&mut self, step: Step, error: &io::Error) {
-        if let Some(report) = self.report.take() {
-            let errno = error.raw_os_error().unwrap_or(libc::EIO);
-            let _ = ready::send(report.as_raw_fd(), Record::Failed(step, errno));
-        }
+    /// daemon should exit afterwards. Does nothing once [`Daemon::ready`] was called, nor in
+    /// place (not detached), where nobody waits for a report: returns whether the original
+    /// process was told, so that the caller can say it itself otherwise.
+    pub fn report_failure(&mut self, step: Step, error: &io::Error) -> bool {
+        let Some(report) = self.report.take() else {
+            return false;
+        };
+        let errno = error.raw_os_error().unwrap_or(libc::EIO);
+        ready::send(report.as_raw_fd(), Record::Failed(step, errno)).is_ok()
     }
 
     /// The signals mapped to [`crate::SignalAction::Deliver`], as signal-hook's iterator: `None` when

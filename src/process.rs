@@ -93,17 +93,21 @@ pub fn descendants_and_their_groups(ancestor: u32) -> (Vec<u32>, Vec<u32>) {
 }
 
 /// Sends `signal` to every process group made only of `ancestor`'s descendants, then to every
-/// descendant (`kill(2)`), after one scan of `/proc` ([`descendants_and_their_groups`]).
-/// `ancestor` itself is not signalled. What a descendant forks between the scan and the signal
-/// is reached through its group, when that group is one of those; call again to catch the rest.
+/// other descendant (`kill(2)`), after one scan of `/proc` ([`descendants_and_their_groups`]):
+/// each process found gets the signal once. `ancestor` itself is not signalled. What a
+/// descendant forks between the scan and the signal is reached through its group, when that
+/// group is one of those; call again to catch the rest.
 pub fn signal_descendants(ancestor: u32, signal: i32) {
     let (tree, groups) = descendants_and_their_groups(ancestor);
-    for group in groups {
+    for group in &groups {
         // SAFETY: kill takes plain integers; every member of the group descends from ancestor,
         // and the group is not ancestor's own.
-        unsafe { libc::kill(-(group as i32), signal) };
+        unsafe { libc::kill(-(*group as i32), signal) };
     }
-    for pid in tree {
+    // A member of a signalled group got it already: a second SIGTERM can turn a graceful stop
+    // into an abrupt one.
+    let in_signalled_group = |pid: &u32| stat(*pid).is_some_and(|s| groups.contains(&s.pgrp));
+    for pid in tree.into_iter().filter(|pid| !in_signalled_group(pid)) {
         // SAFETY: kill takes plain integers; pid descends from ancestor (a pid can be reused
         // between the /proc scan and this call: the window is a few microseconds).
         unsafe { libc::kill(pid as i32, signal) };

@@ -201,6 +201,11 @@ pub struct Cli {
     #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_seconds, help_heading = "Supervision")]
     pub kill_after: Duration,
 
+    /// Pass the signals the supervisor gets on to COMMAND's whole process group, not only to
+    /// COMMAND (as tini -g)
+    #[arg(long, requires = "supervise", help_heading = "Supervision")]
+    pub forward_to_group: bool,
+
     /// Write COMMAND's pid into FILE (the pidfile names the supervisor)
     #[arg(long, value_name = "FILE", requires = "supervise", help_heading = "Supervision")]
     pub child_pidfile: Option<PathBuf>,

@@ -334,6 +334,7 @@ fn start_supervised(
         stderr,
         syslog,
         program: program.clone(),
+        forward_to_group: cli.forward_to_group,
     };
     let mut context = context.stdout(unset_stream(cli)).stderr(unset_stream(cli));
     for fd in config.descriptors() {

@@ -110,6 +110,22 @@ fn detached_exec_rewrites_listen_pid_for_command() {
 }
 
 #[test]
+fn supervised_command_keeps_activated_socket_across_restarts() {
+    let dir = TempDir::new("activation-supervised");
+    let args = ["--foreground", "--supervise", "--restart", "always", "--restart-delay", "0.1"];
+    let started = Started::spawn(&mut activated(&dir, None, &args, &["--once"]));
+    let first = ask_service(&dir);
+    // COMMAND is the supervisor's child: LISTEN_PID names COMMAND, not the supervisor.
+    assert_ne!(first["pid"], started.pid().to_string(), "{first:?}");
+    assert_eq!(first["listen_pid"], first["pid"], "{first:?}");
+    assert_eq!((first["fds"].as_str(), first["names"].as_str()), ("1", "web"));
+    // It exited after one answer; the restarted COMMAND serves the same socket.
+    let second = ask_service(&dir);
+    assert_ne!(second["pid"], first["pid"], "{second:?}");
+    assert_eq!(second["listen_pid"], second["pid"], "{second:?}");
+}
+
+#[test]
 fn activation_for_another_process_is_ignored() {
     let dir = TempDir::new("activation-foreign");
     // LISTEN_PID names pid 1: the socket on 3 is not daemonize's, and neither are the variables.

@@ -21,16 +21,29 @@ use daemonctx::{process, signals};
 use super::readiness::{Readiness, inherit_ready_fd};
 use super::relay::Output;
 
-/// The signals passed on to COMMAND (`SIGHUP` also reopens the log files).
-pub const FORWARDED: [i32; 7] = [
-    libc::SIGINT,
-    libc::SIGHUP,
-    libc::SIGQUIT,
-    libc::SIGUSR1,
-    libc::SIGUSR2,
-    libc::SIGWINCH,
-    libc::SIGCONT,
+/// The signals the supervisor never blocks: those the kernel raises for a fault of the
+/// supervisor's own (blocking them would hang or kill it), and the two no process can catch.
+const NOT_FORWARDED: [i32; 9] = [
+    libc::SIGKILL,
+    libc::SIGSTOP,
+    libc::SIGSEGV,
+    libc::SIGBUS,
+    libc::SIGILL,
+    libc::SIGFPE,
+    libc::SIGTRAP,
+    libc::SIGSYS,
+    libc::SIGABRT,
 ];
+
+/// Every catchable asynchronous signal, the realtime ones included (`SIGRTMIN(7)` to
+/// `SIGRTMAX`): what the supervisor blocks and reads from its `signalfd(2)`. `SIGCHLD` and
+/// `SIGTERM` it handles itself; it passes every other one on to COMMAND. (As PID 1 of a pid
+/// namespace the kernel drops the signals it has no handler for: these reach it all the same.)
+pub fn handled_signals() -> Vec<i32> {
+    let standard = 1..32;
+    let realtime = libc::SIGRTMIN()..=libc::SIGRTMAX();
+    standard.chain(realtime).filter(|s| !NOT_FORWARDED.contains(s)).collect()
+}
 
 /// How to start COMMAND.
 #[derive(Debug)]
@@ -54,21 +67,23 @@ pub struct Child {
 impl Program {
     /// Starts COMMAND in its own process group, with pipes for the captured streams and the
     /// ready descriptor, if any.
+    ///
+    /// std forks and sets up the streams and the group; the `pre_exec` hook then calls
+    /// `execve(2)` itself on an image built here, before the fork ([`daemonctx::Executable`]),
+    /// so that `LISTEN_PID` can name COMMAND's own pid (socket activation passed on) with no
+    /// allocation in the child. A failed `execve(2)` returns from the hook, and std reports it.
     pub fn spawn(&self, readiness: &mut Readiness, output: &mut Output) -> io::Result<Child> {
+        let mut env = self.env.clone();
+        let ready_fd = readiness.prepare_start(&mut env)?;
+        let mut executable = daemonctx::Command::new(self.argv.clone(), env)
+            .executable()
+            .map_err(|e| io::Error::from_raw_os_error(e.raw_os_error().unwrap_or(libc::EINVAL)))?;
         let (stdout, stderr) = output.stdio();
         let mut command = std::process::Command::new(&self.path);
-        command
-            .arg0(&self.argv[0])
-            .args(&self.argv[1..])
-            .env_clear()
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .process_group(0)
-            .stdin(Stdio::null())
-            .stdout(stdout)
-            .stderr(stderr);
-        let ready_fd = readiness.prepare_start(&mut command)?;
+        command.process_group(0).stdin(Stdio::null()).stdout(stdout).stderr(stderr);
         // SAFETY: the closure runs between fork and exec and makes only async-signal-safe calls
-        // (rt_sigaction, sigprocmask, fcntl, dup2) on data prepared before the fork.
+        // (rt_sigaction, sigprocmask, fcntl, dup2, getpid, execve) on data prepared before the
+        // fork.
         unsafe {
             command.pre_exec(move || {
                 // COMMAND starts with every disposition at its default: the supervisor ignores
@@ -78,7 +93,7 @@ impl Program {
                 if let Some((source, target)) = ready_fd {
                     inherit_ready_fd(source, target)?;
                 }
-                Ok(())
+                Err(executable.exec())
             });
         }
         let spawned = command.spawn();
@@ -96,21 +111,26 @@ impl Program {
 }
 
 impl Child {
-    /// Passes a signal on to COMMAND (`kill(2)`).
-    pub fn forward(&self, signal: i32) {
-        // SAFETY: kill takes plain integers; the pid is our unreaped child.
-        unsafe { libc::kill(self.pid as i32, signal) };
+    /// Passes a signal on to COMMAND, or with `group` to its whole process group (`kill(2)`):
+    /// once either way.
+    pub fn forward(&self, signal: i32, group: bool) {
+        let target = if group { -(self.pid as i32) } else { self.pid as i32 };
+        // SAFETY: kill takes plain integers; the pid is our unreaped child, and the group is
+        // the one it leads, created at spawn.
+        unsafe { libc::kill(target, signal) };
     }
 }
 
-/// Sends `signal` to COMMAND's process group (when it runs), to every process group made only
-/// of the supervisor's descendants, and to every descendant.
+/// Sends `signal` once to everything the supervisor started: each process group made only of
+/// its descendants (COMMAND's among them), and each descendant in no such group
+/// ([`process::signal_descendants`]). Without `/proc` to scan, COMMAND's group still gets it.
 pub fn signal_tree(child: Option<&Child>, signal: i32) {
-    if let Some(child) = child {
+    let own = std::process::id();
+    if let (Some(child), None) = (child, process::stat(own)) {
         // SAFETY: kill takes plain integers; the group is COMMAND's, created at spawn.
         unsafe { libc::kill(-(child.pid as i32), signal) };
     }
-    process::signal_descendants(std::process::id(), signal);
+    process::signal_descendants(own, signal);
 }
 
 /// `waitpid(2)` until nothing more has exited: the reaped (pid, status), and whether no
@@ -129,8 +149,8 @@ pub fn reap_all() -> (Vec<(u32, ExitStatus)>, bool) {
 }
 
 /// The status a shell gives a command it cannot start: 127 not found, 126 not executable.
-pub fn exec_failure_status(error: &io::Error) -> i32 {
-    if error.raw_os_error() == Some(libc::ENOENT) { 127 } else { 126 }
+pub fn exec_failure_status(errno: Option<i32>) -> i32 {
+    if errno == Some(libc::ENOENT) { 127 } else { 126 }
 }
 
 /// How COMMAND ended, for the log.
@@ -168,8 +188,9 @@ pub fn signalfd() -> io::Result<OwnedFd> {
     unsafe {
         let mut set = std::mem::zeroed::<libc::sigset_t>();
         libc::sigemptyset(&mut set);
-        for signal in FORWARDED.iter().chain(&[libc::SIGTERM, libc::SIGCHLD]) {
-            libc::sigaddset(&mut set, *signal);
+        for signal in handled_signals() {
+            // glibc refuses the two realtime signals it keeps for itself (EINVAL): skipped.
+            libc::sigaddset(&mut set, signal);
         }
         if libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) != 0 {
             return Err(io::Error::last_os_error());
@@ -182,8 +203,10 @@ pub fn signalfd() -> io::Result<OwnedFd> {
     }
 }
 
-/// Reads one pending signal from the signalfd, if any.
-pub fn read_signal(fd: &OwnedFd) -> Option<i32> {
+/// Reads one pending signal from the signalfd, if any: its number, and whether the supervisor
+/// raised it itself (a write to a closed pipe, past the file size limit: `SIGPIPE`,
+/// `SIGXFSZ`), which is nobody's to forward.
+pub fn read_signal(fd: &OwnedFd) -> Option<(i32, bool)> {
     // SAFETY: signalfd_siginfo is plain old data; all-zero is valid.
     let mut info: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
     let size = std::mem::size_of::<libc::signalfd_siginfo>();
@@ -191,5 +214,6 @@ pub fn read_signal(fd: &OwnedFd) -> Option<i32> {
     let n = unsafe {
         libc::read(fd.as_raw_fd(), (&mut info as *mut libc::signalfd_siginfo).cast(), size)
     };
-    (n == size as isize).then_some(info.ssi_signo as i32)
+    let own = info.ssi_pid == std::process::id() && info.ssi_code != libc::SI_QUEUE;
+    (n == size as isize).then_some((info.ssi_signo as i32, own))
 }

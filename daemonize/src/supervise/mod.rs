@@ -85,6 +85,8 @@ pub struct SupervisorConfig {
     pub stderr: Sink,
     /// The syslog connection, when a sink is [`Sink::Syslog`].
     pub syslog: Option<SyslogWriter>,
+    /// Whether signals are passed on to COMMAND's whole process group, not COMMAND alone.
+    pub forward_to_group: bool,
 }
 
 impl SupervisorConfig {
@@ -122,8 +124,13 @@ pub fn supervise(config: SupervisorConfig, daemon: &mut Daemon) -> i32 {
     };
     if let Err(e) = supervisor.spawn() {
         child::reap_all(); // nothing runs, but keep the table clean
-        daemon.report_failure(Step::Exec, &e);
-        return child::exec_failure_status(&e);
+        if !daemon.report_failure(Step::Exec, &e) {
+            // In the foreground nobody waits for a report: say it here.
+            let error = daemonctx::Error::os(Step::Exec, &supervisor.program.path, e);
+            eprintln!("daemonize: {}", daemonctx::error::chain(&error));
+            return child::exec_failure_status(error.raw_os_error());
+        }
+        return child::exec_failure_status(e.raw_os_error());
     }
     if !supervisor.readiness.is_pending() {
         supervisor.readiness.note_ready(true);
@@ -142,6 +149,7 @@ struct Supervisor {
     readiness: Readiness,
     output: Output,
     kill_after: Duration,
+    forward_to_group: bool,
 }
 
 impl Supervisor {
@@ -168,6 +176,7 @@ impl Supervisor {
             readiness: Readiness::new(config.ready, config.ready_timeout),
             output: Output::new(config.stdout, config.stderr, config.syslog),
             kill_after: config.kill_after,
+            forward_to_group: config.forward_to_group,
         })
     }
 
@@ -234,8 +243,9 @@ impl Supervisor {
     }
 
     fn handle_signals(&mut self) {
-        while let Some(signal) = child::read_signal(&self.signals) {
+        while let Some((signal, own)) = child::read_signal(&self.signals) {
             match signal {
+                _ if own => {} // raised by the supervisor's own write: nobody else's business
                 libc::SIGCHLD => self.reap_and_advance(),
                 libc::SIGTERM => self.stop("stopping on SIGTERM"),
                 libc::SIGHUP => {
@@ -249,7 +259,7 @@ impl Supervisor {
 
     fn forward(&self, signal: i32) {
         if let Some(child) = &self.child {
-            child.forward(signal);
+            child.forward(signal, self.forward_to_group);
         }
     }
 
@@ -367,7 +377,7 @@ impl Supervisor {
     fn restart(&mut self) {
         if let Err(e) = self.spawn() {
             self.output.log(&format!("cannot start {}: {e}", self.program.name()));
-            let code = child::exec_failure_status(&e);
+            let code = child::exec_failure_status(e.raw_os_error());
             let actions = self.lifecycle.start_failed(code, Instant::now());
             self.act(actions);
         }

@@ -13,7 +13,6 @@
 use std::ffi::OsString;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::notify::{Notice, ReadyListener};
@@ -92,11 +91,14 @@ impl Readiness {
         self.timed_out
     }
 
-    /// Before a start: removes `NOTIFY_SOCKET` once settled; returns the ready descriptor to
-    /// put in place in the child (see [`inherit_ready_fd`]).
-    pub fn prepare_start(&mut self, command: &mut Command) -> io::Result<Option<(RawFd, RawFd)>> {
+    /// Before a start: removes `NOTIFY_SOCKET` from COMMAND's environment `env` once settled;
+    /// returns the ready descriptor to put in place in the child (see [`inherit_ready_fd`]).
+    pub fn prepare_start(
+        &mut self,
+        env: &mut Vec<(OsString, OsString)>,
+    ) -> io::Result<Option<(RawFd, RawFd)>> {
         if let (None, Some(name)) = (&self.listener, &self.notify_variable) {
-            command.env_remove(name); // readiness is settled: the socket is gone
+            env.retain(|(k, _)| k != name); // readiness is settled: the socket is gone
         }
         self.ready_fd.as_mut().map(ReadyFd::prepare).transpose()
     }
