@@ -21,7 +21,7 @@ use daemonctx::{detach, pidfile, process};
 use cli::{Cli, RestartArg, WaitReady};
 use notify::{Readiness, ReadyListener};
 use output::{LogFile, SyslogConfig, SyslogWriter};
-use supervise::{Restart, Sink, SupervisorConfig};
+use supervise::{Restart, Sink, SupervisorConfig, Upstream};
 
 /// Exit codes of a start (documented in `cli::START_EXIT_STATUS`).
 mod code {
@@ -134,7 +134,12 @@ fn exit_status_code(status: &std::process::ExitStatus) -> u8 {
 
 /// Starts COMMAND as a daemon, directly (exec mode) or under a supervisor.
 fn start(cli: Cli) -> Result<(), Error> {
-    let env = environment(cli.clear_env, cli.env.clone());
+    let mut env = environment(cli.clear_env, cli.env.clone());
+    let upstream = parent_notify_socket(&cli)?;
+    if upstream.is_some() {
+        // The supervisor speaks to the parent systemd; COMMAND speaks to the supervisor.
+        env.retain(|(name, _)| name != "NOTIFY_SOCKET");
+    }
     let mut command = Command::new(cli.command.clone(), env);
     if ListenFds::from_env().is_none() {
         command.remove_activation(); // socket activation meant for another process
@@ -145,11 +150,36 @@ fn start(cli: Cli) -> Result<(), Error> {
     if let Some((name, value)) = listener.as_ref().and_then(ReadyListener::environment) {
         command.set_env(name, value);
     }
+    // Without `--wait-ready notify`, a socket of its own for what COMMAND says to relay.
+    let relay = match (&upstream, cli.wait_ready) {
+        (Some(_), Some(WaitReady::Notify)) | (None, _) => None,
+        (Some(_), _) => Some(ReadyListener::notify_socket().map_err(ready_error)?),
+    };
+    if let Some((name, value)) = relay.as_ref().and_then(ReadyListener::environment) {
+        command.set_env(name, value);
+    }
     let context = common_context(&cli);
     if cli.supervise {
-        start_supervised(&cli, context, &command, program, listener)
+        start_supervised(&cli, context, &command, program, listener, (upstream, relay))
     } else {
         start_exec(&cli, context, &command, &program, listener)
+    }
+}
+
+/// A parent systemd's notify socket, when the supervisor runs in the foreground as a
+/// `Type=notify` service's main process (in exec mode COMMAND takes daemonize's place and
+/// speaks for itself; a detaching daemon is no service's main process).
+fn parent_notify_socket(cli: &Cli) -> Result<Option<Upstream>, Error> {
+    if !(cli.foreground && cli.supervise) {
+        return Ok(None);
+    }
+    match Upstream::from_env() {
+        None => Ok(None),
+        Some(Ok(upstream)) => Ok(Some(upstream)),
+        Some(Err(e)) => {
+            let name = std::env::var_os("NOTIFY_SOCKET").unwrap_or_default();
+            Err(Error::os(Step::WaitReady, name, e))
+        }
     }
 }
 
@@ -306,6 +336,7 @@ fn start_supervised(
     command: &Command,
     program: PathBuf,
     ready: Option<ReadyListener>,
+    (upstream, relay): (Option<Upstream>, Option<ReadyListener>),
 ) -> Result<(), Error> {
     let syslog =
         cli.syslog.as_ref().map(|facility| connect_syslog(cli, facility, command)).transpose()?;
@@ -335,6 +366,8 @@ fn start_supervised(
         syslog,
         program: program.clone(),
         forward_to_group: cli.forward_to_group,
+        upstream,
+        relay,
     };
     let mut context = context.stdout(unset_stream(cli)).stderr(unset_stream(cli));
     for fd in config.descriptors() {

@@ -310,3 +310,94 @@ fn foreground_supervisor_waits_for_readiness() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("needs --supervise"));
     let _ = dir;
 }
+
+/// The pid of `parent`'s first child (COMMAND, under a supervisor), once there is one.
+fn first_child(parent: i32) -> i32 {
+    let mut child = None;
+    let found = wait_until(COMMAND_TIMEOUT, || {
+        child = daemonctx::process::descendants(parent as u32).first().copied();
+        child.is_some()
+    });
+    assert!(found, "pid {parent} started nothing");
+    child.unwrap() as i32
+}
+
+/// `NAME`'s value in `pid`'s environment (`/proc/PID/environ`).
+fn environ_of(pid: i32, name: &str) -> Option<String> {
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+    environ.split(|b| *b == 0).find_map(|entry| {
+        let entry = String::from_utf8_lossy(entry);
+        entry.strip_prefix(&format!("{name}=")).map(str::to_string)
+    })
+}
+
+/// Sends `message` to the notify socket `address` names (`@name` or a path), from the test.
+fn send_notify(address: &str, message: &str) {
+    use std::os::linux::net::SocketAddrExt;
+    let to = match address.strip_prefix('@') {
+        Some(name) => std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()),
+        None => std::os::unix::net::SocketAddr::from_pathname(address),
+    }
+    .unwrap();
+    let socket = std::os::unix::net::UnixDatagram::unbound().unwrap();
+    socket.send_to_addr(message.as_bytes(), &to).unwrap();
+}
+
+#[test]
+fn foreground_supervisor_relays_readiness_to_parent_systemd() {
+    for form in ["path", "abstract"] {
+        let dir = TempDir::new("notify-relay");
+        let systemd = match form {
+            "path" => FakeSystemd::bind_path(&dir),
+            _ => FakeSystemd::bind_abstract("notify-relay"),
+        };
+        let mut gate = Gate::new(&dir);
+        let passed =
+            ["RELOADING=1", "STOPPING=1", "WATCHDOG=1", "EXTEND_TIMEOUT_USEC=5000000", "FDSTORE=1"];
+        let ready = example("notify_ready");
+        let mut args = vec!["--foreground", "--supervise", "--wait-ready", "notify", "--"];
+        args.extend([s(&ready), s(&gate.path)]);
+        args.extend(passed);
+        args.push("STATUS=last");
+        let mut started = under_systemd(&dir, &systemd, &args);
+        let supervisor = started.pid();
+        let first = systemd.until("STATUS=warming up");
+        assert_eq!(first, vec![(supervisor, "STATUS=warming up".to_string())]);
+        // COMMAND talks to the supervisor's socket; a stranger who finds it is not believed.
+        let command = first_child(supervisor);
+        let socket = environ_of(command, "NOTIFY_SOCKET").expect("COMMAND's NOTIFY_SOCKET");
+        assert_ne!(socket, systemd.address, "COMMAND got the parent's socket");
+        send_notify(&socket, "STATUS=from a stranger\nREADY=1");
+        gate.open();
+        let messages = systemd.until("STATUS=last");
+        let senders: Vec<i32> = messages.iter().map(|(pid, _)| *pid).collect();
+        assert!(senders.iter().all(|pid| *pid == supervisor), "{form}: {messages:?}");
+        let lines: Vec<&str> = messages.iter().flat_map(|(_, text)| text.lines()).collect();
+        for wanted in ["READY=1", "STATUS=serving"].iter().chain(&passed[..4]) {
+            assert_eq!(lines.iter().filter(|l| *l == wanted).count(), 1, "{form}: {lines:?}");
+        }
+        assert!(!lines.iter().any(|l| l.contains("stranger") || l.starts_with("FDSTORE")));
+        // A stop says so, and the supervisor exits with COMMAND's status (SIGTERM: 143).
+        kill(supervisor, libc::SIGTERM);
+        systemd.until("STOPPING=1");
+        let (status, stderr) = started.wait();
+        assert_eq!(code(&status), 143, "{form}: {stderr}");
+    }
+}
+
+#[test]
+fn foreground_supervisor_reports_restarts_to_parent_systemd() {
+    let dir = TempDir::new("notify-restart");
+    let systemd = FakeSystemd::bind_abstract("notify-restart");
+    let args = ["--foreground", "--supervise", "--restart", "always", "--restart-delay", "0.1"];
+    let mut all = args.to_vec();
+    all.extend(["--", "sh", "-c", "[ -e once ] && exec sleep 1000; touch once"]);
+    let started = under_systemd(&dir, &systemd, &all);
+    // Without --wait-ready, ready once COMMAND runs.
+    assert_eq!(systemd.until("READY=1"), vec![(started.pid(), "READY=1".to_string())]);
+    let restarting = systemd.receive(COMMAND_TIMEOUT).expect("a message after READY=1");
+    assert_eq!(restarting.0, started.pid());
+    assert!(restarting.1.starts_with("STATUS=restarting sh in 0.1 s"), "{restarting:?}");
+    let restarted = systemd.receive(COMMAND_TIMEOUT).expect("a message after the restart");
+    assert!(restarted.1.starts_with("STATUS=restarted sh (pid "), "{restarted:?}");
+}

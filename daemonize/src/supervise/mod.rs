@@ -28,6 +28,7 @@ mod child;
 mod readiness;
 mod relay;
 mod restart;
+mod upstream;
 
 use std::ffi::OsString;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
@@ -44,6 +45,7 @@ pub use relay::Sink;
 use relay::{Output, pollfd};
 pub use restart::Restart;
 use restart::{Action, Lifecycle, Policy};
+pub use upstream::Upstream;
 
 /// How long the supervisor waits for its descendants to go after `SIGKILL` (a process stuck in
 /// the kernel, `D` state, may take its time) before it stops waiting for them.
@@ -87,6 +89,12 @@ pub struct SupervisorConfig {
     pub syslog: Option<SyslogWriter>,
     /// Whether signals are passed on to COMMAND's whole process group, not COMMAND alone.
     pub forward_to_group: bool,
+    /// A parent systemd's notify socket (foreground, `Type=notify`): the supervisor speaks
+    /// for COMMAND there.
+    pub upstream: Option<Upstream>,
+    /// With `upstream` but no `--wait-ready notify`: the notify socket COMMAND gets, only to
+    /// relay what it says.
+    pub relay: Option<ReadyListener>,
 }
 
 impl SupervisorConfig {
@@ -105,6 +113,8 @@ impl SupervisorConfig {
             fds.extend(listener.poll_fd());
             fds.extend(listener.write_end().map(|(write, _)| write));
         }
+        fds.extend(self.upstream.as_ref().map(Upstream::raw_fd));
+        fds.extend(self.relay.as_ref().and_then(ReadyListener::poll_fd));
         fds
     }
 }
@@ -134,7 +144,7 @@ pub fn supervise(config: SupervisorConfig, daemon: &mut Daemon) -> i32 {
     }
     if !supervisor.readiness.is_pending() {
         supervisor.readiness.note_ready(true);
-        let _ = daemon.ready();
+        supervisor.announce_ready(daemon);
     }
     let code = supervisor.run(daemon);
     supervisor.finish(daemon, code)
@@ -150,6 +160,9 @@ struct Supervisor {
     output: Output,
     kill_after: Duration,
     forward_to_group: bool,
+    upstream: Option<Upstream>,
+    /// Whether the parent systemd was told `READY=1`.
+    told_upstream: bool,
 }
 
 impl Supervisor {
@@ -158,6 +171,10 @@ impl Supervisor {
         child::become_subreaper()?;
         let signals = child::signalfd()?;
         child::ignore_sigpipe();
+        let mut readiness = Readiness::new(config.ready, config.ready_timeout);
+        if config.upstream.is_some() {
+            readiness.relay_to_parent(config.relay);
+        }
         let policy = Policy {
             restart: config.restart,
             delay: config.restart_delay,
@@ -173,10 +190,12 @@ impl Supervisor {
             signals,
             child: None,
             lifecycle: Lifecycle::new(policy),
-            readiness: Readiness::new(config.ready, config.ready_timeout),
+            readiness,
             output: Output::new(config.stdout, config.stderr, config.syslog),
             kill_after: config.kill_after,
             forward_to_group: config.forward_to_group,
+            upstream: config.upstream,
+            told_upstream: false,
         })
     }
 
@@ -211,9 +230,34 @@ impl Supervisor {
                 self.handle_signals();
             }
             if self.readiness.is_ready() {
-                let _ = daemon.ready(); // once; later calls do nothing
+                self.announce_ready(daemon);
             }
             self.handle_deadlines();
+        }
+    }
+
+    /// COMMAND is ready: tells the original process (a detached start) and the parent systemd
+    /// (`READY=1`), each once; later calls do nothing.
+    fn announce_ready(&mut self, daemon: &mut Daemon) {
+        let _ = daemon.ready();
+        self.tell_upstream_ready();
+    }
+
+    /// `READY=1` to the parent systemd, once: in order with the lines passed on around it.
+    fn tell_upstream_ready(&mut self) {
+        if !self.told_upstream {
+            self.told_upstream = true;
+            self.tell_upstream("READY=1");
+        }
+    }
+
+    /// Sends `message` to the parent systemd, if there is one; a failure goes to the log.
+    fn tell_upstream(&mut self, message: &str) {
+        if let Some(upstream) = &self.upstream
+            && let Err(e) = upstream.send(message)
+        {
+            let line = format!("cannot tell {} {message:?}: {e}", upstream.name());
+            self.output.log(&line);
         }
     }
 
@@ -266,6 +310,7 @@ impl Supervisor {
     /// Begins a stop: `SIGTERM` to COMMAND's group and every descendant, `SIGKILL` later.
     fn stop(&mut self, why: &str) {
         self.output.log(why);
+        self.tell_upstream("STOPPING=1");
         // Stopping settles readiness: no deadline of its is left to wake the loop.
         self.readiness.settle(self.child.is_some());
         let action = self.lifecycle.stop(Instant::now());
@@ -313,15 +358,21 @@ impl Supervisor {
         self.act(action);
     }
 
-    /// Reads the readiness listener (polled only while COMMAND runs).
+    /// Reads the readiness listener (polled only while COMMAND runs) or the relay socket
+    /// (between runs too: what arrives then is nobody's, and is read only to be dropped).
     fn read_readiness(&mut self) {
-        let Some(main) = self.child.as_ref().map(|c| c.pid) else {
-            self.readiness.settle(false); // cannot happen; never poll a listener nobody reads
-            return;
+        let main = match self.child.as_ref() {
+            Some(child) => child.pid,
+            None => {
+                self.readiness.settle(false); // never poll a listener nobody reads
+                0
+            }
         };
         for heard in self.readiness.read(main) {
-            if let Heard::Note(text) = heard {
-                self.output.log(&text);
+            match heard {
+                Heard::Note(text) => self.output.log(&text),
+                Heard::Pass(line) => self.tell_upstream(&line),
+                Heard::Ready => self.tell_upstream_ready(),
             }
         }
     }
@@ -358,11 +409,12 @@ impl Supervisor {
                         KILL_GRACE.as_secs_f64()
                     ));
                 }
-                Action::RestartIn(delay) => self.output.log(&format!(
-                    "restarting {} in {} s",
-                    self.program.name(),
-                    delay.as_secs_f64()
-                )),
+                Action::RestartIn(delay) => {
+                    let what =
+                        format!("restarting {} in {} s", self.program.name(), delay.as_secs_f64());
+                    self.output.log(&what);
+                    self.tell_upstream(&format!("STATUS={what}"));
+                }
                 Action::GiveUp { restarts, window } => self.output.log(&format!(
                     "giving up: {} restarted {restarts} times within {} s",
                     self.program.name(),
@@ -373,14 +425,28 @@ impl Supervisor {
         }
     }
 
-    /// Starts COMMAND again; a failure counts as an exit with 126 or 127.
+    /// Starts COMMAND again (and tells a parent systemd); a failure counts as an exit with 126
+    /// or 127.
     fn restart(&mut self) {
-        if let Err(e) = self.spawn() {
-            self.output.log(&format!("cannot start {}: {e}", self.program.name()));
-            let code = child::exec_failure_status(e.raw_os_error());
-            let actions = self.lifecycle.start_failed(code, Instant::now());
-            self.act(actions);
+        match self.spawn() {
+            Ok(()) if self.upstream.is_some() => {
+                let pid = self.child.as_ref().map_or(0, |c| c.pid);
+                self.tell_upstream(&format!(
+                    "STATUS=restarted {} (pid {pid})",
+                    self.program.name()
+                ));
+            }
+            Ok(()) => {}
+            Err(e) => self.restart_failed(e),
         }
+    }
+
+    /// A restart could not start COMMAND: counts as an exit with 126 or 127.
+    fn restart_failed(&mut self, e: std::io::Error) {
+        self.output.log(&format!("cannot start {}: {e}", self.program.name()));
+        let code = child::exec_failure_status(e.raw_os_error());
+        let actions = self.lifecycle.start_failed(code, Instant::now());
+        self.act(actions);
     }
 
     /// Drains the pipes, removes the child pidfile, and reports a readiness timeout. (A COMMAND

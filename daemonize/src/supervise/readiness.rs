@@ -31,6 +31,12 @@ pub struct Readiness {
     deadline: Option<Instant>,
     is_ready: bool,
     timed_out: bool,
+    /// Under a parent systemd ([`super::upstream`]): the notify socket COMMAND keeps using once
+    /// readiness is settled (the settled `--wait-ready notify` listener, or one made only for
+    /// this), read for what to pass on.
+    relay: Option<ReadyListener>,
+    /// Whether a settled notify listener becomes the relay socket.
+    relaying: bool,
 }
 
 /// What COMMAND said through the listener.
@@ -39,6 +45,9 @@ pub enum Heard {
     Ready,
     /// A line for the supervisor's log.
     Note(String),
+    /// A line for a parent systemd: `STATUS=`, `RELOADING=1`, `STOPPING=1`, `WATCHDOG=1`,
+    /// `EXTEND_TIMEOUT_USEC=`.
+    Pass(String),
 }
 
 impl Readiness {
@@ -63,12 +72,23 @@ impl Readiness {
             deadline,
             is_ready: false,
             timed_out: false,
+            relay: None,
+            relaying: false,
         }
     }
 
-    /// The descriptor to poll for readability, while readiness is unsettled.
+    /// Under a parent systemd: COMMAND's notify socket stays open for good, and restarted
+    /// COMMANDs get it too: the `--wait-ready notify` listener once settled, or `socket` (a
+    /// notify socket whose address COMMAND's `NOTIFY_SOCKET` names) from the start.
+    pub fn relay_to_parent(&mut self, socket: Option<ReadyListener>) {
+        self.relaying = true;
+        self.relay = socket;
+    }
+
+    /// The descriptor to poll for readability: the listener while readiness is unsettled, the
+    /// relay socket after.
     pub fn poll_fd(&self) -> Option<RawFd> {
-        self.listener.as_ref().and_then(ReadyListener::poll_fd)
+        self.listener.as_ref().or(self.relay.as_ref()).and_then(ReadyListener::poll_fd)
     }
 
     /// The ready timeout, while readiness is unsettled.
@@ -97,7 +117,7 @@ impl Readiness {
         &mut self,
         env: &mut Vec<(OsString, OsString)>,
     ) -> io::Result<Option<(RawFd, RawFd)>> {
-        if let (None, Some(name)) = (&self.listener, &self.notify_variable) {
+        if let (None, None, Some(name)) = (&self.listener, &self.relay, &self.notify_variable) {
             env.retain(|(k, _)| k != name); // readiness is settled: the socket is gone
         }
         self.ready_fd.as_mut().map(ReadyFd::prepare).transpose()
@@ -123,10 +143,14 @@ impl Readiness {
     /// while the COMMAND holding its write end runs: a second newline must not kill it with
     /// `SIGPIPE`.
     pub fn settle(&mut self, command_runs: bool) {
-        if let Some(listener @ ReadyListener::Fd { .. }) = self.listener.take()
-            && command_runs
-        {
-            self.spent_ready_pipe = Some(listener);
+        match self.listener.take() {
+            Some(listener @ ReadyListener::Fd { .. }) if command_runs => {
+                self.spent_ready_pipe = Some(listener);
+            }
+            Some(listener @ ReadyListener::Notify { .. }) if self.relaying => {
+                self.relay = Some(listener);
+            }
+            _ => {}
         }
         self.deadline = None;
     }
@@ -136,24 +160,36 @@ impl Readiness {
         self.spent_ready_pipe = None;
     }
 
-    /// Reads what the listener has: messages from outside `main`'s tree are dropped. Settles
-    /// readiness on `READY=1`.
+    /// Reads what the listener (or the relay socket) has: messages from outside `main`'s tree
+    /// are dropped (all of them with `main` 0: no COMMAND runs). Settles readiness on
+    /// `READY=1`; a `READY=1` after that is old news.
     pub fn read(&mut self, main: u32) -> Vec<Heard> {
-        let Some(listener) = &mut self.listener else { return Vec::new() };
+        let pending = self.listener.is_some();
+        let Some(listener) = self.listener.as_mut().or(self.relay.as_mut()) else {
+            return Vec::new();
+        };
         let mut heard = Vec::new();
         let mut ready = false;
         for notice in listener.read_notices(main) {
             match notice {
-                Notice::Ready => ready = true,
-                Notice::Status(text) => heard.push(Heard::Note(format!("status: {text}"))),
+                // In order with the rest: a parent systemd hears READY=1 where COMMAND said it.
+                Notice::Ready if pending && !ready => {
+                    ready = true;
+                    heard.push(Heard::Ready);
+                }
+                Notice::Ready => {}
+                Notice::Status(text) => {
+                    heard.push(Heard::Note(format!("status: {text}")));
+                    heard.push(Heard::Pass(format!("STATUS={text}")));
+                }
                 Notice::MainPid(pid) => {
                     heard.push(Heard::Note(format!("ignoring MAINPID={pid}: supervised")))
                 }
+                Notice::Pass(line) => heard.push(Heard::Pass(line)),
             }
         }
         if ready {
             self.note_ready(true);
-            heard.push(Heard::Ready);
         }
         heard
     }
