@@ -401,3 +401,173 @@ fn foreground_supervisor_reports_restarts_to_parent_systemd() {
     let restarted = systemd.receive(COMMAND_TIMEOUT).expect("a message after the restart");
     assert!(restarted.1.starts_with("STATUS=restarted sh (pid "), "{restarted:?}");
 }
+
+/// Whether `unshare --fork --pid --mount-proc` works here (root, or user namespaces); says
+/// why not, loudly, when it does not.
+fn can_unshare_pid(test: &str) -> bool {
+    let probe = run(Command::new("unshare").args(["--fork", "--pid", "--mount-proc", "true"]));
+    if !probe.status.success() {
+        skip(&format!(
+            "{test} needs `unshare --fork --pid --mount-proc` ({})",
+            String::from_utf8_lossy(&probe.stderr).trim()
+        ));
+    }
+    probe.status.success()
+}
+
+/// `daemonize --supervise --foreground ARGS` as PID 1 of a new pid namespace; the started
+/// `unshare`, and daemonize's pid as seen from here.
+fn as_pid1(dir: &TempDir, args: &[&str]) -> (Started, i32) {
+    let mut command = Command::new("unshare");
+    command.args(["--fork", "--pid", "--mount-proc", "--"]).arg(daemonize_bin());
+    command.args(["--supervise", "--foreground"]).args(args).current_dir(dir.path());
+    let started = Started::spawn(&mut command);
+    let daemonize = first_child(started.pid());
+    (started, daemonize)
+}
+
+/// Waits until `path` holds `lines` lines; its lines.
+fn wait_lines(path: &Path, lines: usize) -> Vec<String> {
+    let read = || std::fs::read_to_string(path).unwrap_or_default();
+    let enough = wait_until(COMMAND_TIMEOUT, || read().lines().count() >= lines);
+    assert!(enough, "{} holds {:?}, fewer than {lines} lines", path.display(), read());
+    read().lines().map(str::to_string).collect()
+}
+
+#[test]
+fn pid1_reaps_orphaned_zombies() {
+    if !can_unshare_pid("pid1_reaps_orphaned_zombies") {
+        return;
+    }
+    let dir = TempDir::new("pid1-zombies");
+    // 200 orphans, at two depths: each inner shell exits at once, so its child is re-parented
+    // to PID 1 and exits there.
+    let script = "for i in $(seq 100); do sh -c 'sleep 0 & sh -c \"sleep 0 &\"'; done; \
+                  echo made > made; exec sleep 1000";
+    let (_started, daemonize) = as_pid1(&dir, &["--", "sh", "-c", script]);
+    wait_lines(&dir.join("made"), 1);
+    let zombies = || {
+        daemonctx::process::descendants(daemonize as u32);
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+            .filter_map(daemonctx::process::stat)
+            .filter(|s| s.ppid == daemonize as u32 && s.state == 'Z')
+            .count()
+    };
+    assert!(wait_until(COMMAND_TIMEOUT, || zombies() == 0), "{} zombies left", zombies());
+}
+
+#[test]
+fn pid1_forwards_every_catchable_signal_once() {
+    if !can_unshare_pid("pid1_forwards_every_catchable_signal_once") {
+        return;
+    }
+    let dir = TempDir::new("pid1-signals");
+    let log = dir.join("log");
+    let (mut started, daemonize) = as_pid1(&dir, &["--", s(&example("signal_log")), s(&log)]);
+    wait_lines(&log, 1);
+    let mut sent = vec![
+        libc::SIGHUP,
+        libc::SIGINT,
+        libc::SIGQUIT,
+        libc::SIGUSR1,
+        libc::SIGUSR2,
+        libc::SIGALRM,
+        libc::SIGPIPE,
+        libc::SIGURG,
+        libc::SIGXCPU,
+        libc::SIGXFSZ,
+        libc::SIGVTALRM,
+        libc::SIGPROF,
+        libc::SIGIO,
+        libc::SIGPWR,
+        libc::SIGWINCH,
+        libc::SIGCONT,
+        libc::SIGTSTP,
+        libc::SIGTTIN,
+        libc::SIGTTOU,
+        libc::SIGRTMIN() + 1,
+        libc::SIGRTMAX(),
+    ];
+    // One at a time: the kernel drops a pending SIGCONT when a stop signal comes, and the
+    // other way round.
+    for (n, signal) in sent.iter().enumerate() {
+        assert!(kill(daemonize, *signal), "kill {signal}");
+        wait_lines(&log, 2 + n);
+    }
+    let mut logged: Vec<i32> =
+        wait_lines(&log, 1 + sent.len())[1..].iter().map(|l| l.parse().unwrap()).collect();
+    // SIGTERM last: COMMAND exits on it, and the supervisor with COMMAND's status.
+    kill(daemonize, libc::SIGTERM);
+    let (status, stderr) = started.wait();
+    assert_eq!(code(&status), 0, "{stderr}");
+    let all = wait_lines(&log, 2 + sent.len());
+    assert_eq!(all.len(), 2 + sent.len(), "each signal exactly once: {all:?}");
+    assert_eq!(all.last().map(String::as_str), Some("15"), "{all:?}");
+    logged.sort();
+    sent.sort();
+    assert_eq!(logged, sent);
+}
+
+#[test]
+fn pid1_exits_with_commands_status() {
+    if !can_unshare_pid("pid1_exits_with_commands_status") {
+        return;
+    }
+    let dir = TempDir::new("pid1-status");
+    for (script, expected) in [("exit 7", 7), ("kill -USR1 $$", 128 + libc::SIGUSR1)] {
+        let (mut started, _) = as_pid1(&dir, &["--", "sh", "-c", script]);
+        let (status, stderr) = started.wait();
+        assert_eq!(code(&status), expected, "{script}: {stderr}");
+    }
+}
+
+#[test]
+fn pid1_kills_command_ignoring_sigterm_after_kill_after() {
+    if !can_unshare_pid("pid1_kills_command_ignoring_sigterm_after_kill_after") {
+        return;
+    }
+    let dir = TempDir::new("pid1-kill-after");
+    let script = "trap '' TERM; echo trapped > trapped; exec sleep 1000";
+    let (mut started, daemonize) =
+        as_pid1(&dir, &["--kill-after", "0.5", "--", "sh", "-c", script]);
+    wait_lines(&dir.join("trapped"), 1);
+    kill(daemonize, libc::SIGTERM);
+    let (status, stderr) = started.wait();
+    assert_eq!(code(&status), 128 + libc::SIGKILL, "{stderr}");
+    assert!(stderr.contains("sending SIGKILL"), "{stderr}");
+}
+
+#[test]
+fn forward_to_group_reaches_every_member_once() {
+    let dir = TempDir::new("forward-to-group");
+    let (first, second) = (dir.join("first"), dir.join("second"));
+    let logger = example("signal_log");
+    for (group, expected) in [(false, 0), (true, 1)] {
+        let _ = std::fs::remove_file(&first);
+        let _ = std::fs::remove_file(&second);
+        let mut args = vec!["--supervise", "--foreground"];
+        if group {
+            args.push("--forward-to-group");
+        }
+        args.extend(["--", s(&logger), s(&first), "--child", s(&second)]);
+        let mut command = Command::new(daemonize_bin());
+        command.args(&args);
+        let mut started = Started::spawn(&mut command);
+        wait_lines(&first, 1);
+        wait_lines(&second, 1);
+        kill(started.pid(), libc::SIGRTMIN() + 2);
+        let rt = (libc::SIGRTMIN() + 2).to_string();
+        assert_eq!(wait_lines(&first, 2), vec!["ready".to_string(), rt.clone()]);
+        // The stop reaches both (the group, once): each logs SIGTERM after what it got.
+        kill(started.pid(), libc::SIGTERM);
+        let (status, stderr) = started.wait();
+        assert!(status.success(), "{stderr}");
+        let second_log = wait_lines(&second, 2);
+        let forwarded = second_log.iter().filter(|l| **l == rt).count();
+        assert_eq!(forwarded, expected, "--forward-to-group {group}: {second_log:?}");
+        assert_eq!(second_log.last().map(String::as_str), Some("15"), "{second_log:?}");
+        assert_eq!(second_log.iter().filter(|l| *l == "15").count(), 1, "{second_log:?}");
+    }
+}
