@@ -17,6 +17,8 @@ use crate::error::{Error, Step};
 pub struct Command {
     argv: Vec<OsString>,
     env: Vec<(OsString, OsString)>,
+    /// The file to execute, when not `argv[0]` looked up.
+    program: Option<PathBuf>,
 }
 
 impl Command {
@@ -24,7 +26,22 @@ impl Command {
     /// `/usr/bin:/bin`), as `execvp(3)` does, inside the daemon's chroot if it has one.
     /// `env` is the whole environment the program gets.
     pub fn new(argv: Vec<OsString>, env: Vec<(OsString, OsString)>) -> Command {
-        Command { argv, env }
+        Command { argv, env, program: None }
+    }
+
+    /// Executes `path` instead of looking `argv[0]` up (`argv[0]` stays as given): a path
+    /// resolved once by the caller, say before a `chdir(2)`. A bare name is still looked up on
+    /// `PATH`.
+    ///
+    /// ```
+    /// use daemonctx::Command;
+    ///
+    /// let command = Command::new(vec!["server".into()], vec![]).program("/usr/sbin/server");
+    /// # drop(command);
+    /// ```
+    pub fn program(mut self, path: impl Into<PathBuf>) -> Command {
+        self.program = Some(path.into());
+        self
     }
 
     /// The argument vector, `argv[0]` included.
@@ -48,6 +65,7 @@ impl Command {
         let Some(name) = self.argv.first() else {
             return Err(Error::os_nopath(Step::Exec, io::Error::from_raw_os_error(libc::EINVAL)));
         };
+        let name = self.program.as_ref().map_or(name.as_os_str(), |p| p.as_os_str());
         let path_var = self.env.iter().find(|(k, _)| k == "PATH").map(|(_, v)| v.as_os_str());
         resolve_program(name, path_var, root)
             .ok_or_else(|| Error::os(Step::Exec, name, io::Error::from_raw_os_error(libc::ENOENT)))

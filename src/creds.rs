@@ -5,13 +5,11 @@
 //! allocate, so they happen in the original process. The daemon then drops privileges in the
 //! only safe order: supplementary groups, group, user; and checks that `setuid(0)` now fails,
 //! so a half-dropped daemon never runs.
-#![allow(unsafe_code)]
-
 use std::ffi::{CStr, CString};
 
 use nix::unistd::{Gid, Group, Uid, User};
 
-use crate::error::{Error, Step, errno};
+use crate::error::{Error, Step};
 
 /// Who the daemon becomes, resolved before the fork.
 #[derive(Clone, Debug, Default)]
@@ -21,7 +19,7 @@ pub(crate) struct Credentials {
     /// `setgid(2)` to this.
     pub gid: Option<libc::gid_t>,
     /// `setgroups(2)` to these (set when running as root and dropping to another identity).
-    pub groups: Option<Vec<libc::gid_t>>,
+    pub groups: Option<Vec<Gid>>,
 }
 
 /// A user as named in the options: by name (resolved with `getpwnam_r(3)`) or by id.
@@ -77,7 +75,7 @@ pub(crate) fn resolve(
     } else if let (true, Some(account), Some(gid)) = (initgroups, &account, gid) {
         Some(supplementary_groups(&account.name, gid)?)
     } else {
-        Some(gid.into_iter().collect())
+        Some(gid.into_iter().map(Gid::from_raw).collect())
     };
     Ok(Credentials { uid, gid, groups })
 }
@@ -103,49 +101,30 @@ fn lookup_group(name: &str) -> Result<libc::gid_t, Error> {
     }
 }
 
-fn supplementary_groups(user: &str, gid: libc::gid_t) -> Result<Vec<libc::gid_t>, Error> {
+fn supplementary_groups(user: &str, gid: libc::gid_t) -> Result<Vec<Gid>, Error> {
     let failed = |e: std::io::Error| Error::os(Step::LookupUser, format!("groups of {user}"), e);
     let name = CString::new(user).map_err(|e| failed(std::io::Error::other(e)))?;
-    nix::unistd::getgrouplist(&name, Gid::from_raw(gid))
-        .map(|groups| groups.into_iter().map(Gid::as_raw).collect())
-        .map_err(|errno| failed(errno.into()))
+    nix::unistd::getgrouplist(&name, Gid::from_raw(gid)).map_err(|errno| failed(errno.into()))
 }
 
 /// `chroot(2)` to `dir`, then `chdir(2)` to its new `/`. Async-signal-safe.
 pub(crate) fn change_root(dir: &CStr) -> Result<(), i32> {
-    // SAFETY: dir is NUL-terminated.
-    if unsafe { libc::chroot(dir.as_ptr()) } != 0 {
-        return Err(errno());
-    }
-    // SAFETY: the literal is NUL-terminated.
-    if unsafe { libc::chdir(c"/".as_ptr()) } != 0 {
-        return Err(errno());
-    }
-    Ok(())
+    nix::unistd::chroot(dir).map_err(|e| e as i32)?;
+    nix::unistd::chdir(c"/").map_err(|e| e as i32)
 }
 
 /// `setgroups(2)`, `setgid(2)`, `setuid(2)`, in that order, then checks that root cannot be
 /// regained (`setuid(0)` must fail). Async-signal-safe; the failed step and errno on failure.
 pub(crate) fn drop_privileges(creds: &Credentials) -> Result<(), (Step, i32)> {
     if let Some(groups) = &creds.groups {
-        // SAFETY: groups points to groups.len() initialised gid_t values built before the fork.
-        if unsafe { libc::setgroups(groups.len(), groups.as_ptr()) } != 0 {
-            return Err((Step::SetGroups, errno()));
-        }
+        nix::unistd::setgroups(groups).map_err(|e| (Step::SetGroups, e as i32))?;
     }
     if let Some(gid) = creds.gid {
-        // SAFETY: setgid takes a plain id.
-        if unsafe { libc::setgid(gid) } != 0 {
-            return Err((Step::SetGid, errno()));
-        }
+        nix::unistd::setgid(Gid::from_raw(gid)).map_err(|e| (Step::SetGid, e as i32))?;
     }
     if let Some(uid) = creds.uid {
-        // SAFETY: setuid takes a plain id.
-        if unsafe { libc::setuid(uid) } != 0 {
-            return Err((Step::SetUid, errno()));
-        }
-        // SAFETY: as above; this call is expected to fail.
-        if uid != 0 && unsafe { libc::setuid(0) } == 0 {
+        nix::unistd::setuid(Uid::from_raw(uid)).map_err(|e| (Step::SetUid, e as i32))?;
+        if uid != 0 && nix::unistd::setuid(Uid::from_raw(0)).is_ok() {
             return Err((Step::SetUid, libc::EPERM));
         }
     }

@@ -5,15 +5,15 @@
 //! [`Daemon::close`] (or dropping it) removes the pidfile if it is still ours.
 
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 
 use signal_hook::iterator::Signals;
 
 use crate::error::{Error, Step};
 use crate::pidfile::Pidfile;
-use crate::ready::{self, Record};
 use crate::signals;
+use crate::start::report::{self, Record};
 
 /// The daemon's side of an open [`crate::DaemonContext`]. Dropping it closes it.
 #[derive(Debug)]
@@ -50,7 +50,7 @@ impl Daemon {
             return Ok(());
         };
         let pid = std::process::id();
-        ready::send(report.as_raw_fd(), Record::Ready(pid))
+        report::send(report.as_fd(), Record::Ready(pid))
             .map_err(|e| Error::os_nopath(Step::Report, io::Error::from_raw_os_error(e)))
     }
 
@@ -64,7 +64,7 @@ impl Daemon {
             return false;
         };
         let errno = error.raw_os_error().unwrap_or(libc::EIO);
-        ready::send(report.as_raw_fd(), Record::Failed(step, errno)).is_ok()
+        report::send(report.as_fd(), Record::Failed(step, errno)).is_ok()
     }
 
     /// The signals mapped to [`crate::SignalAction::Deliver`], as signal-hook's iterator: `None` when

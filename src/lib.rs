@@ -1,10 +1,10 @@
 //! Become a well-behaved Unix daemon.
 //!
 //! [`DaemonContext`] carries the option set of [PEP 3143](https://peps.python.org/pep-3143/)
-//! (python-daemon's model) and applies it with the hardening listed in `DESIGN.md`: every error
-//! reaches the original process, the pidfile is locked before the fork so exactly one instance
-//! wins, a stale or recycled pid never fools [`Pidfile::status`], inherited descriptors are closed
-//! with `close_range(2)`, and forking a multi-threaded process is refused.
+//! (python-daemon's model) and applies it with some hardening: every error reaches the original
+//! process, the pidfile is locked before the fork so exactly one instance wins, a stale or
+//! recycled pid never fools [`Pidfile::status`], inherited descriptors are dealt with by
+//! `close_range(2)`, and forking a multi-threaded process is refused.
 //!
 //! ```no_run
 //! use daemonctx::DaemonContext;
@@ -24,24 +24,29 @@
 //! ```
 //!
 //! The `daemonize` command (its own package in this workspace) is built on this library.
+//!
+//! How it works (the process model, the fork boundary, the report channel, the pidfile
+//! protocol) and where each step lives: [`architecture`], which is the repository's
+//! `docs/ARCHITECTURE.md`.
 #![deny(unsafe_code)]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs, clippy::undocumented_unsafe_blocks)]
 
+#[doc = include_str!("../docs/ARCHITECTURE.md")]
+pub mod architecture {}
 pub mod activation;
 pub mod command;
 mod context;
 mod creds;
 mod daemon;
-pub mod detach;
 pub mod error;
-pub mod fds;
-mod launch;
+mod fds;
 pub mod pidfile;
 pub mod process;
-mod ready;
 pub mod signals;
+mod start;
 pub mod stop;
+mod sys;
 
 pub use command::{Command, Executable};
 pub use context::{DEFAULT_READY_TIMEOUT, DaemonContext};

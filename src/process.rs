@@ -231,6 +231,29 @@ pub fn status_from_shell(code: i32) -> std::process::ExitStatus {
     }
 }
 
+/// Waits up to `timeout` for the child `pid` to end and reaps it: `pidfd_open(2)`, `poll(2)`,
+/// `waitpid(2)` with `WNOHANG`. `None` if it is not our child or still runs.
+///
+/// ```no_run
+/// let child = std::process::Command::new("true").spawn()?;
+/// let status = daemonctx::process::reap(child.id() as i32, std::time::Duration::from_secs(5));
+/// assert!(status.is_some_and(|s| s.success()));
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn reap(pid: libc::pid_t, timeout: std::time::Duration) -> Option<std::process::ExitStatus> {
+    use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+    use std::os::unix::process::ExitStatusExt;
+    wait_pid_exit(pid as u32, Instant::now() + timeout);
+    match waitpid(nix::unistd::Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG)) {
+        Ok(WaitStatus::Exited(_, code)) => Some(std::process::ExitStatus::from_raw(code << 8)),
+        Ok(WaitStatus::Signaled(_, signal, core)) => {
+            let raw = signal as i32 | if core { 0x80 } else { 0 };
+            Some(std::process::ExitStatus::from_raw(raw))
+        }
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,10 +11,11 @@
 //! through signal-hook's iterator ([`crate::Daemon::signals`]) for a graceful shutdown.
 #![allow(unsafe_code)]
 
-use crate::error::errno;
 use std::collections::BTreeMap;
 use std::ffi::{CString, c_char, c_int};
 use std::sync::atomic::{AtomicI32, AtomicPtr, AtomicU64, Ordering};
+
+use crate::sys::signal as sys;
 
 /// What the daemon does on a signal.
 #[derive(Clone, Copy, Debug)]
@@ -88,26 +89,23 @@ impl Dispositions {
 /// once; only an inherited `SIG_IGN` on them is undone. Async-signal-safe; returns the errno of a
 /// failed installation.
 pub(crate) fn reset_and_install(dispositions: &Dispositions) -> Result<(), i32> {
-    // SAFETY: an empty sigset_t, made by sigemptyset, is a valid argument to sigprocmask.
-    unsafe {
-        let mut empty = std::mem::zeroed::<libc::sigset_t>();
-        libc::sigemptyset(&mut empty);
-        if libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut()) != 0 {
-            return Err(errno());
-        }
-    }
+    use nix::sys::signal::{SigSet, SigmaskHow, sigprocmask};
+    sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None).map_err(|e| e as i32)?;
     let reserved = 32..dispositions.first_realtime;
     for signal in 1..=MAX_SIGNAL as c_int {
         if signal == libc::SIGKILL || signal == libc::SIGSTOP {
             continue;
         }
-        if !reserved.contains(&signal) || kernel_handler(signal)? == libc::SIG_IGN {
-            set_default(signal)?;
+        if !reserved.contains(&signal) || sys::handler_of(signal)? == libc::SIG_IGN {
+            sys::set_plain(signal, libc::SIG_DFL)?;
         }
     }
     for (signal, handler) in dispositions.table.iter().enumerate() {
         if let Some(handler) = handler {
-            set_disposition(signal as c_int, *handler)?;
+            // SAFETY: the table holds SIG_DFL, SIG_IGN, the Terminate handler (async-signal-safe,
+            // below) or a handler given through the unsafe SignalAction::handler, whose caller
+            // vouched for it.
+            unsafe { sys::install(signal as c_int, *handler) }?;
         }
     }
     Ok(())
@@ -137,73 +135,14 @@ pub fn reset_all() -> std::io::Result<()> {
     reset_and_install(&dispositions).map_err(std::io::Error::from_raw_os_error)
 }
 
-/// The kernel's `struct sigaction`, as `rt_sigaction(2)` takes it (enough to set `SIG_DFL`).
-#[repr(C)]
-struct KernelSigaction {
-    handler: libc::sighandler_t,
-    flags: libc::c_ulong,
-    restorer: usize,
-    mask: u64,
-}
-
-/// `rt_sigaction(2)` to `SIG_DFL`, bypassing glibc, which refuses its reserved signals 32 and
-/// 33: an invoker that ignores them must not pass that on. Async-signal-safe.
-fn set_default(signal: c_int) -> Result<(), i32> {
-    let action = KernelSigaction { handler: libc::SIG_DFL, flags: 0, restorer: 0, mask: 0 };
-    let no_old: *mut KernelSigaction = std::ptr::null_mut();
-    // SAFETY: action is a valid kernel sigaction for the call's duration; the size is that of
-    // the kernel's sigset_t (64 signals).
-    let rc = unsafe { libc::syscall(libc::SYS_rt_sigaction, signal, &action, no_old, 8usize) };
-    if rc != 0 { Err(errno()) } else { Ok(()) }
-}
-
-/// The current handler of `signal`, read with `rt_sigaction(2)` (which, unlike glibc's
-/// `sigaction(3)`, answers for the reserved signals too). Async-signal-safe.
-fn kernel_handler(signal: c_int) -> Result<libc::sighandler_t, i32> {
-    let mut old = KernelSigaction { handler: libc::SIG_DFL, flags: 0, restorer: 0, mask: 0 };
-    let no_new: *const KernelSigaction = std::ptr::null();
-    // SAFETY: old is a valid, writable kernel sigaction for the call's duration; the size is
-    // that of the kernel's sigset_t (64 signals).
-    let rc = unsafe { libc::syscall(libc::SYS_rt_sigaction, signal, no_new, &mut old, 8usize) };
-    if rc != 0 { Err(errno()) } else { Ok(old.handler) }
-}
-
 /// Runs `write` with `SIGXFSZ` ignored, so that a write past `RLIMIT_FSIZE` fails with `EFBIG`
 /// instead of killing the process, then puts the previous action back (`rt_sigaction(2)`
 /// twice). Async-signal-safe; the errno of a failed `rt_sigaction(2)`.
 pub(crate) fn with_sigxfsz_ignored<T>(write: impl FnOnce() -> T) -> Result<T, i32> {
-    let ignore = KernelSigaction { handler: libc::SIG_IGN, flags: 0, restorer: 0, mask: 0 };
-    let mut previous = KernelSigaction { handler: libc::SIG_DFL, flags: 0, restorer: 0, mask: 0 };
-    // SAFETY: both are valid kernel sigactions for the call's duration; the size is that of the
-    // kernel's sigset_t (64 signals).
-    let rc = unsafe {
-        libc::syscall(libc::SYS_rt_sigaction, libc::SIGXFSZ, &ignore, &mut previous, 8usize)
-    };
-    if rc != 0 {
-        return Err(errno());
-    }
+    let previous = sys::ignore(libc::SIGXFSZ)?;
     let result = write();
-    let no_old: *mut KernelSigaction = std::ptr::null_mut();
-    // SAFETY: previous is the action the kernel just gave back, valid for the call's duration.
-    let rc =
-        unsafe { libc::syscall(libc::SYS_rt_sigaction, libc::SIGXFSZ, &previous, no_old, 8usize) };
-    if rc != 0 { Err(errno()) } else { Ok(result) }
-}
-
-/// `sigaction(2)` with an empty mask and `SA_RESTART`. Async-signal-safe.
-fn set_disposition(signal: c_int, handler: libc::sighandler_t) -> Result<(), i32> {
-    // SAFETY: sigaction is plain old data; zeroed then filled it is a valid argument, and handler
-    // is SIG_DFL, SIG_IGN or an extern "C" fn(c_int).
-    unsafe {
-        let mut action = std::mem::zeroed::<libc::sigaction>();
-        action.sa_sigaction = handler;
-        action.sa_flags = libc::SA_RESTART;
-        libc::sigemptyset(&mut action.sa_mask);
-        if libc::sigaction(signal, &action, std::ptr::null_mut()) != 0 {
-            return Err(errno());
-        }
-    }
-    Ok(())
+    sys::restore(previous)?;
+    Ok(result)
 }
 
 /// What the `Terminate` handler removes: the pidfile as the daemon sees it (after any
@@ -260,10 +199,10 @@ extern "C" fn terminate(signal: c_int) {
             unsafe { libc::ftruncate(TERMINATE_FD.load(Ordering::SeqCst), 0) };
         }
     }
-    let _ = set_disposition(signal, libc::SIG_DFL);
-    // SAFETY: kill to our own pid; the signal stays blocked until this handler returns, and is
-    // then delivered with its default action.
-    unsafe { libc::kill(libc::getpid(), signal) };
+    let _ = sys::set_plain(signal, libc::SIG_DFL);
+    // The signal stays blocked until this handler returns, and is then delivered with its
+    // default action.
+    let _ = sys::kill_self(signal);
 }
 
 /// Whether `lstat(2)` of `path` names the armed pidfile's device and inode. Async-signal-safe.

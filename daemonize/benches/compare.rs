@@ -641,17 +641,18 @@ impl Bench {
         let status = status_within_deadline(&mut start);
         check_exit(&start, status, &run);
         let daemon = stopper.start.check_started(&run).sleep;
-        let daemon_fd = sys::pidfd_open(daemon).expect("pidfd_open(daemon)");
+        let daemon_fd = daemonctx::process::pidfd_open(daemon).expect("pidfd_open(daemon)");
         let mut command = stopper.command(&run);
         let started = Instant::now();
         let mut child = command.spawn().unwrap_or_else(|e| panic!("spawn {command:?}: {e}"));
-        let child_fd = sys::pidfd_open(child.id()).expect("pidfd_open(stop command)");
+        let child_fd =
+            daemonctx::process::pidfd_open(child.id()).expect("pidfd_open(stop command)");
         reap_while_waiting(&child_fd, &daemon_fd, daemon);
         let status = child.wait();
         let elapsed = started.elapsed();
         check_exit(&command, status, &run);
         assert!(
-            sys::wait_gone(&daemon_fd, Duration::ZERO),
+            daemonctx::process::wait_exit(&daemon_fd, Instant::now() + Duration::ZERO),
             "{}: daemon still runs after the stop",
             stopper.start.label
         );
@@ -937,7 +938,7 @@ impl Usage {
 /// When it still runs after [`DEADLINE`]: it is first killed through its pidfd and reaped.
 fn status_within_deadline(command: &mut Command) -> std::io::Result<ExitStatus> {
     let mut child = command.spawn()?;
-    let pidfd = match sys::pidfd_open(child.id()) {
+    let pidfd = match daemonctx::process::pidfd_open(child.id()) {
         Ok(pidfd) => pidfd,
         Err(e) => {
             // Our unreaped child: its pid cannot have been reused.
@@ -946,9 +947,9 @@ fn status_within_deadline(command: &mut Command) -> std::io::Result<ExitStatus> 
             return Err(e);
         }
     };
-    if !sys::wait_gone(&pidfd, DEADLINE) {
-        let _ = sys::pidfd_kill(&pidfd);
-        if sys::wait_gone(&pidfd, DEADLINE) {
+    if !daemonctx::process::wait_exit(&pidfd, Instant::now() + DEADLINE) {
+        let _ = daemonctx::process::pidfd_send_signal(&pidfd, libc::SIGKILL);
+        if daemonctx::process::wait_exit(&pidfd, Instant::now() + DEADLINE) {
             let _ = child.wait();
         }
         panic!("{command:?} still ran after {DEADLINE:?}; killed it");
@@ -1149,13 +1150,13 @@ fn kill_matching(matches: impl Fn(&[Vec<u8>]) -> bool) -> usize {
             break;
         }
         for pid in pids {
-            let Ok(pidfd) = sys::pidfd_open(pid) else { continue };
+            let Ok(pidfd) = daemonctx::process::pidfd_open(pid) else { continue };
             if !procfs::argv(pid).is_some_and(|argv| matches(&argv)) {
                 continue; // gone, or a new process under a recycled pid
             }
-            if sys::pidfd_kill(&pidfd).is_ok() {
+            if daemonctx::process::pidfd_send_signal(&pidfd, libc::SIGKILL).is_ok() {
                 killed += 1;
-                if !sys::wait_gone(&pidfd, DEADLINE) {
+                if !daemonctx::process::wait_exit(&pidfd, Instant::now() + DEADLINE) {
                     eprintln!("compare: pid {pid} still there {DEADLINE:?} after SIGKILL");
                 }
                 sys::reap(pid);
@@ -1407,35 +1408,6 @@ mod sys {
             return Err(io::Error::last_os_error());
         }
         Ok(())
-    }
-
-    /// `pidfd_open(2)`: a descriptor pinned to `pid` (close-on-exec).
-    pub fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
-        // SAFETY: pidfd_open takes a pid and flags; no memory is passed.
-        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: the kernel just returned this new descriptor; nothing else owns it.
-        Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
-    }
-
-    /// `pidfd_send_signal(2)` `SIGKILL`: kills exactly the pinned process, never a recycled pid.
-    pub fn pidfd_kill(pidfd: &OwnedFd) -> io::Result<()> {
-        let no_info = std::ptr::null::<libc::siginfo_t>();
-        // SAFETY: pidfd is an open pidfd; a null siginfo means "as kill(2) would send it".
-        let result = unsafe {
-            libc::syscall(libc::SYS_pidfd_send_signal, pidfd.as_raw_fd(), libc::SIGKILL, no_info, 0)
-        };
-        if result != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(())
-    }
-
-    /// `poll(2)` on a pidfd until the process has exited (readable), at most `timeout`.
-    pub fn wait_gone(pidfd: &OwnedFd, timeout: Duration) -> bool {
-        poll_readable(&[pidfd.as_raw_fd()], timeout)[0]
     }
 
     /// `poll(2)` for `POLLIN` on `fds` (negative ones ignored), at most `timeout`, retried on

@@ -29,15 +29,17 @@ pub fn render() -> Vec<u8> {
 fn exit_status_section() -> String {
     let mut roff = String::from(".SH \"EXIT STATUS\"\nWhen starting a daemon:\n");
     for (code, meaning) in cli::START_EXIT_STATUS {
+        let code = code.map_or("N".to_string(), |c| c.to_string());
         roff.push_str(&format!(
             ".TP\n\\fB{}\\fR\n{}.\n",
-            escape(code),
+            escape(&code),
             escape(&capitalised(meaning))
         ));
     }
     let paragraphs = [
-        format!("With --status (the LSB init-script codes): {}.", cli::STATUS_EXIT_STATUS),
-        format!("With --stop: {}.", cli::STOP_EXIT_STATUS),
+        format!("With --status (the LSB init-script codes): {}.", cli::status_exit_status()),
+        format!("With --stop: {}.", cli::stop_exit_status()),
+        format!("With --send: {}.", cli::send_exit_status()),
         format!("{}.", cli::SUPERVISOR_EXIT_STATUS),
     ];
     for paragraph in paragraphs {

@@ -7,30 +7,114 @@ use std::time::Duration;
 
 use clap::Parser;
 
-/// The exit statuses of a start, as (code, meaning): the one table that `--help` and the man
-/// page both show (`src/main.rs` maps errors to these codes).
-pub const START_EXIT_STATUS: &[(&str, &str)] = &[
-    ("0", "COMMAND runs as a daemon; the pidfile holds its pid"),
-    ("1", "already running: the pidfile or lock file is held (the message names the pid)"),
-    ("2", "usage error: bad option or value, missing COMMAND, a --preserve-fd that is not open"),
-    ("3", "unknown user or group"),
-    ("4", "bad directory: -c or --chroot is missing or not a directory"),
-    ("5", "an output file (-o, -e) or the syslog socket cannot be opened"),
-    ("6", "the pidfile or lock file cannot be used (symlink, missing directory, permissions)"),
-    ("7", "another setup step failed (the message names it)"),
-    ("8", "COMMAND did not report ready within --ready-timeout (it was stopped)"),
-    ("N", "COMMAND's own status (128+signal if killed) when it exits before it is ready"),
-    ("126", "COMMAND exists but cannot be executed"),
-    ("127", "COMMAND was not found"),
+/// Every exit status, in one place: `src/main.rs` returns these, and the tables `--help` and
+/// the man page show are built from them.
+pub mod code {
+    /// Starting: COMMAND runs as a daemon.
+    pub const STARTED: u8 = 0;
+    /// Starting: the pidfile or lock file is held.
+    pub const ALREADY_RUNNING: u8 = 1;
+    /// Starting: a usage error.
+    pub const USAGE: u8 = 2;
+    /// Starting: unknown user or group.
+    pub const UNKNOWN_USER: u8 = 3;
+    /// Starting: -c or --chroot is missing or not a directory.
+    pub const BAD_DIRECTORY: u8 = 4;
+    /// Starting: an output file or the syslog socket cannot be opened.
+    pub const OUTPUT_FILE: u8 = 5;
+    /// Starting: the pidfile or lock file cannot be used.
+    pub const PIDFILE: u8 = 6;
+    /// Starting: another setup step failed.
+    pub const SETUP: u8 = 7;
+    /// Starting: COMMAND was not ready in time.
+    pub const NOT_READY: u8 = 8;
+    /// Starting: COMMAND cannot be executed.
+    pub const NOT_EXECUTABLE: u8 = 126;
+    /// Starting: COMMAND was not found.
+    pub const NOT_FOUND: u8 = 127;
+
+    /// `--status`: the LSB init-script codes.
+    pub mod status {
+        /// Running.
+        pub const RUNNING: u8 = 0;
+        /// Dead, but the pidfile exists.
+        pub const DEAD: u8 = 1;
+        /// Not running.
+        pub const NOT_RUNNING: u8 = 3;
+        /// Cannot tell (usage errors too).
+        pub const UNKNOWN: u8 = 4;
+    }
+
+    /// `--stop`.
+    pub mod stop {
+        /// Stopped, or was not running.
+        pub const STOPPED: u8 = 0;
+        /// Still running after the schedule.
+        pub const STILL_RUNNING: u8 = 2;
+        /// Other trouble (usage errors too).
+        pub const TROUBLE: u8 = 3;
+    }
+
+    /// `--send`.
+    pub mod send {
+        /// The signal was sent.
+        pub const SENT: u8 = 0;
+        /// Nothing to send it to: the daemon does not run.
+        pub const NOT_RUNNING: u8 = 1;
+        /// Other trouble (usage errors too).
+        pub const TROUBLE: u8 = 3;
+    }
+}
+
+/// The exit statuses of a start, as (code, meaning); `None` is COMMAND's own status.
+pub const START_EXIT_STATUS: &[(Option<u8>, &str)] = &[
+    (Some(code::STARTED), "COMMAND runs as a daemon; the pidfile holds its pid"),
+    (
+        Some(code::ALREADY_RUNNING),
+        "already running: the pidfile or lock file is held (the message names the pid)",
+    ),
+    (
+        Some(code::USAGE),
+        "usage error: bad option or value, an option of another mode, missing COMMAND, a \
+         --preserve-fd that is not open",
+    ),
+    (Some(code::UNKNOWN_USER), "unknown user or group"),
+    (Some(code::BAD_DIRECTORY), "bad directory: -c or --chroot is missing or not a directory"),
+    (Some(code::OUTPUT_FILE), "an output file (-o, -e) or the syslog socket cannot be opened"),
+    (
+        Some(code::PIDFILE),
+        "the pidfile or lock file cannot be used (symlink, missing directory, permissions)",
+    ),
+    (Some(code::SETUP), "another setup step failed (the message names it)"),
+    (Some(code::NOT_READY), "COMMAND did not report ready within --ready-timeout (it was stopped)"),
+    (None, "COMMAND's own status (128+signal if killed) when it exits before it is ready"),
+    (Some(code::NOT_EXECUTABLE), "COMMAND exists but cannot be executed"),
+    (Some(code::NOT_FOUND), "COMMAND was not found"),
 ];
 
 /// The exit statuses of `--status`: the LSB init-script codes.
-pub const STATUS_EXIT_STATUS: &str =
-    "0 running, 1 dead but the pidfile exists, 3 not running, 4 cannot tell";
+pub fn status_exit_status() -> String {
+    use code::status::*;
+    format!(
+        "{RUNNING} running, {DEAD} dead but the pidfile exists, {NOT_RUNNING} not running, \
+         {UNKNOWN} cannot tell"
+    )
+}
 
 /// The exit statuses of `--stop`.
-pub const STOP_EXIT_STATUS: &str =
-    "0 stopped, or was not running; 2 still running after the schedule; 3 other trouble";
+pub fn stop_exit_status() -> String {
+    use code::stop::*;
+    format!(
+        "{STOPPED} stopped, or was not running; {STILL_RUNNING} still running after the \
+         schedule; {TROUBLE} other trouble"
+    )
+}
+
+/// The exit statuses of `--send`.
+pub fn send_exit_status() -> String {
+    use code::send::*;
+    format!("{SENT} sent; {NOT_RUNNING} not running; {TROUBLE} other trouble")
+}
 
 /// The exit status of a supervisor.
 pub const SUPERVISOR_EXIT_STATUS: &str =
@@ -52,10 +136,13 @@ pub const EXAMPLES: &[(&str, &str)] = &[
 pub fn after_long_help() -> String {
     let mut text = String::from("EXIT STATUS\n  Starting:\n");
     for (code, meaning) in START_EXIT_STATUS {
+        let code = code.map_or("N".to_string(), |c| c.to_string());
         text.push_str(&format!("    {code:<4} {meaning}\n"));
     }
-    text.push_str(&format!("  --status (LSB init-script codes):\n    {STATUS_EXIT_STATUS}\n"));
-    text.push_str(&format!("  --stop:\n    {STOP_EXIT_STATUS}\n  {SUPERVISOR_EXIT_STATUS}.\n"));
+    text.push_str(&format!("  --status (LSB init-script codes):\n    {}\n", status_exit_status()));
+    text.push_str(&format!("  --stop:\n    {}\n", stop_exit_status()));
+    text.push_str(&format!("  --send:\n    {}\n", send_exit_status()));
+    text.push_str(&format!("  {SUPERVISOR_EXIT_STATUS}.\n"));
     text.push_str("\nEXAMPLES");
     for (what, command) in EXAMPLES {
         text.push_str(&format!("\n  {what}\n    {command}"));
@@ -77,18 +164,23 @@ pub fn after_long_help() -> String {
         runs is decided by the pidfile's lock, never by a pid that may have been recycled.",
     override_usage = "daemonize [OPTIONS] [--] COMMAND [ARG]...\n       \
         daemonize --status -p FILE\n       \
-        daemonize --stop -p FILE [--signal SIGNAL] [--retry SCHEDULE]",
+        daemonize --stop -p FILE [--signal SIGNAL] [--retry SCHEDULE] [--child-pidfile FILE]\n       \
+        daemonize --send SIGNAL -p FILE",
     after_long_help = after_long_help(),
     max_term_width = 100
 )]
 pub struct Cli {
     /// Report whether the daemon named by the pidfile runs (LSB status codes)
-    #[arg(long, requires = "pidfile", conflicts_with_all = ["stop", "command"], help_heading = "Modes")]
+    #[arg(long, requires = "pidfile", conflicts_with_all = ["stop", "send", "command"], help_heading = "Modes")]
     pub status: bool,
 
     /// Stop the daemon named by the pidfile, with its process group
-    #[arg(long, requires = "pidfile", conflicts_with = "command", help_heading = "Modes")]
+    #[arg(long, requires = "pidfile", conflicts_with_all = ["send", "command"], help_heading = "Modes")]
     pub stop: bool,
+
+    /// Send SIGNAL to the daemon's COMMAND (through its supervisor, if any) and return
+    #[arg(long, value_name = "SIGNAL", value_parser = parse_signal, requires = "pidfile", conflicts_with = "command", help_heading = "Modes")]
+    pub send: Option<i32>,
 
     /// Lock FILE and write the daemon's pid into it
     #[arg(short = 'p', long, value_name = "FILE", help_heading = "Pidfile and output")]
@@ -175,26 +267,25 @@ pub struct Cli {
         value_enum,
         value_name = "WHEN",
         default_value = "no",
-        requires = "supervise",
         help_heading = "Supervision"
     )]
     pub restart: RestartArg,
 
     /// Delay before the first restart, doubled at each one after (fractions allowed, at least
     /// 0.1)
-    #[arg(long, value_name = "SECS", default_value = "1", value_parser = parse_restart_delay, requires = "supervise", help_heading = "Supervision")]
+    #[arg(long, value_name = "SECS", default_value = "1", value_parser = parse_restart_delay, help_heading = "Supervision")]
     pub restart_delay: Duration,
 
     /// Longest delay between restarts; a run this long resets the delay (at least 0.1)
-    #[arg(long, value_name = "SECS", default_value = "60", value_parser = parse_restart_delay, requires = "supervise", help_heading = "Supervision")]
+    #[arg(long, value_name = "SECS", default_value = "60", value_parser = parse_restart_delay, help_heading = "Supervision")]
     pub restart_max_delay: Duration,
 
     /// Give up after N restarts within --restart-window, and exit non-zero
-    #[arg(long, value_name = "N", requires = "supervise", help_heading = "Supervision")]
+    #[arg(long, value_name = "N", help_heading = "Supervision")]
     pub max_restarts: Option<u32>,
 
     /// The window --max-restarts counts in
-    #[arg(long, value_name = "SECS", default_value = "60", value_parser = parse_seconds, requires = "supervise", help_heading = "Supervision")]
+    #[arg(long, value_name = "SECS", default_value = "60", value_parser = parse_seconds, help_heading = "Supervision")]
     pub restart_window: Duration,
 
     /// On stop, time between SIGTERM and SIGKILL for COMMAND and all it started
@@ -203,15 +294,28 @@ pub struct Cli {
 
     /// Pass the signals the supervisor gets on to COMMAND's whole process group, not only to
     /// COMMAND (as tini -g)
-    #[arg(long, requires = "supervise", help_heading = "Supervision")]
+    #[arg(long, help_heading = "Supervision")]
     pub forward_to_group: bool,
 
-    /// Write COMMAND's pid into FILE (the pidfile names the supervisor)
-    #[arg(long, value_name = "FILE", requires = "supervise", help_heading = "Supervision")]
+    /// Write COMMAND's pid into FILE (the pidfile names the supervisor); with --stop, remove
+    /// it once stopped
+    #[arg(long, value_name = "FILE", help_heading = "Supervision")]
     pub child_pidfile: Option<PathBuf>,
 
+    /// Signals the supervisor passes on to COMMAND, comma-separated [default: every catchable
+    /// signal but TERM, CHLD and RTMIN; HUP only when there is no -o or -e]
+    ///
+    /// By default the supervisor passes on what tini and dumb-init do (ALRM, PIPE, URG, XCPU,
+    /// VTALRM, PROF, IO, PWR, TSTP, TTIN, TTOU and the realtime signals too), each once. TERM
+    /// stops COMMAND and all it started, with --kill-after. SIGHUP to a supervisor holding log
+    /// files (-o, -e) reopens them, and reaches COMMAND only when listed here. With a list,
+    /// signals not listed are ignored. `daemonize --send SIGNAL -p FILE` reaches COMMAND
+    /// whatever this list says (it travels as RTMIN).
+    #[arg(long, value_name = "SIGNALS", value_parser = parse_forwarded, help_heading = "Supervision")]
+    pub forward: Option<Forwarded>,
+
     /// Send COMMAND's output to syslog, one message per line
-    #[arg(long, value_name = "FACILITY", num_args = 0..=1, default_missing_value = "daemon", value_parser = parse_facility_name, requires = "supervise", help_heading = "Syslog")]
+    #[arg(long, value_name = "FACILITY", num_args = 0..=1, default_missing_value = "daemon", value_parser = parse_facility_name, help_heading = "Syslog")]
     pub syslog: Option<String>,
 
     /// Tag of the syslog messages [default: COMMAND's basename]
@@ -253,9 +357,73 @@ pub struct Cli {
     #[arg(short = 'v', long)]
     pub verbose: bool,
 
-    /// The program to run as a daemon (looked up on PATH), and its arguments
-    #[arg(value_name = "COMMAND", trailing_var_arg = true, required_unless_present_any = ["status", "stop"])]
+    /// The program to run as a daemon, and its arguments: a name without a slash is looked up
+    /// on PATH, a relative path with one is taken from the directory daemonize was started in
+    /// (resolved once, before any chdir, in every mode and for every restart)
+    #[arg(value_name = "COMMAND", trailing_var_arg = true, required_unless_present_any = ["status", "stop", "send"])]
     pub command: Vec<OsString>,
+}
+
+/// `--forward`: the signals a supervisor passes on to COMMAND.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Forwarded(pub Vec<i32>);
+
+/// The signals a supervisor never passes on: those it handles itself (TERM stops, CHLD reaps),
+/// the faults it never blocks, and the two no process can catch.
+const NOT_FORWARDABLE: &[i32] = &[
+    libc::SIGTERM,
+    libc::SIGCHLD,
+    libc::SIGKILL,
+    libc::SIGSTOP,
+    libc::SIGSEGV,
+    libc::SIGBUS,
+    libc::SIGILL,
+    libc::SIGFPE,
+    libc::SIGTRAP,
+    libc::SIGSYS,
+    libc::SIGABRT,
+];
+
+fn parse_forwarded(text: &str) -> Result<Forwarded, String> {
+    let mut signals = Vec::new();
+    for name in text.split(',').map(str::trim).filter(|name| !name.is_empty()) {
+        let signal = parse_signal(name)?;
+        if NOT_FORWARDABLE.contains(&signal) {
+            return Err(format!("{name} cannot be forwarded (TERM stops the supervisor)"));
+        }
+        signals.push(signal);
+    }
+    Ok(Forwarded(signals))
+}
+
+/// The options that mean something in one mode only, as (option id, its flag, the mode).
+const MODE_ONLY: &[(&str, &str, &str)] = &[
+    ("retry", "--retry", "--stop"),
+    ("signal", "--signal", "--stop"),
+    ("restart", "--restart", "--supervise"),
+    ("restart_delay", "--restart-delay", "--supervise"),
+    ("restart_max_delay", "--restart-max-delay", "--supervise"),
+    ("max_restarts", "--max-restarts", "--supervise"),
+    ("restart_window", "--restart-window", "--supervise"),
+    ("forward", "--forward", "--supervise"),
+    ("forward_to_group", "--forward-to-group", "--supervise"),
+    ("syslog", "--syslog", "--supervise"),
+];
+
+/// An option given on the command line in a mode where it means nothing: the message that says
+/// which mode it belongs to. (`--child-pidfile` belongs to --supervise and --stop.)
+pub fn misplaced_option(matches: &clap::ArgMatches) -> Option<String> {
+    let given = |id: &str| matches.value_source(id) == Some(clap::parser::ValueSource::CommandLine);
+    let in_mode = |mode: &str| given(mode.trim_start_matches("--"));
+    for (id, flag, mode) in MODE_ONLY {
+        if given(id) && !in_mode(mode) {
+            return Some(format!("{flag} is meaningful only with {mode}"));
+        }
+    }
+    if given("child_pidfile") && !given("supervise") && !given("stop") {
+        return Some("--child-pidfile is meaningful only with --supervise or --stop".into());
+    }
+    None
 }
 
 /// `--restart`.

@@ -3,43 +3,41 @@
 //! Argument parsing and wiring only: every mechanism lives in the `daemonctx` library.
 
 mod cli;
+mod message;
 mod notify;
 mod output;
+mod send;
 mod supervise;
 
 use std::ffi::OsString;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use daemonctx::activation::ListenFds;
 use daemonctx::stop::{self, Schedule, Stopped};
 use daemonctx::{Command, DaemonContext, Error, Pidfile, SignalMap, Status, Step, Stream};
-use daemonctx::{detach, pidfile, process};
+use daemonctx::{pidfile, process};
 
-use cli::{Cli, RestartArg, WaitReady};
+use cli::{Cli, RestartArg, WaitReady, code};
 use notify::{Readiness, ReadyListener};
 use output::{LogFile, SyslogConfig, SyslogWriter};
+
 use supervise::{Restart, Sink, SupervisorConfig, Upstream};
 
-/// Exit codes of a start (documented in `cli::START_EXIT_STATUS`).
-mod code {
-    pub const ALREADY_RUNNING: u8 = 1;
-    pub const USAGE: u8 = 2;
-    pub const UNKNOWN_USER: u8 = 3;
-    pub const BAD_DIRECTORY: u8 = 4;
-    pub const OUTPUT_FILE: u8 = 5;
-    pub const PIDFILE: u8 = 6;
-    pub const SETUP: u8 = 7;
-    pub const NOT_READY: u8 = 8;
-    pub const NOT_EXECUTABLE: u8 = 126;
-    pub const NOT_FOUND: u8 = 127;
-}
-
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
+    let parsed = Cli::command().try_get_matches().and_then(|matches| {
+        let cli = Cli::from_arg_matches(&matches)?;
+        Ok((cli, cli::misplaced_option(&matches)))
+    });
+    let cli = match parsed {
+        Ok((cli, None)) => cli,
+        Ok((_, Some(misplaced))) => {
+            eprintln!("daemonize: {misplaced} (see daemonize --help)");
+            return ExitCode::from(usage_code());
+        }
         Err(e) if !e.use_stderr() => e.exit(), // --help, --version
         Err(e) => {
             eprintln!("daemonize: {} (see daemonize --help)", usage_message(&e));
@@ -58,14 +56,17 @@ fn usage_message(error: &clap::Error) -> String {
     paragraph.join(" ").trim_start_matches("error: ").to_string()
 }
 
-/// The code for a usage error: 2 when starting, but the "cannot tell" (4) and "other trouble"
-/// (3) codes of --status and --stop, whose 2 means something else to an init script.
+/// The code for a usage error: 2 when starting, but the "cannot tell" and "other trouble"
+/// codes of --status, --stop and --send, whose 2 means something else to an init script.
 fn usage_code() -> u8 {
     let args: Vec<OsString> = std::env::args_os().collect();
-    if args.iter().any(|a| a == "--status") {
-        4
-    } else if args.iter().any(|a| a == "--stop") {
-        3
+    let given = |flag: &str| args.iter().any(|a| a == flag);
+    if given("--status") {
+        code::status::UNKNOWN
+    } else if given("--stop") {
+        code::stop::TROUBLE
+    } else if given("--send") || args.iter().any(|a| a.to_string_lossy().starts_with("--send=")) {
+        code::send::TROUBLE
     } else {
         code::USAGE
     }
@@ -77,6 +78,9 @@ fn run(cli: Cli) -> u8 {
     }
     if cli.stop {
         return stop(&cli);
+    }
+    if let Some(signal) = cli.send {
+        return send::send(&cli, signal);
     }
     if let Some(WaitReady::Fd(fd)) = cli.wait_ready
         && cli.preserve_fd.contains(&fd)
@@ -94,10 +98,11 @@ fn run(cli: Cli) -> u8 {
         );
         return code::USAGE;
     }
+    let (named, ready_timeout) = (PathBuf::from(&cli.command[0]), cli.ready_timeout);
     match start(cli) {
-        Ok(()) => 0,
+        Ok(()) => code::STARTED,
         Err(e) => {
-            eprintln!("daemonize: {}", daemonctx::error::chain(&e));
+            eprintln!("daemonize: {}", message::start_failure(&e, &named, ready_timeout));
             exit_code(&e)
         }
     }
@@ -140,12 +145,12 @@ fn start(cli: Cli) -> Result<(), Error> {
         // The supervisor speaks to the parent systemd; COMMAND speaks to the supervisor.
         env.retain(|(name, _)| name != "NOTIFY_SOCKET");
     }
+    // One rule in both modes, resolved here before any chdir (see `program_path`).
+    let program = program_path(&cli.command[0], &env, cli.chroot.is_some());
     let mut command = Command::new(cli.command.clone(), env);
     if ListenFds::from_env().is_none() {
         command.remove_activation(); // socket activation meant for another process
     }
-    // Looked up on PATH by the library (exec mode) or by the supervisor (inside the chroot).
-    let program = PathBuf::from(&cli.command[0]);
     let listener = cli.wait_ready.map(ready_listener).transpose()?;
     if let Some((name, value)) = listener.as_ref().and_then(ReadyListener::environment) {
         command.set_env(name, value);
@@ -162,7 +167,8 @@ fn start(cli: Cli) -> Result<(), Error> {
     if cli.supervise {
         start_supervised(&cli, context, &command, program, listener, (upstream, relay))
     } else {
-        start_exec(&cli, context, &command, &program, listener)
+        // The library resolves argv[0] by the same rule; messages name COMMAND as given.
+        start_exec(&cli, context, &command, Path::new(&cli.command[0]), listener)
     }
 }
 
@@ -181,6 +187,35 @@ fn parent_notify_socket(cli: &Cli) -> Result<Option<Upstream>, Error> {
             Err(Error::os(Step::WaitReady, name, e))
         }
     }
+}
+
+/// Where COMMAND is, decided once in the invoker, before any `chdir(2)`, for exec mode and for
+/// every start under a supervisor: a name with a slash is a path, relative to the directory
+/// daemonize was started in; a bare name is looked up on COMMAND's `PATH` (`/usr/bin:/bin`
+/// without one), relative `PATH` entries from that directory too, as `execvp(3)` would. Under
+/// `--chroot` both are left for inside the new root (relative to `-c` there); so is a bare name
+/// not found (the start then fails with 127).
+fn program_path(name: &OsString, env: &[(OsString, OsString)], chroot: bool) -> PathBuf {
+    let name = Path::new(name);
+    let here = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+    if chroot {
+        return name.to_path_buf();
+    }
+    if name.as_os_str().as_encoded_bytes().contains(&b'/') {
+        return here.join(name);
+    }
+    let path_var = env.iter().find(|(k, _)| k == "PATH").map(|(_, v)| v.clone());
+    let path_var = path_var.unwrap_or_else(|| OsString::from("/usr/bin:/bin"));
+    let mut denied = None;
+    for dir in std::env::split_paths(&path_var) {
+        let candidate = here.join(dir).join(name);
+        let Ok(meta) = std::fs::metadata(&candidate) else { continue };
+        if meta.is_file() && meta.permissions().mode() & 0o111 != 0 {
+            return candidate;
+        }
+        denied.get_or_insert(candidate);
+    }
+    denied.unwrap_or_else(|| name.to_path_buf())
 }
 
 /// The options both modes share.
@@ -242,9 +277,19 @@ fn start_exec(
         true => Stream::Append(path.clone()),
         false => Stream::Truncate(path.clone()),
     };
-    let mut context = context
-        .stdout(cli.stdout.as_ref().map_or_else(|| unset_stream(cli), output))
-        .stderr(cli.stderr.as_ref().map_or_else(|| unset_stream(cli), output));
+    let (stdout, stderr) = match (&cli.stdout, same_output_file(cli)) {
+        (Some(path), true) => {
+            let file = output::open_shared(path, cli.append)
+                .map_err(|e| Error::os(Step::OpenStream, path, e))?;
+            let copy = file.try_clone().map_err(|e| Error::os(Step::OpenStream, path, e))?;
+            (Stream::from(file), Stream::from(copy))
+        }
+        _ => (
+            cli.stdout.as_ref().map_or_else(|| unset_stream(cli), output),
+            cli.stderr.as_ref().map_or_else(|| unset_stream(cli), output),
+        ),
+    };
+    let mut context = context.stdout(stdout).stderr(stderr);
     let installed = match &mut listener {
         // daemonize itself uses no descriptor there yet: an inherited stray one may go.
         Some(listener) => listener.place_write_end(true).map_err(ready_error)?,
@@ -299,17 +344,17 @@ fn wait_for_readiness(
             stop_abandoned(cli, pid, main);
             Error::DaemonDied {
                 pid: main,
-                status: detach::reap(pid as i32, Duration::from_secs(5)),
+                status: process::reap(pid as i32, Duration::from_secs(5)),
             }
         }
         Ok(Readiness::TimedOut(main)) => {
             stop_abandoned(cli, pid, main);
-            detach::reap(pid as i32, Duration::from_secs(5));
+            process::reap(pid as i32, Duration::from_secs(5));
             Error::ReadyTimeout { pid: main, seconds: cli.ready_timeout.as_secs_f64() }
         }
         Err(e) => {
             stop_abandoned(cli, pid, pid);
-            detach::reap(pid as i32, Duration::from_secs(5));
+            process::reap(pid as i32, Duration::from_secs(5));
             Error::os(Step::WaitReady, program, e)
         }
     };
@@ -338,10 +383,14 @@ fn start_supervised(
     ready: Option<ReadyListener>,
     (upstream, relay): (Option<Upstream>, Option<ReadyListener>),
 ) -> Result<(), Error> {
+    let named = Path::new(&cli.command[0]);
     let syslog =
         cli.syslog.as_ref().map(|facility| connect_syslog(cli, facility, command)).transpose()?;
     let stdout = sink(cli, cli.stdout.as_deref(), 1)?;
-    let stderr = sink(cli, cli.stderr.as_deref(), 2)?;
+    let stderr = match same_output_file(cli) {
+        true => Sink::Stdout,
+        false => sink(cli, cli.stderr.as_deref(), 2)?,
+    };
     // Locked last: nothing after it can fail before open(), which cleans it up if it fails.
     let child_pidfile =
         cli.child_pidfile.as_ref().map(|path| Pidfile::lock(path, cli.pidfile_mode)).transpose()?;
@@ -364,7 +413,8 @@ fn start_supervised(
         stdout,
         stderr,
         syslog,
-        program: program.clone(),
+        program,
+        forward: cli.forward.clone().map(|forward| forward.0),
         forward_to_group: cli.forward_to_group,
         upstream,
         relay,
@@ -389,8 +439,8 @@ fn start_supervised(
                 let _ = child_pidfile.remove();
             }
             return Err(match cli.wait_ready {
-                Some(_) => command_died(name_program(e, &program), &program),
-                None => name_program(e, &program),
+                Some(_) => command_died(name_program(e, named), named),
+                None => name_program(e, named),
             });
         }
     };
@@ -413,6 +463,16 @@ fn command_died(error: Error, program: &Path) -> Error {
             }
         }
         other => other,
+    }
+}
+
+/// Whether -o and -e name the same file: the same path, or the same file through a link
+/// (`stat(2)`: same device and inode). Such a file is opened once and shared, as a shell's
+/// `>F 2>&1` does: two descriptions would each write at their own offset over the other's.
+fn same_output_file(cli: &Cli) -> bool {
+    match (&cli.stdout, &cli.stderr) {
+        (Some(out), Some(err)) => output::same_file(out, err),
+        _ => false,
     }
 }
 
@@ -487,34 +547,39 @@ fn environment(clear: bool, set: Vec<(OsString, OsString)>) -> Vec<(OsString, Os
 
 /// `--status`: one line on stdout, LSB exit code.
 fn status(cli: &Cli) -> u8 {
+    use code::status::*;
     let path = cli.pidfile.as_deref().expect("clap requires --pidfile with --status");
     let (line, code) = match Pidfile::status(path) {
         Status::Running(Some(pid)) => {
             match (process::is_alive(pid), process::lock_holders(path).first()) {
-                (false, Some(holder)) => {
-                    (format!("running (pid {pid} has exited; pid {holder} holds the pidfile)"), 0)
-                }
-                _ => (format!("running (pid {pid})"), 0),
+                (false, Some(holder)) => (
+                    format!("running (pid {pid} has exited; pid {holder} holds the pidfile)"),
+                    RUNNING,
+                ),
+                _ => (format!("running (pid {pid})"), RUNNING),
             }
         }
-        Status::Running(None) => ("running (pid unknown: the pidfile holds no pid)".into(), 0),
+        Status::Running(None) => {
+            ("running (pid unknown: the pidfile holds no pid)".into(), RUNNING)
+        }
         Status::Stale(Some(pid)) if process::is_alive(pid) => (
             format!(
                 "dead: pidfile {} is not locked; pid {pid} it names is another process",
                 path.display()
             ),
-            1,
+            DEAD,
         ),
         Status::Stale(Some(pid)) => {
-            (format!("dead: pid {pid} is gone but pidfile {} remains", path.display()), 1)
+            (format!("dead: pid {pid} is gone but pidfile {} remains", path.display()), DEAD)
         }
         Status::Stale(None) => {
-            (format!("dead: pidfile {} remains, naming no pid", path.display()), 1)
+            (format!("dead: pidfile {} remains, naming no pid", path.display()), DEAD)
         }
-        Status::Absent => ("not running".into(), 3),
-        Status::Unknown(e) => {
-            (format!("unknown: cannot inspect pidfile {}: {e}", path.display()), 4)
-        }
+        Status::Absent => ("not running".into(), NOT_RUNNING),
+        Status::Unknown(e) => (
+            format!("unknown: cannot inspect pidfile {}: {}", path.display(), message::os_text(&e)),
+            UNKNOWN,
+        ),
     };
     println!("{line}");
     if cli.verbose {
@@ -523,8 +588,10 @@ fn status(cli: &Cli) -> u8 {
     code
 }
 
-/// `--stop`: follows the schedule; 0 stopped or not running, 2 still running, 3 trouble.
+/// `--stop`: follows the schedule; then removes a stale `--child-pidfile` (a supervisor that
+/// ran as another user could not). Exit codes: [`code::stop`].
 fn stop(cli: &Cli) -> u8 {
+    use code::stop::*;
     let path = cli.pidfile.as_deref().expect("clap requires --pidfile with --stop");
     let schedule = match &cli.retry {
         None => Schedule::default_for(cli.signal),
@@ -532,27 +599,34 @@ fn stop(cli: &Cli) -> u8 {
             Ok(schedule) => schedule,
             Err(e) => {
                 eprintln!("daemonize: invalid --retry {text:?}: {e}");
-                return 3;
+                return TROUBLE;
             }
         },
     };
-    match stop::stop(path, &schedule) {
+    let code = match stop::stop(path, &schedule) {
         Ok(Stopped::Stopped(pid)) => {
             println!("stopped (pid {pid})");
-            0
+            STOPPED
         }
         Ok(Stopped::NotRunning) => {
             println!("not running");
-            0
+            STOPPED
         }
         Ok(Stopped::StillRunning(pids)) => {
             let pids: Vec<String> = pids.iter().map(u32::to_string).collect();
             println!("still running after the schedule: pid {}", pids.join(", "));
-            2
+            return STILL_RUNNING;
         }
         Err(e) => {
-            eprintln!("daemonize: cannot stop {}: {}", path.display(), daemonctx::error::chain(&e));
-            3
+            eprintln!("daemonize: cannot stop {}: {}", path.display(), message::chain(&e));
+            return TROUBLE;
         }
+    };
+    if let Some(child_pidfile) = &cli.child_pidfile
+        && let Err(e) = Pidfile::remove_stale(child_pidfile)
+    {
+        eprintln!("daemonize: {}", message::chain(&e));
+        return TROUBLE;
     }
+    code
 }

@@ -15,7 +15,7 @@
 use std::fs::File;
 use std::io::{self, Write};
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
-use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use std::collections::VecDeque;
@@ -49,6 +49,41 @@ impl std::fmt::Debug for SyslogConfig {
             .field("socket", &self.socket)
             .finish_non_exhaustive()
     }
+}
+
+/// Whether `a` and `b` name the same file: equal as absolute paths, or both existing with the
+/// same device and inode (`stat(2)`, through symbolic and hard links).
+pub fn same_file(a: &Path, b: &Path) -> bool {
+    let absolute = |p: &Path| std::path::absolute(p).ok();
+    if absolute(a).is_some_and(|a| Some(a) == absolute(b)) {
+        return true;
+    }
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
+/// Opens `path` once for COMMAND's stdout and stderr in exec mode (`open(2)`, mode 0644, with
+/// `O_APPEND` for `-a`, else `O_TRUNC`; `O_NOCTTY`, `O_CLOEXEC`), as the library opens an
+/// output file. A FIFO without a reader fails (`ENXIO`, opened `O_NONBLOCK`) instead of
+/// blocking; the flag is then cleared (`fcntl(2)` `F_SETFL`).
+///
+/// # Errors
+/// The OS error of `open(2)` or `fcntl(2)`.
+pub fn open_shared(path: &Path, append: bool) -> io::Result<File> {
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .append(append)
+        .truncate(!append)
+        .mode(0o644)
+        .custom_flags(libc::O_NOCTTY | libc::O_NONBLOCK)
+        .open(path)?;
+    let flags = nix::fcntl::fcntl(&file, nix::fcntl::FcntlArg::F_GETFL)?;
+    let blocking = nix::fcntl::OFlag::from_bits_truncate(flags) & !nix::fcntl::OFlag::O_NONBLOCK;
+    nix::fcntl::fcntl(&file, nix::fcntl::FcntlArg::F_SETFL(blocking))?;
+    Ok(file)
 }
 
 /// A log file held by the supervisor, opened for appending, reopened on request.
@@ -190,6 +225,11 @@ impl LogFile {
     /// is tried again by timer.
     pub fn poll_fd(&self) -> Option<RawFd> {
         (self.is_holding() && self.waits_for_room).then(|| self.file.as_raw_fd())
+    }
+
+    /// Whether [`LogFile::reopen`] opens the path again (not for an inherited stream).
+    pub fn reopens(&self) -> bool {
+        self.reopens
     }
 
     /// The path the file was opened at.

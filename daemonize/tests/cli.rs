@@ -679,7 +679,7 @@ fn foreground_exec_failure_reports_one_line() {
     assert_eq!(code(&output.status), 127, "{}", describe("daemonize --foreground", &output));
     assert_eq!(
         String::from_utf8_lossy(&output.stderr),
-        "daemonize: cannot execute /nonexistent/program: No such file or directory (os error 2)\n"
+        "daemonize: cannot execute /nonexistent/program: No such file or directory\n"
     );
 }
 

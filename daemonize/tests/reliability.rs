@@ -233,7 +233,7 @@ fn too_few_descriptors_fail_cleanly_or_start_a_proper_daemon() {
         failures.push(limit);
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(stderr.starts_with("daemonize: cannot "), "limit {limit}: {shown}");
-        assert!(stderr.contains("Too many open files (os error 24)"), "limit {limit}: {shown}");
+        assert!(stderr.contains("Too many open files"), "limit {limit}: {shown}");
         assert_eq!(stderr.lines().count(), 1, "limit {limit}: not one line: {shown}");
         assert!(!pidfile.exists(), "limit {limit}: pidfile left: {shown}");
         assert_eq!(processes_mentioning(dir.path()), Vec::<i32>::new(), "limit {limit}: {shown}");
@@ -338,10 +338,8 @@ fn output_file_that_cannot_be_created_on_a_full_filesystem_fails_cleanly() {
     let output = daemonize(&args);
     let shown = describe(&show(&args), &output);
     assert_eq!(code(&output.status), 5, "{shown}");
-    let expected = format!(
-        "daemonize: cannot open output file {}: No space left on device (os error 28)\n",
-        log.display()
-    );
+    let expected =
+        format!("daemonize: cannot open output file {}: No space left on device\n", log.display());
     assert_eq!(String::from_utf8_lossy(&output.stderr), expected, "{shown}");
     assert!(!pidfile.exists(), "pidfile left: {shown}");
     assert!(!log.exists(), "{shown}");
@@ -402,10 +400,8 @@ fn pidfile_in_a_read_only_directory_fails_cleanly() {
     let output = run(as_unprivileged(&daemonize_bin()).args(args));
     let shown = describe(&show(&args), &output);
     assert_eq!(code(&output.status), 6, "{shown}");
-    let expected = format!(
-        "daemonize: cannot open pidfile {}: Permission denied (os error 13)\n",
-        pidfile.display()
-    );
+    let expected =
+        format!("daemonize: cannot open pidfile {}: Permission denied\n", pidfile.display());
     assert_eq!(String::from_utf8_lossy(&output.stderr), expected, "{shown}");
     assert!(!pidfile.exists(), "pidfile left: {shown}");
     assert_eq!(std::fs::read_dir(&readonly).unwrap().count(), 0, "{shown}");
@@ -429,10 +425,8 @@ fn pidfile_write_past_the_file_size_limit_fails_cleanly() {
         let output = run(Command::new("sh").args(["-c", &script]));
         let shown = describe(&script, &output);
         assert_eq!(code(&output.status), 6, "{shown}");
-        let message = format!(
-            "daemonize: cannot write pidfile {}: File too large (os error 27)\n",
-            pidfile.display()
-        );
+        let message =
+            format!("daemonize: cannot write pidfile {}: File too large\n", pidfile.display());
         assert_eq!(String::from_utf8_lossy(&output.stderr), message, "{shown}");
         assert!(!pidfile.exists(), "pidfile left behind: {shown}");
         assert_eq!(processes_mentioning(dir.path()), Vec::<i32>::new(), "{shown}");

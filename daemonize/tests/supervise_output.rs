@@ -552,7 +552,19 @@ fn signals_sent_to_the_supervisor_reach_command_and_sigterm_stops_everything() {
     let script = trapping_script(&names);
     let supervised = Supervised::start(
         &dir,
-        &["--wait-ready", "fd:3", "-o", path_str(&out), "--", "sh", "-c", &script],
+        &[
+            "--wait-ready",
+            "fd:3",
+            "-o",
+            path_str(&out),
+            // With a log file, SIGHUP reaches COMMAND only when listed.
+            "--forward",
+            "HUP,INT,QUIT,USR1,USR2,WINCH,CONT",
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ],
     );
     for (name, signal) in signals {
         let before = count_lines(&out, name);
@@ -595,7 +607,18 @@ fn signal_storm_keeps_supervisor_and_command_alive_and_lines_whole() {
                   echo >&3; exec 3>&-; sleep 1000000 & while :; do wait $!; done";
     let supervised = Supervised::start(
         &dir,
-        &["--wait-ready", "fd:3", "-o", path_str(&out), "--", "sh", "-c", script],
+        &[
+            "--wait-ready",
+            "fd:3",
+            "-o",
+            path_str(&out),
+            "--forward",
+            "HUP,USR1,USR2",
+            "--",
+            "sh",
+            "-c",
+            script,
+        ],
     );
     let written = || numbered(&std::fs::read_to_string(&out).unwrap_or_default(), "n").len();
     assert!(wait_until(HANDSHAKE, || written() >= 5), "the writer never wrote");

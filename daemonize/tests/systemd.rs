@@ -415,13 +415,19 @@ fn can_unshare_pid(test: &str) -> bool {
     probe.status.success()
 }
 
-/// `daemonize --supervise --foreground ARGS` as PID 1 of a new pid namespace; the started
-/// `unshare`, and daemonize's pid as seen from here.
-fn as_pid1(dir: &TempDir, args: &[&str]) -> (Started, i32) {
+/// `daemonize --supervise --foreground ARGS` as PID 1 of a new pid namespace: the started
+/// `unshare`.
+fn start_pid1(dir: &TempDir, args: &[&str]) -> Started {
     let mut command = Command::new("unshare");
     command.args(["--fork", "--pid", "--mount-proc", "--"]).arg(daemonize_bin());
     command.args(["--supervise", "--foreground"]).args(args).current_dir(dir.path());
-    let started = Started::spawn(&mut command);
+    Started::spawn(&mut command)
+}
+
+/// As [`start_pid1`], for a COMMAND that runs until told otherwise: also daemonize's pid as
+/// seen from here.
+fn as_pid1(dir: &TempDir, args: &[&str]) -> (Started, i32) {
+    let started = start_pid1(dir, args);
     let daemonize = first_child(started.pid());
     (started, daemonize)
 }
@@ -517,7 +523,7 @@ fn pid1_exits_with_commands_status() {
     }
     let dir = TempDir::new("pid1-status");
     for (script, expected) in [("exit 7", 7), ("kill -USR1 $$", 128 + libc::SIGUSR1)] {
-        let (mut started, _) = as_pid1(&dir, &["--", "sh", "-c", script]);
+        let mut started = start_pid1(&dir, &["--", "sh", "-c", script]);
         let (status, stderr) = started.wait();
         assert_eq!(code(&status), expected, "{script}: {stderr}");
     }

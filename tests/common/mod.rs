@@ -5,12 +5,14 @@
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
+
+use daemonctx::process;
 
 /// How long any single command in a test may run.
 pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
@@ -71,24 +73,15 @@ pub struct Spawned(pub i32, Option<OwnedFd>);
 
 impl Spawned {
     pub fn new(pid: i32) -> Spawned {
-        // SAFETY: pidfd_open takes a pid and flags.
-        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-        // SAFETY: when non-negative, the kernel just returned this descriptor to us.
-        Spawned(pid, (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as i32) }))
+        Spawned(pid, process::pidfd_open(pid as u32).ok())
     }
 }
 
 impl Drop for Spawned {
     fn drop(&mut self) {
         let Some(pidfd) = &self.1 else { return }; // already gone when the guard was made
-        let no_info: *const libc::siginfo_t = std::ptr::null();
-        // SAFETY: pidfd refers to our process; a null siginfo sends as kill(2) would.
-        unsafe {
-            libc::syscall(libc::SYS_pidfd_send_signal, pidfd.as_raw_fd(), libc::SIGKILL, no_info, 0)
-        };
-        let mut pfd = libc::pollfd { fd: pidfd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
-        // SAFETY: one valid pollfd.
-        unsafe { libc::poll(&mut pfd, 1, 5000) };
+        let _ = process::pidfd_send_signal(pidfd, libc::SIGKILL);
+        process::wait_exit(pidfd, Instant::now() + Duration::from_secs(5));
     }
 }
 
@@ -114,17 +107,8 @@ pub fn alive(pid: i32) -> bool {
 
 /// Waits for `pid` to exit with a pidfd (no sleep loop); true when it is gone.
 pub fn wait_gone(pid: i32, timeout: Duration) -> bool {
-    // SAFETY: pidfd_open takes a pid and flags.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    if fd < 0 {
-        return true;
-    }
-    // SAFETY: pidfd_open returned a new descriptor that nothing else owns.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
-    let mut pfd = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
-    // SAFETY: one valid pollfd.
-    let ready = unsafe { libc::poll(&mut pfd, 1, timeout.as_millis() as i32) } > 0;
-    ready || !alive(pid)
+    let Ok(pidfd) = process::pidfd_open(pid as u32) else { return true };
+    process::wait_exit(&pidfd, Instant::now() + timeout) || !alive(pid)
 }
 
 /// Runs `command` to completion with piped output, killing it after [`COMMAND_TIMEOUT`].

@@ -35,14 +35,34 @@ const NOT_FORWARDED: [i32; 9] = [
     libc::SIGABRT,
 ];
 
+/// A signal read from the signalfd.
+pub struct Received {
+    /// The signal.
+    pub signal: i32,
+    /// The value queued with it (`sigqueue(3)`), when it was queued (`SI_QUEUE`).
+    pub queued: Option<i32>,
+    /// Whether the supervisor raised it itself (a write to a closed pipe, past the file size
+    /// limit: `SIGPIPE`, `SIGXFSZ`): nobody else's business, not forwarded.
+    pub own: bool,
+}
+
 /// Every catchable asynchronous signal, the realtime ones included (`SIGRTMIN(7)` to
-/// `SIGRTMAX`): what the supervisor blocks and reads from its `signalfd(2)`. `SIGCHLD` and
-/// `SIGTERM` it handles itself; it passes every other one on to COMMAND. (As PID 1 of a pid
-/// namespace the kernel drops the signals it has no handler for: these reach it all the same.)
+/// `SIGRTMAX`): what the supervisor blocks and reads from its `signalfd(2)`, so that none is
+/// lost. (As PID 1 of a pid namespace the kernel drops the signals it has no handler for:
+/// blocked ones reach it all the same.)
 pub fn handled_signals() -> Vec<i32> {
     let standard = 1..32;
     let realtime = libc::SIGRTMIN()..=libc::SIGRTMAX();
     standard.chain(realtime).filter(|s| !NOT_FORWARDED.contains(s)).collect()
+}
+
+/// The signals passed on to COMMAND unless `--forward` says otherwise: every one the
+/// supervisor handles but `SIGTERM` (it stops), `SIGCHLD` (it reaps), `relay` (`daemonize
+/// --send`'s carrier), and `SIGHUP` when the supervisor holds log files (it reopens them).
+pub fn default_forwarded(has_log_files: bool, relay: i32) -> Vec<i32> {
+    let own = [libc::SIGTERM, libc::SIGCHLD, relay];
+    let hup_is_ours = |s: &i32| has_log_files && *s == libc::SIGHUP;
+    handled_signals().into_iter().filter(|s| !own.contains(s) && !hup_is_ours(s)).collect()
 }
 
 /// How to start COMMAND.
@@ -76,9 +96,10 @@ impl Program {
         let mut env = self.env.clone();
         let ready_fd = readiness.prepare_start(&mut env)?;
         let mut executable = daemonctx::Command::new(self.argv.clone(), env)
+            .program(&self.path)
             .executable()
             .map_err(|e| io::Error::from_raw_os_error(e.raw_os_error().unwrap_or(libc::EINVAL)))?;
-        let (stdout, stderr) = output.stdio();
+        let (stdout, stderr) = output.stdio()?;
         let mut command = std::process::Command::new(&self.path);
         command.process_group(0).stdin(Stdio::null()).stdout(stdout).stderr(stderr);
         // SAFETY: the closure runs between fork and exec and makes only async-signal-safe calls
@@ -181,7 +202,8 @@ pub fn ignore_sigpipe() {
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
 }
 
-/// Blocks the supervisor's signals and returns a `signalfd(2)` that delivers them.
+/// Blocks every catchable asynchronous signal ([`handled_signals`]) and returns a
+/// `signalfd(2)` that delivers them.
 pub fn signalfd() -> io::Result<OwnedFd> {
     // SAFETY: a sigset_t made by sigemptyset and filled by sigaddset is valid for sigprocmask
     // and signalfd; children started with std's Command get an empty mask again.
@@ -203,10 +225,8 @@ pub fn signalfd() -> io::Result<OwnedFd> {
     }
 }
 
-/// Reads one pending signal from the signalfd, if any: its number, and whether the supervisor
-/// raised it itself (a write to a closed pipe, past the file size limit: `SIGPIPE`,
-/// `SIGXFSZ`), which is nobody's to forward.
-pub fn read_signal(fd: &OwnedFd) -> Option<(i32, bool)> {
+/// Reads one pending signal from the signalfd, if any.
+pub fn read_signal(fd: &OwnedFd) -> Option<Received> {
     // SAFETY: signalfd_siginfo is plain old data; all-zero is valid.
     let mut info: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
     let size = std::mem::size_of::<libc::signalfd_siginfo>();
@@ -214,6 +234,9 @@ pub fn read_signal(fd: &OwnedFd) -> Option<(i32, bool)> {
     let n = unsafe {
         libc::read(fd.as_raw_fd(), (&mut info as *mut libc::signalfd_siginfo).cast(), size)
     };
-    let own = info.ssi_pid == std::process::id() && info.ssi_code != libc::SI_QUEUE;
-    (n == size as isize).then_some((info.ssi_signo as i32, own))
+    (n == size as isize).then(|| Received {
+        signal: info.ssi_signo as i32,
+        queued: (info.ssi_code == libc::SI_QUEUE).then_some(info.ssi_int),
+        own: info.ssi_pid == std::process::id() && info.ssi_code != libc::SI_QUEUE,
+    })
 }

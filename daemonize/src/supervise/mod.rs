@@ -39,6 +39,7 @@ use daemonctx::{Daemon, Pidfile, Step, process};
 
 use crate::notify::ReadyListener;
 use crate::output::SyslogWriter;
+use crate::send;
 use child::{Child, Program};
 use readiness::{Heard, Readiness};
 pub use relay::Sink;
@@ -87,6 +88,9 @@ pub struct SupervisorConfig {
     pub stderr: Sink,
     /// The syslog connection, when a sink is [`Sink::Syslog`].
     pub syslog: Option<SyslogWriter>,
+    /// The signals passed on to COMMAND; `None`: [`child::default_forwarded`], every
+    /// catchable one the supervisor does not handle itself.
+    pub forward: Option<Vec<i32>>,
     /// Whether signals are passed on to COMMAND's whole process group, not COMMAND alone.
     pub forward_to_group: bool,
     /// A parent systemd's notify socket (foreground, `Type=notify`): the supervisor speaks
@@ -159,6 +163,8 @@ struct Supervisor {
     readiness: Readiness,
     output: Output,
     kill_after: Duration,
+    /// The signals passed on to COMMAND.
+    forward: Vec<i32>,
     forward_to_group: bool,
     upstream: Option<Upstream>,
     /// Whether the parent systemd was told `READY=1`.
@@ -169,6 +175,10 @@ impl Supervisor {
     /// Becomes a subreaper and routes signals to a signalfd.
     fn new(config: SupervisorConfig) -> std::io::Result<Supervisor> {
         child::become_subreaper()?;
+        let output = Output::new(config.stdout, config.stderr, config.syslog);
+        let forward = config.forward.unwrap_or_else(|| {
+            child::default_forwarded(output.has_log_files(), send::relay_signal())
+        });
         let signals = child::signalfd()?;
         child::ignore_sigpipe();
         let mut readiness = Readiness::new(config.ready, config.ready_timeout);
@@ -191,8 +201,9 @@ impl Supervisor {
             child: None,
             lifecycle: Lifecycle::new(policy),
             readiness,
-            output: Output::new(config.stdout, config.stderr, config.syslog),
+            output,
             kill_after: config.kill_after,
+            forward,
             forward_to_group: config.forward_to_group,
             upstream: config.upstream,
             told_upstream: false,
@@ -286,17 +297,27 @@ impl Supervisor {
         Ok(())
     }
 
+    /// `SIGCHLD` reaps, `SIGTERM` stops, `SIGHUP` reopens the log files; a signal listed in
+    /// `forward` goes on to COMMAND (after a reopen, for `SIGHUP`), others are ignored; the
+    /// relay signal (`daemonize --send`) passes its queued signal on to COMMAND.
     fn handle_signals(&mut self) {
-        while let Some((signal, own)) = child::read_signal(&self.signals) {
-            match signal {
-                _ if own => {} // raised by the supervisor's own write: nobody else's business
+        while let Some(received) = child::read_signal(&self.signals) {
+            match received.signal {
+                _ if received.own => {} // raised by the supervisor's own write
                 libc::SIGCHLD => self.reap_and_advance(),
                 libc::SIGTERM => self.stop("stopping on SIGTERM"),
-                libc::SIGHUP => {
-                    self.output.reopen_files();
-                    self.forward(signal);
+                signal if signal == send::relay_signal() => match received.queued {
+                    Some(queued) if (1..=64).contains(&queued) => self.forward(queued),
+                    _ => {}
+                },
+                signal => {
+                    if signal == libc::SIGHUP {
+                        self.output.reopen_files();
+                    }
+                    if self.forward.contains(&signal) {
+                        self.forward(signal);
+                    }
                 }
-                _ => self.forward(signal),
             }
         }
     }

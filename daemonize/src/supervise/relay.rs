@@ -14,7 +14,8 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::process::{ChildStderr, ChildStdout, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::output::{LineBuffer, LogFile, SyslogWriter};
+use crate::message;
+use crate::output::{LineBuffer, LogFile, SyslogConfig, SyslogWriter};
 
 use super::restart::deadline;
 
@@ -33,6 +34,10 @@ pub enum Sink {
     File(LogFile),
     /// Syslog, one message per line.
     Syslog,
+    /// For stderr: the same file as stdout (`-o F -e F`). COMMAND gets one pipe on both
+    /// descriptors, as a shell's `>F 2>&1` gives one file description: every line lands whole
+    /// and in the order COMMAND wrote it.
+    Stdout,
 }
 
 /// COMMAND's two sinks, the pipes from COMMAND, and the syslog connection.
@@ -43,6 +48,8 @@ pub struct Output {
     relays: Vec<Relay>,
     /// When to try writing held output again (a log file was full).
     retry_at: Option<Instant>,
+    /// The read end of the one pipe COMMAND got on both stdout and stderr, until attached.
+    shared_pipe: Option<OwnedFd>,
 }
 
 /// A pipe from COMMAND being read.
@@ -55,16 +62,29 @@ struct Relay {
 impl Output {
     /// The relay for these sinks.
     pub fn new(stdout: Sink, stderr: Sink, syslog: Option<SyslogWriter>) -> Output {
-        Output { stdout, stderr, syslog, relays: Vec::new(), retry_at: None }
+        Output { stdout, stderr, syslog, relays: Vec::new(), retry_at: None, shared_pipe: None }
     }
 
-    /// What COMMAND gets as stdout and stderr: a pipe, or `/dev/null` for a null sink.
-    pub fn stdio(&self) -> (Stdio, Stdio) {
-        (pipe_unless_null(&self.stdout), pipe_unless_null(&self.stderr))
+    /// What COMMAND gets as stdout and stderr: a pipe each, or `/dev/null` for a null sink, or
+    /// one pipe on both (`pipe2(2)`, `dup(2)`) when stderr goes where stdout goes.
+    ///
+    /// # Errors
+    /// The OS error of `pipe2(2)` or `dup(2)`.
+    pub fn stdio(&mut self) -> io::Result<(Stdio, Stdio)> {
+        if !matches!(self.stderr, Sink::Stdout) {
+            return Ok((pipe_unless_null(&self.stdout), pipe_unless_null(&self.stderr)));
+        }
+        let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+        let second = write.try_clone()?;
+        self.shared_pipe = Some(read);
+        Ok((Stdio::from(write), Stdio::from(second)))
     }
 
     /// A COMMAND started as `pid`: reads its pipes from now on.
     pub fn attach(&mut self, pid: u32, out: Option<ChildStdout>, err: Option<ChildStderr>) {
+        if let Some(shared) = self.shared_pipe.take() {
+            self.relays.push(Relay::new(shared, false));
+        }
         if let Some(out) = out {
             self.relays.push(Relay::new(OwnedFd::from(out), false));
         }
@@ -114,24 +134,70 @@ impl Output {
         self.arm_retry();
     }
 
-    /// `SIGHUP`: reopens the log files (`open(2)`); a failure is logged.
+    /// Whether stdout or stderr goes to a file named by `-o` or `-e` (one that `SIGHUP`
+    /// reopens).
+    pub fn has_log_files(&self) -> bool {
+        [&self.stdout, &self.stderr]
+            .iter()
+            .any(|sink| matches!(sink, Sink::File(file) if file.reopens()))
+    }
+
+    /// `SIGHUP`: reopens the log files (`open(2)`). A failure (the directory is not writable
+    /// by the supervisor's user, and no file was created for it there) is written where an
+    /// operator looks: into the old file itself, which output keeps going to, to where the
+    /// supervisor's messages go, and to syslog.
     pub fn reopen_files(&mut self) {
+        let stderr_is_stdout = matches!(self.stderr, Sink::Stdout);
         let mut failures = Vec::new();
-        for sink in [&mut self.stdout, &mut self.stderr] {
+        for (is_stderr, sink) in [(false, &mut self.stdout), (true, &mut self.stderr)] {
             if let Sink::File(file) = sink
                 && let Err(e) = file.reopen()
             {
-                failures.push(format!("cannot reopen {}: {e}", file.path().display()));
+                let text = format!(
+                    "cannot reopen {}: {}; still writing to the file it was",
+                    file.path().display(),
+                    message::os_text(&e)
+                );
+                let _ = file.write(format!("daemonize: {text}\n").as_bytes());
+                // Already where the supervisor's messages go when that file is stderr's.
+                failures.push((text, is_stderr || stderr_is_stdout));
             }
         }
-        for failure in failures {
-            self.log(&failure);
+        for (failure, logged) in failures {
+            if !logged {
+                self.log(&failure);
+            }
+            self.tell_syslog(&failure);
+        }
+    }
+
+    /// A message for syslog whatever the sinks are: through the `--syslog` connection, else
+    /// through a connection to `/dev/log` made for it (none inside a chroot without one).
+    fn tell_syslog(&mut self, text: &str) {
+        if let Some(syslog) = &mut self.syslog {
+            syslog.send_own(syslog::Severity::LOG_ERR, text);
+            return;
+        }
+        let config = SyslogConfig {
+            facility: syslog::Facility::LOG_DAEMON,
+            tag: "daemonize".into(),
+            socket: None,
+            stdout_severity: syslog::Severity::LOG_INFO,
+            stderr_severity: syslog::Severity::LOG_ERR,
+        };
+        if let Ok(mut writer) = SyslogWriter::connect(config) {
+            writer.set_pid(std::process::id());
+            writer.send_own(syslog::Severity::LOG_ERR, text);
         }
     }
 
     /// The supervisor's own messages go where COMMAND's stderr goes.
     pub fn log(&mut self, text: &str) {
-        match &mut self.stderr {
+        let sink = match &mut self.stderr {
+            Sink::Stdout => &mut self.stdout,
+            stderr => stderr,
+        };
+        match sink {
             Sink::File(file) => {
                 let _ = file.write(format!("daemonize: {text}\n").as_bytes());
             }
@@ -140,7 +206,7 @@ impl Output {
                     syslog.send_own(syslog::Severity::LOG_NOTICE, text);
                 }
             }
-            Sink::Null => {}
+            Sink::Null | Sink::Stdout => {}
         }
     }
 
@@ -203,7 +269,7 @@ impl Output {
                     });
                 }
             }
-            Sink::Null => {}
+            Sink::Null | Sink::Stdout => {}
         }
     }
 
@@ -272,6 +338,7 @@ impl Output {
         match if stderr { &self.stderr } else { &self.stdout } {
             Sink::File(file) => file.is_holding(),
             Sink::Syslog => self.syslog.as_ref().is_some_and(SyslogWriter::is_holding),
+            Sink::Stdout => self.is_holding(false),
             Sink::Null => false,
         }
     }

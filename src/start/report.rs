@@ -6,13 +6,15 @@
 //! The daemon first announces itself with `Forked(pid)`, then sends `Ready(pid)` or
 //! `Failed(step, errno)`; the intermediate child sends only `Failed`, if its `setsid(2)` or
 //! `fork(2)` fails. Each record is 8 bytes, sent with one `send(2)`, so the daemon needs no
-//! allocation to report. In exec mode the daemon sends `Executing(pid)` right before `execve(2)`: end of file
-//! after it means the exec succeeded and closed the close-on-exec end; end of file without a
-//! final record means the daemon died.
-#![allow(unsafe_code)]
+//! allocation to report. In exec mode the daemon sends `Executing(pid)` right before
+//! `execve(2)`: end of file after it means the exec succeeded and closed the close-on-exec
+//! end; end of file without a final record means the daemon died.
+//!
+//! A record: byte 0 the tag (1 `Forked`, 2 `Ready`, 3 `Failed`, 4 `Executing`), byte 1 the
+//! [`Step`] of a failure, bytes 2 and 3 zero, bytes 4 to 7 the pid or the errno (little-endian).
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Step};
@@ -65,29 +67,22 @@ impl Record {
 /// Creates the report channel: `socketpair(2)`, `SOCK_SEQPACKET | SOCK_CLOEXEC`.
 /// Returns (read end, write end).
 pub(crate) fn report_pipe() -> Result<(OwnedFd, OwnedFd), Error> {
-    let mut fds = [0 as RawFd; 2];
-    let kind = libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC;
-    // SAFETY: fds is a valid array of two ints for socketpair to fill.
-    if unsafe { libc::socketpair(libc::AF_UNIX, kind, 0, fds.as_mut_ptr()) } != 0 {
-        return Err(Error::os_nopath(Step::Pipe, io::Error::last_os_error()));
-    }
-    // SAFETY: socketpair just returned these two descriptors; each gets exactly one owner.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+    use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
+    socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)
+        .map_err(|e| Error::os_nopath(Step::Pipe, e.into()))
 }
 
 /// Sends one record with one `send(2)` (`MSG_NOSIGNAL`). Async-signal-safe; returns the errno
 /// on failure (`EPIPE` when the original process is gone).
-pub(crate) fn send(fd: RawFd, record: Record) -> Result<(), i32> {
+pub(crate) fn send(fd: BorrowedFd<'_>, record: Record) -> Result<(), i32> {
+    use nix::sys::socket::MsgFlags;
     let bytes = record.encode();
     loop {
-        // SAFETY: bytes is RECORD_LEN initialised bytes on this stack frame.
-        let n = unsafe { libc::send(fd, bytes.as_ptr().cast(), RECORD_LEN, libc::MSG_NOSIGNAL) };
-        if n == RECORD_LEN as isize {
-            return Ok(());
-        }
-        let errno = io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO);
-        if n >= 0 || errno != libc::EINTR {
-            return Err(if n >= 0 { libc::EIO } else { errno });
+        match nix::sys::socket::send(fd.as_raw_fd(), &bytes, MsgFlags::MSG_NOSIGNAL) {
+            Ok(RECORD_LEN) => return Ok(()),
+            Ok(_) => return Err(libc::EIO),
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(errno) => return Err(errno as i32),
         }
     }
 }
@@ -117,10 +112,10 @@ pub(crate) fn await_report(
     let mut daemon = None;
     let mut executing = false;
     loop {
-        if !wait_readable(read_end.as_raw_fd(), deadline)? {
+        if !wait_readable(read_end.as_fd(), deadline)? {
             return Ok(Outcome::TimedOut { daemon });
         }
-        match read_record(read_end.as_raw_fd())? {
+        match read_record(read_end.as_fd())? {
             None => match (executing, daemon) {
                 (true, Some(pid)) => return Ok(Outcome::Executed(pid)),
                 _ => return Ok(Outcome::Closed { daemon }),
@@ -139,58 +134,47 @@ pub(crate) fn await_report(
 /// anything still sent: `poll(2)`, `read(2)`. Gives up quietly at the deadline or on an error.
 pub(crate) fn await_close(read_end: &OwnedFd, timeout: Duration) {
     let deadline = Some(Instant::now() + timeout);
-    while let Ok(true) = wait_readable(read_end.as_raw_fd(), deadline) {
-        if !matches!(read_record(read_end.as_raw_fd()), Ok(Some(_))) {
+    while let Ok(true) = wait_readable(read_end.as_fd(), deadline) {
+        if !matches!(read_record(read_end.as_fd()), Ok(Some(_))) {
             return;
         }
     }
 }
 
 /// `poll(2)` for input until `deadline`; false when it passed.
-fn wait_readable(fd: RawFd, deadline: Option<Instant>) -> Result<bool, Error> {
+fn wait_readable(fd: BorrowedFd<'_>, deadline: Option<Instant>) -> Result<bool, Error> {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
     loop {
-        let timeout_ms = match deadline {
-            None => -1,
+        let timeout = match deadline {
+            None => PollTimeout::NONE,
             Some(deadline) => {
                 let left = deadline.saturating_duration_since(Instant::now());
                 if left.is_zero() {
                     return Ok(false);
                 }
-                i32::try_from(left.as_millis().max(1)).unwrap_or(i32::MAX)
+                let ms = i32::try_from(left.as_millis().max(1)).unwrap_or(i32::MAX);
+                PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX)
             }
         };
-        let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
-        // SAFETY: pfd is one valid pollfd.
-        let n = unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
-        if n > 0 {
-            return Ok(true);
-        }
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() != io::ErrorKind::Interrupted {
-                return Err(Error::os_nopath(Step::Report, e));
-            }
+        match poll(&mut [PollFd::new(fd, PollFlags::POLLIN)], timeout) {
+            Ok(n) if n > 0 => return Ok(true),
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(Error::os_nopath(Step::Report, e.into())),
         }
     }
 }
 
-/// Reads one whole record; `None` at end of file.
-fn read_record(fd: RawFd) -> Result<Option<Record>, Error> {
+/// Reads one whole record (`read(2)`); `None` at end of file.
+fn read_record(fd: BorrowedFd<'_>) -> Result<Option<Record>, Error> {
     let mut bytes = [0u8; RECORD_LEN];
     let mut filled = 0;
     while filled < RECORD_LEN {
-        // SAFETY: the destination is the unfilled tail of bytes.
-        let n = unsafe { libc::read(fd, bytes[filled..].as_mut_ptr().cast(), RECORD_LEN - filled) };
-        match n {
-            0 if filled == 0 => return Ok(None),
-            0 => return Err(truncated()),
-            n if n > 0 => filled += n as usize,
-            _ => {
-                let e = io::Error::last_os_error();
-                if e.kind() != io::ErrorKind::Interrupted {
-                    return Err(Error::os_nopath(Step::Report, e));
-                }
-            }
+        match nix::unistd::read(fd, &mut bytes[filled..]) {
+            Ok(0) if filled == 0 => return Ok(None),
+            Ok(0) => return Err(truncated()),
+            Ok(n) => filled += n,
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(Error::os_nopath(Step::Report, e.into())),
         }
     }
     Record::decode(bytes).map(Some).ok_or_else(truncated)
@@ -217,14 +201,14 @@ mod tests {
     #[test]
     fn await_report_reads_in_order_and_sees_eof() {
         let (read_end, write_end) = report_pipe().unwrap();
-        send(write_end.as_raw_fd(), Record::Forked(42)).unwrap();
-        send(write_end.as_raw_fd(), Record::Failed(Step::SetUid, libc::EPERM)).unwrap();
+        send(write_end.as_fd(), Record::Forked(42)).unwrap();
+        send(write_end.as_fd(), Record::Failed(Step::SetUid, libc::EPERM)).unwrap();
         let outcome = await_report(&read_end, None).unwrap();
         assert_eq!(
             outcome,
             Outcome::Failed { step: Step::SetUid, errno: libc::EPERM, daemon: Some(42) }
         );
-        send(write_end.as_raw_fd(), Record::Forked(43)).unwrap();
+        send(write_end.as_fd(), Record::Forked(43)).unwrap();
         drop(write_end);
         assert_eq!(await_report(&read_end, None).unwrap(), Outcome::Closed { daemon: Some(43) });
     }
@@ -232,13 +216,13 @@ mod tests {
     #[test]
     fn end_of_file_is_an_exec_only_after_executing() {
         let (read_end, write_end) = report_pipe().unwrap();
-        send(write_end.as_raw_fd(), Record::Forked(42)).unwrap();
-        send(write_end.as_raw_fd(), Record::Executing(42)).unwrap();
+        send(write_end.as_fd(), Record::Forked(42)).unwrap();
+        send(write_end.as_fd(), Record::Executing(42)).unwrap();
         drop(write_end);
         assert_eq!(await_report(&read_end, None).unwrap(), Outcome::Executed(42));
         let (read_end, write_end) = report_pipe().unwrap();
-        send(write_end.as_raw_fd(), Record::Executing(43)).unwrap();
-        send(write_end.as_raw_fd(), Record::Failed(Step::Exec, libc::ENOENT)).unwrap();
+        send(write_end.as_fd(), Record::Executing(43)).unwrap();
+        send(write_end.as_fd(), Record::Failed(Step::Exec, libc::ENOENT)).unwrap();
         let outcome = await_report(&read_end, None).unwrap();
         assert_eq!(
             outcome,

@@ -1,0 +1,178 @@
+//! `daemonize --send SIGNAL -p FILE`: a signal for the daemon's COMMAND (a reload, say).
+//!
+//! The process holding the pidfile's lock is pinned with `pidfd_open(2)`. When it is COMMAND
+//! itself (exec mode) it gets SIGNAL (`pidfd_send_signal(2)`). When it is a supervisor (it blocks
+//! [`relay_signal`], read from its `signalfd(2)`), it gets [`relay_signal`] with SIGNAL as the
+//! queued value (`SI_QUEUE`, as `sigqueue(3)` sends), and passes SIGNAL on to COMMAND, whatever
+//! `--forward` says: so `--send HUP` reaches COMMAND while a plain SIGHUP to the supervisor only
+//! reopens its log files. The ordering rule: /proc is read while the pidfd pins the process, and
+//! trusted only if the process has not exited by then.
+
+#![allow(unsafe_code)]
+
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::time::Instant;
+
+use daemonctx::{Pidfile, Status, process};
+
+use crate::cli::{Cli, code::send::*};
+use crate::message;
+
+/// The real-time signal that asks a supervisor to pass the queued signal on to COMMAND:
+/// `SIGRTMIN`, the first one the C library leaves to programs.
+pub fn relay_signal() -> i32 {
+    libc::SIGRTMIN()
+}
+
+/// Sends `signal` to the COMMAND of the daemon that the `-p` pidfile names; an exit code of
+/// [`crate::cli::code::send`].
+pub fn send(cli: &Cli, signal: i32) -> u8 {
+    let path = cli.pidfile.as_deref().expect("clap requires --pidfile with --send");
+    let name = signal_name(signal);
+    let (pid, pidfd) = match pin_daemon(path) {
+        Ok(Some(pinned)) => pinned,
+        Ok(None) => {
+            eprintln!("daemonize: cannot send {name}: {} names no running daemon", path.display());
+            return NOT_RUNNING;
+        }
+        Err(why) => {
+            eprintln!("daemonize: cannot send {name} to the daemon of {}: {why}", path.display());
+            return TROUBLE;
+        }
+    };
+    let supervised =
+        blocks_signal(pid, relay_signal()) && !process::wait_exit(&pidfd, Instant::now());
+    let sent = match supervised {
+        true => queue_signal(&pidfd, relay_signal(), signal),
+        false => process::pidfd_send_signal(&pidfd, signal),
+    };
+    match sent {
+        Ok(()) if supervised => {
+            println!("sent {name} to COMMAND through its supervisor (pid {pid})");
+            SENT
+        }
+        Ok(()) => {
+            println!("sent {name} (pid {pid})");
+            SENT
+        }
+        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {
+            eprintln!("daemonize: cannot send {name}: pid {pid} has exited");
+            NOT_RUNNING
+        }
+        Err(e) => {
+            eprintln!("daemonize: cannot send {name} to pid {pid}: {}", message::os_text(&e));
+            TROUBLE
+        }
+    }
+}
+
+/// The process holding the pidfile's lock, pinned by a pidfd: the pid it names if that one
+/// holds the lock, else the lowest holder (a `-l` lock file names nobody). `None` when nobody
+/// holds it.
+fn pin_daemon(path: &Path) -> Result<Option<(u32, OwnedFd)>, String> {
+    let named = match Pidfile::status(path) {
+        Status::Absent | Status::Stale(_) => return Ok(None),
+        Status::Unknown(e) => return Err(message::chain(&e)),
+        Status::Running(named) => named,
+    };
+    let meta = std::fs::metadata(path).map_err(|e| message::os_text(&e))?;
+    let candidates = named.into_iter().chain(process::lock_holders(path));
+    for pid in candidates {
+        let Ok(pidfd) = process::pidfd_open(pid) else { continue };
+        if process::holds_lock_on(pid, meta.dev(), meta.ino()) != Some(false)
+            && !process::wait_exit(&pidfd, Instant::now())
+        {
+            return Ok(Some((pid, pidfd)));
+        }
+    }
+    Ok(None)
+}
+
+/// Whether `pid` blocks `signal` (`SigBlk` in `/proc/PID/status`): a supervisor reads it from
+/// its signalfd.
+fn blocks_signal(pid: u32, signal: i32) -> bool {
+    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else { return false };
+    let mask = status
+        .lines()
+        .find_map(|line| line.strip_prefix("SigBlk:"))
+        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok());
+    mask.is_some_and(|mask| (1..=64).contains(&signal) && mask & (1 << (signal - 1)) != 0)
+}
+
+/// The fields of a `siginfo_t` that `SI_QUEUE` uses (the kernel's `_rt` member), laid out as
+/// the kernel's: the union starts after three ints, aligned as a pointer.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct QueuedInfo {
+    signo: libc::c_int,
+    errno: libc::c_int,
+    code: libc::c_int,
+    rt: QueuedFields,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct QueuedFields {
+    pid: libc::pid_t,
+    uid: libc::uid_t,
+    value: libc::sigval,
+}
+
+/// A whole `siginfo_t`-sized buffer (128 bytes), the queued fields at its start.
+#[repr(C)]
+union SigInfo {
+    queued: QueuedInfo,
+    whole: libc::siginfo_t,
+}
+
+/// `pidfd_send_signal(2)` with a `siginfo_t` as `sigqueue(3)` fills it: `SI_QUEUE`, our pid
+/// and uid, and `value` as the integer the receiver reads (`ssi_int` from a signalfd).
+fn queue_signal(pidfd: &OwnedFd, signal: i32, value: i32) -> std::io::Result<()> {
+    // SAFETY: siginfo_t is plain old data; all-zero is a valid value of the whole union.
+    let mut info: SigInfo = unsafe { std::mem::zeroed() };
+    info.queued = QueuedInfo {
+        signo: signal,
+        errno: 0,
+        code: libc::SI_QUEUE,
+        rt: QueuedFields {
+            pid: std::process::id() as libc::pid_t,
+            uid: nix::unistd::getuid().as_raw(),
+            value: libc::sigval { sival_ptr: value as usize as *mut libc::c_void },
+        },
+    };
+    // SAFETY: info is a siginfo_t-sized, initialised buffer that outlives the call; pidfd is an
+    // open pidfd. The kernel copies the buffer and accepts SI_QUEUE from another process.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            signal,
+            &info as *const SigInfo,
+            0,
+        )
+    };
+    if rc != 0 { Err(std::io::Error::last_os_error()) } else { Ok(()) }
+}
+
+/// `SIGHUP`, or `signal 40` for one without a name.
+fn signal_name(signal: i32) -> String {
+    match nix::sys::signal::Signal::try_from(signal) {
+        Ok(name) => name.to_string(),
+        Err(_) => format!("signal {signal}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queued_fields_sit_where_the_kernel_reads_them() {
+        assert_eq!(std::mem::size_of::<SigInfo>(), 128);
+        let rt = std::mem::offset_of!(QueuedInfo, rt);
+        let expected = if std::mem::size_of::<usize>() == 8 { 16 } else { 12 };
+        assert_eq!(rt, expected);
+    }
+}
