@@ -10,7 +10,7 @@
 //! When they are ours, the daemon keeps descriptors 3..3+N-1 open, and a command it executes
 //! gets `LISTEN_PID` rewritten to its own pid: the entry is built before the fork with room for
 //! the digits, and the process about to call `execve(2)` writes its pid there in place
-//! ([`write_pid`]), with no allocation after the fork.
+//! (`write_pid`), with no allocation after the fork.
 
 use std::os::fd::RawFd;
 
