@@ -391,7 +391,10 @@ fn foreground_supervisor_reports_restarts_to_parent_systemd() {
     let systemd = FakeSystemd::bind_abstract("notify-restart");
     let args = ["--foreground", "--supervise", "--restart", "always", "--restart-delay", "0.1"];
     let mut all = args.to_vec();
-    all.extend(["--", "sh", "-c", "[ -e once ] && exec sleep 1000; touch once"]);
+    // Absolute: the test must not depend on the directory COMMAND starts in.
+    let once = dir.join("once");
+    let script = format!("[ -e '{0}' ] && exec sleep 1000; touch '{0}'", s(&once));
+    all.extend(["--", "sh", "-c", &script]);
     let started = under_systemd(&dir, &systemd, &all);
     // Without --wait-ready, ready once COMMAND runs.
     assert_eq!(systemd.until("READY=1"), vec![(started.pid(), "READY=1".to_string())]);
@@ -448,12 +451,15 @@ fn pid1_reaps_orphaned_zombies() {
     let dir = TempDir::new("pid1-zombies");
     // 200 orphans, at two depths: each inner shell exits at once, so its child is re-parented
     // to PID 1 and exits there.
-    let script = "for i in $(seq 100); do sh -c 'sleep 0 & sh -c \"sleep 0 &\"'; done; \
-                  echo made > made; exec sleep 1000";
-    let (_started, daemonize) = as_pid1(&dir, &["--", "sh", "-c", script]);
-    wait_lines(&dir.join("made"), 1);
+    let made = dir.join("made");
+    let script = format!(
+        "for i in $(seq 100); do sh -c 'sleep 0 & sh -c \"sleep 0 &\"'; done; \
+         echo made > '{}'; exec sleep 1000",
+        s(&made)
+    );
+    let (_started, daemonize) = as_pid1(&dir, &["--", "sh", "-c", &script]);
+    wait_lines(&made, 1);
     let zombies = || {
-        daemonctx::process::descendants(daemonize as u32);
         std::fs::read_dir("/proc")
             .unwrap()
             .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
@@ -535,10 +541,11 @@ fn pid1_kills_command_ignoring_sigterm_after_kill_after() {
         return;
     }
     let dir = TempDir::new("pid1-kill-after");
-    let script = "trap '' TERM; echo trapped > trapped; exec sleep 1000";
+    let trapped = dir.join("trapped");
+    let script = format!("trap '' TERM; echo trapped > '{}'; exec sleep 1000", s(&trapped));
     let (mut started, daemonize) =
-        as_pid1(&dir, &["--kill-after", "0.5", "--", "sh", "-c", script]);
-    wait_lines(&dir.join("trapped"), 1);
+        as_pid1(&dir, &["--kill-after", "0.5", "--", "sh", "-c", &script]);
+    wait_lines(&trapped, 1);
     kill(daemonize, libc::SIGTERM);
     let (status, stderr) = started.wait();
     assert_eq!(code(&status), 128 + libc::SIGKILL, "{stderr}");
