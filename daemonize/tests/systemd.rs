@@ -7,7 +7,7 @@ mod common;
 use std::io::Read;
 use std::net::TcpStream;
 use std::os::unix::process::CommandExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::Duration;
 
@@ -583,4 +583,62 @@ fn forward_to_group_reaches_every_member_once() {
         assert_eq!(second_log.last().map(String::as_str), Some("15"), "{second_log:?}");
         assert_eq!(second_log.iter().filter(|l| *l == "15").count(), 1, "{second_log:?}");
     }
+}
+
+/// The example units, with the installed paths replaced by the binaries under test.
+fn example_units(dir: &TempDir) -> Vec<PathBuf> {
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/systemd");
+    let mut units = Vec::new();
+    for entry in std::fs::read_dir(&source).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let text = text
+            .replace("/usr/local/bin/daemonize", s(&daemonize_bin()))
+            .replace("/usr/local/bin/tcp_echo", s(&example("tcp_echo")));
+        let copy = dir.join(path.file_name().unwrap().to_str().unwrap());
+        std::fs::write(&copy, text).unwrap();
+        units.push(copy);
+    }
+    units.sort();
+    units
+}
+
+#[test]
+fn example_units_pass_systemd_analyze_verify() {
+    let test = "example_units_pass_systemd_analyze_verify";
+    if Command::new("systemd-analyze").arg("--version").output().is_err() {
+        skip(&format!("{test} needs systemd-analyze"));
+        return;
+    }
+    let dir = TempDir::new("systemd-analyze");
+    let units = example_units(&dir);
+    let names: Vec<String> =
+        units.iter().map(|u| u.file_name().unwrap().to_string_lossy().into_owned()).collect();
+    for wanted in ["echo-server-notify.service", "echo-server-activated.socket"] {
+        assert!(names.iter().any(|n| n == wanted), "examples/systemd lacks {wanted}: {names:?}");
+    }
+    let output = run(Command::new("systemd-analyze").arg("verify").args(&units));
+    let shown = describe(&format!("systemd-analyze verify {}", show(&names)), &output);
+    assert!(output.status.success(), "{shown}");
+    // Warnings (an unknown key, a bad value) do not change the exit status: none is allowed.
+    assert!(output.stderr.is_empty() && output.stdout.is_empty(), "{shown}");
+}
+
+#[test]
+fn activated_tcp_echo_echoes_through_supervisor() {
+    use std::io::Write;
+    let dir = TempDir::new("activated-tcp-echo");
+    let mut command = Command::new(example("activation"));
+    command.arg("listen").arg(dir.join("port")).arg("--").arg(daemonize_bin());
+    command.args(["--foreground", "--supervise", "--"]).arg(example("tcp_echo"));
+    let _started = Started::spawn(&mut command);
+    let portfile = dir.join("port");
+    assert!(wait_until(COMMAND_TIMEOUT, || portfile.exists()), "no port file");
+    let port: u16 = std::fs::read_to_string(&portfile).unwrap().trim().parse().unwrap();
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    stream.set_read_timeout(Some(COMMAND_TIMEOUT)).unwrap();
+    stream.write_all(b"hello\n").unwrap();
+    let mut echoed = [0u8; 6];
+    stream.read_exact(&mut echoed).expect("the echo");
+    assert_eq!(&echoed, b"hello\n");
 }
