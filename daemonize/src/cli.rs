@@ -132,7 +132,45 @@ pub const EXAMPLES: &[(&str, &str)] = &[
     ),
 ];
 
-/// EXIT STATUS and EXAMPLES for `--help`, from the tables above.
+/// Which mode to use under which init, as (the init, the command and what it does): shown by
+/// `--help` and in the man page.
+pub const INIT_SYSTEMS: &[(&str, &str)] = &[
+    (
+        "SysV init, OpenRC, a shell script",
+        "daemonize -p FILE -- COMMAND detaches, and returns once COMMAND runs and FILE holds its \
+         pid; --status and --stop read FILE",
+    ),
+    (
+        "systemd Type=forking",
+        "the same, with PIDFile=FILE: ExecStart= exits only once the pidfile names COMMAND",
+    ),
+    (
+        "systemd Type=simple",
+        "daemonize --foreground -- COMMAND does the setup, then COMMAND takes daemonize's place \
+         and pid: NOTIFY_SOCKET and socket activation (LISTEN_FDS) reach it untouched, so \
+         Type=notify works too",
+    ),
+    (
+        "systemd Type=notify, supervised",
+        "daemonize --foreground --supervise --wait-ready notify -- COMMAND: the supervisor is \
+         the main process; it sends READY=1 once COMMAND is ready and passes on COMMAND's \
+         STATUS=, RELOADING=1, STOPPING=1, WATCHDOG=1 and EXTEND_TIMEOUT_USEC=; activated \
+         sockets reach every restarted COMMAND, LISTEN_PID naming it",
+    ),
+    (
+        "a container's entrypoint (PID 1)",
+        "daemonize --supervise --foreground -- COMMAND reaps every zombie, passes every \
+         catchable signal on to COMMAND once (--forward-to-group: to its process group), stops \
+         everything within --kill-after on SIGTERM, and exits with COMMAND's status",
+    ),
+];
+
+/// A note on the working directory in the foreground, shown with [`INIT_SYSTEMS`].
+pub const FOREGROUND_DIRECTORY: &str = "In the foreground COMMAND starts in the directory \
+    daemonize was started in (WorkingDirectory=, a Dockerfile's WORKDIR) unless -c names one; \
+    a detaching daemon starts in / unless -c names one";
+
+/// EXIT STATUS, INIT SYSTEMS and EXAMPLES for `--help`, from the tables above.
 pub fn after_long_help() -> String {
     let mut text = String::from("EXIT STATUS\n  Starting:\n");
     for (code, meaning) in START_EXIT_STATUS {
@@ -143,6 +181,11 @@ pub fn after_long_help() -> String {
     text.push_str(&format!("  --stop:\n    {}\n", stop_exit_status()));
     text.push_str(&format!("  --send:\n    {}\n", send_exit_status()));
     text.push_str(&format!("  {SUPERVISOR_EXIT_STATUS}.\n"));
+    text.push_str("\nINIT SYSTEMS AND CONTAINERS");
+    for (init, how) in INIT_SYSTEMS {
+        text.push_str(&format!("\n  {init}:\n    {how}."));
+    }
+    text.push_str(&format!("\n  {FOREGROUND_DIRECTORY}.\n"));
     text.push_str("\nEXAMPLES");
     for (what, command) in EXAMPLES {
         text.push_str(&format!("\n  {what}\n    {command}"));
