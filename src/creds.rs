@@ -4,7 +4,8 @@
 //! Lookups (`getpwnam_r(3)`, `getgrnam_r(3)`, `getgrouplist(3)`) read NSS files and may
 //! allocate, so they happen in the original process. The daemon then drops privileges in the
 //! only safe order: supplementary groups, group, user; and checks that `setuid(0)` now fails,
-//! so a half-dropped daemon never runs.
+//! so a half-dropped daemon never runs, unless it asked to be one (`effective_only`: a
+//! supervisor out of its command's reach, which finishes the drop in the command).
 use std::ffi::{CStr, CString};
 
 use nix::unistd::{Gid, Group, Uid, User};
@@ -20,6 +21,8 @@ pub(crate) struct Credentials {
     pub gid: Option<libc::gid_t>,
     /// `setgroups(2)` to these (set when running as root and dropping to another identity).
     pub groups: Option<Vec<Gid>>,
+    /// Change only the effective user id (`seteuid(2)`), keeping the real and saved ones.
+    pub effective_only: bool,
 }
 
 /// A user as named in the options: by name (resolved with `getpwnam_r(3)`) or by id.
@@ -77,7 +80,7 @@ pub(crate) fn resolve(
     } else {
         Some(gid.into_iter().map(Gid::from_raw).collect())
     };
-    Ok(Credentials { uid, gid, groups })
+    Ok(Credentials { uid, gid, groups, effective_only: false })
 }
 
 fn lookup_user_by_name(name: &str) -> Result<User, Error> {
@@ -114,13 +117,18 @@ pub(crate) fn change_root(dir: &CStr) -> Result<(), i32> {
 }
 
 /// `setgroups(2)`, `setgid(2)`, `setuid(2)`, in that order, then checks that root cannot be
-/// regained (`setuid(0)` must fail). Async-signal-safe; the failed step and errno on failure.
+/// regained (`setuid(0)` must fail); with `effective_only`, `seteuid(2)` instead of `setuid(2)`
+/// and no check (root can be regained: that is the point). Async-signal-safe; the failed step
+/// and errno on failure.
 pub(crate) fn drop_privileges(creds: &Credentials) -> Result<(), (Step, i32)> {
     if let Some(groups) = &creds.groups {
         nix::unistd::setgroups(groups).map_err(|e| (Step::SetGroups, e as i32))?;
     }
     if let Some(gid) = creds.gid {
         nix::unistd::setgid(Gid::from_raw(gid)).map_err(|e| (Step::SetGid, e as i32))?;
+    }
+    if let (Some(uid), true) = (creds.uid, creds.effective_only) {
+        return nix::unistd::seteuid(Uid::from_raw(uid)).map_err(|e| (Step::SetUid, e as i32));
     }
     if let Some(uid) = creds.uid {
         nix::unistd::setuid(Uid::from_raw(uid)).map_err(|e| (Step::SetUid, e as i32))?;

@@ -190,6 +190,23 @@ pub enum Error {
         /// The daemon's pid.
         pid: u32,
     },
+    /// The daemon itself gave up before it was ready, with [`crate::Daemon::fail`] (it could not
+    /// bind its socket, say): its own message and error, shown as `message: error`. The daemon
+    /// has exited (status 1) and its pidfile is gone.
+    ///
+    /// A program calling [`crate::DaemonContext::open`] should give this case an exit status of
+    /// its own, distinct from a failed setup: the examples exit 3 for it and 1 for every other
+    /// error, so a script can tell "the service refused to start" from "it could not become a
+    /// daemon".
+    DaemonFailed {
+        /// The daemon's pid.
+        pid: u32,
+        /// What the daemon could not do, as it said it: `cannot bind 127.0.0.1:7201`.
+        message: String,
+        /// The daemon's error: the OS error when it had one (`Address already in use`), else
+        /// its text.
+        source: io::Error,
+    },
     /// The daemon did not report ready in time; it was killed.
     ReadyTimeout {
         /// The daemon's pid.
@@ -222,6 +239,7 @@ impl Error {
             | Error::ReportAbandoned { .. }
             | Error::ReadyTimeout { .. } => Some(Step::Report),
             Error::CommandDied { .. } => Some(Step::WaitReady),
+            Error::DaemonFailed { .. } => None,
         }
     }
 
@@ -236,10 +254,10 @@ impl Error {
         }
     }
 
-    /// The OS error number, for [`Error::Os`].
+    /// The OS error number, for [`Error::Os`] and [`Error::DaemonFailed`].
     pub fn raw_os_error(&self) -> Option<i32> {
         match self {
-            Error::Os { source, .. } => source.raw_os_error(),
+            Error::Os { source, .. } | Error::DaemonFailed { source, .. } => source.raw_os_error(),
             _ => None,
         }
     }
@@ -285,6 +303,7 @@ impl fmt::Display for Error {
             Error::ReadyTimeout { pid, seconds } => {
                 write!(f, "daemon (pid {pid}) was not ready after {seconds} s; killed it")
             }
+            Error::DaemonFailed { message, .. } => f.write_str(message),
         }
     }
 }
@@ -292,7 +311,7 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Error::Os { source, .. } => Some(source),
+            Error::Os { source, .. } | Error::DaemonFailed { source, .. } => Some(source),
             _ => None,
         }
     }

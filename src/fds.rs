@@ -21,6 +21,30 @@ use crate::error::{Error, Step};
 use crate::sys::fd;
 
 /// Where a standard stream of the daemon goes.
+///
+/// [`crate::DaemonContext::stdin`], `stdout` and `stderr` take a path (`&str`, `String`,
+/// `&Path`, `PathBuf`, and references to those: appended to), an open `File` or `OwnedFd`, or
+/// a `Stream`, just as [`crate::DaemonContext::pidfile`] takes any path:
+///
+/// ```
+/// use std::path::{Path, PathBuf};
+/// use daemonctx::{DaemonContext, Stream};
+///
+/// let log = String::from("/var/log/app.log");
+/// let file = std::fs::File::open("/dev/null")?;
+/// let _context = DaemonContext::new()
+///     .pidfile(String::from("/run/app.pid"))
+///     .stdout(&log)
+///     .stderr(log.as_str())
+///     .stdout(log)
+///     .stdout(PathBuf::from("/var/log/app.out"))
+///     .stdout(&PathBuf::from("/var/log/app.out"))
+///     .stderr(Path::new("/var/log/app.err"))
+///     .stdin(file)
+///     .stdout(Stream::Inherit)
+///     .stderr(Stream::Truncate("/var/log/app.err".into()));
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[derive(Debug, Default)]
 pub enum Stream {
     /// `/dev/null` (the default).
@@ -57,6 +81,24 @@ impl From<&Path> for Stream {
 impl From<std::path::PathBuf> for Stream {
     fn from(path: std::path::PathBuf) -> Stream {
         Stream::Append(path)
+    }
+}
+
+impl From<String> for Stream {
+    fn from(path: String) -> Stream {
+        Stream::Append(path.into())
+    }
+}
+
+impl From<&String> for Stream {
+    fn from(path: &String) -> Stream {
+        Stream::Append(path.into())
+    }
+}
+
+impl From<&std::path::PathBuf> for Stream {
+    fn from(path: &std::path::PathBuf) -> Stream {
+        Stream::Append(path.clone())
     }
 }
 

@@ -56,3 +56,8 @@ pub use error::{Error, Step};
 pub use fds::Stream;
 pub use pidfile::{Pidfile, Status};
 pub use signals::{SignalAction, SignalMap};
+
+/// A signal by its name, for [`DaemonContext::signal`]: nix's `Signal` (`Signal::SIGTERM`),
+/// re-exported so that a daemon needs no `libc` to name one. `signal as i32` is its number, as
+/// [`SignalMap`] and [`signals::Signals`] use.
+pub use nix::sys::signal::Signal;

@@ -3,7 +3,10 @@
 //! The owner holds an exclusive open-file-description lock (`fcntl(2)` `F_OFD_SETLK`) on the
 //! open pidfile for its whole life; the lock follows the open file description across `fork(2)`
 //! and `execve(2)` and dies with the last descriptor. A pidfile that exists but is not locked is
-//! stale, whatever pid it names, so a recycled pid never fools [`Pidfile::status`].
+//! stale, whatever pid it names, so a recycled pid never fools [`Pidfile::status`]. A pidfile
+//! that exists, unlocked and empty, names nothing and reads as not running: that is what a
+//! daemon leaves when it cannot `unlink(2)` its pidfile (after dropping privileges, or out of
+//! reach of its `chroot(2)`) and empties it through its descriptor instead.
 //!
 //! Why OFD locks and not `flock(2)` (std's `File::try_lock`): both follow the open file
 //! description, but only `fcntl(2)` can *ask* whether a lock is held without taking it
@@ -59,9 +62,12 @@ pub enum Acquire {
 pub enum Status {
     /// The lock is held: the daemon runs. The pid written in the file, if readable.
     Running(Option<u32>),
-    /// The file exists but nobody holds the lock: the daemon died. The pid it names, if any.
+    /// The file exists, is not empty, and nobody holds the lock: the daemon died. The pid it
+    /// names, if any.
     Stale(Option<u32>),
-    /// There is no pidfile: not running.
+    /// There is no pidfile, or an empty one that nobody holds: not running. A daemon that
+    /// cannot remove its pidfile at the end (it dropped privileges, or entered a `chroot(2)`)
+    /// empties it instead, so its clean exit leaves nothing that reads as a dead daemon.
     Absent,
     /// The pidfile could not be inspected (permissions, a symlink, not a regular file).
     Unknown(io::Error),
@@ -169,20 +175,34 @@ impl Pidfile {
 
     /// Removes the file if the path still names the locked inode, then releases the lock.
     /// When it does not (the file was replaced, or lies outside a `chroot(2)` the daemon
-    /// entered), the locked file is emptied instead, so that it names no process: whoever
-    /// finds it reads "stale, no pid".
+    /// entered), or when `unlink(2)` is refused (a daemon that dropped privileges may not write
+    /// the directory: `EACCES`), the locked file is emptied through the descriptor instead, so
+    /// that it names no process: once the lock is released, [`Pidfile::status`] reads an empty
+    /// unlocked file as [`Status::Absent`], not running.
     ///
-    /// System calls: `lstat(2)`, `unlink(2)` or `ftruncate(2)`, `close(2)`.
+    /// System calls: `lstat(2)`, `unlink(2)` and, when it is not done, `ftruncate(2)`;
+    /// `close(2)`.
+    ///
+    /// ```no_run
+    /// let pidfile = daemonctx::Pidfile::lock("/run/app.pid", daemonctx::pidfile::DEFAULT_MODE)?;
+    /// pidfile.write_pid(std::process::id())?;
+    /// // ... run ...
+    /// pidfile.remove()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
-    /// [`Error::Os`] with [`Step::RemovePidfile`] when `unlink(2)` or `ftruncate(2)` fails.
+    /// [`Error::Os`] with [`Step::RemovePidfile`] when the file could be neither removed nor
+    /// emptied (the error of `unlink(2)` if it was tried, else that of `ftruncate(2)`).
     pub fn remove(self) -> Result<(), Error> {
         let failed = |e| Error::os(Step::RemovePidfile, &self.path, e);
         let c_path = path_to_cstring(&self.path).map_err(failed)?;
-        if still_named_by(&c_path, self.dev, self.ino) {
-            std::fs::remove_file(&self.path).map_err(failed)
-        } else {
-            truncate(self.fd.as_fd()).map_err(failed)
+        if !still_named_by(&c_path, self.dev, self.ino) {
+            return truncate(self.fd.as_fd()).map_err(failed);
+        }
+        match std::fs::remove_file(&self.path) {
+            Ok(()) => Ok(()),
+            Err(refused) => truncate(self.fd.as_fd()).map_err(|_| failed(refused)),
         }
     }
 
@@ -287,9 +307,12 @@ fn inspect(path: &Path) -> io::Result<Status> {
         return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a regular file"));
     }
     if is_locked(fd.as_fd())? {
-        Ok(Status::Running(read_holder_pid(fd.as_fd())))
-    } else {
-        Ok(Status::Stale(read_pid(fd.as_fd()).ok().flatten()))
+        return Ok(Status::Running(read_holder_pid(fd.as_fd())));
+    }
+    match read_content(fd.as_fd()) {
+        // Emptied by a daemon that could not unlink it (after a privilege drop or a chroot).
+        Ok(content) if content.is_empty() => Ok(Status::Absent),
+        content => Ok(Status::Stale(content.ok().and_then(|c| parse_pid(&c)))),
     }
 }
 
@@ -306,10 +329,6 @@ fn read_holder_pid(fd: BorrowedFd<'_>) -> Option<u32> {
             Err(_) => return None,
         }
     }
-}
-
-fn read_pid(fd: BorrowedFd<'_>) -> io::Result<Option<u32>> {
-    Ok(parse_pid(&read_content(fd)?))
 }
 
 /// Reads at most [`READ_LIMIT`] bytes from the start of the file (`pread(2)`).
@@ -574,6 +593,9 @@ mod tests {
         assert!(matches!(Pidfile::status(&path), Status::Absent));
         std::fs::write(&path, b"77\n").unwrap();
         assert!(matches!(Pidfile::status(&path), Status::Stale(Some(77))));
+        // Emptied (by a daemon that could not unlink it) and unlocked: not running.
+        std::fs::write(&path, b"").unwrap();
+        assert!(matches!(Pidfile::status(&path), Status::Absent));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

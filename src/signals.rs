@@ -15,6 +15,11 @@ use std::collections::BTreeMap;
 use std::ffi::{CString, c_char, c_int};
 use std::sync::atomic::{AtomicI32, AtomicPtr, AtomicU64, Ordering};
 
+/// signal-hook's iterator over delivered signals ([`crate::Daemon::take_signals`]) and the
+/// handle that closes it from another thread, re-exported so that a daemon needs no direct
+/// dependency on signal-hook to name them.
+pub use signal_hook::iterator::{Handle, Signals};
+
 use crate::sys::signal as sys;
 
 /// What the daemon does on a signal.
@@ -183,18 +188,17 @@ pub(crate) fn disarm_terminate() {
     TERMINATE_PIDFILE.store(std::ptr::null_mut(), Ordering::SeqCst);
 }
 
-/// The `Terminate` action: remove our pidfile (or, when its path no longer names our file,
-/// empty the locked file so it names no process), then die of `signal` by its default action.
-/// Async-signal-safe: atomics, `lstat(2)`, `unlink(2)` or `ftruncate(2)`, `sigaction(2)`,
-/// `kill(2)`.
+/// The `Terminate` action: remove our pidfile (or, when its path no longer names our file or
+/// `unlink(2)` is refused, as after a privilege drop, empty the locked file so it names no
+/// process), then die of `signal` by its default action. Async-signal-safe: atomics,
+/// `lstat(2)`, `unlink(2)` and/or `ftruncate(2)`, `sigaction(2)`, `kill(2)`.
 extern "C" fn terminate(signal: c_int) {
     let path = TERMINATE_PIDFILE.load(Ordering::SeqCst);
     if !path.is_null() {
-        // SAFETY: path is a NUL-terminated string that is never freed (arm_terminate leaks it).
-        if unsafe { names_pidfile(path) } {
-            // SAFETY: as above.
-            unsafe { libc::unlink(path) };
-        } else {
+        // SAFETY: path is a NUL-terminated string that is never freed (arm_terminate leaks it);
+        // unlink takes it as it is.
+        let removed = unsafe { names_pidfile(path) && libc::unlink(path) == 0 };
+        if !removed {
             // SAFETY: ftruncate takes plain integers; the descriptor is the locked pidfile's.
             unsafe { libc::ftruncate(TERMINATE_FD.load(Ordering::SeqCst), 0) };
         }

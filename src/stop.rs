@@ -83,8 +83,12 @@ pub const MAX_TIMEOUT: Duration = Duration::from_secs(10 * 365 * 24 * 60 * 60);
 impl Schedule {
     /// Parses a schedule; `signal` is the one a bare number of seconds starts with.
     ///
-    /// A timeout is a decimal number of seconds (`30`, `0.5`, `1e3`) from 0 to
-    /// [`MAX_TIMEOUT`]; `forever` may come only last, and the schedule must hold a timeout.
+    /// The items are start-stop-daemon's: a timeout is a decimal number of seconds (`30`,
+    /// `0.5`, `1e3`) from 0 to [`MAX_TIMEOUT`]; a signal is a name (`TERM`, `-TERM`) or a
+    /// number after a minus sign (`-15`); `forever` may come only last, and the schedule must
+    /// hold a timeout. A bare number is always a timeout, as in start-stop-daemon, so a
+    /// schedule where one would wait right after another (`15/2/9/1`: four waits) or that
+    /// sends no signal at all is refused: its numbers were most likely meant as signals.
     ///
     /// # Errors
     /// A [`ParseError`] naming the bad item.
@@ -92,16 +96,8 @@ impl Schedule {
         if let Ok(seconds) = parse_seconds(text) {
             return Ok(Schedule::escalating(signal, seconds, seconds));
         }
-        let mut items = Vec::new();
-        for item in text.split('/') {
-            items.push(if item.eq_ignore_ascii_case("forever") {
-                ScheduleItem::Forever
-            } else if item.starts_with(|c: char| c.is_ascii_digit()) {
-                ScheduleItem::Wait(parse_seconds(item)?)
-            } else {
-                ScheduleItem::Signal(parse_signal(item)?)
-            });
-        }
+        let items = text.split('/').map(parse_item).collect::<Result<Vec<_>, _>>()?;
+        refuse_signal_like_timeouts(text, &items)?;
         Schedule::new(items).map_err(|why| ParseError(format!("in {text:?}, {why}")))
     }
 
@@ -146,6 +142,37 @@ impl Schedule {
     pub fn default_for(signal: i32) -> Schedule {
         Schedule(vec![ScheduleItem::Signal(signal), ScheduleItem::Wait(DEFAULT_WAIT)])
     }
+}
+
+/// One item of a schedule: `forever`, a timeout (it starts with a digit), or a signal: a name
+/// or, after a minus sign, a name or a number (start-stop-daemon's `[-]NAME` and `-NUMBER`).
+fn parse_item(item: &str) -> Result<ScheduleItem, ParseError> {
+    Ok(if item.eq_ignore_ascii_case("forever") {
+        ScheduleItem::Forever
+    } else if item.starts_with(|c: char| c.is_ascii_digit()) {
+        ScheduleItem::Wait(parse_seconds(item)?)
+    } else {
+        ScheduleItem::Signal(parse_signal(item.strip_prefix('-').unwrap_or(item))?)
+    })
+}
+
+/// Refuses a schedule whose bare numbers look meant as signals: one that sends no signal, or
+/// where a timeout comes right after another (a second wait in a row adds nothing).
+fn refuse_signal_like_timeouts(text: &str, items: &[ScheduleItem]) -> Result<(), ParseError> {
+    let hint = "a bare number is a timeout; write a signal as -NUMBER or by name";
+    if let Some(pair) = items
+        .windows(2)
+        .position(|pair| matches!(pair, [ScheduleItem::Wait(_), ScheduleItem::Wait(_)]))
+    {
+        let second = text.split('/').nth(pair + 1).unwrap_or_default();
+        return Err(ParseError(format!(
+            "in {text:?}, the timeout {second:?} follows another timeout ({hint}: -{second})"
+        )));
+    }
+    if !items.iter().any(|item| matches!(item, ScheduleItem::Signal(_))) {
+        return Err(ParseError(format!("in {text:?}, no signal is sent ({hint})")));
+    }
+    Ok(())
 }
 
 /// A timeout: a number of seconds that starts with a digit, at most [`MAX_TIMEOUT`].
@@ -223,6 +250,9 @@ impl std::error::Error for StopError {
 /// cannot find them any more (nothing records the group but the daemon): end a schedule with
 /// `KILL` when that matters.
 ///
+/// A pidfile nobody locks (stale, or emptied by a daemon that could not remove it) is removed,
+/// and the answer is [`Stopped::NotRunning`].
+///
 /// System calls: `open(2)`/`fcntl(2)` `F_OFD_GETLK` (status), `pidfd_open(2)`, `getpgid(2)`,
 /// `getsid(2)`, `kill(2)`, `pidfd_send_signal(2)`, `poll(2)`; at the end the pidfile, if left,
 /// is locked and removed.
@@ -231,8 +261,8 @@ impl std::error::Error for StopError {
 /// [`StopError`] when the pidfile cannot be judged or the daemon cannot be signalled.
 pub fn stop(path: &Path, schedule: &Schedule) -> Result<Stopped, StopError> {
     let named = match Pidfile::status(path) {
-        Status::Absent => return Ok(Stopped::NotRunning),
-        Status::Stale(_) => {
+        // An empty pidfile nobody locks also reads as absent: remove it like a stale one.
+        Status::Absent | Status::Stale(_) => {
             remove_stale(path);
             return Ok(Stopped::NotRunning);
         }

@@ -36,8 +36,19 @@ fn start(dir: &TempDir, args: &[&str]) -> (i32, Spawned) {
 /// Asserts a failed start: probe exit 2, the message, and nothing left behind (no `pidfile`,
 /// no process mentioning `dir`).
 fn assert_failed_cleanly(dir: &TempDir, pidfile: &Path, output: &Output, message: &str) {
+    assert_failed_cleanly_with(2, dir, pidfile, output, message);
+}
+
+/// As [`assert_failed_cleanly`], with the exit status `expected`.
+fn assert_failed_cleanly_with(
+    expected: i32,
+    dir: &TempDir,
+    pidfile: &Path,
+    output: &Output,
+    message: &str,
+) {
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(code(&output.status), 2, "{}", describe("probe", output));
+    assert_eq!(code(&output.status), expected, "{}", describe("probe", output));
     assert!(stderr.contains(message), "expected {message:?} in {}", describe("probe", output));
     assert!(!pidfile.exists(), "the pidfile {} was left behind", pidfile.display());
     assert_eq!(processes_mentioning(dir.path()), Vec::<i32>::new(), "a process was left behind");
@@ -523,12 +534,14 @@ fn echo_server_example_binds_before_ready_and_shuts_down_gracefully() {
     let dir = TempDir::new("echo");
     let pidfile = dir.join("echo.pid");
     let log = dir.join("echo.log");
-    let output = run(Command::new(example("echo_server")).args([
+    // The probe as a subreaper adopts the daemon, so the daemon's own exit status is seen.
+    let mut reaper = Reaper::start(&[
+        example("echo_server").to_str().unwrap(),
         pidfile.to_str().unwrap(),
         log.to_str().unwrap(),
         "0",
-    ]));
-    assert!(output.status.success(), "{}", describe("echo_server", &output));
+    ]);
+    assert_eq!(reaper.next_line(), "started: exit status: 0", "{}", reaper.describe());
     let pid = read_pidfile(&pidfile);
     let _guard = Spawned::new(pid);
     // Ready was reported only after the bind, so the log already names the port.
@@ -542,18 +555,103 @@ fn echo_server_example_binds_before_ready_and_shuts_down_gracefully() {
     stream.set_read_timeout(Some(COMMAND_TIMEOUT)).unwrap();
     stream.write_all(b"hello\n").unwrap();
     let mut line = String::new();
-    std::io::BufReader::new(&mut stream).read_line(&mut line).unwrap();
+    let mut reader = std::io::BufReader::new(stream);
+    reader.read_line(&mut line).unwrap();
     assert_eq!(line, "hello\n");
-    drop(stream);
+    // The connection stays open through the shutdown: the server ends it, then exits 0.
     assert!(kill(pid, libc::SIGTERM));
-    assert!(wait_gone(pid, Duration::from_secs(10)));
-    let mut logged = String::new();
-    std::fs::File::open(&log).unwrap().read_to_string(&mut logged).unwrap();
-    assert!(
-        logged.ends_with(&format!("shutting down on signal {}\n", libc::SIGTERM)),
-        "{logged:?}"
+    assert_eq!(
+        reaper.next_line(),
+        format!("reaped {pid}: exit status: 0"),
+        "{}",
+        reaper.describe()
     );
+    let mut rest = String::new();
+    assert_eq!(reader.read_to_string(&mut rest).unwrap(), 0, "the connection was not ended");
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(logged.ends_with("shutting down on SIGTERM\nstopped\n"), "{logged:?}");
     assert!(!pidfile.exists(), "the echo server left its pidfile");
+}
+
+#[test]
+fn echo_server_example_that_cannot_bind_says_why_and_exits_3() {
+    let dir = TempDir::new("echobusy");
+    let pidfile = dir.join("echo.pid");
+    let log = dir.join("echo.log");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let args = [pidfile.to_str().unwrap(), log.to_str().unwrap(), &port];
+    let output = run(Command::new(example("echo_server")).args(args));
+    let message = format!("echo_server: cannot bind 127.0.0.1:{port}: Address already in use");
+    assert_failed_cleanly_with(3, &dir, &pidfile, &output, &message);
+    // The daemon said it in its log, too.
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(logged.starts_with(&message["echo_server: ".len()..]), "{logged:?}");
+}
+
+#[test]
+fn daemon_failure_before_ready_reaches_the_invoker_in_its_own_words() {
+    let dir = TempDir::new("daemonfail");
+    let pidfile = dir.join("probe.pid");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap().to_string();
+    let output = probe(&["--pidfile", pidfile.to_str().unwrap(), "--bind-before-ready", &address]);
+    let message = format!(
+        "probe: cannot bind {address}: Address already in use (os error {})",
+        libc::EADDRINUSE
+    );
+    assert_failed_cleanly_with(3, &dir, &pidfile, &output, &message);
+    // And when the port is free, the same daemon starts.
+    drop(taken);
+    let (pid, _guard) = start(&dir, &["--bind-before-ready", &address]);
+    assert!(alive(pid));
+}
+
+/// `probe --subreaper COMMAND...`: the lines it prints, read on a thread with a deadline.
+struct Reaper {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Reaper {
+    fn start(command: &[&str]) -> Reaper {
+        use std::io::BufRead;
+        let mut child = Command::new(example("probe"))
+            .arg("--subreaper")
+            .args(command)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in stdout.lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        Reaper { child, lines, seen: Vec::new() }
+    }
+
+    /// The next line, waiting at most [`COMMAND_TIMEOUT`]; empty at the end or the deadline.
+    fn next_line(&mut self) -> String {
+        let line = self.lines.recv_timeout(COMMAND_TIMEOUT).unwrap_or_default();
+        self.seen.push(line.clone());
+        line
+    }
+
+    fn describe(&self) -> String {
+        format!("probe --subreaper printed {:?}", self.seen)
+    }
+}
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        // Our child, not yet reaped, so its pid is still its own.
+        let _ = self.child.kill();
+        let _ = self.child.wait(); // killed: returns at once
+    }
 }
 
 #[test]
@@ -669,9 +767,9 @@ fn pidfile_inside_the_chroot_is_removed_and_one_outside_is_emptied() {
         if pidfile == &inside {
             assert!(!pidfile.exists(), "{}: the pidfile inside the chroot was left", show(&args));
         } else {
-            // Out of the daemon's reach: emptied, so it names no process.
+            // Out of the daemon's reach: emptied, so it names no process: not running.
             assert_eq!(std::fs::read_to_string(pidfile).unwrap(), "", "{}", show(&args));
-            assert!(matches!(Pidfile::status(pidfile), Status::Stale(None)));
+            assert!(matches!(Pidfile::status(pidfile), Status::Absent));
         }
     }
 }
@@ -793,4 +891,34 @@ fn a_ready_timeout_past_what_a_clock_holds_means_no_deadline() {
     let dir = TempDir::new("hugetimeout");
     let (pid, _guard) = start(&dir, &["--timeout", "1e19"]);
     assert!(alive(pid));
+}
+
+#[test]
+fn daemon_that_dropped_privileges_leaves_no_stale_pidfile() {
+    let test = "daemon_that_dropped_privileges_leaves_no_stale_pidfile";
+    if skip_unless_root(test) {
+        return;
+    }
+    if !matches!(nix::unistd::User::from_name("nobody"), Ok(Some(_))) {
+        skip(&format!("{test} needs the user nobody"));
+        return;
+    }
+    // The pidfile's directory is root's: nobody may not unlink(2) in it.
+    let dir = TempDir::new("droppedpid");
+    std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .unwrap();
+    let pidfile = dir.join("probe.pid");
+    // Terminate (the default map), then Deliver and close().
+    for extra in [None, Some("--deliver-term")] {
+        let mut args = vec!["--user", "nobody"];
+        args.extend(extra);
+        let (pid, _guard) = start(&dir, &args);
+        assert!(kill(pid, libc::SIGTERM));
+        assert!(wait_gone(pid, Duration::from_secs(10)), "{args:?}: still running");
+        // Left, but empty: it names no process, and reads as not running.
+        let content = std::fs::read_to_string(&pidfile).unwrap_or_default();
+        assert_eq!(content, "", "{args:?}: the pidfile still names pid {pid}");
+        let status = Pidfile::status(&pidfile);
+        assert!(matches!(status, Status::Absent), "{args:?}: {status:?}");
+    }
 }

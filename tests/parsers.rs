@@ -28,6 +28,11 @@ fn accepted_schedules_keep_their_properties() {
         "1e-10",
         "FOREVER",
         "usr1",
+        "-15",
+        "-TERM",
+        "15",
+        "2",
+        "-",
     ];
     let (mut accepted, mut refused) = (0, 0);
     let mut state = 0x9e37_79b9_7f4a_7c15u64;
@@ -58,5 +63,37 @@ fn timeouts_longer_than_ten_years_are_refused() {
         let schedule = Schedule::parse(good, libc::SIGTERM).unwrap();
         properties::check_accepted(good, libc::SIGTERM, &schedule);
         assert!(schedule.items().contains(&ScheduleItem::Wait(MAX_TIMEOUT)), "{good:?}");
+    }
+}
+
+/// start-stop-daemon reads `15/2/9/1` as four timeouts (it sends nothing and waits 27 s); a
+/// signal number needs a minus sign there. We take `-15` as signal 15, and refuse schedules
+/// whose bare numbers look meant as signals instead of waiting without signalling.
+#[test]
+fn numeric_signals_take_a_minus_and_timeouts_in_a_row_are_refused() {
+    for (bad, named) in [("15/2/9/1", "\"2\""), ("TERM/5/9/1", "\"9\""), ("1/1", "\"1\"")] {
+        let error = Schedule::parse(bad, libc::SIGTERM).unwrap_err().to_string();
+        assert!(
+            error.contains("follows another timeout") && error.contains(named),
+            "{bad}: {error}"
+        );
+        assert!(error.contains("-NUMBER"), "{bad}: {error}");
+    }
+    let error = Schedule::parse("5/forever", libc::SIGTERM).unwrap_err().to_string();
+    assert!(error.contains("no signal is sent"), "{error}");
+    let schedule = Schedule::parse("-15/2/-9/1", libc::SIGHUP).unwrap();
+    let expected = [
+        ScheduleItem::Signal(libc::SIGTERM),
+        ScheduleItem::Wait(std::time::Duration::from_secs(2)),
+        ScheduleItem::Signal(libc::SIGKILL),
+        ScheduleItem::Wait(std::time::Duration::from_secs(1)),
+    ];
+    assert_eq!(schedule.items(), expected);
+    let named = Schedule::parse("-TERM/2/KILL/1", libc::SIGHUP).unwrap();
+    assert_eq!(named.items(), expected);
+    // A leading wait, then a signal, is start-stop-daemon's too: accepted.
+    assert!(Schedule::parse("2/-9/1", libc::SIGTERM).is_ok());
+    for bad in ["-0/5", "-65/5", "--15/5", "-/5", "-forever/5"] {
+        assert!(Schedule::parse(bad, libc::SIGTERM).is_err(), "{bad} accepted");
     }
 }

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
+use daemonctx::{GroupSpec, UserSpec};
 
 /// Every exit status, in one place: `src/main.rs` returns these, and the tables `--help` and
 /// the man page show are built from them.
@@ -254,13 +255,21 @@ pub struct Cli {
     #[arg(short = 'c', long, value_name = "DIR", help_heading = "Process")]
     pub chdir: Option<PathBuf>,
 
-    /// Run as USER, with its primary group and supplementary groups
-    #[arg(short = 'u', long, value_name = "USER", help_heading = "Process")]
-    pub user: Option<String>,
+    /// Run as USER (a name or a numeric uid), with its primary group and supplementary groups
+    ///
+    /// HOME, USER and LOGNAME are set to the user's, from its passwd entry, as su(1) sets them
+    /// (-E still overrides them; --clear-env leaves them out). A numeric uid with no passwd
+    /// entry needs --group, and COMMAND then gets no HOME, USER or LOGNAME.
+    ///
+    /// Under --supervise, the supervisor takes USER as its effective uid only: its real and
+    /// saved uid stay root's, so that COMMAND (USER's uid in full) cannot signal, trace or kill
+    /// it and run on unsupervised. Only root can then signal the supervisor.
+    #[arg(short = 'u', long, value_name = "USER", value_parser = parse_user, help_heading = "Process")]
+    pub user: Option<UserSpec>,
 
-    /// Run with GROUP instead of the user's primary group
-    #[arg(long, value_name = "GROUP", help_heading = "Process")]
-    pub group: Option<String>,
+    /// Run with GROUP (a name or a numeric gid) instead of the user's primary group
+    #[arg(long, value_name = "GROUP", value_parser = parse_group, help_heading = "Process")]
+    pub group: Option<GroupSpec>,
 
     /// File mode creation mask, in octal (022 as systemd gives services)
     #[arg(long, value_name = "MASK", default_value = "022", value_parser = parse_umask, help_heading = "Process")]
@@ -297,7 +306,12 @@ pub struct Cli {
 
     /// What --stop does: SIGNAL/SECS/SIGNAL/SECS..., or SECS for SIGNAL/SECS/KILL/SECS
     /// [default: SIGNAL/30]
-    #[arg(long, value_name = "SCHEDULE", help_heading = "Stopping")]
+    ///
+    /// As in start-stop-daemon, a signal is a name (TERM, -TERM) or a number after a minus
+    /// sign (-15), a bare number is a timeout in seconds, and `forever` as the last item
+    /// repeats the schedule. A schedule that sends no signal, or waits twice in a row
+    /// (15/2/9/1: four waits), is refused: write signal numbers as -15/2/-9/1.
+    #[arg(long, value_name = "SCHEDULE", allow_hyphen_values = true, help_heading = "Stopping")]
     pub retry: Option<String>,
 
     /// Stay as a supervisor that runs COMMAND as its child (restarts, log relay, clean stop)
@@ -386,9 +400,20 @@ pub struct Cli {
     /// Return only once COMMAND says it is ready: `notify` (READY=1 on $NOTIFY_SOCKET) or
     /// `fd:N` (a newline written to fd N)
     ///
-    /// With --supervise, this is the first start's readiness. Once it is settled the socket is
-    /// closed: a restarted COMMAND gets no NOTIFY_SOCKET (sd_notify then does nothing) and
-    /// /dev/null on fd N.
+    /// Only COMMAND and its descendants are believed, and only while they run when their
+    /// message is read: a process outside COMMAND's tree, even with its uid, cannot make
+    /// daemonize return (systemd-notify --ready waits for that, unless given --no-block).
+    ///
+    /// Once readiness is settled the socket drops every message, but its name stays bound, so
+    /// that no other user can bind it and receive what COMMAND sends later: in exec mode
+    /// COMMAND inherits the socket (one more descriptor; a COMMAND that closes it frees the
+    /// name), under --supervise the supervisor keeps it.
+    ///
+    /// With --supervise, this is the first start's readiness: a restarted COMMAND gets no
+    /// NOTIFY_SOCKET (sd_notify then does nothing) and /dev/null on fd N. With --foreground
+    /// --supervise under a parent systemd (NOTIFY_SOCKET set), the socket keeps listening
+    /// instead, restarted COMMANDs get it too, and what COMMAND's tree says there is passed on
+    /// to systemd (see INIT SYSTEMS AND CONTAINERS).
     #[arg(long, value_name = "HOW", value_parser = parse_wait_ready, help_heading = "Readiness")]
     pub wait_ready: Option<WaitReady>,
 
@@ -579,6 +604,37 @@ fn parse_env(text: &str) -> Result<(OsString, OsString), String> {
     }
 }
 
+/// A user: all digits is a uid (as start-stop-daemon reads `--chuid`), anything else a name.
+fn parse_user(text: &str) -> Result<UserSpec, String> {
+    match parse_id(text, "uid")? {
+        Some(uid) => Ok(UserSpec::Id(uid)),
+        None => Ok(UserSpec::Name(text.to_string())),
+    }
+}
+
+/// A group: all digits is a gid, anything else a name.
+fn parse_group(text: &str) -> Result<GroupSpec, String> {
+    match parse_id(text, "gid")? {
+        Some(gid) => Ok(GroupSpec::Id(gid)),
+        None => Ok(GroupSpec::Name(text.to_string())),
+    }
+}
+
+/// A numeric id, if `text` is all digits; `None` for a name. The id -1 (`u32::MAX`) means "no
+/// change" to setuid(2) and setgid(2), so it is refused.
+fn parse_id(text: &str, what: &str) -> Result<Option<u32>, String> {
+    if text.is_empty() {
+        return Err(format!("an empty {what} or name"));
+    }
+    if !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Ok(None);
+    }
+    match text.parse::<u32>() {
+        Ok(id) if id != u32::MAX => Ok(Some(id)),
+        _ => Err(format!("{what} {text} is out of range")),
+    }
+}
+
 fn parse_signal(text: &str) -> Result<i32, String> {
     daemonctx::stop::parse_signal(text).map_err(|e| e.to_string())
 }
@@ -629,6 +685,20 @@ mod tests {
         assert!(parse_seconds("NaN").is_err());
         assert!(parse_seconds("ten").is_err());
         assert!(parse_seconds("").is_err());
+    }
+
+    #[test]
+    fn numeric_users_and_groups_are_ids() {
+        assert!(matches!(parse_user("1001"), Ok(UserSpec::Id(1001))));
+        assert!(matches!(parse_user("0"), Ok(UserSpec::Id(0))));
+        assert!(matches!(parse_user("www-data"), Ok(UserSpec::Name(n)) if n == "www-data"));
+        assert!(matches!(parse_user("1001x"), Ok(UserSpec::Name(_))));
+        assert!(matches!(parse_group("65534"), Ok(GroupSpec::Id(65534))));
+        assert!(matches!(parse_group("nogroup"), Ok(GroupSpec::Name(_))));
+        for bad in ["", "4294967295", "99999999999"] {
+            assert!(parse_user(bad).is_err(), "{bad:?}");
+            assert!(parse_group(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

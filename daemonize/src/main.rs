@@ -19,6 +19,7 @@ use clap::{CommandFactory, FromArgMatches};
 use daemonctx::activation::ListenFds;
 use daemonctx::stop::{self, Schedule, Stopped};
 use daemonctx::{Command, DaemonContext, Error, Pidfile, SignalMap, Status, Step, Stream};
+use daemonctx::{GroupSpec, UserSpec};
 use daemonctx::{pidfile, process};
 
 use cli::{Cli, RestartArg, WaitReady, code};
@@ -83,12 +84,9 @@ fn run(cli: Cli) -> u8 {
         return send::send(&cli, signal);
     }
     if let Some(WaitReady::Fd(fd)) = cli.wait_ready
-        && cli.preserve_fd.contains(&fd)
+        && let Err(why) = check_ready_fd(&cli, fd)
     {
-        eprintln!(
-            "daemonize: --wait-ready fd:{fd} and --preserve-fd {fd} both want descriptor {fd} \
-             (see daemonize --help)"
-        );
+        eprintln!("daemonize: {why} (see daemonize --help)");
         return code::USAGE;
     }
     if cli.foreground && cli.wait_ready.is_some() && !cli.supervise {
@@ -105,6 +103,25 @@ fn run(cli: Cli) -> u8 {
             eprintln!("daemonize: {}", message::start_failure(&e, &named, ready_timeout));
             exit_code(&e)
         }
+    }
+}
+
+/// A ready descriptor COMMAND can get: not one `--preserve-fd` keeps, and below the soft limit
+/// on open files (`getrlimit(2)` `RLIMIT_NOFILE`), which COMMAND inherits: `dup2(2)` cannot
+/// make a descriptor at or above it.
+fn check_ready_fd(cli: &Cli, fd: i32) -> Result<(), String> {
+    if cli.preserve_fd.contains(&fd) {
+        return Err(format!(
+            "--wait-ready fd:{fd} and --preserve-fd {fd} both want descriptor {fd}"
+        ));
+    }
+    use nix::sys::resource::{Resource, getrlimit};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, _)) if u64::try_from(fd).is_ok_and(|fd| fd >= soft) => Err(format!(
+            "--wait-ready fd:{fd}: descriptor {fd} is not below the limit on open files \
+             ({soft}, ulimit -n)"
+        )),
+        _ => Ok(()),
     }
 }
 
@@ -139,7 +156,8 @@ fn exit_status_code(status: &std::process::ExitStatus) -> u8 {
 
 /// Starts COMMAND as a daemon, directly (exec mode) or under a supervisor.
 fn start(cli: Cli) -> Result<(), Error> {
-    let mut env = environment(cli.clear_env, cli.env.clone());
+    let login = cli.user.as_ref().map(login_variables).unwrap_or_default();
+    let mut env = environment(cli.clear_env, login, cli.env.clone());
     let upstream = parent_notify_socket(&cli)?;
     if upstream.is_some() {
         // The supervisor speaks to the parent systemd; COMMAND speaks to the supervisor.
@@ -236,12 +254,18 @@ fn common_context(cli: &Cli) -> DaemonContext {
     if let Some(path) = &cli.lock {
         context = context.lock_file(path);
     }
-    if let Some(user) = &cli.user {
-        context = context.user(user).initgroups(true);
-    }
-    if let Some(group) = &cli.group {
-        context = context.group(group);
-    }
+    context = match &cli.user {
+        Some(UserSpec::Name(name)) => context.user(name).initgroups(true),
+        Some(UserSpec::Id(uid)) => context.uid(*uid).initgroups(true),
+        None => context,
+    };
+    // A supervisor out of COMMAND's reach: COMMAND gets the user's id in full (supervise::child).
+    context = context.effective_uid_only(cli.supervise);
+    context = match &cli.group {
+        Some(GroupSpec::Name(name)) => context.group(name),
+        Some(GroupSpec::Id(gid)) => context.gid(*gid),
+        None => context,
+    };
     if let Some(dir) = &cli.chroot {
         context = context.chroot_directory(dir);
     }
@@ -295,7 +319,9 @@ fn start_exec(
         Some(listener) => listener.place_write_end(true).map_err(ready_error)?,
         None => None,
     };
-    if let Some(fd) = installed {
+    // The notify socket too: COMMAND holding it keeps its name bound after we exit.
+    let notify_socket = listener.as_ref().and_then(ReadyListener::notify_socket_fd);
+    for fd in installed.into_iter().chain(notify_socket) {
         context = context.preserve_fd(fd);
     }
     let pid = context.exec(command).map_err(|e| name_program(e, program))?;
@@ -327,6 +353,10 @@ fn wait_for_readiness(
             eprintln!("daemonize: status: {status}");
         }
     });
+    // Settled: COMMAND's later messages are dropped; its copy of the socket keeps the name bound.
+    if let Err(e) = listener.stop_listening() {
+        eprintln!("daemonize: cannot silence the notify socket: {e}");
+    }
     let failure = match readiness {
         Ok(Readiness::Ready(main)) => {
             if let (true, Some(path)) = (main != pid, &cli.pidfile)
@@ -392,6 +422,7 @@ fn start_supervised(
         false => sink(cli, cli.stderr.as_deref(), 2)?,
     };
     // Locked last: nothing after it can fail before open(), which cleans it up if it fails.
+    let null = open_null()?;
     let child_pidfile =
         cli.child_pidfile.as_ref().map(|path| Pidfile::lock(path, cli.pidfile_mode)).transpose()?;
     let mut config = SupervisorConfig {
@@ -415,6 +446,7 @@ fn start_supervised(
         syslog,
         program,
         forward: cli.forward.clone().map(|forward| forward.0),
+        null,
         forward_to_group: cli.forward_to_group,
         upstream,
         relay,
@@ -464,6 +496,14 @@ fn command_died(error: Error, program: &Path) -> Error {
         }
         other => other,
     }
+}
+
+/// `/dev/null`, read-write and close-on-exec, opened here: the supervisor needs it for every
+/// COMMAND it starts, and a chroot may have none.
+fn open_null() -> Result<std::os::fd::OwnedFd, Error> {
+    let null = Path::new("/dev/null");
+    let file = std::fs::OpenOptions::new().read(true).write(true).open(null);
+    file.map(Into::into).map_err(|e| Error::os(Step::OpenStream, null, e))
 }
 
 /// Whether -o and -e name the same file: the same path, or the same file through a link
@@ -534,10 +574,34 @@ fn name_program(error: Error, program: &Path) -> Error {
     }
 }
 
-/// The inherited environment (unless cleared), with the `-E` variables set over it.
-fn environment(clear: bool, set: Vec<(OsString, OsString)>) -> Vec<(OsString, OsString)> {
+/// The variables `-u USER` changes, as su(1) sets them: HOME, USER and LOGNAME from the user's
+/// passwd entry (`getpwnam_r(3)`, `getpwuid_r(3)`), each `None` (removed) when it has none, so
+/// that root's never reach COMMAND. (The library looks the user up again, and reports it
+/// unknown.)
+fn login_variables(user: &UserSpec) -> Vec<(OsString, Option<OsString>)> {
+    let entry = match user {
+        UserSpec::Name(name) => nix::unistd::User::from_name(name),
+        UserSpec::Id(uid) => nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(*uid)),
+    };
+    let entry = entry.ok().flatten();
+    let home = entry.as_ref().map(|e| e.dir.clone().into_os_string());
+    let name = entry.map(|e| OsString::from(e.name));
+    vec![("HOME".into(), home), ("USER".into(), name.clone()), ("LOGNAME".into(), name)]
+}
+
+/// The inherited environment (unless cleared) with the login variables of `-u` replaced, and
+/// the `-E` variables set over it.
+fn environment(
+    clear: bool,
+    login: Vec<(OsString, Option<OsString>)>,
+    set: Vec<(OsString, OsString)>,
+) -> Vec<(OsString, OsString)> {
     let mut env: Vec<(OsString, OsString)> =
         if clear { Vec::new() } else { std::env::vars_os().collect() };
+    for (name, value) in login.into_iter().filter(|_| !clear) {
+        env.retain(|(existing, _)| *existing != name);
+        env.extend(value.map(|value| (name, value)));
+    }
     for (name, value) in set {
         env.retain(|(existing, _)| *existing != name);
         env.push((name, value));

@@ -3,12 +3,21 @@
 //!
 //! The notify socket is a `SOCK_DGRAM` Unix socket in the abstract namespace (reachable from a
 //! chroot, nothing to remove afterwards), with `SO_PASSCRED`: each message arrives with its
-//! sender's pid (`SCM_CREDENTIALS`), and only the watched process or one of its descendants is
-//! believed, so no other local process can declare the daemon ready. `STATUS=` lines are
-//! passed to the caller; `MAINPID=` names the process to watch from then on.
+//! sender's pid (`SCM_CREDENTIALS`, which only a process with `CAP_SYS_ADMIN` over our pid
+//! namespace can forge), and only a sender that is, when its message is read, the watched
+//! process or one of its descendants is believed, so no other local process, even one running
+//! as the same user, can declare the daemon ready. (`systemd-notify --ready` still running: it
+//! waits for its barrier, which the closing of passed descriptors answers, unless given
+//! `--no-block`.) `STATUS=` lines are passed to the caller; `MAINPID=` names the process to
+//! watch from then on.
 //!
-//! System calls: `socket(2)`, `bind(2)`, `setsockopt(2)`, `recvmsg(2)`, `pipe2(2)`, `dup2(2)`,
-//! `poll(2)`, `read(2)`.
+//! Once readiness is settled the socket drops whatever arrives but stays bound
+//! ([`ReadyListener::stop_listening`]): COMMAND keeps `NOTIFY_SOCKET`, so its name must never
+//! be free for another local user to bind and receive what COMMAND sends later (`STATUS=`
+//! text, `FDSTORE=1` descriptors), or to leave unread until COMMAND's `sd_notify(3)` blocks.
+//!
+//! System calls: `socket(2)`, `bind(2)`, `setsockopt(2)` (`SO_PASSCRED`, `SO_ATTACH_FILTER`,
+//! `SO_LOCK_FILTER`), `recvmsg(2)`, `pipe2(2)`, `dup2(2)`, `poll(2)`, `read(2)`.
 #![allow(unsafe_code)]
 
 use std::ffi::OsString;
@@ -124,6 +133,36 @@ impl ReadyListener {
         // SAFETY: F_SETFL takes an int flag set.
         unsafe { libc::fcntl(write.as_raw_fd(), libc::F_SETFL, 0) };
         Ok(ReadyListener::Fd { read, write: Some(write), target, closed: false })
+    }
+
+    /// For the notify style: the socket's descriptor, for an exec'd COMMAND to inherit (with
+    /// `preserve_fd`), so that the name stays bound for as long as COMMAND runs, after the
+    /// waiting process has exited.
+    pub fn notify_socket_fd(&self) -> Option<RawFd> {
+        match self {
+            ReadyListener::Notify { socket, .. } => Some(socket.as_raw_fd()),
+            ReadyListener::Fd { .. } => None,
+        }
+    }
+
+    /// Readiness is settled: for the notify style, the socket drops every message as it
+    /// arrives, and what is queued is read and dropped (passed descriptors closed). It stays
+    /// bound, for as long as a process holds it, so that nobody else can bind its name.
+    /// A ready pipe is left as it is.
+    ///
+    /// A socket filter that accepts nothing does the dropping (`setsockopt(2)`
+    /// `SO_ATTACH_FILTER`, then `SO_LOCK_FILTER`): the kernel discards each datagram, with the
+    /// descriptors it carries, and tells the sender it was sent, so `sd_notify(3)` never blocks
+    /// on a full queue nobody reads and `sd_notify_barrier(3)` (`systemd-notify`) still
+    /// returns. (`shutdown(2)` `SHUT_RD` would fail the barrier with `EPIPE`.)
+    ///
+    /// # Errors
+    /// The OS error of `setsockopt(2)`; the socket then still listens.
+    pub fn stop_listening(&mut self) -> io::Result<()> {
+        let ReadyListener::Notify { socket, .. } = self else { return Ok(()) };
+        drop_all_datagrams(socket)?;
+        let _dropped = read_datagrams(socket, 0);
+        Ok(())
     }
 
     /// The environment variable the command needs, if any: `NOTIFY_SOCKET=@…`.
@@ -291,6 +330,33 @@ fn unique() -> u64 {
     nanos ^ (COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed) << 32)
 }
 
+/// `SO_ATTACH_FILTER` with a classic BPF program of one instruction, "return 0" (keep no byte:
+/// drop the datagram), then `SO_LOCK_FILTER` so that no process holding the socket can take
+/// it off.
+fn drop_all_datagrams(socket: &OwnedFd) -> io::Result<()> {
+    let mut drop_everything =
+        [libc::sock_filter { code: (libc::BPF_RET | libc::BPF_K) as u16, jt: 0, jf: 0, k: 0 }];
+    let program = libc::sock_fprog { len: 1, filter: drop_everything.as_mut_ptr() };
+    set_option(socket, libc::SO_ATTACH_FILTER, &program)?;
+    set_option(socket, libc::SO_LOCK_FILTER, &(1 as libc::c_int))
+}
+
+/// `setsockopt(2)` at `SOL_SOCKET` with `value` as the option's bytes.
+fn set_option<T>(socket: &OwnedFd, option: libc::c_int, value: &T) -> io::Result<()> {
+    // SAFETY: value points to a live T for the call, and the length passed is its size; the
+    // kernel copies what it needs (a filter program is copied whole before the call returns).
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            option,
+            (value as *const T).cast(),
+            std::mem::size_of::<T>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
+}
+
 /// `bind(2)` to `\0name` in the abstract namespace.
 fn bind_abstract(socket: &OwnedFd, name: &str) -> io::Result<()> {
     // SAFETY: sockaddr_un is plain old data; all-zero is a valid value.
@@ -336,15 +402,15 @@ fn read_datagrams(socket: &OwnedFd, main: u32) -> Vec<Notice> {
             return notices; // EAGAIN: nothing more waiting
         }
         let sender = read_control(&header);
-        if sender.is_some_and(|(pid, uid)| is_believed(pid, uid, main)) {
+        if sender.is_some_and(|pid| is_believed(pid, main)) {
             notices.extend(parse_notify(&buf[..n as usize]));
         }
     }
 }
 
 /// Walks a received datagram's control messages: closes every passed descriptor
-/// (`SCM_RIGHTS`), and returns the sender's pid and uid (`SCM_CREDENTIALS`).
-fn read_control(header: &libc::msghdr) -> Option<(u32, u32)> {
+/// (`SCM_RIGHTS`), and returns the sender's pid (`SCM_CREDENTIALS`).
+fn read_control(header: &libc::msghdr) -> Option<u32> {
     let mut sender = None;
     // SAFETY: header was filled by recvmsg; the CMSG macros walk its control buffer within the
     // length the kernel set, and each SCM_RIGHTS payload holds whole ints, descriptors received
@@ -356,7 +422,7 @@ fn read_control(header: &libc::msghdr) -> Option<(u32, u32)> {
             match ((*cmsg).cmsg_level, (*cmsg).cmsg_type) {
                 (libc::SOL_SOCKET, libc::SCM_CREDENTIALS) => {
                     let creds = std::ptr::read_unaligned(data as *const libc::ucred);
-                    sender = Some((creds.pid as u32, creds.uid));
+                    sender = Some(creds.pid as u32);
                 }
                 (libc::SOL_SOCKET, libc::SCM_RIGHTS) => {
                     let bytes = (*cmsg).cmsg_len as usize - (data as usize - cmsg as usize);
@@ -372,15 +438,11 @@ fn read_control(header: &libc::msghdr) -> Option<(u32, u32)> {
     sender
 }
 
-/// A message counts if its sender is `main` or descends from it; or, if the sender has already
-/// exited (so its ancestry cannot be read: `systemd-notify` does that), if it ran as the same
-/// user as `main`.
-fn is_believed(pid: u32, uid: u32, main: u32) -> bool {
-    if process::stat(pid).is_some() {
-        return process::descends_from(pid, main);
-    }
-    use std::os::unix::fs::MetadataExt;
-    std::fs::metadata(format!("/proc/{main}")).is_ok_and(|m| m.uid() == uid)
+/// A message counts if its sender, still there when the message is read (a zombie too), is
+/// `main` or descends from it. A sender that has exited is not believed, whoever it ran as:
+/// any process of the daemon's user could send `READY=1` and exit before it is read.
+fn is_believed(pid: u32, main: u32) -> bool {
+    process::stat(pid).is_some() && process::descends_from(pid, main)
 }
 
 /// Parses an `sd_notify(3)` datagram: newline-separated `KEY=VALUE` assignments.

@@ -577,7 +577,7 @@ fn a_settled_ready_fd_costs_nothing_during_the_restart_delay() {
 }
 
 #[test]
-fn notify_socket_is_closed_once_ready_and_restarts_get_none() {
+fn notify_socket_stays_bound_once_ready_and_restarts_get_none() {
     let dir = TempDir::new("sup-notify-closed");
     let (first, second) = (dir.join("first"), dir.join("second"));
     let mut gate = Gate::new(&dir);
@@ -606,12 +606,13 @@ fn notify_socket_is_closed_once_ready_and_restarts_get_none() {
     let run = start_supervised(&dir, &args);
     let address = std::fs::read_to_string(&first).unwrap().trim().to_string();
     assert!(address.starts_with("@daemonize/notify/"), "{address:?}");
-    // /proc/net/unix lists bound sockets, an abstract name with its '@'.
-    let bound = std::fs::read_to_string("/proc/net/unix").unwrap();
-    assert!(
-        !bound.lines().any(|l| l.ends_with(&format!(" {address}"))),
-        "{address} is still bound once COMMAND is ready"
-    );
+    // /proc/net/unix lists bound sockets, an abstract name with its '@'. The name stays bound
+    // (dropping what arrives), so that nobody else can bind it while COMMAND has the variable.
+    let is_bound = || {
+        let bound = std::fs::read_to_string("/proc/net/unix").unwrap();
+        bound.lines().any(|l| l.ends_with(&format!(" {address}")))
+    };
+    assert!(is_bound(), "{address} was given up once COMMAND was ready");
     gate.open();
     let restarted = || std::fs::read_to_string(&second).is_ok_and(|t| t == "none\n");
     assert!(wait_until(COMMAND_TIMEOUT, restarted), "the restarted COMMAND got NOTIFY_SOCKET");
@@ -620,6 +621,7 @@ fn notify_socket_is_closed_once_ready_and_restarts_get_none() {
     let _guard = SpawnedGroup(pgid_of(child));
     let environ = std::fs::read(format!("/proc/{child}/environ")).unwrap();
     assert!(!environ.split(|b| *b == 0).any(|v| v.starts_with(b"NOTIFY_SOCKET=")));
+    assert!(is_bound(), "{address} was given up at the restart");
 }
 
 #[test]

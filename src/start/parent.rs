@@ -136,6 +136,13 @@ pub(crate) fn await_daemon(
             }
             Err(prepared.failure(step, errno))
         }
+        Outcome::DaemonFailed { failure, daemon } => {
+            let pid = daemon.unwrap_or(intermediate as u32);
+            // The daemon exits right after it reported (Daemon::fail never returns).
+            process::reap(pid as libc::pid_t, REAP_TIMEOUT);
+            let source = failure.source();
+            Err(prepared.abandon(Error::DaemonFailed { pid, message: failure.message, source }))
+        }
         Outcome::Closed { daemon: Some(pid) } => {
             // A dying daemon closes its descriptors just before it ends: a short grace.
             let error = match process::reap(pid as libc::pid_t, EXIT_AFTER_CLOSE_TIMEOUT) {

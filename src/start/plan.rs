@@ -35,6 +35,7 @@ pub(crate) struct Options {
     pub user: Option<UserSpec>,
     pub group: Option<GroupSpec>,
     pub initgroups: bool,
+    pub effective_uid_only: bool,
     pub prevent_core: bool,
     pub detach_process: Option<bool>,
     pub files_preserve: Vec<RawFd>,
@@ -106,7 +107,8 @@ pub(crate) fn prepare(options: Options, command: Option<&Command>) -> Result<Pre
     for fd in &o.files_preserve {
         fds::check_open(*fd)?;
     }
-    let creds = creds::resolve(o.user.as_ref(), o.group.as_ref(), o.initgroups)?;
+    let mut creds = creds::resolve(o.user.as_ref(), o.group.as_ref(), o.initgroups)?;
+    creds.effective_only = o.effective_uid_only;
     let root = o.chroot_directory.as_deref();
     let chroot = root.map(check_chroot).transpose()?;
     let workdir = check_workdir(&o.working_directory, root)?;

@@ -5,13 +5,18 @@
 //! gets `EPIPE` and cleans up, instead of dying of `SIGPIPE` with its pidfile left behind.
 //! The daemon first announces itself with `Forked(pid)`, then sends `Ready(pid)` or
 //! `Failed(step, errno)`; the intermediate child sends only `Failed`, if its `setsid(2)` or
-//! `fork(2)` fails. Each record is 8 bytes, sent with one `send(2)`, so the daemon needs no
-//! allocation to report. In exec mode the daemon sends `Executing(pid)` right before
+//! `fork(2)` fails. Each of these records is 8 bytes, sent with one `send(2)`, so the daemon
+//! needs no allocation to report. In exec mode the daemon sends `Executing(pid)` right before
 //! `execve(2)`: end of file after it means the exec succeeded and closed the close-on-exec
 //! end; end of file without a final record means the daemon died.
 //!
 //! A record: byte 0 the tag (1 `Forked`, 2 `Ready`, 3 `Failed`, 4 `Executing`), byte 1 the
 //! [`Step`] of a failure, bytes 2 and 3 zero, bytes 4 to 7 the pid or the errno (little-endian).
+//!
+//! The one longer record is the daemon's own failure ([`crate::Daemon::fail`]), sent after the
+//! setup from ordinary Rust code: tag 5, bytes 1 to 3 zero, bytes 4 to 7 the errno (0 for
+//! none), then the message, a NUL, and the error's text; at most [`MAX_RECORD`] bytes in all
+//! (a [`DaemonFailure`]; `SOCK_SEQPACKET` delivers it whole).
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
@@ -21,10 +26,14 @@ use crate::error::{Error, Step};
 
 const RECORD_LEN: usize = 8;
 
+/// The longest record: the daemon's own failure, header and text. Longer text is cut.
+pub(crate) const MAX_RECORD: usize = 4096;
+
 const TAG_FORKED: u8 = 1;
 const TAG_READY: u8 = 2;
 const TAG_FAILED: u8 = 3;
 const TAG_EXECUTING: u8 = 4;
+const TAG_DAEMON_FAILED: u8 = 5;
 
 /// One message over the report pipe.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,6 +73,62 @@ impl Record {
     }
 }
 
+/// The daemon's own reason for giving up before it was ready ([`crate::Daemon::fail`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct DaemonFailure {
+    /// What the daemon could not do: `cannot bind 127.0.0.1:7201`.
+    pub message: String,
+    /// The OS error number of its error, 0 when it had none.
+    pub errno: i32,
+    /// Its error's text (with its sources): used when there is no errno.
+    pub detail: String,
+}
+
+impl DaemonFailure {
+    /// `[5, 0, 0, 0, errno (4 bytes LE), message, NUL, detail]`, at most [`MAX_RECORD`] bytes:
+    /// the message is cut to half the room for text, the detail to the rest.
+    fn encode(&self) -> Vec<u8> {
+        let room = MAX_RECORD - RECORD_LEN - 1;
+        let mut bytes = vec![TAG_DAEMON_FAILED, 0, 0, 0];
+        bytes.extend_from_slice(&self.errno.to_le_bytes());
+        bytes.extend(self.message.bytes().filter(|b| *b != 0).take(room / 2));
+        bytes.push(0);
+        bytes.extend_from_slice(self.detail.as_bytes());
+        bytes.truncate(MAX_RECORD);
+        bytes
+    }
+
+    fn decode(bytes: &[u8]) -> Option<DaemonFailure> {
+        let errno = i32::from_le_bytes(bytes.get(4..RECORD_LEN)?.try_into().ok()?);
+        let text = &bytes[RECORD_LEN..];
+        let (message, detail) = match text.iter().position(|b| *b == 0) {
+            Some(nul) => (&text[..nul], &text[nul + 1..]),
+            None => (text, &[][..]),
+        };
+        let message = String::from_utf8_lossy(message).into_owned();
+        let detail = String::from_utf8_lossy(detail).into_owned();
+        Some(DaemonFailure { message, errno, detail })
+    }
+
+    /// The error as the original process shows it: the OS error when there is one and the
+    /// daemon's text says no more than it, else the text.
+    pub(crate) fn source(&self) -> io::Error {
+        let os = io::Error::from_raw_os_error(self.errno);
+        match self.errno {
+            0 => io::Error::other(self.detail.clone()),
+            _ if self.detail.is_empty() || self.detail == os.to_string() => os,
+            _ => io::Error::new(os.kind(), self.detail.clone()),
+        }
+    }
+}
+
+/// What one read of the channel carried.
+#[derive(Debug, PartialEq, Eq)]
+enum Received {
+    Record(Record),
+    DaemonFailed(DaemonFailure),
+}
+
 /// Creates the report channel: `socketpair(2)`, `SOCK_SEQPACKET | SOCK_CLOEXEC`.
 /// Returns (read end, write end).
 pub(crate) fn report_pipe() -> Result<(OwnedFd, OwnedFd), Error> {
@@ -87,6 +152,21 @@ pub(crate) fn send(fd: BorrowedFd<'_>, record: Record) -> Result<(), i32> {
     }
 }
 
+/// Sends the daemon's own failure as one record, with one `send(2)` (`MSG_NOSIGNAL`). Not for
+/// the child between `fork(2)` and `execve(2)`: it allocates. The errno on failure.
+pub(crate) fn send_daemon_failure(fd: BorrowedFd<'_>, failure: &DaemonFailure) -> Result<(), i32> {
+    use nix::sys::socket::MsgFlags;
+    let bytes = failure.encode();
+    loop {
+        match nix::sys::socket::send(fd.as_raw_fd(), &bytes, MsgFlags::MSG_NOSIGNAL) {
+            Ok(n) if n == bytes.len() => return Ok(()),
+            Ok(_) => return Err(libc::EIO),
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(errno) => return Err(errno as i32),
+        }
+    }
+}
+
 /// What the original process learned from the report pipe.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Outcome {
@@ -94,6 +174,8 @@ pub(crate) enum Outcome {
     Ready(u32),
     /// A step failed in the intermediate child or the daemon.
     Failed { step: Step, errno: i32, daemon: Option<u32> },
+    /// The daemon gave up by itself ([`crate::Daemon::fail`]).
+    DaemonFailed { failure: DaemonFailure, daemon: Option<u32> },
     /// The daemon announced its `execve(2)`, then every write end closed: the exec succeeded.
     Executed(u32),
     /// Every write end closed without a final record: the daemon died.
@@ -120,11 +202,14 @@ pub(crate) fn await_report(
                 (true, Some(pid)) => return Ok(Outcome::Executed(pid)),
                 _ => return Ok(Outcome::Closed { daemon }),
             },
-            Some(Record::Forked(pid)) => daemon = Some(pid),
-            Some(Record::Executing(pid)) => (daemon, executing) = (Some(pid), true),
-            Some(Record::Ready(pid)) => return Ok(Outcome::Ready(pid)),
-            Some(Record::Failed(step, errno)) => {
-                return Ok(Outcome::Failed { step, errno, daemon });
+            Some(Received::Record(record)) => match record {
+                Record::Forked(pid) => daemon = Some(pid),
+                Record::Executing(pid) => (daemon, executing) = (Some(pid), true),
+                Record::Ready(pid) => return Ok(Outcome::Ready(pid)),
+                Record::Failed(step, errno) => return Ok(Outcome::Failed { step, errno, daemon }),
+            },
+            Some(Received::DaemonFailed(failure)) => {
+                return Ok(Outcome::DaemonFailed { failure, daemon });
             }
         }
     }
@@ -164,20 +249,26 @@ fn wait_readable(fd: BorrowedFd<'_>, deadline: Option<Instant>) -> Result<bool, 
     }
 }
 
-/// Reads one whole record (`read(2)`); `None` at end of file.
-fn read_record(fd: BorrowedFd<'_>) -> Result<Option<Record>, Error> {
-    let mut bytes = [0u8; RECORD_LEN];
-    let mut filled = 0;
-    while filled < RECORD_LEN {
-        match nix::unistd::read(fd, &mut bytes[filled..]) {
-            Ok(0) if filled == 0 => return Ok(None),
-            Ok(0) => return Err(truncated()),
-            Ok(n) => filled += n,
+/// Reads one whole record with one `read(2)` (a `SOCK_SEQPACKET` record arrives whole, and a
+/// buffer of [`MAX_RECORD`] bytes holds the longest); `None` at end of file.
+fn read_record(fd: BorrowedFd<'_>) -> Result<Option<Received>, Error> {
+    let mut bytes = [0u8; MAX_RECORD];
+    loop {
+        match nix::unistd::read(fd, &mut bytes) {
+            Ok(0) => return Ok(None),
+            Ok(n) => return decode(&bytes[..n]).map(Some).ok_or_else(truncated),
             Err(nix::errno::Errno::EINTR) => {}
             Err(e) => return Err(Error::os_nopath(Step::Report, e.into())),
         }
     }
-    Record::decode(bytes).map(Some).ok_or_else(truncated)
+}
+
+/// Decodes one record as [`read_record`] received it.
+fn decode(bytes: &[u8]) -> Option<Received> {
+    match bytes.first() {
+        Some(&TAG_DAEMON_FAILED) => DaemonFailure::decode(bytes).map(Received::DaemonFailed),
+        _ => Record::decode(bytes.try_into().ok()?).map(Received::Record),
+    }
 }
 
 fn truncated() -> Error {
@@ -228,6 +319,33 @@ mod tests {
             outcome,
             Outcome::Failed { step: Step::Exec, errno: libc::ENOENT, daemon: Some(43) }
         );
+    }
+
+    #[test]
+    fn daemon_failure_arrives_whole_with_its_text() {
+        let (read_end, write_end) = report_pipe().unwrap();
+        send(write_end.as_fd(), Record::Forked(42)).unwrap();
+        let failure = DaemonFailure {
+            message: "cannot bind 127.0.0.1:7201".into(),
+            errno: libc::EADDRINUSE,
+            detail: String::new(),
+        };
+        send_daemon_failure(write_end.as_fd(), &failure).unwrap();
+        let outcome = await_report(&read_end, None).unwrap();
+        let expected = Outcome::DaemonFailed { failure: failure.clone(), daemon: Some(42) };
+        assert_eq!(outcome, expected);
+        assert_eq!(failure.source().raw_os_error(), Some(libc::EADDRINUSE));
+        let long = "x".repeat(2 * MAX_RECORD);
+        let long = DaemonFailure { message: long.clone(), errno: 0, detail: long };
+        send_daemon_failure(write_end.as_fd(), &long).unwrap();
+        match await_report(&read_end, None).unwrap() {
+            Outcome::DaemonFailed { failure, .. } => {
+                assert_eq!(failure.message.len(), (MAX_RECORD - RECORD_LEN - 1) / 2);
+                assert!(failure.source().to_string().starts_with("xxx"));
+                assert_eq!(failure.source().raw_os_error(), None);
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Test helper: speaks systemd's readiness protocol. `notify_ready [FIFO [MESSAGE...]]` sends
 //! `STATUS=warming up` to `$NOTIFY_SOCKET`, waits for a line on FIFO (if given), sends
-//! `READY=1`, then each MESSAGE as a datagram of its own, then sleeps until killed. Not an
-//! example to copy.
+//! `READY=1`, then each MESSAGE as a datagram of its own, then sleeps until killed.
+//! `notify_ready --send MESSAGE` sends MESSAGE and exits at once (a sender that is gone when its
+//! message is read). Not an example to copy.
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{SocketAddr, UnixDatagram};
 
@@ -17,6 +18,13 @@ fn main() {
     }
     .expect("NOTIFY_SOCKET address");
     let socket = UnixDatagram::unbound().expect("socket");
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let [flag, message] = &args[..]
+        && flag == "--send"
+    {
+        socket.send_to_addr(message.as_bytes(), &address).expect("send");
+        return;
+    }
     socket.send_to_addr(b"STATUS=warming up", &address).expect("send STATUS");
     if let Some(fifo) = std::env::args_os().nth(1) {
         let mut line = String::new();

@@ -15,15 +15,28 @@
 //! `--drop-before-ready` (ready_on_open(false), then drop the guard without ready()),
 //! `--setxid-after-threads` (a thread before open(); in the daemon, a thread and `setgid(2)`,
 //! then "setxid ok" on stdout), `--spawn-in-own-group MARKER` (in the daemon, before anything
-//! else, start `sh -c 'sleep 1000; :' MARKER` in a process group of its own).
+//! else, start `sh -c 'sleep 1000; :' MARKER` in a process group of its own),
+//! `--bind-before-ready ADDR` (ready_on_open(false); the daemon binds a TCP socket to ADDR, then
+//! calls ready(), or fail("cannot bind ADDR", error)).
+//!
+//! Exit status of the original process: 0 ready, 3 the daemon failed (`Error::DaemonFailed`),
+//! 2 any other error.
+//!
+//! `probe --subreaper PROGRAM ARGS...` is another mode: it becomes a child subreaper
+//! (`prctl(2)`), runs PROGRAM, prints `started: STATUS` when PROGRAM ends, then, for each
+//! orphan it adopted and reaped (a daemon PROGRAM started), `reaped PID: STATUS`; it exits once
+//! no child is left. So a test learns a daemon's own exit status.
 use std::io::BufRead;
 use std::os::fd::AsFd;
 use std::time::Duration;
 
-use daemonctx::{DaemonContext, SignalAction, error::chain};
+use daemonctx::{DaemonContext, Error, Signal, SignalAction, error::chain};
 
 fn main() {
-    let mut args = std::env::args().skip(1);
+    let mut args = std::env::args().skip(1).peekable();
+    if args.peek().map(String::as_str) == Some("--subreaper") {
+        subreaper(args.skip(1).collect());
+    }
     let mut context = DaemonContext::new();
     let mut ready_fifo = None;
     let mut exit_before_ready = None;
@@ -31,6 +44,7 @@ fn main() {
     let mut drop_before_ready = false;
     let mut setxid_after_threads = false;
     let mut spawn_marker = None;
+    let mut bind_address = None;
     let mut _thread = None;
     while let Some(arg) = args.next() {
         let mut value = || args.next().unwrap_or_else(|| usage(&arg));
@@ -48,7 +62,7 @@ fn main() {
             "--stdout" => context.stdout(value().as_str()),
             "--stderr" => context.stderr(value().as_str()),
             "--preserve-fd" => context.preserve_fd(value().parse().expect("fd")),
-            "--deliver-term" => context.signal(libc::SIGTERM, SignalAction::Deliver),
+            "--deliver-term" => context.signal(Signal::SIGTERM, SignalAction::Deliver),
             "--timeout" => {
                 let secs: f64 = value().parse().expect("seconds");
                 context.ready_timeout(Some(Duration::from_secs_f64(secs)))
@@ -84,10 +98,12 @@ fn main() {
                 let file: &'static std::fs::File = Box::leak(Box::new(append_to(&value())));
                 context.files_preserve([file.as_fd()])
             }
-            "--handler" => {
-                context.signal(value().parse().expect("signal"), SignalAction::Handler(noop))
+            "--handler" => context.signal(signal(&value()), SignalAction::Handler(noop)),
+            "--default" => context.signal(signal(&value()), SignalAction::Default),
+            "--bind-before-ready" => {
+                bind_address = Some(value());
+                context.ready_on_open(false)
             }
-            "--default" => context.signal(value().parse().expect("signal"), SignalAction::Default),
             "--drop-before-ready" => {
                 drop_before_ready = true;
                 context.ready_on_open(false)
@@ -108,9 +124,19 @@ fn main() {
         Ok(daemon) => daemon,
         Err(e) => {
             eprintln!("probe: {}", chain(&e));
-            std::process::exit(2);
+            std::process::exit(if matches!(e, Error::DaemonFailed { .. }) { 3 } else { 2 });
         }
     };
+    if let Some(address) = bind_address {
+        let _listener = match std::net::TcpListener::bind(&address) {
+            Ok(listener) => listener,
+            Err(e) => daemon.fail(format!("cannot bind {address}"), &e),
+        };
+        daemon.ready().expect("ready");
+        loop {
+            std::thread::park(); // SIGTERM ends the process through the signal map
+        }
+    }
     if print_after_open {
         println!("open pid={}", std::process::id());
     }
@@ -161,6 +187,30 @@ fn main() {
 }
 
 extern "C" fn noop(_signal: libc::c_int) {}
+
+/// A signal by its number.
+fn signal(number: &str) -> Signal {
+    Signal::try_from(number.parse::<i32>().expect("signal number")).expect("signal")
+}
+
+/// The `--subreaper` mode: run `command` as a child subreaper, report how it and every orphan
+/// it left ended, exit when no child is left.
+fn subreaper(command: Vec<String>) -> ! {
+    use nix::sys::wait::{WaitStatus, wait};
+    let Some((program, args)) = command.split_first() else { usage("--subreaper") };
+    nix::sys::prctl::set_child_subreaper(true).expect("prctl PR_SET_CHILD_SUBREAPER");
+    let status = std::process::Command::new(program).args(args).status().expect("run PROGRAM");
+    println!("started: {status}");
+    loop {
+        match wait() {
+            Ok(WaitStatus::Exited(pid, code)) => println!("reaped {pid}: exit status: {code}"),
+            Ok(WaitStatus::Signaled(pid, signal, _)) => println!("reaped {pid}: signal: {signal}"),
+            Ok(_) => {}
+            Err(nix::errno::Errno::ECHILD) => std::process::exit(0),
+            Err(e) => panic!("wait: {e}"),
+        }
+    }
+}
 
 /// Opens `path` for appending, creating it.
 fn append_to(path: &str) -> std::fs::File {

@@ -2,7 +2,8 @@
 //! target `fuzz/fuzz_targets/parse_schedule.rs` and the deterministic stand-in for it in
 //! `tests/parsers.rs` (both include this file with `#[path]`): a timeout to wait on, every wait
 //! a deadline an `Instant` can hold (now + wait does not overflow), `forever` only last and
-//! never with zero waits only, and each item what its field says.
+//! never with zero waits only, a signal sent and no wait right after a wait, and each item what
+//! its field says (a bare number a timeout, a signal a name or `-NUMBER`).
 
 use std::time::{Duration, Instant};
 
@@ -63,12 +64,20 @@ pub fn check_accepted(text: &str, signal: i32, schedule: &Schedule) {
         check_seconds(text, bare, wait);
         return;
     }
-    // Otherwise one item per field, each what its field says.
+    // Otherwise one item per field, each what its field says; a signal is sent, and no wait
+    // follows a wait (a number there was meant as a signal: start-stop-daemon would wait).
     assert_eq!(items.len(), fields.len(), "{text:?}: {items:?}");
+    assert!(items.iter().any(|i| matches!(i, ScheduleItem::Signal(_))), "{text:?}: no signal");
+    let waits_in_a_row =
+        items.windows(2).any(|w| matches!(w, [ScheduleItem::Wait(_), ScheduleItem::Wait(_)]));
+    assert!(!waits_in_a_row, "{text:?}: {items:?}");
     for (field, item) in fields.iter().zip(items) {
         match *item {
             ScheduleItem::Signal(number) => {
-                assert_eq!(parse_signal(field), Ok(number), "{text:?}: {field:?}")
+                // start-stop-daemon's `-NUMBER` and `[-]NAME`.
+                let signal = field.strip_prefix('-').unwrap_or(field);
+                assert_eq!(parse_signal(signal), Ok(number), "{text:?}: {field:?}");
+                assert!(!field.starts_with(|c: char| c.is_ascii_digit()), "{text:?}: {field:?}");
             }
             ScheduleItem::Wait(wait) => check_seconds(text, field, wait),
             ScheduleItem::Forever => {

@@ -1,8 +1,13 @@
 //! COMMAND as the supervisor's child: started in a process group of its own, signalled with
 //! everything it started, reaped; and the supervisor's own signals, read from a `signalfd(2)`.
 //!
+//! A supervisor started by root with `-u` changed only its effective user id (its real and
+//! saved ids stay root: COMMAND cannot signal or trace it, so it cannot escape supervision by
+//! killing it); COMMAND gets the user's id as all three (`setresuid(2)`) before `execve(2)`.
+//!
 //! System calls: `prctl(2)` (`PR_SET_CHILD_SUBREAPER`), `sigprocmask(2)`, `signalfd(2)`,
-//! `read(2)`, `fork(2)`/`execve(2)` (through std), `setpgid(2)`, `kill(2)`, `waitpid(2)`.
+//! `read(2)`, `fork(2)`/`execve(2)` (through std), `setpgid(2)`, `setresuid(2)`, `kill(2)`,
+//! `waitpid(2)`.
 //! The ordering rule: the signals are blocked before COMMAND is first started, so none is lost
 //! between the start and the first `poll(2)`.
 
@@ -74,6 +79,8 @@ pub struct Program {
     pub argv: Vec<OsString>,
     /// COMMAND's whole environment.
     pub env: Vec<(OsString, OsString)>,
+    /// `/dev/null`, opened before any chroot: copies of it go to COMMAND.
+    pub null: OwnedFd,
 }
 
 /// A running COMMAND.
@@ -94,19 +101,24 @@ impl Program {
     /// allocation in the child. A failed `execve(2)` returns from the hook, and std reports it.
     pub fn spawn(&self, readiness: &mut Readiness, output: &mut Output) -> io::Result<Child> {
         let mut env = self.env.clone();
-        let ready_fd = readiness.prepare_start(&mut env)?;
+        let ready_fd = readiness.prepare_start(&mut env, &self.null)?;
         let mut executable = daemonctx::Command::new(self.argv.clone(), env)
             .program(&self.path)
             .executable()
             .map_err(|e| io::Error::from_raw_os_error(e.raw_os_error().unwrap_or(libc::EINVAL)))?;
-        let (stdout, stderr) = output.stdio()?;
+        let (stdout, stderr) = output.stdio(&self.null)?;
         let mut command = std::process::Command::new(&self.path);
-        command.process_group(0).stdin(Stdio::null()).stdout(stdout).stderr(stderr);
+        command
+            .process_group(0)
+            .stdin(Stdio::from(self.null.try_clone()?))
+            .stdout(stdout)
+            .stderr(stderr);
         // SAFETY: the closure runs between fork and exec and makes only async-signal-safe calls
-        // (rt_sigaction, sigprocmask, fcntl, dup2, getpid, execve) on data prepared before the
-        // fork.
+        // (rt_sigaction, sigprocmask, fcntl, dup2, getresuid, setresuid, setuid, getpid,
+        // execve) on data prepared before the fork.
         unsafe {
             command.pre_exec(move || {
+                become_effective_user()?;
                 // COMMAND starts with every disposition at its default: the supervisor ignores
                 // SIGPIPE, and an ignored signal stays ignored across execve(2). (std empties
                 // the signal mask itself.)
@@ -140,6 +152,23 @@ impl Child {
         // the one it leads, created at spawn.
         unsafe { libc::kill(target, signal) };
     }
+}
+
+/// In COMMAND, between fork and exec: when the supervisor's effective user id is not its real
+/// one (see the module docs), makes the effective id the real and saved one too
+/// (`setresuid(2)`, allowed without privilege), then checks that root cannot be regained
+/// (`setuid(0)` must fail). Async-signal-safe.
+fn become_effective_user() -> io::Result<()> {
+    use nix::unistd::{Uid, getresuid, setresuid, setuid};
+    let ids = getresuid()?;
+    if ids.real == ids.effective && ids.saved == ids.effective {
+        return Ok(());
+    }
+    setresuid(ids.effective, ids.effective, ids.effective)?;
+    if !ids.effective.is_root() && setuid(Uid::from_raw(0)).is_ok() {
+        return Err(io::Error::from_raw_os_error(libc::EPERM));
+    }
+    Ok(())
 }
 
 /// Sends `signal` once to everything the supervisor started: each process group made only of

@@ -78,7 +78,7 @@ pub struct SupervisorConfig {
     pub kill_after: Duration,
     /// A pidfile, locked by the supervisor, that names COMMAND while it runs.
     pub child_pidfile: Option<Pidfile>,
-    /// How COMMAND says it is ready, if it does (first start only: closed once settled).
+    /// How COMMAND says it is ready, if it does (first start only: silenced once settled).
     pub ready: Option<ReadyListener>,
     /// How long to wait for COMMAND to be ready.
     pub ready_timeout: Option<Duration>,
@@ -91,6 +91,9 @@ pub struct SupervisorConfig {
     /// The signals passed on to COMMAND; `None`: [`child::default_forwarded`], every
     /// catchable one the supervisor does not handle itself.
     pub forward: Option<Vec<i32>>,
+    /// `/dev/null`, opened read-write before any chroot: COMMAND's stdin, its unset streams,
+    /// and a restarted COMMAND's ready descriptor (so a chroot needs no `dev/null`).
+    pub null: OwnedFd,
     /// Whether signals are passed on to COMMAND's whole process group, not COMMAND alone.
     pub forward_to_group: bool,
     /// A parent systemd's notify socket (foreground, `Type=notify`): the supervisor speaks
@@ -102,10 +105,10 @@ pub struct SupervisorConfig {
 }
 
 impl SupervisorConfig {
-    /// The descriptors the supervisor needs across [`crate::DaemonContext::open`]: log files,
-    /// syslog socket, readiness listener. Pass them to `files_preserve`.
+    /// The descriptors the supervisor needs across [`crate::DaemonContext::open`]: `/dev/null`,
+    /// log files, syslog socket, readiness listener. Pass them to `files_preserve`.
     pub fn descriptors(&self) -> Vec<RawFd> {
-        let mut fds = Vec::new();
+        let mut fds = vec![self.null.as_raw_fd()];
         for sink in [&self.stdout, &self.stderr] {
             if let Sink::File(file) = sink {
                 fds.push(file.as_raw_fd());
@@ -195,7 +198,12 @@ impl Supervisor {
             kill_grace: KILL_GRACE,
         };
         Ok(Supervisor {
-            program: Program { path: config.program, argv: config.argv, env: config.env },
+            program: Program {
+                path: config.program,
+                argv: config.argv,
+                env: config.env,
+                null: config.null,
+            },
             child_pidfile: config.child_pidfile,
             signals,
             child: None,

@@ -3,10 +3,12 @@
 //!
 //! Polls the readiness listener (a notify socket or a ready pipe's read end) while readiness is
 //! unsettled; its deadline is the ready timeout. Once settled (COMMAND said it is ready, exited
-//! first, or ran out of time) the listener is closed: the notify socket's name is free again
-//! and restarted COMMANDs get no `NOTIFY_SOCKET` (`sd_notify(3)` then does nothing), and with
-//! `fd:N` they get `/dev/null` on N (`open(2)`, `dup3(2)`), which takes their newline and
-//! ignores it. Nothing a stranger sends can then reach or wake the supervisor.
+//! first, or ran out of time) the listener is no longer polled: the notify socket drops all it
+//! gets but stays bound for the supervisor's life (the first COMMAND keeps `NOTIFY_SOCKET`, and
+//! nobody else may bind that name: [`ReadyListener::stop_listening`]), restarted COMMANDs get
+//! no `NOTIFY_SOCKET` (`sd_notify(3)` then does nothing), and with `fd:N` they get `/dev/null`
+//! on N (a copy of the supervisor's, `dup3(2)`), which takes their newline and ignores it.
+//! Nothing a stranger sends can then reach or wake the supervisor.
 
 #![allow(unsafe_code)]
 
@@ -28,6 +30,8 @@ pub struct Readiness {
     notify_variable: Option<OsString>,
     /// A settled ready pipe, kept open (not polled) until the COMMAND it was given exits.
     spent_ready_pipe: Option<ReadyListener>,
+    /// A settled notify socket, dropping all it gets, kept bound (not polled) for good.
+    silenced_notify_socket: Option<ReadyListener>,
     deadline: Option<Instant>,
     is_ready: bool,
     timed_out: bool,
@@ -69,6 +73,7 @@ impl Readiness {
             ready_fd,
             notify_variable,
             spent_ready_pipe: None,
+            silenced_notify_socket: None,
             deadline,
             is_ready: false,
             timed_out: false,
@@ -111,16 +116,18 @@ impl Readiness {
         self.timed_out
     }
 
-    /// Before a start: removes `NOTIFY_SOCKET` from COMMAND's environment `env` once settled;
-    /// returns the ready descriptor to put in place in the child (see [`inherit_ready_fd`]).
+    /// Before a start: removes `NOTIFY_SOCKET` from COMMAND's environment `env` once settled
+    /// (unless the socket relays to a parent systemd); returns the ready descriptor to put in
+    /// place in the child (see [`inherit_ready_fd`]); after the first start, a copy of `null`.
     pub fn prepare_start(
         &mut self,
         env: &mut Vec<(OsString, OsString)>,
+        null: &OwnedFd,
     ) -> io::Result<Option<(RawFd, RawFd)>> {
         if let (None, None, Some(name)) = (&self.listener, &self.relay, &self.notify_variable) {
-            env.retain(|(k, _)| k != name); // readiness is settled: the socket is gone
+            env.retain(|(k, _)| k != name); // readiness is settled: the socket no longer listens
         }
-        self.ready_fd.as_mut().map(ReadyFd::prepare).transpose()
+        self.ready_fd.as_mut().map(|fd| fd.prepare(null)).transpose()
     }
 
     /// After a start (or a failed one): the supervisor's copy of the ready descriptor is
@@ -131,25 +138,29 @@ impl Readiness {
         }
     }
 
-    /// COMMAND is ready. Readiness is settled: the listener is closed, before the original
-    /// process is told (so the notify socket's name is free by the time the invoker returns).
+    /// COMMAND is ready. Readiness is settled: the listener is silenced, before the original
+    /// process is told.
     pub fn note_ready(&mut self, command_runs: bool) {
         self.is_ready = true;
         self.settle(command_runs);
     }
 
-    /// Closes the listener for good (see the module docs): from now on nothing it receives
-    /// matters, and nothing is read or polled there. A ready pipe's read end is kept, unpolled,
-    /// while the COMMAND holding its write end runs: a second newline must not kill it with
-    /// `SIGPIPE`.
+    /// Ends the wait for good (see the module docs): from now on nothing the listener receives
+    /// matters, and nothing is read or polled there. The notify socket stays bound, dropping
+    /// all it gets (closed if it cannot be made to: its name is then free, but no queue fills
+    /// up and blocks COMMAND). A ready pipe's read end is kept, unpolled, while the COMMAND
+    /// holding its write end runs: a second newline must not kill it with `SIGPIPE`.
     pub fn settle(&mut self, command_runs: bool) {
         match self.listener.take() {
-            Some(listener @ ReadyListener::Fd { .. }) if command_runs => {
-                self.spent_ready_pipe = Some(listener);
+            // Under a parent systemd the socket goes on listening, for what to pass on.
+            Some(socket) if self.relaying && socket.notify_socket_fd().is_some() => {
+                self.relay = Some(socket);
             }
-            Some(listener @ ReadyListener::Notify { .. }) if self.relaying => {
-                self.relay = Some(listener);
+            Some(mut socket) if socket.notify_socket_fd().is_some() => {
+                let silenced = socket.stop_listening().is_ok();
+                self.silenced_notify_socket = silenced.then_some(socket);
             }
+            Some(pipe) if command_runs => self.spent_ready_pipe = Some(pipe),
             _ => {}
         }
         self.deadline = None;
@@ -216,14 +227,15 @@ struct ReadyFd {
 }
 
 impl ReadyFd {
-    /// Before a start: the descriptor to hand over and its target. The source is put on the
+    /// Before a start: the descriptor to hand over (the ready pipe, or a copy of `null`) and its
+    /// target. The source is put on the
     /// target number when that is free (`dup3(2)`, close-on-exec); either way the number is
     /// taken in the supervisor while std spawns, so none of std's own descriptors for the spawn
     /// (its pipes, its exec-error channel) can get it and then be replaced in the child.
-    fn prepare(&mut self) -> io::Result<(RawFd, RawFd)> {
+    fn prepare(&mut self, null: &OwnedFd) -> io::Result<(RawFd, RawFd)> {
         let source = match self.source.take() {
             Some(source) => source,
-            None => std::fs::OpenOptions::new().write(true).open("/dev/null")?.into(),
+            None => null.try_clone()?,
         };
         // SAFETY: F_GETFD only asks whether the descriptor is open.
         let free = unsafe { libc::fcntl(self.target, libc::F_GETFD) } == -1;

@@ -65,14 +65,17 @@ impl Output {
         Output { stdout, stderr, syslog, relays: Vec::new(), retry_at: None, shared_pipe: None }
     }
 
-    /// What COMMAND gets as stdout and stderr: a pipe each, or `/dev/null` for a null sink, or
-    /// one pipe on both (`pipe2(2)`, `dup(2)`) when stderr goes where stdout goes.
+    /// What COMMAND gets as stdout and stderr: a pipe each, or a copy of `null` for a null
+    /// sink, or one pipe on both (`pipe2(2)`, `dup(2)`) when stderr goes where stdout goes.
     ///
     /// # Errors
     /// The OS error of `pipe2(2)` or `dup(2)`.
-    pub fn stdio(&mut self) -> io::Result<(Stdio, Stdio)> {
+    pub fn stdio(&mut self, null: &OwnedFd) -> io::Result<(Stdio, Stdio)> {
         if !matches!(self.stderr, Sink::Stdout) {
-            return Ok((pipe_unless_null(&self.stdout), pipe_unless_null(&self.stderr)));
+            return Ok((
+                pipe_unless_null(&self.stdout, null)?,
+                pipe_unless_null(&self.stderr, null)?,
+            ));
         }
         let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
         let second = write.try_clone()?;
@@ -394,10 +397,12 @@ impl Relay {
     }
 }
 
-fn pipe_unless_null(sink: &Sink) -> Stdio {
+/// A pipe for a stream the supervisor relays; a copy of `null` (`dup(2)`) for one that goes
+/// nowhere.
+fn pipe_unless_null(sink: &Sink, null: &OwnedFd) -> io::Result<Stdio> {
     match sink {
-        Sink::Null => Stdio::null(),
-        _ => Stdio::piped(),
+        Sink::Null => Ok(Stdio::from(null.try_clone()?)),
+        _ => Ok(Stdio::piped()),
     }
 }
 
