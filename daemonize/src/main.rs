@@ -314,6 +314,10 @@ fn start_exec(
         ),
     };
     let mut context = context.stdout(stdout).stderr(stderr);
+    if cli.foreground && supervise::on_terminal() {
+        // Interactive: COMMAND takes daemonize's place in the terminal's foreground group.
+        context = context.stdin(Stream::Inherit);
+    }
     let installed = match &mut listener {
         // daemonize itself uses no descriptor there yet: an inherited stray one may go.
         Some(listener) => listener.place_write_end(true).map_err(ready_error)?,
@@ -425,6 +429,8 @@ fn start_supervised(
     let null = open_null()?;
     let child_pidfile =
         cli.child_pidfile.as_ref().map(|path| Pidfile::lock(path, cli.pidfile_mode)).transpose()?;
+    // Interactive (`docker run -it`, a shell): COMMAND gets the terminal, with job control.
+    let terminal = cli.foreground && supervise::on_terminal();
     let mut config = SupervisorConfig {
         argv: command.argv().to_vec(),
         env: command.env().to_vec(),
@@ -450,8 +456,12 @@ fn start_supervised(
         forward_to_group: cli.forward_to_group,
         upstream,
         relay,
+        terminal,
     };
     let mut context = context.stdout(unset_stream(cli)).stderr(unset_stream(cli));
+    if terminal {
+        context = context.stdin(Stream::Inherit); // COMMAND's, at each start
+    }
     for fd in config.descriptors() {
         context = context.preserve_fd(fd);
     }

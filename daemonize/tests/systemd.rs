@@ -642,3 +642,45 @@ fn activated_tcp_echo_echoes_through_supervisor() {
     stream.read_exact(&mut echoed).expect("the echo");
     assert_eq!(&echoed, b"hello\n");
 }
+
+#[test]
+fn interactive_command_gets_the_terminal_with_job_control() {
+    // pty_run: daemonize leads a session whose controlling terminal is a fresh pseudo-terminal.
+    let dir = TempDir::new("interactive");
+    let script = "test -t 0 && echo stdin-is-a-terminal; \
+                  read _ _ _ _ pgrp _ _ tpgid _ < /proc/$$/stat; echo pgrp=$pgrp tpgid=$tpgid; \
+                  kill -TSTP $$; echo continued";
+    let mut command = Command::new(example("pty_run"));
+    command.arg(daemonize_bin()).args(["--supervise", "--foreground", "--", "sh", "-c", script]);
+    let mut started = Started::spawn(command.current_dir(dir.path()));
+    let daemonize = first_child(started.pid());
+    // ^Z stops COMMAND; as a shell's job, the supervisor stops too, giving the terminal back.
+    let stopped = || proc_stat(daemonize).first().is_some_and(|state| state == "T");
+    assert!(wait_until(COMMAND_TIMEOUT, stopped), "daemonize never stopped with COMMAND");
+    // `fg`: the shell continues the supervisor, which continues COMMAND on the terminal.
+    kill(daemonize, libc::SIGCONT);
+    let (status, stderr) = started.wait();
+    let mut stdout = String::new();
+    started.child.stdout.take().unwrap().read_to_string(&mut stdout).unwrap();
+    assert!(status.success(), "{status}: {stdout} {stderr}");
+    assert!(stdout.contains("stdin-is-a-terminal"), "{stdout}");
+    let ids = stdout.lines().find(|l| l.starts_with("pgrp=")).expect("the ids line");
+    let (pgrp, tpgid) = ids.trim().split_once(' ').unwrap();
+    assert_eq!(pgrp.trim_start_matches("pgrp="), tpgid.trim_start_matches("tpgid="), "{stdout}");
+    assert!(stdout.contains("continued"), "{stdout}");
+}
+
+#[test]
+fn foreground_exec_command_on_a_terminal_gets_it_as_stdin() {
+    let script = "test -t 0 && echo stdin-is-a-terminal";
+    let output = run(Command::new(example("pty_run")).arg(daemonize_bin()).args([
+        "--foreground",
+        "--",
+        "sh",
+        "-c",
+        script,
+    ]));
+    let shown = describe("pty_run daemonize --foreground -- sh -c ...", &output);
+    assert!(output.status.success(), "{shown}");
+    assert!(String::from_utf8_lossy(&output.stdout).contains("stdin-is-a-terminal"), "{shown}");
+}

@@ -81,6 +81,9 @@ pub struct Program {
     pub env: Vec<(OsString, OsString)>,
     /// `/dev/null`, opened before any chroot: copies of it go to COMMAND.
     pub null: OwnedFd,
+    /// Whether COMMAND gets the terminal (the supervisor runs in its foreground): as standard
+    /// input, and as the foreground group's ([`super::terminal`]).
+    pub terminal: bool,
 }
 
 /// A running COMMAND.
@@ -110,14 +113,21 @@ impl Program {
         let mut command = std::process::Command::new(&self.path);
         command
             .process_group(0)
-            .stdin(Stdio::from(self.null.try_clone()?))
+            .stdin(match self.terminal {
+                true => Stdio::inherit(),
+                false => Stdio::from(self.null.try_clone()?),
+            })
             .stdout(stdout)
             .stderr(stderr);
         // SAFETY: the closure runs between fork and exec and makes only async-signal-safe calls
         // (rt_sigaction, sigprocmask, fcntl, dup2, getresuid, setresuid, setuid, getpid,
         // execve) on data prepared before the fork.
+        let terminal = self.terminal;
         unsafe {
             command.pre_exec(move || {
+                if terminal {
+                    super::terminal::take_in_child()?;
+                }
                 become_effective_user()?;
                 // COMMAND starts with every disposition at its default: the supervisor ignores
                 // SIGPIPE, and an ignored signal stays ignored across execve(2). (std empties
@@ -183,14 +193,15 @@ pub fn signal_tree(child: Option<&Child>, signal: i32) {
     process::signal_descendants(own, signal);
 }
 
-/// `waitpid(2)` until nothing more has exited: the reaped (pid, status), and whether no
-/// child at all is left (`ECHILD`).
+/// `waitpid(2)` until nothing more has changed: the reaped (pid, status) and the stopped ones
+/// (`WUNTRACED`: a status whose `stopped_signal()` is set), and whether no child at all is
+/// left (`ECHILD`).
 pub fn reap_all() -> (Vec<(u32, ExitStatus)>, bool) {
     let mut exited = Vec::new();
     loop {
         let mut status = 0;
         // SAFETY: status is a valid out-pointer; WNOHANG never blocks.
-        match unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) } {
+        match unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG | libc::WUNTRACED) } {
             0 => return (exited, false),
             -1 => return (exited, true),
             pid => exited.push((pid as u32, ExitStatus::from_raw(status))),

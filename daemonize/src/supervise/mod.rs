@@ -28,6 +28,7 @@ mod child;
 mod readiness;
 mod relay;
 mod restart;
+mod terminal;
 mod upstream;
 
 use std::ffi::OsString;
@@ -46,6 +47,7 @@ pub use relay::Sink;
 use relay::{Output, pollfd};
 pub use restart::Restart;
 use restart::{Action, Lifecycle, Policy};
+pub use terminal::in_foreground as on_terminal;
 pub use upstream::Upstream;
 
 /// How long the supervisor waits for its descendants to go after `SIGKILL` (a process stuck in
@@ -94,6 +96,9 @@ pub struct SupervisorConfig {
     /// `/dev/null`, opened read-write before any chroot: COMMAND's stdin, its unset streams,
     /// and a restarted COMMAND's ready descriptor (so a chroot needs no `dev/null`).
     pub null: OwnedFd,
+    /// Whether the supervisor runs in the foreground of a terminal ([`on_terminal`]), which
+    /// COMMAND then gets, with job control.
+    pub terminal: bool,
     /// Whether signals are passed on to COMMAND's whole process group, not COMMAND alone.
     pub forward_to_group: bool,
     /// A parent systemd's notify socket (foreground, `Type=notify`): the supervisor speaks
@@ -203,6 +208,7 @@ impl Supervisor {
                 argv: config.argv,
                 env: config.env,
                 null: config.null,
+                terminal: config.terminal,
             },
             child_pidfile: config.child_pidfile,
             signals,
@@ -313,6 +319,8 @@ impl Supervisor {
             match received.signal {
                 _ if received.own => {} // raised by the supervisor's own write
                 libc::SIGCHLD => self.reap_and_advance(),
+                // Job control: continued (`fg`), COMMAND's group gets the terminal and goes on.
+                libc::SIGCONT if self.program.terminal => self.continue_on_terminal(),
                 libc::SIGTERM => self.stop("stopping on SIGTERM"),
                 signal if signal == send::relay_signal() => match received.queued {
                     Some(queued) if (1..=64).contains(&queued) => self.forward(queued),
@@ -327,6 +335,14 @@ impl Supervisor {
                     }
                 }
             }
+        }
+    }
+
+    /// Hands the terminal to COMMAND's group and continues the whole group (`SIGCONT`).
+    fn continue_on_terminal(&self) {
+        if let Some(child) = &self.child {
+            terminal::give_to(child.pid);
+            child.forward(libc::SIGCONT, true);
         }
     }
 
@@ -353,10 +369,14 @@ impl Supervisor {
         if self.readiness.is_pending() {
             self.read_readiness();
         }
-        let (exited, none_left) = child::reap_all();
-        for (pid, status) in exited {
-            if self.child.as_ref().is_some_and(|c| c.pid == pid) {
-                self.child_exited(status);
+        let (changed, none_left) = child::reap_all();
+        for (pid, status) in changed {
+            let is_command = self.child.as_ref().is_some_and(|c| c.pid == pid);
+            match std::os::unix::process::ExitStatusExt::stopped_signal(&status) {
+                Some(signal) if is_command => self.command_stopped(signal),
+                Some(_) => {}
+                None if is_command => self.child_exited(status),
+                None => {}
             }
         }
         if none_left {
@@ -367,6 +387,16 @@ impl Supervisor {
             // is killed in turn, until none is left.
             let action = self.lifecycle.children_left();
             self.act(action);
+        }
+    }
+
+    /// COMMAND was stopped. On a terminal, by a terminal stop signal: as a shell's job, the
+    /// supervisor takes the terminal back and stops too, so its own shell regains the terminal;
+    /// it goes on once continued (the `SIGCONT` then hands the terminal back to COMMAND).
+    fn command_stopped(&mut self, signal: i32) {
+        if self.program.terminal && terminal::is_stop_signal(signal) {
+            terminal::take_back();
+            terminal::stop_self();
         }
     }
 
@@ -482,6 +512,9 @@ impl Supervisor {
     /// that exited before it was ready needs no report: the original process sees the
     /// supervisor exit with COMMAND's status.)
     fn finish(mut self, daemon: &mut Daemon, code: i32) -> i32 {
+        if self.program.terminal {
+            terminal::take_back();
+        }
         self.output.finish(self.kill_after);
         if self.readiness.timed_out() {
             let timed_out = std::io::Error::from_raw_os_error(libc::ETIMEDOUT);
