@@ -162,7 +162,9 @@ pub const INIT_SYSTEMS: &[(&str, &str)] = &[
         "a container's entrypoint (PID 1)",
         "daemonize --supervise --foreground -- COMMAND reaps every zombie, passes every \
          catchable signal on to COMMAND once (--forward-to-group: to its process group), stops \
-         everything within --kill-after on SIGTERM, and exits with COMMAND's status",
+         everything within --kill-after on SIGTERM, and exits with COMMAND's status; on a \
+         terminal (docker run -it) COMMAND gets it as stdin and foreground process group, \
+         with job control as under a shell",
     ),
 ];
 

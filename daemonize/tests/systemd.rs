@@ -126,6 +126,16 @@ fn supervised_command_keeps_activated_socket_across_restarts() {
 }
 
 #[test]
+fn ready_fd_on_an_activated_socket_is_a_usage_error() {
+    let dir = TempDir::new("activation-ready-fd");
+    let args = ["--foreground", "--supervise", "--wait-ready", "fd:3"];
+    let mut started = Started::spawn(&mut activated(&dir, None, &args, &["--once"]));
+    let (status, stderr) = started.wait();
+    assert_eq!(code(&status), 2, "{stderr}");
+    assert!(stderr.contains("socket-activated descriptor 3"), "{stderr}");
+}
+
+#[test]
 fn activation_for_another_process_is_ignored() {
     let dir = TempDir::new("activation-foreign");
     // LISTEN_PID names pid 1: the socket on 3 is not daemonize's, and neither are the variables.
@@ -683,4 +693,30 @@ fn foreground_exec_command_on_a_terminal_gets_it_as_stdin() {
     let shown = describe("pty_run daemonize --foreground -- sh -c ...", &output);
     assert!(output.status.success(), "{shown}");
     assert!(String::from_utf8_lossy(&output.stdout).contains("stdin-is-a-terminal"), "{shown}");
+}
+
+#[test]
+fn signal_descendants_reaches_each_process_once() {
+    // What a supervisor's stop does: one call, COMMAND's group among the groups signalled. A
+    // realtime signal is queued, not merged: a second sending shows as a second line.
+    let dir = TempDir::new("signal-once");
+    let (first, second) = (dir.join("first"), dir.join("second"));
+    let logger = example("signal_log");
+    let mut command = Command::new(daemonize_bin());
+    command.args(["--supervise", "--foreground", "--"]).arg(&logger);
+    command.arg(&first).arg("--child").arg(&second);
+    let started = Started::spawn(&mut command);
+    wait_lines(&first, 1);
+    wait_lines(&second, 1);
+    let signal = libc::SIGRTMIN() + 3;
+    daemonctx::process::signal_descendants(started.pid() as u32, signal);
+    let expected = vec!["ready".to_string(), signal.to_string()];
+    assert_eq!(wait_lines(&first, 2), expected);
+    assert_eq!(wait_lines(&second, 2), expected);
+    // A pending duplicate would come out before a higher-numbered realtime signal sent after
+    // it: the next line must be that one.
+    let marker = signal + 1;
+    daemonctx::process::signal_descendants(started.pid() as u32, marker);
+    assert_eq!(wait_lines(&first, 3)[2], marker.to_string(), "{:?}", wait_lines(&first, 3));
+    assert_eq!(wait_lines(&second, 3)[2], marker.to_string(), "{:?}", wait_lines(&second, 3));
 }
