@@ -720,3 +720,13 @@ fn signal_descendants_reaches_each_process_once() {
     assert_eq!(wait_lines(&first, 3)[2], marker.to_string(), "{:?}", wait_lines(&first, 3));
     assert_eq!(wait_lines(&second, 3)[2], marker.to_string(), "{:?}", wait_lines(&second, 3));
 }
+
+#[test]
+fn foreground_supervisor_reports_a_ready_timeout_on_stderr() {
+    let args = ["--foreground", "--supervise", "--wait-ready", "fd:3", "--ready-timeout", "0.3"];
+    let output = run(Command::new(daemonize_bin()).args(args).args(["--", "sleep", "1000"]));
+    let shown = describe(&format!("daemonize {} -- sleep 1000", show(&args)), &output);
+    assert_eq!(code(&output.status), 8, "{shown}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("daemonize: sleep was not ready after 0.3 s"), "{shown}");
+}

@@ -171,6 +171,8 @@ struct Supervisor {
     readiness: Readiness,
     output: Output,
     kill_after: Duration,
+    /// `--ready-timeout`, for the message when it passes.
+    ready_timeout: Option<Duration>,
     /// The signals passed on to COMMAND.
     forward: Vec<i32>,
     forward_to_group: bool,
@@ -217,6 +219,7 @@ impl Supervisor {
             readiness,
             output,
             kill_after: config.kill_after,
+            ready_timeout: config.ready_timeout,
             forward,
             forward_to_group: config.forward_to_group,
             upstream: config.upstream,
@@ -508,17 +511,24 @@ impl Supervisor {
         self.act(actions);
     }
 
-    /// Drains the pipes, removes the child pidfile, and reports a readiness timeout. (A COMMAND
-    /// that exited before it was ready needs no report: the original process sees the
-    /// supervisor exit with COMMAND's status.)
-    fn finish(mut self, daemon: &mut Daemon, code: i32) -> i32 {
+    /// Drains the pipes, removes the child pidfile, and reports a readiness timeout: to the
+    /// original process, or in the foreground on stderr, exiting with the start's code for it.
+    /// (A COMMAND that exited before it was ready needs no report: the original process sees
+    /// the supervisor exit with COMMAND's status.)
+    fn finish(mut self, daemon: &mut Daemon, mut code: i32) -> i32 {
         if self.program.terminal {
             terminal::take_back();
         }
         self.output.finish(self.kill_after);
         if self.readiness.timed_out() {
             let timed_out = std::io::Error::from_raw_os_error(libc::ETIMEDOUT);
-            daemon.report_failure(Step::WaitReady, &timed_out);
+            if !daemon.report_failure(Step::WaitReady, &timed_out) {
+                let named = std::path::PathBuf::from(&self.program.argv[0]);
+                let error = daemonctx::Error::os(Step::WaitReady, &named, timed_out);
+                let waited = self.ready_timeout.unwrap_or_default();
+                eprintln!("daemonize: {}", crate::message::start_failure(&error, &named, waited));
+                code = i32::from(crate::cli::code::NOT_READY);
+            }
         }
         if let Some(pidfile) = self.child_pidfile.take() {
             let _ = pidfile.remove();
