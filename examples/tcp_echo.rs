@@ -1,6 +1,8 @@
 //! A plain foreground TCP echo server, the kind of program `daemonize` turns into a daemon:
 //! `tcp_echo PORT` listens on 127.0.0.1:PORT, echoes every connection, logs to stdout, and exits
-//! on SIGTERM by the default action. `examples/init.d/echo-server` runs it through `daemonize`.
+//! on SIGTERM by the default action. SIGHUP (the init script's `reload`, through
+//! `daemonize --send HUP`) is logged: it has no configuration to read again.
+//! `examples/init.d/echo-server` runs it through `daemonize`.
 //!
 //! Under systemd it also takes a socket-activated listening socket (`tcp_echo` without PORT,
 //! `examples/systemd/echo-server-activated.socket`: `LISTEN_PID` and `LISTEN_FDS=1`, the
@@ -16,6 +18,7 @@ fn main() {
     let listener = listen();
     println!("tcp_echo: listening on {}", listener.local_addr().expect("local address"));
     notify_ready();
+    log_reloads();
     for stream in listener.incoming().flatten() {
         std::thread::spawn(move || echo(stream));
     }
@@ -62,6 +65,17 @@ fn notify_ready() {
     if let Err(e) = sent {
         eprintln!("tcp_echo: cannot tell {target} it is ready: {e}");
     }
+}
+
+/// On each SIGHUP, says so on stdout (a server with a configuration would read it again here).
+fn log_reloads() {
+    let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGHUP])
+        .expect("a SIGHUP handler");
+    std::thread::spawn(move || {
+        for _ in signals.forever() {
+            println!("tcp_echo: SIGHUP: nothing to reload");
+        }
+    });
 }
 
 fn echo(mut stream: TcpStream) {

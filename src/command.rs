@@ -22,9 +22,27 @@ pub struct Command {
 }
 
 impl Command {
-    /// `argv[0]` is the program: a path, or a name looked up on the `PATH` of `env` (or
-    /// `/usr/bin:/bin`), as `execvp(3)` does, inside the daemon's chroot if it has one.
-    /// `env` is the whole environment the program gets.
+    /// A command to run: `argv[0]` names the program, `env` is the whole environment it gets.
+    /// No system call here; the program is resolved when the daemon is started, in the
+    /// original process, before any `chdir(2)`:
+    ///
+    /// - a name with a slash (`./server`, `bin/server`) is a path, relative to the current
+    ///   directory of the process that calls [`crate::DaemonContext::exec`], not to the
+    ///   daemon's working directory;
+    /// - a bare name (`server`) is looked up on the `PATH` of `env` (or `/usr/bin:/bin`), as
+    ///   `execvp(3)` does; relative `PATH` entries are taken from that same directory.
+    ///
+    /// With a chroot directory both are resolved inside the new root instead, relative to the
+    /// daemon's working directory there.
+    ///
+    /// # Example
+    /// ```
+    /// use daemonctx::Command;
+    ///
+    /// let env = vec![("PATH".into(), "/usr/bin:/bin".into())];
+    /// let command = Command::new(vec!["./server".into(), "--port=8080".into()], env);
+    /// assert_eq!(command.argv()[0], "./server"); // found next to the caller, wherever it chdirs
+    /// ```
     pub fn new(argv: Vec<OsString>, env: Vec<(OsString, OsString)>) -> Command {
         Command { argv, env, program: None }
     }

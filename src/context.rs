@@ -76,6 +76,7 @@ impl DaemonContext {
             signal_map: signals::default_signal_map(),
             ready_on_open: true,
             ready_timeout: Some(DEFAULT_READY_TIMEOUT),
+            close_inherited: false,
         };
         DaemonContext { options }
     }
@@ -216,9 +217,10 @@ impl DaemonContext {
         self
     }
 
-    /// Keeps these descriptors open in the daemon (everything else above 2 is closed); in
-    /// [`DaemonContext::exec`] the command inherits them. They are borrowed: the files must stay
-    /// open until `open()` or `exec()` (pass `file.as_fd()`).
+    /// Keeps these descriptors as they are in the daemon (every other one above 2 is marked
+    /// close-on-exec, or closed: see [`DaemonContext::open`]); in [`DaemonContext::exec`] the
+    /// command inherits them. They are borrowed: the files must stay open until `open()` or
+    /// `exec()` (pass `file.as_fd()`).
     ///
     /// ```
     /// use std::os::fd::AsFd;
@@ -248,6 +250,32 @@ impl DaemonContext {
     /// ```
     pub fn preserve_fd(mut self, fd: RawFd) -> Self {
         self.options.files_preserve.push(fd);
+        self
+    }
+
+    /// Closes every descriptor above 2 that is not kept (preserved, the pidfile's, the lock
+    /// file's) in the daemon with `close_range(2)`, as PEP 3143 does, instead of marking it
+    /// close-on-exec ([`DaemonContext::open`] says why that is the default).
+    ///
+    /// ```no_run
+    /// use daemonctx::DaemonContext;
+    ///
+    /// // SAFETY: this program owns no descriptor above 2 at this point: it opened none, and
+    /// // the libraries it called keep none open.
+    /// let context = unsafe { DaemonContext::new().close_inherited_fds() };
+    /// let daemon = context.pidfile("/run/myserver.pid").open()?;
+    /// # Ok::<(), daemonctx::Error>(())
+    /// ```
+    ///
+    /// # Safety
+    /// No live owner in the calling process (a `File`, `TcpListener`, `OwnedFd`, a library's
+    /// socket or cache) holds a descriptor above 2 that is neither preserved nor the pidfile's
+    /// or lock file's, unless it is never used or dropped after `open()` or `exec()` (leaked
+    /// with `std::mem::forget`, or the process ends without running its destructor). Otherwise
+    /// that owner later reads, writes or closes whatever file reuses the number.
+    #[allow(unsafe_code)] // unsafe to call: the caller makes the promise above
+    pub unsafe fn close_inherited_fds(mut self) -> Self {
+        self.options.close_inherited = true;
         self
     }
 
@@ -424,7 +452,9 @@ impl DaemonContext {
     ///
     /// # Errors
     /// Every [`Error`] variant, always in the original process, after it removed the pidfile and
-    /// reaped the daemon.
+    /// reaped the daemon; among them [`Error::AlreadyOpened`] when this process already became a
+    /// daemon (or is becoming one: a process is set up once), and [`Error::BadSignalMap`] for
+    /// `Terminate` on a signal whose default action does not end the process.
     ///
     /// ```no_run
     /// let daemon = match daemonctx::DaemonContext::new().pidfile("/run/myserver.pid").open() {

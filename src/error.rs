@@ -190,6 +190,18 @@ pub enum Error {
         /// The daemon's pid.
         pid: u32,
     },
+    /// The signal map cannot be applied as given (for example `Terminate` on a signal whose
+    /// default action does not end the process, such as `SIGCHLD`: the daemon would remove its
+    /// pidfile and run on).
+    BadSignalMap {
+        /// The signal number.
+        signal: i32,
+        /// Why it is refused.
+        reason: &'static str,
+    },
+    /// A [`crate::DaemonContext`] was already opened (or executed) in this process: a process
+    /// becomes a daemon once.
+    AlreadyOpened,
     /// The daemon itself gave up before it was ready, with [`crate::Daemon::fail`] (it could not
     /// bind its socket, say): its own message and error, shown as `message: error`. The daemon
     /// has exited (status 1) and its pidfile is gone.
@@ -239,6 +251,8 @@ impl Error {
             | Error::ReportAbandoned { .. }
             | Error::ReadyTimeout { .. } => Some(Step::Report),
             Error::CommandDied { .. } => Some(Step::WaitReady),
+            Error::BadSignalMap { .. } => Some(Step::Signals),
+            Error::AlreadyOpened => Some(Step::Preflight),
             Error::DaemonFailed { .. } => None,
         }
     }
@@ -300,6 +314,12 @@ impl fmt::Display for Error {
                 f,
                 "daemon (pid {pid}) closed its report channel without reporting ready; killed it"
             ),
+            Error::BadSignalMap { signal, reason } => {
+                write!(f, "refusing signal {signal} in the signal map: {reason}")
+            }
+            Error::AlreadyOpened => {
+                f.write_str("refusing to open a daemon context a second time in this process")
+            }
             Error::ReadyTimeout { pid, seconds } => {
                 write!(f, "daemon (pid {pid}) was not ready after {seconds} s; killed it")
             }

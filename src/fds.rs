@@ -1,9 +1,13 @@
-//! File descriptors: closing what the daemon inherited, and putting files on fds 0, 1 and 2.
+//! File descriptors: the standard streams' files, putting them on fds 0, 1 and 2, and what
+//! becomes of the other descriptors the daemon inherited.
 //!
-//! Closing uses `close_range(2)` on the gaps between the descriptors to keep: a handful of
-//! system calls whatever `RLIMIT_NOFILE` is. Where the kernel lacks it (before Linux 5.9), the
-//! open descriptors are listed from `/proc/self/fd` with `getdents64(2)` into a stack buffer.
-//! Never a loop of `close(2)` up to the limit.
+//! Those are marked close-on-exec (`cloexec_inherited_fds`), or, where no Rust owner of one of
+//! them can run again, closed (`close_inherited_fds`, an `unsafe fn`): closing a descriptor a
+//! live `File` or `OwnedFd` holds makes it later use or close whatever reuses the number.
+//! Both use `close_range(2)` on the gaps between the descriptors to keep: a handful of system
+//! calls whatever `RLIMIT_NOFILE` is. Where the kernel lacks it (closing before Linux 5.9,
+//! marking before 5.11), the open descriptors are listed from `/proc/self/fd` with
+//! `getdents64(2)` into a stack buffer. Never a loop of `close(2)` up to the limit.
 //!
 //! The functions that run in the daemon (`close_inherited_fds`, `redirect_std_streams`) are
 //! async-signal-safe: raw system calls on data prepared before the fork. The raw calls are in
@@ -11,7 +15,7 @@
 #![allow(unsafe_code)]
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::path::Path;
 
 use nix::fcntl::{self, FcntlArg, OFlag};
@@ -164,9 +168,7 @@ fn above_std_streams(fd: OwnedFd) -> io::Result<OwnedFd> {
 
 /// A close-on-exec copy of `fd` at 3 or above (`fcntl(2)` `F_DUPFD_CLOEXEC`).
 fn duplicate_above_std_streams(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
-    let high = fcntl::fcntl(fd, FcntlArg::F_DUPFD_CLOEXEC(3))?;
-    // SAFETY: fcntl just returned this new descriptor; nothing else owns it.
-    Ok(unsafe { OwnedFd::from_raw_fd(high) })
+    fd::duplicate_from(fd, 3)
 }
 
 /// Puts `sources[i]` on descriptor `i` for 0, 1, 2 with `dup2(2)` (the copies are not
@@ -206,6 +208,24 @@ unsafe fn close_listed_fds(keep: &[RawFd]) -> Result<(), i32> {
             unsafe { fd::close(n) };
         }
     })
+}
+
+/// Marks every descriptor from 3 up except those in `keep` (sorted ascending, all ≥ 3)
+/// close-on-exec, closing none: `close_range(2)` with `CLOSE_RANGE_CLOEXEC` over the gaps, or
+/// where the kernel lacks it (before Linux 5.11), `fcntl(2)` `F_SETFD` on each one listed in
+/// `/proc/self/fd`. Async-signal-safe; returns the errno on failure.
+///
+/// Whoever owns one of them keeps an open descriptor; only a program the process executes
+/// does not inherit it.
+pub(crate) fn cloexec_inherited_fds(keep: &[RawFd]) -> Result<(), i32> {
+    match for_each_gap(keep, fd::cloexec_range) {
+        Err(libc::ENOSYS) | Err(libc::EINVAL) => fd::for_each_open_fd(|n| {
+            if n > 2 && keep.binary_search(&n).is_err() {
+                let _ = fd::set_cloexec(n, true);
+            }
+        }),
+        other => other,
+    }
 }
 
 /// Calls `f(first, last)` for each range of descriptors from 3 up that `keep` (sorted) leaves.

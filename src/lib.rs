@@ -55,7 +55,7 @@ pub use daemon::Daemon;
 pub use error::{Error, Step};
 pub use fds::Stream;
 pub use pidfile::{Pidfile, Status};
-pub use signals::{SignalAction, SignalMap};
+pub use signals::{Handler, SignalAction, SignalMap};
 
 /// A signal by its name, for [`DaemonContext::signal`]: nix's `Signal` (`Signal::SIGTERM`),
 /// re-exported so that a daemon needs no `libc` to name one. `signal as i32` is its number, as

@@ -162,7 +162,7 @@ impl Pidfile {
     /// # Errors
     /// The OS error of the first call that failed.
     pub fn write_pid(&self, pid: u32) -> io::Result<()> {
-        write_pid_fd(self.fd.as_raw_fd(), pid).map_err(io::Error::from_raw_os_error)
+        write_pid_fd(self.fd.as_fd(), pid).map_err(io::Error::from_raw_os_error)
     }
 
     /// Empties the file (`ftruncate(2)`): locked, but naming no process for now.
@@ -281,7 +281,7 @@ pub fn replace_pid(path: &Path, pid: u32) -> io::Result<()> {
     if !is_locked(fd.as_fd())? {
         return Err(io::Error::new(io::ErrorKind::NotFound, "no daemon holds the pidfile"));
     }
-    write_pid_fd(fd.as_raw_fd(), pid).map_err(io::Error::from_raw_os_error)
+    write_pid_fd(fd.as_fd(), pid).map_err(io::Error::from_raw_os_error)
 }
 
 /// Parses a pidfile's content: decimal digits of a pid greater than zero (no leading zero),
@@ -355,10 +355,11 @@ impl Read for PositionedReader<'_> {
 }
 
 /// `ftruncate(2)`, `pwrite(2)` of `PID\n`, `fsync(2)`: async-signal-safe, the errno on failure.
-pub(crate) fn write_pid_fd(fd: RawFd, pid: u32) -> Result<(), i32> {
+fn write_pid_fd(fd: BorrowedFd<'_>, pid: u32) -> Result<(), i32> {
     let mut buf = [0u8; 12];
     let text = format_pid(pid, &mut buf);
-    // SAFETY: fd is a descriptor the caller owns; ftruncate has no memory preconditions.
+    let fd = fd.as_raw_fd();
+    // SAFETY: fd is borrowed, so open for the call; ftruncate has no memory preconditions.
     if unsafe { libc::ftruncate(fd, 0) } != 0 {
         return Err(errno());
     }
@@ -367,7 +368,7 @@ pub(crate) fn write_pid_fd(fd: RawFd, pid: u32) -> Result<(), i32> {
     if written != text.len() as isize {
         return Err(if written < 0 { errno() } else { libc::EIO });
     }
-    // SAFETY: fsync on an owned descriptor has no memory preconditions.
+    // SAFETY: fsync on a borrowed (open) descriptor has no memory preconditions.
     if unsafe { libc::fsync(fd) } != 0 {
         return Err(errno());
     }

@@ -12,8 +12,9 @@
 #![allow(unsafe_code)]
 
 use std::collections::BTreeMap;
-use std::ffi::{CString, c_char, c_int};
-use std::sync::atomic::{AtomicI32, AtomicPtr, AtomicU64, Ordering};
+use std::ffi::{CStr, CString, c_char, c_int};
+use std::os::fd::BorrowedFd;
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 
 /// signal-hook's iterator over delivered signals ([`crate::Daemon::take_signals`]) and the
 /// handle that closes it from another thread, re-exported so that a daemon needs no direct
@@ -31,12 +32,60 @@ pub enum SignalAction {
     Default,
     /// Remove the pidfile (`lstat(2)`, `unlink(2)`; `ftruncate(2)` when out of reach), then die
     /// of the signal by its default action (`sigaction(2)`, `kill(2)`), so the parent sees it.
+    /// Refused ([`crate::Error::BadSignalMap`]) for a signal whose default action does not end
+    /// the process: `SIGCHLD`, `SIGCONT`, `SIGURG`, `SIGWINCH`, `SIGTSTP`, `SIGTTIN`, `SIGTTOU`.
     Terminate,
-    /// Run this handler (it must be async-signal-safe).
-    Handler(extern "C" fn(c_int)),
+    /// Run this handler: made only by the `unsafe` [`SignalAction::handler`], whose caller
+    /// vouches that it is async-signal-safe.
+    ///
+    /// Safe code cannot make one from a function:
+    /// ```compile_fail
+    /// extern "C" fn on_signal(_: std::ffi::c_int) {}
+    /// let action = daemonctx::SignalAction::Handler(on_signal);
+    /// ```
+    Handler(Handler),
     /// Queue the signal for [`crate::Daemon::signals`] (signal-hook's iterator, which installs
     /// its handler with `sigaction(2)` once the daemon is set up).
     Deliver,
+}
+
+/// A signal handler for [`SignalAction::Handler`], made by [`SignalAction::handler`]; its
+/// field is private:
+/// ```compile_fail
+/// extern "C" fn on_signal(_: std::ffi::c_int) {}
+/// let handler = daemonctx::Handler(on_signal);
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct Handler(extern "C" fn(c_int));
+
+impl SignalAction {
+    /// Runs `handler` on the signal (`sigaction(2)` with `SA_RESTART` and an empty mask, in
+    /// the daemon).
+    ///
+    /// ```no_run
+    /// use std::sync::atomic::{AtomicBool, Ordering};
+    /// use daemonctx::{DaemonContext, Signal, SignalAction};
+    ///
+    /// static RELOAD: AtomicBool = AtomicBool::new(false);
+    /// extern "C" fn on_hangup(_signal: std::ffi::c_int) {
+    ///     RELOAD.store(true, Ordering::Relaxed); // an atomic store is async-signal-safe
+    /// }
+    ///
+    /// // SAFETY: on_hangup only stores to an atomic.
+    /// let hangup = unsafe { SignalAction::handler(on_hangup) };
+    /// let daemon = DaemonContext::new().signal(Signal::SIGHUP, hangup).open()?;
+    /// # Ok::<(), daemonctx::Error>(())
+    /// ```
+    ///
+    /// # Safety
+    /// `handler` runs in a signal handler, interrupting the program anywhere: it may make only
+    /// async-signal-safe calls (signal-safety(7): no allocation, no lock, no `println!`), touch
+    /// only atomics and data that is never freed, and must leave `errno` as it found it (as
+    /// signal-hook's `register` requires).
+    #[allow(unsafe_code)] // unsafe to call: the caller makes the promise above
+    pub unsafe fn handler(handler: extern "C" fn(c_int)) -> SignalAction {
+        SignalAction::Handler(Handler(handler))
+    }
 }
 
 /// A signal number → action map. The default is PEP 3143's: `SIGTSTP`, `SIGTTIN` and `SIGTTOU`
@@ -80,7 +129,9 @@ impl Dispositions {
                 SignalAction::Default | SignalAction::Deliver => libc::SIG_DFL,
                 _ if for_exec => libc::SIG_DFL,
                 SignalAction::Terminate => terminate as *const () as libc::sighandler_t,
-                SignalAction::Handler(handler) => handler as *const () as libc::sighandler_t,
+                SignalAction::Handler(Handler(handler)) => {
+                    handler as *const () as libc::sighandler_t
+                }
             });
         }
         Dispositions { table, first_realtime: libc::SIGRTMIN() }
@@ -165,64 +216,115 @@ pub(crate) struct TerminateTarget {
 }
 
 /// The pidfile the `Terminate` handler removes: path (from `CString::into_raw`), device, inode,
-/// and the locked descriptor.
+/// and the locked descriptor; set once, before the handler is installed.
 static TERMINATE_PIDFILE: AtomicPtr<c_char> = AtomicPtr::new(std::ptr::null_mut());
 static TERMINATE_DEV: AtomicU64 = AtomicU64::new(0);
 static TERMINATE_INO: AtomicU64 = AtomicU64::new(0);
 static TERMINATE_FD: AtomicI32 = AtomicI32::new(-1);
 
+/// Whether the handler may touch the pidfile; cleared for good by [`disarm_terminate`].
+static TERMINATE_ARMED: AtomicBool = AtomicBool::new(false);
+
+/// How many `Terminate` handlers are between their look at [`TERMINATE_ARMED`] and the end of
+/// their work on the pidfile (on any thread; nested ones count twice).
+static TERMINATE_BUSY: AtomicUsize = AtomicUsize::new(0);
+
 /// Tells the `Terminate` handler which pidfile to remove. Called in the daemon; no allocation
 /// (the string was built before the fork).
 ///
-/// The string is leaked, never freed: a handler running on another thread may be reading it
-/// while the pidfile is closed, and a path once per daemon is a small price.
+/// The string is leaked, never freed: a path once per daemon is a small price for a handler
+/// that never reads freed memory.
 pub(crate) fn arm_terminate(target: TerminateTarget) {
     TERMINATE_DEV.store(target.dev, Ordering::SeqCst);
     TERMINATE_INO.store(target.ino, Ordering::SeqCst);
     TERMINATE_FD.store(target.fd, Ordering::SeqCst);
     TERMINATE_PIDFILE.store(target.path.into_raw(), Ordering::SeqCst);
+    TERMINATE_ARMED.store(true, Ordering::SeqCst);
 }
 
-/// Stops the `Terminate` handler from touching the pidfile (it is being removed normally).
+/// Stops the `Terminate` handler from touching the pidfile, and waits until no handler (on
+/// another thread) still works on it: once this returns, the pidfile may be removed and its
+/// descriptor closed, and no handler uses the path or the descriptor's number again.
+///
+/// A handler's work is a few system calls, so the wait spins (`sched_yield(2)`). It cannot
+/// deadlock: a handler interrupting this very thread runs to its end before the thread goes
+/// on, and after the store below every new handler leaves the pidfile alone.
 pub(crate) fn disarm_terminate() {
-    TERMINATE_PIDFILE.store(std::ptr::null_mut(), Ordering::SeqCst);
+    TERMINATE_ARMED.store(false, Ordering::SeqCst);
+    while TERMINATE_BUSY.load(Ordering::SeqCst) != 0 {
+        std::thread::yield_now();
+    }
 }
 
 /// The `Terminate` action: remove our pidfile (or, when its path no longer names our file or
 /// `unlink(2)` is refused, as after a privilege drop, empty the locked file so it names no
-/// process), then die of `signal` by its default action. Async-signal-safe: atomics,
-/// `lstat(2)`, `unlink(2)` and/or `ftruncate(2)`, `sigaction(2)`, `kill(2)`.
+/// process), then die of `signal` by its default action.
+/// Async-signal-safe: atomics, `lstat(2)`, `unlink(2)` or `ftruncate(2)`, `rt_sigaction(2)`,
+/// `kill(2)`; `errno` is put back as it was.
+///
+/// The order against [`disarm_terminate`] (both `SeqCst`): this handler counts itself busy,
+/// then looks at the flag; `disarm_terminate` clears the flag, then waits for no handler to be
+/// busy. Either the handler sees the flag cleared and leaves the pidfile alone, or
+/// `disarm_terminate` sees the handler busy and waits: the pidfile's descriptor is never
+/// closed (and its number reused) under a handler that is about to use it.
 extern "C" fn terminate(signal: c_int) {
-    let path = TERMINATE_PIDFILE.load(Ordering::SeqCst);
-    if !path.is_null() {
-        // SAFETY: path is a NUL-terminated string that is never freed (arm_terminate leaks it);
-        // unlink takes it as it is.
-        let removed = unsafe { names_pidfile(path) && libc::unlink(path) == 0 };
-        if !removed {
-            // SAFETY: ftruncate takes plain integers; the descriptor is the locked pidfile's.
-            unsafe { libc::ftruncate(TERMINATE_FD.load(Ordering::SeqCst), 0) };
-        }
+    let saved_errno = nix::errno::Errno::last_raw();
+    TERMINATE_BUSY.fetch_add(1, Ordering::SeqCst);
+    if TERMINATE_ARMED.load(Ordering::SeqCst) {
+        remove_armed_pidfile();
     }
+    TERMINATE_BUSY.fetch_sub(1, Ordering::SeqCst);
     let _ = sys::set_plain(signal, libc::SIG_DFL);
     // The signal stays blocked until this handler returns, and is then delivered with its
-    // default action.
+    // default action, which ends the process (prepare refuses Terminate for the signals whose
+    // default action does not: TERMINATE_REFUSED).
     let _ = sys::kill_self(signal);
+    nix::errno::Errno::set_raw(saved_errno);
 }
 
-/// Whether `lstat(2)` of `path` names the armed pidfile's device and inode. Async-signal-safe.
-///
-/// # Safety
-/// `path` must point to a NUL-terminated string.
-unsafe fn names_pidfile(path: *const c_char) -> bool {
-    let mut meta = std::mem::MaybeUninit::<libc::stat>::uninit();
-    // SAFETY: the caller passes a NUL-terminated path; meta is a valid out-pointer.
-    if unsafe { libc::lstat(path, meta.as_mut_ptr()) } != 0 {
-        return false;
+/// Unlinks the armed pidfile if its path still names it (`lstat(2)`, `unlink(2)`), else (or
+/// when `unlink(2)` is refused) empties it through the locked descriptor (`ftruncate(2)`). Async-signal-safe. Called only by
+/// the handler while it counts as busy and saw the pidfile armed.
+fn remove_armed_pidfile() {
+    let path = TERMINATE_PIDFILE.load(Ordering::SeqCst);
+    if path.is_null() {
+        return;
     }
-    // SAFETY: lstat succeeded, so it filled meta.
-    let meta = unsafe { meta.assume_init() };
-    meta.st_dev == TERMINATE_DEV.load(Ordering::SeqCst)
-        && meta.st_ino == TERMINATE_INO.load(Ordering::SeqCst)
+    // SAFETY: path came from CString::into_raw in arm_terminate and is never freed.
+    let path = unsafe { CStr::from_ptr(path) };
+    let named = nix::sys::stat::lstat(path).is_ok_and(|meta| {
+        meta.st_dev == TERMINATE_DEV.load(Ordering::SeqCst)
+            && meta.st_ino == TERMINATE_INO.load(Ordering::SeqCst)
+    });
+    if named && nix::unistd::unlink(path).is_ok() {
+        return;
+    }
+    // SAFETY: the descriptor is the locked pidfile's, owned by the daemon's Pidfile; it stays
+    // open while this handler counts as busy with the pidfile armed, since the only ways to
+    // close it (Daemon::close, a failed start) first call disarm_terminate, which waits.
+    let fd = unsafe { BorrowedFd::borrow_raw(TERMINATE_FD.load(Ordering::SeqCst)) };
+    let _ = nix::unistd::ftruncate(fd, 0);
+}
+
+/// The signals whose default action does not end the process (ignore, stop, continue): mapped
+/// to `Terminate`, they would remove the pidfile and leave the daemon running.
+const TERMINATE_REFUSED: [c_int; 7] = [
+    libc::SIGCHLD,
+    libc::SIGCONT,
+    libc::SIGURG,
+    libc::SIGWINCH,
+    libc::SIGTSTP,
+    libc::SIGTTIN,
+    libc::SIGTTOU,
+];
+
+/// The first signal of `map` mapped to [`SignalAction::Terminate`] whose default action does
+/// not end the process, if any.
+pub(crate) fn terminate_that_would_not_end(map: &SignalMap) -> Option<c_int> {
+    map.iter()
+        .filter(|(_, action)| matches!(action, SignalAction::Terminate))
+        .map(|(signal, _)| *signal)
+        .find(|signal| TERMINATE_REFUSED.contains(signal))
 }
 
 /// Registers signal-hook's iterator for `signals`, for the program to read at its own pace.
@@ -236,4 +338,37 @@ pub(crate) fn delivered(map: &SignalMap) -> Vec<c_int> {
         .filter(|(_, action)| matches!(action, SignalAction::Deliver))
         .map(|(s, _)| *s)
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn disarm_waits_until_no_handler_works_on_the_pidfile() {
+        // A Terminate handler on another thread, between its look at the flag and the end of
+        // its work (nothing else in this test binary arms or disarms).
+        TERMINATE_BUSY.fetch_add(1, Ordering::SeqCst);
+        let (done, disarmed) = std::sync::mpsc::channel();
+        let closer = std::thread::spawn(move || {
+            disarm_terminate();
+            done.send(()).unwrap();
+        });
+        let early = disarmed.recv_timeout(Duration::from_millis(200));
+        assert!(early.is_err(), "disarm_terminate returned while a handler was busy");
+        assert!(!TERMINATE_ARMED.load(Ordering::SeqCst));
+        TERMINATE_BUSY.fetch_sub(1, Ordering::SeqCst);
+        disarmed.recv_timeout(Duration::from_secs(30)).expect("disarm_terminate never returned");
+        closer.join().unwrap();
+    }
+
+    #[test]
+    fn terminate_is_refused_where_the_default_action_does_not_end_the_process() {
+        for signal in [libc::SIGCHLD, libc::SIGWINCH, libc::SIGURG, libc::SIGCONT, libc::SIGTTOU] {
+            let map = SignalMap::from([(signal, SignalAction::Terminate)]);
+            assert_eq!(terminate_that_would_not_end(&map), Some(signal));
+        }
+        assert_eq!(terminate_that_would_not_end(&default_signal_map()), None);
+    }
 }

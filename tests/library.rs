@@ -71,14 +71,13 @@ fn daemon_is_detached_clean_and_holds_its_pidfile() {
     assert_eq!(stat[2], stat[3], "the daemon is not in the group of the new session");
     assert_eq!(stat[4], "0", "the daemon has a controlling terminal");
 
+    // 0 to 2 on /dev/null, the pidfile; whatever else this test runner passed down stays,
+    // close-on-exec (owned by nobody the daemon knows of: see close_inherited_fds).
     let fds = fd_targets(pid);
-    let expected = vec![
-        (0, "/dev/null".to_string()),
-        (1, "/dev/null".to_string()),
-        (2, "/dev/null".to_string()),
-        (3, pidfile.to_string_lossy().into_owned()),
-    ];
-    assert_eq!(fds, expected);
+    let null = "/dev/null".to_string();
+    assert_eq!(fds[..3], [(0, null.clone()), (1, null.clone()), (2, null)], "{fds:?}");
+    assert!(fds.iter().any(|(_, path)| *path == pidfile.to_string_lossy()), "{fds:?}");
+    assert!(fds.iter().all(|(fd, _)| *fd < 3 || is_cloexec(pid, *fd)), "{fds:?}");
 
     let status = proc_status(pid);
     assert_eq!(status["SigBlk"], "0000000000000000");
@@ -140,19 +139,47 @@ fn core_dumps_allowed_only_when_asked() {
     assert_eq!(core_limit(pid), "unlimited");
 }
 
+/// The highest descriptor number the hard `RLIMIT_NOFILE` allows (at most 2^20 - 1).
+fn highest_fd() -> u64 {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: limit is a valid out-pointer.
+    unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
+    limit.rlim_max.min(1 << 20) - 1
+}
+
 #[test]
-fn preserved_fd_stays_open_and_high_inherited_fd_is_closed() {
-    let hard = {
-        let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-        // SAFETY: limit is a valid out-pointer.
-        unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
-        limit.rlim_max.min(1 << 20)
-    };
-    let high = (hard - 1).to_string();
+fn preserved_fd_stays_open_and_high_inherited_fd_is_close_on_exec() {
+    let high = highest_fd().to_string();
     let dir = TempDir::new("fds");
     let (pid, _guard) = start(&dir, &["--hold-fd", "9", "--preserve-fd", "9", "--hold-fd", &high]);
     let fds: Vec<i32> = proc_fds(pid).into_iter().map(|(fd, _)| fd).collect();
-    assert_eq!(fds, vec![0, 1, 2, 3, 9], "RLIMIT_NOFILE hard limit {hard}, inherited fd {high}");
+    let high: i32 = high.parse().unwrap();
+    assert!(fds.contains(&9) && fds.contains(&high), "{fds:?}");
+    assert!(!is_cloexec(pid, 9), "the preserved fd 9 must reach an exec'd program");
+    for fd in fds.into_iter().filter(|fd| *fd > 2 && *fd != 9) {
+        assert!(is_cloexec(pid, fd), "the inherited fd {fd} would leak into an exec'd program");
+    }
+}
+
+#[test]
+fn close_inherited_fds_closes_all_but_the_kept() {
+    let high = highest_fd().to_string();
+    let dir = TempDir::new("fds-closed");
+    let args = ["--close-inherited", "--hold-fd", "9", "--preserve-fd", "9", "--hold-fd", &high];
+    let (pid, _guard) = start(&dir, &args);
+    let fds: Vec<i32> = proc_fds(pid).into_iter().map(|(fd, _)| fd).collect();
+    assert_eq!(fds, vec![0, 1, 2, 3, 9], "inherited fd {high}");
+}
+
+#[test]
+fn open_in_place_leaves_the_files_the_program_owns_open() {
+    // io_safety opens a File, calls open() in place, then drops the File: had open() closed
+    // its descriptor, the debug build would abort ("IO Safety violation").
+    let dir = TempDir::new("io-safety");
+    let pidfile = dir.join("io.pid");
+    let output = run(Command::new(example("io_safety")).arg(&pidfile));
+    assert!(output.status.success(), "{}", describe("io_safety", &output));
+    assert!(!pidfile.exists(), "close() left the pidfile");
 }
 
 #[test]
@@ -164,12 +191,20 @@ fn dirty_invoker_still_yields_a_clean_daemon() {
     assert_eq!(status["SigBlk"], "0000000000000000", "inherited signal mask");
     assert_eq!(status["SigIgn"], PEP_IGNORED, "inherited ignored signals");
     assert_eq!(status["Umask"], "0022");
-    // The invoker's leaked descriptors (its fd 3 and fd 7) are gone; the pidfile's remains.
+    // The invoker's leaked descriptors (its fd 3 and fd 7, owned by nothing) are kept from
+    // anything the daemon executes; the pidfile's is the daemon's own.
     let pidfile = dir.join("probe.pid");
+    let targets = proc_fds(pid);
+    let leaked: Vec<i32> = targets.iter().map(|(fd, _)| *fd).filter(|fd| *fd > 2).collect();
+    assert!(leaked.iter().all(|fd| is_cloexec(pid, *fd)), "{targets:?}");
+    assert!(targets.iter().any(|(_, path)| *path == pidfile), "{targets:?}");
+    // Asked to, the daemon closes them.
+    let dir = TempDir::new("dirty-closed");
+    let (pid, _guard) = start(&dir, &["--dirty-invoker", "--close-inherited"]);
     let targets = proc_fds(pid);
     assert_eq!(targets.len(), 4, "{targets:?}");
     assert!(targets.iter().all(|(fd, _)| *fd != 7), "fd 7 leaked into the daemon: {targets:?}");
-    assert_eq!(targets[3].1, pidfile, "{targets:?}");
+    assert_eq!(targets[3].1, dir.join("probe.pid"), "{targets:?}");
 }
 
 #[test]
@@ -891,6 +926,43 @@ fn a_ready_timeout_past_what_a_clock_holds_means_no_deadline() {
     let dir = TempDir::new("hugetimeout");
     let (pid, _guard) = start(&dir, &["--timeout", "1e19"]);
     assert!(alive(pid));
+}
+
+#[test]
+fn a_second_open_in_the_same_process_is_refused() {
+    let dir = TempDir::new("open-twice");
+    let out = dir.join("out");
+    let pidfile = dir.join("probe.pid");
+    let args = ["--foreground", "--open-twice", "--stdout", s(&out), "--pidfile", s(&pidfile)];
+    let output = probe(&args);
+    assert!(output.status.success(), "{}", describe("probe", &output));
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(
+        text,
+        "second open: refusing to open a daemon context a second time in this process\n",
+        "{}",
+        describe("probe", &output)
+    );
+    assert!(!pidfile.exists(), "the first daemon's pidfile was left behind");
+}
+
+#[test]
+fn terminate_on_a_signal_that_would_not_end_the_daemon_is_refused() {
+    // SIGCHLD's and SIGWINCH's default action is to ignore: Terminate would remove the pidfile
+    // and leave the daemon running.
+    for signal in [libc::SIGCHLD, libc::SIGWINCH, libc::SIGCONT, libc::SIGTSTP] {
+        let dir = TempDir::new("terminate-ignored");
+        let pidfile = dir.join("probe.pid");
+        let signal = signal.to_string();
+        let output = probe(&["--terminate", &signal, "--pidfile", s(&pidfile)]);
+        let _guard = guard_pidfile(&pidfile); // a daemon the old code would have left
+        let message = format!("refusing signal {signal} in the signal map: mapped to Terminate");
+        assert_failed_cleanly(&dir, &pidfile, &output, &message);
+    }
+}
+
+fn s(path: &Path) -> &str {
+    path.to_str().unwrap()
 }
 
 #[test]

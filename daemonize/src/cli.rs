@@ -124,8 +124,9 @@ pub const SUPERVISOR_EXIT_STATUS: &str =
 /// Examples, as (what it does, the command): shown by `--help` and in the man page.
 pub const EXAMPLES: &[(&str, &str)] = &[
     (
-        "Start a server as a daemon, logging to a file, as user www-data:",
-        "daemonize -p /run/app.pid -o /var/log/app.log -a -u www-data -- /usr/bin/app --port 8080",
+        "Start a server as a daemon, its output and errors in one log file, as user www-data:",
+        "daemonize -p /run/app.pid -o /var/log/app.log -e /var/log/app.log -a -u www-data -- \
+         /usr/bin/app --port 8080",
     ),
     (
         "Stop it from an init script: SIGTERM to its process group, SIGKILL after 30 seconds:",
@@ -200,7 +201,8 @@ pub fn after_long_help() -> String {
 #[derive(Debug, Parser)]
 #[command(
     name = "daemonize",
-    version,
+    // "(daemonctx)" tells this daemonize from Debian's unrelated one (init scripts check it).
+    version = concat!(env!("CARGO_PKG_VERSION"), " (daemonctx)"),
     about = "Run a command as a Unix daemon, or check and stop one by its pidfile",
     long_about = "Run COMMAND as a Unix daemon: detached from the terminal in a new session, \
         with a clean environment of descriptors, signals and umask, its pidfile locked for as \
@@ -459,7 +461,10 @@ fn parse_forwarded(text: &str) -> Result<Forwarded, String> {
     for name in text.split(',').map(str::trim).filter(|name| !name.is_empty()) {
         let signal = parse_signal(name)?;
         if NOT_FORWARDABLE.contains(&signal) {
-            return Err(format!("{name} cannot be forwarded (TERM stops the supervisor)"));
+            return Err(format!(
+                "{name} cannot be forwarded (TERM stops the supervisor, CHLD reaps; KILL, STOP \
+                 and the fault signals SEGV, BUS, ILL, FPE, TRAP, SYS, ABRT are never passed on)"
+            ));
         }
         signals.push(signal);
     }
@@ -677,6 +682,9 @@ mod tests {
         assert_eq!(parse_env("A=b=c"), Ok(("A".into(), "b=c".into())));
         assert!(parse_env("NOEQUALS").is_err());
         assert!(parse_env("=x").is_err());
+        assert_eq!(parse_forwarded("HUP, usr1"), Ok(Forwarded(vec![libc::SIGHUP, libc::SIGUSR1])));
+        assert!(parse_forwarded("TERM").unwrap_err().contains("TERM stops the supervisor"));
+        assert!(parse_forwarded("KILL").is_err());
         assert_eq!(parse_wait_ready("fd:5"), Ok(WaitReady::Fd(5)));
         assert!(parse_wait_ready("fd:1").is_err());
         assert!(parse_wait_ready("socket").is_err());

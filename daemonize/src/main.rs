@@ -328,8 +328,16 @@ fn start_exec(
         context = context.stdin(Stream::Inherit);
     }
     let installed = match &mut listener {
-        // daemonize itself uses no descriptor there yet: an inherited stray one may go.
-        Some(listener) => listener.place_write_end(true).map_err(ready_error)?,
+        Some(listener) => match listener.place_write_end() {
+            // SAFETY: daemonize owns no descriptor above 2 yet but the listener's own (which
+            // place_write_end_over moves out of the way): whatever is on the target is a
+            // stray descriptor the invoker passed down, which nothing here owns.
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => unsafe {
+                listener.place_write_end_over()
+            },
+            placed => placed,
+        }
+        .map_err(ready_error)?,
         None => None,
     };
     // The notify socket too: COMMAND holding it keeps its name bound after we exit.
@@ -376,7 +384,11 @@ fn wait_for_readiness(
                 && let Err(e) = pidfile::replace_pid(path, main)
             {
                 // Ready all the same; the pidfile keeps naming the first process.
-                eprintln!("daemonize: cannot write MAINPID {main} into {}: {e}", path.display());
+                eprintln!(
+                    "daemonize: cannot write MAINPID {main} into {}: {}",
+                    path.display(),
+                    message::os_text(&e)
+                );
             }
             if verbose {
                 eprintln!("daemonize: {} is ready (pid {main})", program.display());
@@ -482,6 +494,11 @@ fn start_supervised(
         }
         None => daemonctx::DEFAULT_READY_TIMEOUT,
     };
+    // SAFETY: every descriptor above 2 this program owns is the supervisor's, listed by
+    // config.descriptors() and preserved above, or a --preserve-fd one; clap, syslog and std
+    // hold no other (std's standard streams are 0 to 2). So the descriptors closed are strays
+    // the invoker passed down, which nothing here owns.
+    let context = unsafe { context.close_inherited_fds() };
     let opened = context.ready_on_open(false).ready_timeout(Some(patience)).open();
     let mut daemon = match opened {
         Ok(daemon) => daemon,
@@ -546,13 +563,15 @@ fn sink(cli: &Cli, file: Option<&Path>, fd: i32) -> Result<Sink, Error> {
         }
         None if cli.syslog.is_some() => Ok(Sink::Syslog),
         None if cli.foreground => {
+            use std::os::fd::AsFd;
             let name = if fd == 1 { "standard output" } else { "standard error" };
-            // SAFETY: fd 1 and 2 are open in a process started normally; borrowed only while
-            // LogFile::inherited opens its own descriptor of the same stream.
-            let stream = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
-            LogFile::inherited(stream, name)
-                .map(Sink::File)
-                .map_err(|e| Error::os(Step::OpenStream, name, e))
+            // std's handles, open for the whole run (the runtime puts /dev/null on a standard
+            // stream the process was started without).
+            let inherited = match fd {
+                1 => LogFile::inherited(std::io::stdout().as_fd(), name),
+                _ => LogFile::inherited(std::io::stderr().as_fd(), name),
+            };
+            inherited.map(Sink::File).map_err(|e| Error::os(Step::OpenStream, name, e))
         }
         None => Ok(Sink::Null),
     }

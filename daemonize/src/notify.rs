@@ -27,9 +27,14 @@ use std::time::Instant;
 
 use daemonctx::process;
 
-/// Where the command reports readiness.
+/// Where the command reports readiness. Its descriptors are its own: nothing outside can
+/// replace or close them.
 #[derive(Debug)]
-pub enum ReadyListener {
+pub struct ReadyListener(Kind);
+
+/// The two protocols.
+#[derive(Debug)]
+enum Kind {
     /// `$NOTIFY_SOCKET`: the socket and its address as the variable spells it (`@name`).
     Notify {
         /// The bound socket.
@@ -111,7 +116,7 @@ impl ReadyListener {
         if rc != 0 {
             return Err(io::Error::last_os_error());
         }
-        Ok(ReadyListener::Notify { socket, address: format!("@{name}") })
+        Ok(ReadyListener(Kind::Notify { socket, address: format!("@{name}") }))
     }
 
     /// A pipe whose write end the command gets on descriptor `target` (3 or more).
@@ -132,16 +137,16 @@ impl ReadyListener {
         // The write end is blocking for the command, whatever the read end is.
         // SAFETY: F_SETFL takes an int flag set.
         unsafe { libc::fcntl(write.as_raw_fd(), libc::F_SETFL, 0) };
-        Ok(ReadyListener::Fd { read, write: Some(write), target, closed: false })
+        Ok(ReadyListener(Kind::Fd { read, write: Some(write), target, closed: false }))
     }
 
     /// For the notify style: the socket's descriptor, for an exec'd COMMAND to inherit (with
     /// `preserve_fd`), so that the name stays bound for as long as COMMAND runs, after the
     /// waiting process has exited.
     pub fn notify_socket_fd(&self) -> Option<RawFd> {
-        match self {
-            ReadyListener::Notify { socket, .. } => Some(socket.as_raw_fd()),
-            ReadyListener::Fd { .. } => None,
+        match &self.0 {
+            Kind::Notify { socket, .. } => Some(socket.as_raw_fd()),
+            Kind::Fd { .. } => None,
         }
     }
 
@@ -159,7 +164,7 @@ impl ReadyListener {
     /// # Errors
     /// The OS error of `setsockopt(2)`; the socket then still listens.
     pub fn stop_listening(&mut self) -> io::Result<()> {
-        let ReadyListener::Notify { socket, .. } = self else { return Ok(()) };
+        let Kind::Notify { socket, .. } = &mut self.0 else { return Ok(()) };
         drop_all_datagrams(socket)?;
         let _dropped = read_datagrams(socket, 0);
         Ok(())
@@ -167,56 +172,72 @@ impl ReadyListener {
 
     /// The environment variable the command needs, if any: `NOTIFY_SOCKET=@…`.
     pub fn environment(&self) -> Option<(OsString, OsString)> {
-        match self {
-            ReadyListener::Notify { address, .. } => {
-                Some(("NOTIFY_SOCKET".into(), address.clone().into()))
-            }
-            ReadyListener::Fd { .. } => None,
+        match &self.0 {
+            Kind::Notify { address, .. } => Some(("NOTIFY_SOCKET".into(), address.clone().into())),
+            Kind::Fd { .. } => None,
         }
     }
 
     /// For the fd style: the write end's number and its target (the same once placed).
     pub fn write_end(&self) -> Option<(RawFd, RawFd)> {
-        match self {
-            ReadyListener::Fd { write: Some(write), target, .. } => {
-                Some((write.as_raw_fd(), *target))
-            }
+        match &self.0 {
+            Kind::Fd { write: Some(write), target, .. } => Some((write.as_raw_fd(), *target)),
             _ => None,
         }
     }
 
     /// For the fd style: puts the write end on its target number (close-on-exec, so only a
-    /// command that is meant to inherit it does: the caller clears the flag there) with
-    /// `dup3(2)`, and returns the target. With `clobber`, whatever the target held is replaced
-    /// (an invoker's stray descriptor); without, a target in use is `EBUSY`.
+    /// command that is meant to inherit it does: the caller clears the flag there) and returns
+    /// the target. A target in use is `EBUSY`: the copy is made with `fcntl(2)`
+    /// `F_DUPFD_CLOEXEC` from the target up, which never replaces an open descriptor, and is
+    /// kept only if it landed on the target.
     ///
     /// # Errors
-    /// `EBUSY`; the OS error of `fcntl(2)` or `dup3(2)`.
-    pub fn place_write_end(&mut self, clobber: bool) -> io::Result<Option<RawFd>> {
-        let ReadyListener::Fd { read, write: Some(write), target, .. } = self else {
+    /// `EBUSY`; the OS error of `fcntl(2)`.
+    pub fn place_write_end(&mut self) -> io::Result<Option<RawFd>> {
+        self.place(|write, target| {
+            let copy = nix::fcntl::fcntl(write, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(target))?;
+            // SAFETY: fcntl just returned this new descriptor; nothing else owns it.
+            let copy = unsafe { OwnedFd::from_raw_fd(copy) };
+            match copy.as_raw_fd() == target {
+                true => Ok(copy),
+                false => Err(io::Error::from_raw_os_error(libc::EBUSY)),
+            }
+        })
+    }
+
+    /// Like [`ReadyListener::place_write_end`], but whatever the target number held is
+    /// replaced (`dup3(2)`): a stray descriptor the invoker passed down.
+    ///
+    /// # Safety
+    /// Nothing in this process owns the descriptor at the target number (no `File`,
+    /// `OwnedFd` or socket): its owner would go on using, and later close, the write end.
+    pub unsafe fn place_write_end_over(&mut self) -> io::Result<Option<RawFd>> {
+        self.place(|write, target| {
+            // SAFETY: write is open; dup3 makes target a copy of it, closing what it was,
+            // which the caller promised nothing owns.
+            if unsafe { libc::dup3(write.as_raw_fd(), target, libc::O_CLOEXEC) } < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // SAFETY: target is now a copy of the write end that nothing else owns.
+            Ok(unsafe { OwnedFd::from_raw_fd(target) })
+        })
+    }
+
+    /// Moves the read end off the target if it sits there, then makes the write end's copy on
+    /// the target with `copy` and keeps that as the write end (the old one is closed).
+    fn place(
+        &mut self,
+        copy: impl FnOnce(&OwnedFd, RawFd) -> io::Result<OwnedFd>,
+    ) -> io::Result<Option<RawFd>> {
+        let Kind::Fd { read, write: Some(write), target, .. } = &mut self.0 else {
             return Ok(None);
         };
         if read.as_raw_fd() == *target {
-            // SAFETY: F_DUPFD_CLOEXEC returns a new descriptor or -1.
-            let moved = unsafe { libc::fcntl(read.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 3) };
-            if moved < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            // SAFETY: fcntl just returned this descriptor; the old one is closed by the drop.
-            *read = unsafe { OwnedFd::from_raw_fd(moved) };
+            *read = read.try_clone()?; // F_DUPFD_CLOEXEC from 3; the old one is closed
         }
         if write.as_raw_fd() != *target {
-            // SAFETY: F_GETFD only asks whether the descriptor is open.
-            if !clobber && unsafe { libc::fcntl(*target, libc::F_GETFD) } != -1 {
-                return Err(io::Error::from_raw_os_error(libc::EBUSY));
-            }
-            // SAFETY: write is open; dup3 makes target a copy of it (closing what it was).
-            if unsafe { libc::dup3(write.as_raw_fd(), *target, libc::O_CLOEXEC) } < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            // SAFETY: target is now a descriptor of ours that nothing else owns; the old write
-            // end is closed by the drop.
-            *write = unsafe { OwnedFd::from_raw_fd(*target) };
+            *write = copy(write, *target)?;
         }
         Ok(Some(*target))
     }
@@ -225,35 +246,35 @@ impl ReadyListener {
     /// it in place itself (the supervisor does, in each COMMAND it starts); the listener keeps
     /// the read end.
     pub fn take_write_end(&mut self) -> Option<(OwnedFd, RawFd)> {
-        match self {
-            ReadyListener::Fd { write, target, .. } => write.take().map(|write| (write, *target)),
-            ReadyListener::Notify { .. } => None,
+        match &mut self.0 {
+            Kind::Fd { write, target, .. } => write.take().map(|write| (write, *target)),
+            Kind::Notify { .. } => None,
         }
     }
 
     /// Closes the waiting side's write end, once the command has its copy, so that the command
     /// closing its copy reads as end of file.
     pub fn close_write_end(&mut self) {
-        if let ReadyListener::Fd { write, .. } = self {
+        if let Kind::Fd { write, .. } = &mut self.0 {
             write.take();
         }
     }
 
     /// The descriptor to `poll(2)` for input; `None` once an fd-style listener saw end of file.
     pub fn poll_fd(&self) -> Option<RawFd> {
-        match self {
-            ReadyListener::Notify { socket, .. } => Some(socket.as_raw_fd()),
-            ReadyListener::Fd { read, closed: false, .. } => Some(read.as_raw_fd()),
-            ReadyListener::Fd { .. } => None,
+        match &self.0 {
+            Kind::Notify { socket, .. } => Some(socket.as_raw_fd()),
+            Kind::Fd { read, closed: false, .. } => Some(read.as_raw_fd()),
+            Kind::Fd { .. } => None,
         }
     }
 
     /// Reads what is waiting, without blocking; messages from processes other than `main` and
     /// its descendants are dropped.
     pub fn read_notices(&mut self, main: u32) -> Vec<Notice> {
-        match self {
-            ReadyListener::Notify { socket, .. } => read_datagrams(socket, main),
-            ReadyListener::Fd { read, closed, .. } => read_newline(read, closed),
+        match &mut self.0 {
+            Kind::Notify { socket, .. } => read_datagrams(socket, main),
+            Kind::Fd { read, closed, .. } => read_newline(read, closed),
         }
     }
 
@@ -521,6 +542,21 @@ mod tests {
         assert_eq!(listener.read_notices(std::process::id()), vec![Notice::Ready]);
         sender.send_to_addr(b"READY=1", &address).unwrap();
         assert_eq!(listener.read_notices(1), vec![]);
+    }
+
+    #[test]
+    fn placing_the_write_end_never_replaces_a_descriptor_another_owner_holds() {
+        use std::os::unix::fs::MetadataExt;
+        let owned = std::fs::File::open("/dev/null").unwrap();
+        let before = owned.metadata().unwrap().rdev();
+        let mut listener = ReadyListener::fd(owned.as_raw_fd()).unwrap();
+        let error = listener.place_write_end().unwrap_err();
+        assert_eq!(error.raw_os_error(), Some(libc::EBUSY));
+        assert_eq!(owned.metadata().unwrap().rdev(), before, "the File's descriptor was replaced");
+        // A free target is taken.
+        let mut listener = ReadyListener::fd(200).unwrap();
+        assert_eq!(listener.place_write_end().unwrap(), Some(200));
+        assert_eq!(listener.write_end(), Some((200, 200)));
     }
 
     #[test]

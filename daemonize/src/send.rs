@@ -2,7 +2,7 @@
 //!
 //! The process holding the pidfile's lock is pinned with `pidfd_open(2)`. When it is COMMAND
 //! itself (exec mode) it gets SIGNAL (`pidfd_send_signal(2)`). When it is a supervisor (it blocks
-//! [`relay_signal`], read from its `signalfd(2)`), it gets [`relay_signal`] with SIGNAL as the
+//! [`relay_signal`], read from its `signalfd(2)`, and was started with `--supervise`), it gets [`relay_signal`] with SIGNAL as the
 //! queued value (`SI_QUEUE`, as `sigqueue(3)` sends), and passes SIGNAL on to COMMAND, whatever
 //! `--forward` says: so `--send HUP` reaches COMMAND while a plain SIGHUP to the supervisor only
 //! reopens its log files. The ordering rule: /proc is read while the pidfd pins the process, and
@@ -42,8 +42,7 @@ pub fn send(cli: &Cli, signal: i32) -> u8 {
             return TROUBLE;
         }
     };
-    let supervised =
-        blocks_signal(pid, relay_signal()) && !process::wait_exit(&pidfd, Instant::now());
+    let supervised = is_supervisor(pid) && !process::wait_exit(&pidfd, Instant::now());
     let sent = match supervised {
         true => queue_signal(&pidfd, relay_signal(), signal),
         false => process::pidfd_send_signal(&pidfd, signal),
@@ -88,6 +87,15 @@ fn pin_daemon(path: &Path) -> Result<Option<(u32, OwnedFd)>, String> {
         }
     }
     Ok(None)
+}
+
+/// Whether `pid` is a `daemonize --supervise`: it blocks [`relay_signal`] (it reads it from its
+/// signalfd) and `--supervise` is among its arguments (`/proc/PID/cmdline`). A COMMAND that
+/// happens to block the signal itself is still signalled directly.
+fn is_supervisor(pid: u32) -> bool {
+    let supervise_argument = std::fs::read(format!("/proc/{pid}/cmdline"))
+        .is_ok_and(|cmdline| cmdline.split(|b| *b == 0).any(|arg| arg == b"--supervise"));
+    supervise_argument && blocks_signal(pid, relay_signal())
 }
 
 /// Whether `pid` blocks `signal` (`SigBlk` in `/proc/PID/status`): a supervisor reads it from

@@ -225,7 +225,7 @@ fn systemd_units_use_options_daemonize_accepts() {
     let documented = documented_options();
     assert!(documented.iter().any(|o| o == "--pidfile"), "help not parsed: {documented:?}");
     let units = [
-        ("echo-server-forking.service", vec!["ExecStart", "ExecStop"]),
+        ("echo-server-forking.service", vec!["ExecStart", "ExecReload", "ExecStop"]),
         ("echo-server-simple.service", vec!["ExecStart"]),
         ("echo-server-notify.service", vec!["ExecStart"]),
         ("echo-server-activated.service", vec!["ExecStart"]),
@@ -243,7 +243,10 @@ fn systemd_units_use_options_daemonize_accepts() {
             let pidfile = setting("PIDFile").expect("a forking unit needs PIDFile=");
             let start = &lines[0].1;
             assert!(start.contains(&format!("-p {pidfile} ")), "{}: {start}", unit.display());
-            assert!(lines[1].1.contains(&format!("-p {pidfile} ")), "{}", unit.display());
+            assert!(lines[1].1.contains(&format!("-p {pidfile}")), "{}", unit.display());
+            assert!(lines[2].1.contains(&format!("-p {pidfile} ")), "{}", unit.display());
+            // stderr goes somewhere: a "cannot bind" must not vanish.
+            assert!(start.contains(" -e "), "{}: no -e: {start}", unit.display());
         } else if name.contains("notify") {
             // The supervisor is the main process and speaks for COMMAND.
             assert_eq!(setting("Type"), Some("notify"), "{}", unit.display());
@@ -258,7 +261,7 @@ fn systemd_units_use_options_daemonize_accepts() {
         for (key, command) in &lines {
             let words: Vec<&str> = command.split_whitespace().collect();
             assert!(
-                words.first().is_some_and(|program| program.ends_with("/daemonize")),
+                words.first().is_some_and(|program| *program == "/usr/local/bin/daemonize"),
                 "{}: {key} does not run daemonize: {command}",
                 unit.display()
             );
@@ -276,4 +279,49 @@ fn systemd_units_use_options_daemonize_accepts() {
             }
         }
     }
+}
+
+#[test]
+fn init_script_reload_sends_hup_to_the_server_which_runs_on() {
+    let script = InitScript::new("init-script-reload");
+    script.expect("start", 0);
+    let guard = Spawned::new(read_pidfile(&script.pidfile()));
+    let pid = script.running_pid();
+    script.assert_echoes("before\n");
+    let stdout = script.expect("reload", 0);
+    assert!(stdout.contains(&format!("sent SIGHUP (pid {pid})")), "reload said {stdout:?}");
+    let reloaded =
+        || std::fs::read_to_string(script.logfile()).is_ok_and(|log| log.contains("SIGHUP"));
+    assert!(wait_until(DEADLINE, reloaded), "the server did not get SIGHUP");
+    assert_eq!(script.running_pid(), pid, "reload replaced the server");
+    script.assert_echoes("after\n");
+    script.expect("stop", 0);
+    gone(guard);
+    let stdout = script.expect("reload", 7);
+    assert!(stdout.is_empty(), "reload of a stopped server said {stdout:?}");
+}
+
+#[test]
+fn init_script_refuses_a_daemonize_that_is_not_ours() {
+    let script = InitScript::new("init-script-other-daemonize");
+    // Debian's daemonize prints its usage to unknown options; this one says another version.
+    let other = script.dir.join("daemonize");
+    std::fs::write(&other, "#!/bin/sh\necho 'daemonize 1.7.8'\nexit 1\n").unwrap();
+    std::fs::set_permissions(&other, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    for (action, expected) in [("start", 5), ("status", 4), ("stop", 5)] {
+        let output = run(Command::new("sh")
+            .arg(in_crate("examples/init.d/echo-server"))
+            .arg(action)
+            .env("DAEMONIZE", &other)
+            .env("DAEMON", &script.daemon)
+            .env("PORT", &script.port)
+            .env("PIDFILE", script.pidfile())
+            .env("LOGFILE", script.logfile()));
+        let shown = describe(&format!("echo-server {action} with another daemonize"), &output);
+        assert_eq!(code(&output.status), expected, "{shown}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("is not daemonctx's daemonize"), "{shown}");
+    }
+    assert!(!script.pidfile().exists());
+    assert_eq!(script.servers(), Vec::<i32>::new());
 }

@@ -13,3 +13,17 @@ fn committed_man_page_is_fresh() {
         path.display()
     );
 }
+
+#[test]
+fn man_page_has_signals_environment_and_files() {
+    let page = String::from_utf8(render::render()).unwrap();
+    for section in [".SH SIGNALS", ".SH ENVIRONMENT", ".SH FILES", ".SH \"EXIT STATUS\""] {
+        assert!(page.contains(section), "no {section} section");
+    }
+    for signal in ["SIGTERM", "SIGHUP", "SIGCHLD", "SIGRTMIN"] {
+        assert!(
+            page.contains(&format!("\\fB{signal}\\fR")),
+            "SIGNALS does not say what {signal} does"
+        );
+    }
+}

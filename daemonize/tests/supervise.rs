@@ -510,6 +510,19 @@ fn run_cmd(argv: &[&str]) -> Output {
 }
 
 #[test]
+fn foreground_supervisor_started_with_stdout_closed_runs_its_command() {
+    // `>&-`: the supervisor starts without a standard output; COMMAND's output has nowhere to
+    // go but must not stop it, and its status comes back.
+    let script = "exec \"$0\" \"$@\" >&-";
+    let args =
+        ["--foreground", "--supervise", "--", "sh", "-c", "echo lost; echo kept >&2; exit 3"];
+    let output = run(Command::new("sh").args(["-c", script]).arg(daemonize_bin()).args(args));
+    assert_eq!(code(&output.status), 3, "{}", describe("daemonize >&-", &output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.lines().any(|l| l == "kept"), "{}", describe("daemonize >&-", &output));
+}
+
+#[test]
 fn foreground_supervisor_passes_output_to_its_own_streams() {
     let output = supervise_in_foreground(&["--", "sh", "-c", "echo to-stdout; echo to-stderr >&2"]);
     assert!(output.status.success(), "{}", describe("foreground supervise", &output));

@@ -10,7 +10,7 @@
 //! The setup's order: `chroot(2)`, `setrlimit(2)`, `umask(2)`, `chdir(2)`, `setgroups(2)`,
 //! `setgid(2)`, `setuid(2)` (privileges last but one: the pidfile and streams were opened as
 //! the invoker), `sigprocmask(2)` and `sigaction(2)`, `dup2(2)` onto 0 to 2, the inherited
-//! descriptors, and last the pid into the pidfile (`pwrite(2)`), so a pidfile naming a pid
+//! descriptors (closed or marked close-on-exec: [`FdPolicy`]), and last the pid into the pidfile (`pwrite(2)`), so a pidfile naming a pid
 //! always names a daemon that is set up.
 #![allow(unsafe_code)]
 
@@ -100,6 +100,7 @@ pub(crate) unsafe fn setup(prepared: &Prepared) -> Result<(), (Step, i32)> {
     match plan.fds {
         // SAFETY: the caller's promise for FdPolicy::Close.
         FdPolicy::Close => unsafe { fds::close_inherited_fds(&plan.keep) },
+        FdPolicy::CloseOnExec => fds::cloexec_inherited_fds(&plan.keep),
     }
     .map_err(|e| (Step::CloseFds, e))?;
     if plan.for_exec {

@@ -12,6 +12,7 @@
 #![allow(unsafe_code)]
 
 use std::os::fd::AsFd;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::command::Command;
 use crate::daemon::Daemon;
@@ -24,21 +25,55 @@ pub(crate) mod plan;
 pub(crate) mod report;
 
 use parent::Detached;
-use plan::{Options, Prepared};
+use plan::{FdPolicy, Options, Prepared};
 use report::Record;
+
+/// Whether this process has started to become a daemon: set by `open()` or `exec()`, given
+/// back only where the process stays as it was: when step 1 failed, and in the original process
+/// of a detached start once the wait is over (a detached `exec()` returns there, and may start
+/// another daemon). A daemon inherits it set.
+static STARTED: AtomicBool = AtomicBool::new(false);
+
+/// Refuses a second start in this process: the `Terminate` handler, the signal map and the
+/// descriptors are set up once, for one daemon.
+fn claim_start() -> Result<(), Error> {
+    match STARTED.swap(true, Ordering::SeqCst) {
+        true => Err(Error::AlreadyOpened),
+        false => Ok(()),
+    }
+}
+
+/// Step 1 after [`claim_start`], giving the claim back when it fails (nothing changed yet).
+fn prepare(options: Options, command: Option<&Command>) -> Result<Prepared, Error> {
+    claim_start()?;
+    plan::prepare(options, command).inspect_err(|_| STARTED.store(false, Ordering::SeqCst))
+}
+
+/// The original process's side of a detached start: the report. Either way the process is as
+/// it was, and may start again.
+fn await_daemon(
+    prepared: &mut Prepared,
+    read_end: &std::os::fd::OwnedFd,
+    intermediate: libc::pid_t,
+) -> Result<u32, Error> {
+    let result = parent::await_daemon(prepared, read_end, intermediate);
+    STARTED.store(false, Ordering::SeqCst);
+    result
+}
 
 /// [`crate::DaemonContext::open`]: `Some(daemon)` in the daemon, `None` in the original process
 /// once the daemon is ready.
 pub(crate) fn open(options: Options) -> Result<Option<Daemon>, Error> {
-    let mut prepared = plan::prepare(options, None)?;
+    let mut prepared = prepare(options, None)?;
     if !prepared.detach {
         setup_in_place(&mut prepared)?;
         return into_daemon(prepared).map(Some);
     }
-    // SAFETY: as for setup_in_place.
+    // SAFETY: for open(), the plan closes descriptors (FdPolicy::Close) only when the caller
+    // promised, through the unsafe DaemonContext::close_inherited_fds, that nothing owns them.
     match unsafe { parent::fork_with_report(&mut prepared) }? {
         Detached::Daemon(report) => {
-            // SAFETY: as for setup_in_place.
+            // SAFETY: as above.
             unsafe { child::setup_daemon(&mut prepared, report.as_fd()) };
             let ready_on_open = prepared.ready_on_open;
             let mut daemon = match into_daemon(prepared) {
@@ -57,7 +92,7 @@ pub(crate) fn open(options: Options) -> Result<Option<Daemon>, Error> {
             Ok(Some(daemon))
         }
         Detached::Original { read_end, intermediate, subreaper } => {
-            let result = parent::await_daemon(&mut prepared, &read_end, intermediate);
+            let result = await_daemon(&mut prepared, &read_end, intermediate);
             drop(subreaper);
             result.map(|_| None)
         }
@@ -67,14 +102,14 @@ pub(crate) fn open(options: Options) -> Result<Option<Daemon>, Error> {
 /// [`crate::DaemonContext::exec`]: the daemon's pid, in the original process, once
 /// `execve(2)` succeeded.
 pub(crate) fn exec(options: Options, command: &Command) -> Result<u32, Error> {
-    let mut prepared = plan::prepare(options, Some(command))?;
+    let mut prepared = prepare(options, Some(command))?;
     if !prepared.detach {
         setup_in_place(&mut prepared)?;
         let errno = execve(&mut prepared);
         return Err(prepared.failure(Step::Exec, errno));
     }
-    // SAFETY: in exec mode the daemon replaces its image or _exit()s: nothing owning a closed
-    // descriptor runs again in it.
+    // SAFETY: a detached daemon in exec mode replaces its image or _exit()s: nothing owning a
+    // closed descriptor runs again in it.
     match unsafe { parent::fork_with_report(&mut prepared) }? {
         Detached::Daemon(report) => {
             // SAFETY: as above.
@@ -87,7 +122,7 @@ pub(crate) fn exec(options: Options, command: &Command) -> Result<u32, Error> {
             child::fail(report.as_fd(), Step::Exec, errno)
         }
         Detached::Original { read_end, intermediate, subreaper } => {
-            let result = parent::await_daemon(&mut prepared, &read_end, intermediate);
+            let result = await_daemon(&mut prepared, &read_end, intermediate);
             drop(subreaper);
             result
         }
@@ -102,17 +137,20 @@ fn execve(prepared: &mut Prepared) -> i32 {
     }
 }
 
-/// The setup in the calling process itself. Once the setup reached `close_range(2)`, the
-/// stream files are closed already and are forgotten; a step that failed before it leaves
-/// them open, and they are dropped (closed) here.
+/// The setup in the calling process itself. The stream files are dropped (closed) here once
+/// they are on 0 to 2; but when the setup closed descriptors and reached `close_range(2)`,
+/// they are closed already and are forgotten instead.
 fn setup_in_place(prepared: &mut Prepared) -> Result<(), Error> {
     prepared.arm_terminate();
-    // SAFETY: see the module documentation of fds: PEP 3143's close of every descriptor.
+    // SAFETY: in place, the plan closes descriptors (FdPolicy::Close) only when the caller
+    // promised, through the unsafe DaemonContext::close_inherited_fds, that nothing owns them.
     let result = unsafe { child::setup(prepared) };
     let streams = std::mem::take(&mut prepared.streams);
-    match result {
-        Ok(()) | Err((Step::CloseFds | Step::WritePidfile, _)) => std::mem::forget(streams),
-        Err(_) => drop(streams),
+    match (prepared.plan.fds, result) {
+        (FdPolicy::Close, Ok(()) | Err((Step::CloseFds | Step::WritePidfile, _))) => {
+            std::mem::forget(streams)
+        }
+        _ => drop(streams),
     }
     result.map_err(|(step, e)| prepared.failure(step, e))
 }
@@ -130,8 +168,11 @@ fn into_daemon(mut prepared: Prepared) -> Result<Daemon, Error> {
     if let (Some(pidfile), Some(seen)) = (&mut pidfile, prepared.pidfile_in_daemon.take()) {
         pidfile.rename_as_seen(seen);
     }
-    // Step 3 closed the stream files' descriptors (close_range(2)); their numbers may be
-    // reused, so they are forgotten, not closed again.
-    std::mem::forget(std::mem::take(&mut prepared.streams));
+    let streams = std::mem::take(&mut prepared.streams);
+    match prepared.plan.fds {
+        // Step 3 closed their descriptors: the numbers may be reused, so they are forgotten.
+        FdPolicy::Close => std::mem::forget(streams),
+        FdPolicy::CloseOnExec => drop(streams), // close(2): they are on 0 to 2 now
+    }
     Ok(Daemon::new(pidfile, prepared.lock.take(), signals))
 }

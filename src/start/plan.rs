@@ -46,17 +46,25 @@ pub(crate) struct Options {
     pub signal_map: SignalMap,
     pub ready_on_open: bool,
     pub ready_timeout: Option<Duration>,
+    /// The caller promised that nothing owns the inherited descriptors: close them.
+    pub close_inherited: bool,
 }
 
 /// What happens to the descriptors above 2 that the daemon inherited and does not keep.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum FdPolicy {
-    /// `close_range(2)`: closed.
+    /// `close_range(2)`: closed. Only where no Rust owner of one of them runs again (a detached
+    /// daemon about to `execve(2)`), or where the caller promised that nothing owns them
+    /// ([`crate::DaemonContext::close_inherited_fds`]).
     Close,
+    /// `close_range(2)` with `CLOSE_RANGE_CLOEXEC`: left open, but no program the daemon
+    /// executes inherits them. Sound whoever owns them: `open()` returns into the caller's
+    /// program, whose `File`s and sockets (copied by `fork(2)`) still hold these numbers.
+    CloseOnExec,
 }
 
 /// What the daemon needs, built before the fork: the setup is raw system calls on this
-/// ([`crate::start::child`]).
+/// (`start/child.rs`).
 #[derive(Debug)]
 pub(crate) struct Plan {
     pub chroot: Option<CString>,
@@ -100,6 +108,10 @@ pub(crate) struct Prepared {
 /// Step 1: everything that can fail before the fork; checks without side effects first.
 pub(crate) fn prepare(options: Options, command: Option<&Command>) -> Result<Prepared, Error> {
     let o = options;
+    if let Some(signal) = signals::terminate_that_would_not_end(&o.signal_map) {
+        let reason = "mapped to Terminate, but its default action does not end the process";
+        return Err(Error::BadSignalMap { signal, reason });
+    }
     let detach = o.detach_process.unwrap_or_else(should_detach);
     if detach {
         refuse_threads()?;
@@ -130,6 +142,11 @@ pub(crate) fn prepare(options: Options, command: Option<&Command>) -> Result<Pre
         Some(root) => pidfile::path_inside_root(p.path(), root),
         None => Some(p.path().to_path_buf()),
     });
+    // A detached exec never returns to the caller's code; in place, a failed execve(2) does.
+    let fds = match (command.is_some() && detach) || o.close_inherited {
+        true => FdPolicy::Close,
+        false => FdPolicy::CloseOnExec,
+    };
     let terminates = o.signal_map.values().any(|a| matches!(a, SignalAction::Terminate));
     let terminate_pidfile = match (&pidfile, terminates) {
         (Some(pidfile), true) => Some(terminate_target(pidfile, pidfile_in_daemon.as_deref())?),
@@ -145,7 +162,7 @@ pub(crate) fn prepare(options: Options, command: Option<&Command>) -> Result<Pre
             dispositions: Dispositions::new(&o.signal_map, command.is_some()),
             keep: Vec::new(),
             inherited: Vec::new(),
-            fds: FdPolicy::Close,
+            fds,
             for_exec: command.is_some(),
         },
         streams: Vec::new(),

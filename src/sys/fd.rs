@@ -1,6 +1,7 @@
-//! Descriptor calls without a nix wrapper: `close_range(2)` (closing, or marking close-on-exec),
-//! listing `/proc/self/fd` with `getdents64(2)`, `close(2)` of a raw number, `dup2(2)` onto the
-//! standard streams by number.
+//! Descriptor calls without a nix wrapper (or whose nix wrapper returns a raw number):
+//! `close_range(2)` (closing, or marking close-on-exec), listing `/proc/self/fd` with
+//! `getdents64(2)`, `close(2)` of a raw number, `dup2(2)` onto the standard streams by number,
+//! `fcntl(2)` `F_DUPFD_CLOEXEC` into an `OwnedFd`.
 //!
 //! Closing a descriptor by number is unsound when a live Rust owner (an `OwnedFd`, a `File`, a
 //! socket) holds that number: the owner later uses or closes whatever reuses it, and a debug
@@ -8,7 +9,7 @@
 //! not (the owner's descriptor stays open, only an `execve(2)` drops it).
 
 use std::ffi::CStr;
-use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 use crate::error::errno;
 
@@ -29,7 +30,6 @@ pub(crate) unsafe fn close_range(first: u32, last: u32) -> Result<(), i32> {
 /// `close_range(2)` over `first..=last` with `CLOSE_RANGE_CLOEXEC`: marks every descriptor in
 /// the range close-on-exec, closing none. Async-signal-safe; the errno on failure (`EINVAL`
 /// before Linux 5.11).
-#[allow(dead_code)] // used from the next commit on
 pub(crate) fn cloexec_range(first: u32, last: u32) -> Result<(), i32> {
     // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only sets a flag on open descriptors: every
     // owner keeps an open descriptor, so no owner is invalidated.
@@ -54,6 +54,14 @@ pub(crate) fn set_cloexec(fd: RawFd, on: bool) -> Result<(), i32> {
     // SAFETY: F_SETFD takes an int flag set and touches no memory; changing FD_CLOEXEC keeps
     // the descriptor open, so whoever owns it still holds a valid descriptor.
     if unsafe { libc::fcntl(fd, libc::F_SETFD, flags) } < 0 { Err(errno()) } else { Ok(()) }
+}
+
+/// `fcntl(2)` `F_DUPFD_CLOEXEC`: a close-on-exec copy of `fd` on the lowest free number from
+/// `lowest` up, owned by the caller.
+pub(crate) fn duplicate_from(fd: BorrowedFd<'_>, lowest: RawFd) -> std::io::Result<OwnedFd> {
+    let copy = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(lowest))?;
+    // SAFETY: fcntl just returned this new descriptor; nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(copy) })
 }
 
 /// `fcntl(2)` `F_GETFD`: whether anything is open on the number `fd`; the errno if not.

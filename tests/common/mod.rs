@@ -99,10 +99,7 @@ pub fn kill(pid: i32, signal: i32) -> bool {
 
 /// Whether `pid` is alive (not gone, not a zombie).
 pub fn alive(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat_fields_of(&stat).first().is_some_and(|state| state != "Z"),
-        Err(_) => false,
-    }
+    process::is_alive(pid as u32)
 }
 
 /// Waits for `pid` to exit with a pidfd (no sleep loop); true when it is gone.
@@ -199,6 +196,13 @@ pub fn proc_fds(pid: i32) -> Vec<(i32, PathBuf)> {
         .collect();
     fds.sort();
     fds
+}
+
+/// Whether descriptor `fd` of `pid` is close-on-exec (`O_CLOEXEC` in `/proc/PID/fdinfo/FD`).
+pub fn is_cloexec(pid: i32, fd: i32) -> bool {
+    let info = std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{fd}")).unwrap();
+    let flags = info.lines().find_map(|l| l.strip_prefix("flags:")).expect("flags line");
+    u32::from_str_radix(flags.trim(), 8).unwrap() & libc::O_CLOEXEC as u32 != 0
 }
 
 /// The pids of live processes whose command line mentions `needle` (a test's unique temp dir).
@@ -304,7 +308,7 @@ impl Drop for SpawnedGroup {
 
 /// The process group of `pid`.
 pub fn pgid_of(pid: i32) -> i32 {
-    proc_stat(pid)[2].parse().unwrap()
+    try_pgid(pid).unwrap_or_else(|| panic!("pid {pid} is gone"))
 }
 
 /// A small tmpfs a test mounted (root only); unmounted when dropped.
@@ -461,8 +465,7 @@ pub fn numbered(text: &str, prefix: &str) -> Vec<u64> {
 
 /// The process group of `pid`, or `None` once it is gone (unlike `pgid_of`, never panics).
 pub fn try_pgid(pid: i32) -> Option<i32> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    stat.rsplit_once(')')?.1.split_whitespace().nth(2)?.parse().ok()
+    process::stat(pid as u32).map(|stat| stat.pgrp as i32)
 }
 
 /// A guard on the process group of whatever `pidfile` names, if it names a live process:

@@ -8,6 +8,9 @@
 //! `--exit-before-ready CODE`, `--timeout SECS`, `--spawn-thread`,
 //! `--dirty-invoker` (block SIGUSR1, ignore SIGUSR2, umask 077, non-CLOEXEC fd 7),
 //! `--hold-fd N` (raise RLIMIT_NOFILE to its hard limit, leave fd N open without CLOEXEC),
+//! `--close-inherited` (the unsafe `close_inherited_fds`: close what is not kept),
+//! `--terminate SIG` (map SIG to Terminate), `--open-twice` (after open(), open a second
+//! context in place, print "second open: " and the outcome to stdout, and return),
 //! `--print-after-open` (write "open pid=N" to stdout in the daemon),
 //! `--uid N --gid N` (numeric ids), `--stdout-file F` (an open `File` as stdout),
 //! `--preserve-file F` (an open `File` kept through `files_preserve`),
@@ -44,6 +47,7 @@ fn main() {
     let mut drop_before_ready = false;
     let mut setxid_after_threads = false;
     let mut spawn_marker = None;
+    let mut open_twice = false;
     let mut bind_address = None;
     let mut _thread = None;
     while let Some(arg) = args.next() {
@@ -62,6 +66,10 @@ fn main() {
             "--stdout" => context.stdout(value().as_str()),
             "--stderr" => context.stderr(value().as_str()),
             "--preserve-fd" => context.preserve_fd(value().parse().expect("fd")),
+            // SAFETY: the probe owns no descriptor above 2 that it does not preserve: what
+            // --hold-fd and --dirty-invoker leave open are raw numbers nothing owns, and the
+            // files it opens are handed to the context or leaked and preserved.
+            "--close-inherited" => unsafe { context.close_inherited_fds() },
             "--deliver-term" => context.signal(Signal::SIGTERM, SignalAction::Deliver),
             "--timeout" => {
                 let secs: f64 = value().parse().expect("seconds");
@@ -98,8 +106,16 @@ fn main() {
                 let file: &'static std::fs::File = Box::leak(Box::new(append_to(&value())));
                 context.files_preserve([file.as_fd()])
             }
-            "--handler" => context.signal(signal(&value()), SignalAction::Handler(noop)),
+            "--handler" => {
+                // SAFETY: noop does nothing at all.
+                context.signal(signal(&value()), unsafe { SignalAction::handler(noop) })
+            }
             "--default" => context.signal(signal(&value()), SignalAction::Default),
+            "--terminate" => context.signal(signal(&value()), SignalAction::Terminate),
+            "--open-twice" => {
+                open_twice = true;
+                context
+            }
             "--bind-before-ready" => {
                 bind_address = Some(value());
                 context.ready_on_open(false)
@@ -139,6 +155,14 @@ fn main() {
     }
     if print_after_open {
         println!("open pid={}", std::process::id());
+    }
+    if open_twice {
+        let outcome = match DaemonContext::new().detach_process(false).open() {
+            Ok(_) => "succeeded".to_string(),
+            Err(e) => chain(&e),
+        };
+        println!("second open: {outcome}");
+        return;
     }
     if let Some(marker) = spawn_marker {
         use std::os::unix::process::CommandExt;

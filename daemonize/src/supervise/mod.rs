@@ -38,6 +38,7 @@ use std::time::{Duration, Instant};
 
 use daemonctx::{Daemon, Pidfile, Step, process};
 
+use crate::message;
 use crate::notify::ReadyListener;
 use crate::output::SyslogWriter;
 use crate::send;
@@ -306,8 +307,12 @@ impl Supervisor {
         if let Some(pidfile) = &self.child_pidfile
             && let Err(e) = pidfile.write_pid(child.pid)
         {
-            let message = format!("cannot write child pidfile {}: {e}", pidfile.path().display());
-            self.output.log(&message);
+            let text = format!(
+                "cannot write child pidfile {}: {}",
+                pidfile.path().display(),
+                message::os_text(&e)
+            );
+            self.output.log(&text);
         }
         self.lifecycle.started(child.started);
         self.child = Some(child);
@@ -531,6 +536,9 @@ impl Supervisor {
             }
         }
         if let Some(pidfile) = self.child_pidfile.take() {
+            // Emptied first: under -u the directory may not let us remove it, and then it
+            // names nobody until `daemonize --stop --child-pidfile` removes it.
+            let _ = pidfile.clear();
             let _ = pidfile.remove();
         }
         code

@@ -166,11 +166,14 @@ impl Output {
                 failures.push((text, is_stderr || stderr_is_stdout));
             }
         }
+        let stderr_is_syslog = matches!(self.stderr, Sink::Syslog);
         for (failure, logged) in failures {
             if !logged {
-                self.log(&failure);
+                self.log(&failure); // to syslog itself when stderr goes there
             }
-            self.tell_syslog(&failure);
+            if !stderr_is_syslog {
+                self.tell_syslog(&failure);
+            }
         }
     }
 
@@ -261,6 +264,7 @@ impl Output {
                 {
                     let path = file.path().display().to_string();
                     self.retry_at = Some(Instant::now() + HELD_OUTPUT_RETRY);
+                    let e = message::os_text(&e);
                     self.log(&format!("cannot write {path}: {e}; holding output until it can"));
                 }
             }
