@@ -67,12 +67,30 @@ impl ListenFds {
     }
 
     /// The passed descriptors: 3, 4, … up to 3+N-1.
+    ///
+    /// ```no_run
+    /// use std::os::fd::FromRawFd;
+    ///
+    /// let sockets = daemonctx::activation::ListenFds::from_env().expect("socket-activated");
+    /// for fd in sockets.fds() {
+    ///     // SAFETY: the descriptor was passed to this process, and nothing else owns it.
+    ///     let listener = unsafe { std::net::TcpListener::from_raw_fd(fd) };
+    ///     # drop(listener);
+    /// }
+    /// ```
     pub fn fds(&self) -> impl Iterator<Item = RawFd> + use<> {
         LISTEN_FDS_START..LISTEN_FDS_START + self.count as RawFd
     }
 }
 
 /// Whether `name` is one of the three variables of the protocol.
+///
+/// ```
+/// use daemonctx::activation::is_activation_variable;
+///
+/// assert!(is_activation_variable(b"LISTEN_FDNAMES"));
+/// assert!(!is_activation_variable(b"NOTIFY_SOCKET"));
+/// ```
 pub fn is_activation_variable(name: &[u8]) -> bool {
     [LISTEN_PID, LISTEN_FDS, LISTEN_FDNAMES].iter().any(|v| v.as_bytes() == name)
 }

@@ -163,6 +163,14 @@ impl Command {
 
     /// Removes the socket activation variables (`LISTEN_PID`, `LISTEN_FDS`,
     /// `LISTEN_FDNAMES`): for a command the sockets are not passed to.
+    ///
+    /// ```
+    /// use daemonctx::Command;
+    ///
+    /// let mut command = Command::new(vec!["app".into()], vec![("LISTEN_FDS".into(), "1".into())]);
+    /// command.remove_activation();
+    /// assert!(command.env().is_empty());
+    /// ```
     pub fn remove_activation(&mut self) {
         self.env.retain(|(name, _)| !activation::is_activation_variable(name.as_bytes()));
     }
@@ -233,6 +241,19 @@ impl Executable {
     /// passed sockets inheritable (`fcntl(2)` `F_SETFD`) when the environment passes socket
     /// activation on, then `execve(2)`. Returns only on failure, with the OS error.
     /// Async-signal-safe: no allocation after the fork.
+    ///
+    /// ```no_run
+    /// use std::os::unix::process::CommandExt;
+    ///
+    /// let command = daemonctx::Command::new(vec!["app".into()], std::env::vars_os().collect());
+    /// let mut executable = command.executable()?;
+    /// let mut spawner = std::process::Command::new("app");
+    /// // SAFETY: exec() only makes async-signal-safe calls on data built before the fork.
+    /// unsafe { spawner.pre_exec(move || Err(executable.exec())) };
+    /// let child = spawner.spawn()?; // LISTEN_PID, if passed on, names the child
+    /// # drop(child);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn exec(&mut self) -> io::Error {
         io::Error::from_raw_os_error(self.0.execve())
     }
@@ -347,6 +368,30 @@ mod tests {
             resolve_program(OsStr::new("no-such-program-xyz"), Some(OsStr::new("/bin")), None),
             None
         );
+    }
+
+    #[test]
+    fn listen_pid_is_rewritten_in_place_and_foreign_variables_removed() {
+        let env = vec![
+            (OsString::from("PATH"), OsString::from("/bin")),
+            (OsString::from("LISTEN_PID"), OsString::from("1")),
+            (OsString::from("LISTEN_FDS"), OsString::from("2")),
+        ];
+        let mut image = Command::new(vec!["sh".into()], env.clone()).prepare(None).unwrap();
+        let entry = |image: &ExecImage| {
+            // SAFETY: envp_ptrs[0] points to the NUL-terminated LISTEN_PID entry image owns.
+            unsafe { std::ffi::CStr::from_ptr(image.envp_ptrs[0]) }.to_str().unwrap().to_string()
+        };
+        assert_eq!(entry(&image), format!("LISTEN_PID={}", std::process::id()));
+        assert_eq!(image.listen_fds, 2);
+        image.listen_pid.as_mut().unwrap().fill(4194304);
+        assert_eq!(entry(&image), "LISTEN_PID=4194304");
+        // One LISTEN_PID entry only: the given one is replaced, not kept beside it.
+        assert_eq!(image.envp_ptrs.len(), env.len() + 1);
+        let mut foreign = Command::new(vec!["sh".into()], env);
+        foreign.remove_activation();
+        assert_eq!(foreign.env().len(), 1);
+        assert!(foreign.prepare(None).unwrap().listen_pid.is_none());
     }
 
     #[test]
