@@ -126,6 +126,22 @@ fn supervised_command_keeps_activated_socket_across_restarts() {
 }
 
 #[test]
+fn detached_supervisor_passes_activated_socket_on() {
+    let dir = TempDir::new("activation-detached-supervisor");
+    let pidfile = dir.join("s.pid");
+    let args = ["--supervise", "-p", s(&pidfile)];
+    let mut started = Started::spawn(&mut activated(&dir, None, &args, &[]));
+    let (status, stderr) = started.wait();
+    let _guard = guard_pidfile(&pidfile);
+    assert!(status.success(), "{status}: {stderr}");
+    let supervisor = read_pidfile(&pidfile);
+    let answer = ask_service(&dir);
+    assert_ne!(answer["pid"], supervisor.to_string(), "{answer:?}");
+    assert_eq!(answer["listen_pid"], answer["pid"], "{answer:?}");
+    assert_eq!((answer["fds"].as_str(), answer["names"].as_str()), ("1", "web"));
+}
+
+#[test]
 fn ready_fd_on_an_activated_socket_is_a_usage_error() {
     let dir = TempDir::new("activation-ready-fd");
     let args = ["--foreground", "--supervise", "--wait-ready", "fd:3"];
