@@ -746,3 +746,16 @@ fn foreground_supervisor_reports_a_ready_timeout_on_stderr() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("daemonize: sleep was not ready after 0.3 s"), "{shown}");
 }
+
+#[test]
+fn foreground_supervisor_relays_status_without_wait_ready() {
+    let dir = TempDir::new("notify-relay-only");
+    let systemd = FakeSystemd::bind_path(&dir);
+    let ready = example("notify_ready");
+    let started = under_systemd(&dir, &systemd, &["--foreground", "--supervise", "--", s(&ready)]);
+    // Ready once COMMAND runs; what COMMAND says later is passed on, its READY=1 is old news.
+    let messages = systemd.until("STATUS=serving");
+    assert!(messages.iter().all(|(pid, _)| *pid == started.pid()), "{messages:?}");
+    let lines: Vec<&str> = messages.iter().flat_map(|(_, text)| text.lines()).collect();
+    assert_eq!(lines, ["READY=1", "STATUS=warming up", "STATUS=serving"], "{messages:?}");
+}
