@@ -10,7 +10,9 @@
 //! When they are ours, the daemon keeps descriptors 3..3+N-1 open, and a command it executes
 //! gets `LISTEN_PID` rewritten to its own pid: the entry is built before the fork with room for
 //! the digits, and the process about to call `execve(2)` writes its pid there in place
-//! (`write_pid`), with no allocation after the fork.
+//! (`write_pid`), with no allocation after the fork. `WATCHDOG_PID` (the service manager's
+//! watchdog, `sd_watchdog_enabled(3)`) is rewritten the same way, so that a command can send
+//! the `WATCHDOG=1` its supervisor passes on.
 
 use std::os::fd::RawFd;
 
@@ -20,6 +22,12 @@ pub const LISTEN_PID: &str = "LISTEN_PID";
 pub const LISTEN_FDS: &str = "LISTEN_FDS";
 /// The variable naming the sockets, colon-separated.
 pub const LISTEN_FDNAMES: &str = "LISTEN_FDNAMES";
+
+/// The variable naming the process the service manager's watchdog expects `WATCHDOG=1` from
+/// (`sd_watchdog_enabled(3)`); rewritten like `LISTEN_PID`.
+pub const WATCHDOG_PID: &str = "WATCHDOG_PID";
+/// The watchdog's interval, in microseconds.
+pub const WATCHDOG_USEC: &str = "WATCHDOG_USEC";
 
 /// The first passed descriptor (`SD_LISTEN_FDS_START`).
 pub const LISTEN_FDS_START: RawFd = 3;
@@ -80,6 +88,22 @@ impl ListenFds {
     /// ```
     pub fn fds(&self) -> impl Iterator<Item = RawFd> + use<> {
         LISTEN_FDS_START..LISTEN_FDS_START + self.count as RawFd
+    }
+}
+
+/// Whether the service manager's watchdog is meant for this process: `WATCHDOG_PID` is unset
+/// (then `WATCHDOG_USEC` alone says so) or names the pid `getpid(2)` returns, as
+/// `sd_watchdog_enabled(3)` checks.
+///
+/// ```
+/// if !daemonctx::activation::watchdog_is_ours() {
+///     // a command started from here must not think the watchdog is its own
+/// }
+/// ```
+pub fn watchdog_is_ours() -> bool {
+    match std::env::var(WATCHDOG_PID) {
+        Ok(pid) => pid.parse::<u32>().is_ok_and(|pid| pid == std::process::id()),
+        Err(_) => true,
     }
 }
 

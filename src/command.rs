@@ -9,7 +9,7 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use crate::activation::{self, LISTEN_FDS, LISTEN_PID, PID_DIGITS};
+use crate::activation::{self, LISTEN_FDS, LISTEN_PID, PID_DIGITS, WATCHDOG_PID, WATCHDOG_USEC};
 use crate::error::{Error, Step};
 
 /// A program, its arguments and its environment, for [`crate::DaemonContext::exec`].
@@ -104,7 +104,7 @@ impl Command {
         let envp: Vec<CString> = self
             .env
             .iter()
-            .filter(|(k, _)| k != LISTEN_PID)
+            .filter(|(k, _)| k != LISTEN_PID && k != WATCHDOG_PID)
             .map(|(k, v)| {
                 let mut pair = k.clone().into_vec();
                 pair.push(b'=');
@@ -114,8 +114,9 @@ impl Command {
             .collect::<Result<_, _>>()?;
         let argv_ptrs = null_terminated(&argv);
         let mut envp_ptrs = null_terminated(&envp);
-        let listen_pid = self.has_env(LISTEN_PID).then(ListenPidSlot::new);
-        if let Some(slot) = &listen_pid {
+        let listen_pid = self.has_env(LISTEN_PID).then(|| PidSlot::new(LISTEN_PID));
+        let watchdog_pid = self.has_env(WATCHDOG_PID).then(|| PidSlot::new(WATCHDOG_PID));
+        for slot in [&listen_pid, &watchdog_pid].into_iter().flatten() {
             envp_ptrs.insert(0, slot.entry.cast_const().cast());
         }
         let listen_fds = match listen_pid {
@@ -137,6 +138,7 @@ impl Command {
             envp_ptrs,
             listen_pid,
             listen_fds: listen_fds.unwrap_or(0),
+            watchdog_pid,
         })
     }
 
@@ -179,47 +181,65 @@ impl Command {
         self.env.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_os_str())
     }
 
+    /// Removes the watchdog variables (`WATCHDOG_PID`, `WATCHDOG_USEC`): for a command the
+    /// service manager's watchdog is not meant for.
+    ///
+    /// ```
+    /// use daemonctx::Command;
+    ///
+    /// let mut command = Command::new(vec!["app".into()], vec![("WATCHDOG_USEC".into(), "1".into())]);
+    /// command.remove_watchdog();
+    /// assert!(command.env().is_empty());
+    /// ```
+    pub fn remove_watchdog(&mut self) {
+        self.env.retain(|(name, _)| name != WATCHDOG_PID && name != WATCHDOG_USEC);
+    }
+
     fn has_env(&self, name: &str) -> bool {
         self.env_value(name).is_some()
     }
 }
 
-/// The `LISTEN_PID=` environment entry, with room for any pid's digits and the NUL: allocated
-/// before the fork, written in place by the process about to call `execve(2)`.
+/// A `NAME=pid` environment entry (`LISTEN_PID=`, `WATCHDOG_PID=`), with room for any pid's
+/// digits and the NUL: allocated before the fork, written in place by the process about to call
+/// `execve(2)`.
 #[derive(Debug)]
-struct ListenPidSlot {
-    /// The entry's first byte; owned (a leaked `Box<[u8]>` of [`ListenPidSlot::LEN`] bytes,
-    /// freed by `Drop`). Only ever used through this raw pointer, so writes through it never
-    /// alias a reference.
+struct PidSlot {
+    /// The entry's first byte; owned (a leaked `Box<[u8]>` of `len` bytes, freed by `Drop`).
+    /// Only ever used through this raw pointer, so writes through it never alias a reference.
     entry: *mut u8,
+    /// Where the digits start: after `NAME=`.
+    digits_at: usize,
+    len: usize,
 }
 
-impl ListenPidSlot {
-    const PREFIX: &'static [u8] = b"LISTEN_PID=";
-    const LEN: usize = Self::PREFIX.len() + PID_DIGITS + 1;
-
-    fn new() -> ListenPidSlot {
-        let mut bytes = vec![0u8; Self::LEN].into_boxed_slice();
-        bytes[..Self::PREFIX.len()].copy_from_slice(Self::PREFIX);
-        activation::write_pid(&mut bytes[Self::PREFIX.len()..], std::process::id());
-        ListenPidSlot { entry: Box::into_raw(bytes).cast() }
+impl PidSlot {
+    fn new(name: &str) -> PidSlot {
+        let digits_at = name.len() + 1;
+        let len = digits_at + PID_DIGITS + 1;
+        let mut bytes = vec![0u8; len].into_boxed_slice();
+        bytes[..name.len()].copy_from_slice(name.as_bytes());
+        bytes[name.len()] = b'=';
+        activation::write_pid(&mut bytes[digits_at..], std::process::id());
+        PidSlot { entry: Box::into_raw(bytes).cast(), digits_at, len }
     }
 
     /// Writes `pid` into the entry. Async-signal-safe.
     fn fill(&mut self, pid: u32) {
-        // SAFETY: entry points to LEN bytes this slot owns; no reference to them exists, and
-        // &mut self makes this the only writer.
+        // SAFETY: entry points to len bytes this slot owns, of which the last PID_DIGITS + 1
+        // start at digits_at; no reference to them exists, and &mut self makes this the only
+        // writer.
         let digits = unsafe {
-            std::slice::from_raw_parts_mut(self.entry.add(Self::PREFIX.len()), PID_DIGITS + 1)
+            std::slice::from_raw_parts_mut(self.entry.add(self.digits_at), PID_DIGITS + 1)
         };
         activation::write_pid(digits, pid);
     }
 }
 
-impl Drop for ListenPidSlot {
+impl Drop for PidSlot {
     fn drop(&mut self) {
-        let slice = std::ptr::slice_from_raw_parts_mut(self.entry, Self::LEN);
-        // SAFETY: entry came from Box::into_raw of a boxed slice of LEN bytes, freed only here.
+        let slice = std::ptr::slice_from_raw_parts_mut(self.entry, self.len);
+        // SAFETY: entry came from Box::into_raw of a boxed slice of len bytes, freed only here.
         drop(unsafe { Box::from_raw(slice) });
     }
 }
@@ -230,16 +250,16 @@ impl Drop for ListenPidSlot {
 pub struct Executable(ExecImage);
 
 // SAFETY: the raw pointers in ExecImage point only into buffers the image owns (CStrings, the
-// LISTEN_PID slot); nothing is shared with another owner, and the slot is written only through
+// pid slots); nothing is shared with another owner, and the slots are written only through
 // &mut self.
 unsafe impl Send for Executable {}
 // SAFETY: as for Send; &self gives no way to write.
 unsafe impl Sync for Executable {}
 
 impl Executable {
-    /// In the child: sets `LISTEN_PID` to this process's pid (`getpid(2)`) and makes the
-    /// passed sockets inheritable (`fcntl(2)` `F_SETFD`) when the environment passes socket
-    /// activation on, then `execve(2)`. Returns only on failure, with the OS error.
+    /// In the child: sets `LISTEN_PID` and `WATCHDOG_PID`, when the environment has them, to
+    /// this process's pid (`getpid(2)`), makes the passed sockets inheritable (`fcntl(2)`
+    /// `F_SETFD`) when socket activation is passed on, then `execve(2)`. Returns only on failure, with the OS error.
     /// Async-signal-safe: no allocation after the fork.
     ///
     /// ```no_run
@@ -270,8 +290,10 @@ pub(crate) struct ExecImage {
     argv_ptrs: Vec<*const c_char>,
     envp_ptrs: Vec<*const c_char>,
     /// The `LISTEN_PID=` entry when socket activation is passed on, and the number of sockets.
-    listen_pid: Option<ListenPidSlot>,
+    listen_pid: Option<PidSlot>,
     listen_fds: u32,
+    /// The `WATCHDOG_PID=` entry when the service manager's watchdog is passed on.
+    watchdog_pid: Option<PidSlot>,
 }
 
 impl ExecImage {
@@ -280,13 +302,17 @@ impl ExecImage {
         &self.shown
     }
 
-    /// `execve(2)`: returns only on failure, with the errno. Async-signal-safe. When socket
-    /// activation is passed on, `LISTEN_PID` becomes this process's pid (`getpid(2)`) and the
-    /// sockets lose `FD_CLOEXEC` first.
+    /// `execve(2)`: returns only on failure, with the errno. Async-signal-safe. `WATCHDOG_PID`
+    /// becomes this process's pid (`getpid(2)`); when socket activation is passed on, so does
+    /// `LISTEN_PID`, and the sockets lose `FD_CLOEXEC` first.
     pub(crate) fn execve(&mut self) -> i32 {
+        // SAFETY: getpid has no preconditions.
+        let pid = unsafe { libc::getpid() } as u32;
+        if let Some(slot) = &mut self.watchdog_pid {
+            slot.fill(pid);
+        }
         if let Some(slot) = &mut self.listen_pid {
-            // SAFETY: getpid has no preconditions.
-            slot.fill(unsafe { libc::getpid() } as u32);
+            slot.fill(pid);
             for fd in
                 activation::LISTEN_FDS_START..activation::LISTEN_FDS_START + self.listen_fds as i32
             {

@@ -487,6 +487,8 @@ impl DaemonContext {
     /// `execve(2)`, written in place with no allocation after the fork; `LISTEN_FDS` and
     /// `LISTEN_FDNAMES` pass as they are. When `LISTEN_PID` names another process, the three
     /// variables are removed from the command's environment and the descriptors are closed.
+    /// `WATCHDOG_PID` (the service manager's watchdog) is rewritten the same way when it names
+    /// the calling process, and removed with `WATCHDOG_USEC` when it names another.
     ///
     /// # Errors
     /// As [`DaemonContext::open`]; a failed `execve(2)` is [`Error::Os`] with [`crate::Step::Exec`].

@@ -178,6 +178,9 @@ fn start(cli: Cli) -> Result<(), Error> {
     if ListenFds::from_env().is_none() {
         command.remove_activation(); // socket activation meant for another process
     }
+    if !daemonctx::activation::watchdog_is_ours() {
+        command.remove_watchdog(); // so is this watchdog
+    }
     let listener = cli.wait_ready.map(ready_listener).transpose()?;
     if let Some((name, value)) = listener.as_ref().and_then(ReadyListener::environment) {
         command.set_env(name, value);

@@ -759,3 +759,31 @@ fn foreground_supervisor_relays_status_without_wait_ready() {
     let lines: Vec<&str> = messages.iter().flat_map(|(_, text)| text.lines()).collect();
     assert_eq!(lines, ["READY=1", "STATUS=warming up", "STATUS=serving"], "{messages:?}");
 }
+
+#[test]
+fn watchdog_pid_names_the_supervised_command() {
+    // systemd sets WATCHDOG_PID to the main pid: daemonize's. The watchdog is COMMAND's to feed
+    // (its WATCHDOG=1 is passed on), so sd_watchdog_enabled(3) must find its own pid there.
+    let dir = TempDir::new("watchdog-pid");
+    let seen = dir.join("seen");
+    let report = format!(
+        "echo \"${{WATCHDOG_PID:--}} $$ ${{WATCHDOG_USEC:--}}\" > '{}'; exec sleep 1000",
+        s(&seen)
+    );
+    for (watchdog_pid, expected_usec) in [("$$", "5000000"), ("1", "-")] {
+        let _ = std::fs::remove_file(&seen);
+        let launcher = format!(
+            "WATCHDOG_PID={watchdog_pid} WATCHDOG_USEC=5000000 exec \"$0\" --foreground \
+             --supervise -- sh -c \"$1\""
+        );
+        let mut command = Command::new("sh");
+        command.args(["-c", &launcher]).arg(daemonize_bin()).arg(&report);
+        let _started = Started::spawn(&mut command);
+        let line = wait_lines(&seen, 1).remove(0);
+        let fields: Vec<&str> = line.split(' ').collect();
+        match expected_usec {
+            "-" => assert_eq!(fields, ["-", fields[1], "-"], "foreign watchdog kept: {line}"),
+            usec => assert_eq!(fields, [fields[1], fields[1], usec], "{line}"),
+        }
+    }
+}

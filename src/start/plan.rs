@@ -18,7 +18,7 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::activation::ListenFds;
+use crate::activation::{self, ListenFds};
 use crate::command::{Command, ExecImage};
 use crate::creds::{self, Credentials, GroupSpec, UserSpec};
 use crate::error::{Error, Step};
@@ -126,15 +126,18 @@ pub(crate) fn prepare(options: Options, command: Option<&Command>) -> Result<Pre
     let workdir = check_workdir(&o.working_directory, root)?;
     // Socket activation meant for this process passes through; meant for another, the
     // variables are dropped and the descriptors closed like any other.
+    // The same for the watchdog's variables.
     let activation = ListenFds::from_env();
     let image = command
-        .map(|c| match activation {
-            Some(_) => c.prepare(root),
-            None => {
-                let mut c = c.clone();
+        .map(|c| {
+            let mut c = c.clone();
+            if activation.is_none() {
                 c.remove_activation();
-                c.prepare(root)
             }
+            if !activation::watchdog_is_ours() {
+                c.remove_watchdog();
+            }
+            c.prepare(root)
         })
         .transpose()?;
     let pidfile = o.pidfile.as_ref().map(|p| Pidfile::lock(p, o.pidfile_mode)).transpose()?;
