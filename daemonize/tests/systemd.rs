@@ -725,14 +725,15 @@ fn signal_descendants_reaches_each_process_once() {
     wait_lines(&first, 1);
     wait_lines(&second, 1);
     let signal = libc::SIGRTMIN() + 3;
-    daemonctx::process::signal_descendants(started.pid() as u32, signal);
+    let supervisor = daemonctx::process::Pinned::open(started.pid() as u32).unwrap();
+    daemonctx::process::signal_descendants(&supervisor, signal);
     let expected = vec!["ready".to_string(), signal.to_string()];
     assert_eq!(wait_lines(&first, 2), expected);
     assert_eq!(wait_lines(&second, 2), expected);
     // A pending duplicate would come out before a higher-numbered realtime signal sent after
     // it: the next line must be that one.
     let marker = signal + 1;
-    daemonctx::process::signal_descendants(started.pid() as u32, marker);
+    daemonctx::process::signal_descendants(&supervisor, marker);
     assert_eq!(wait_lines(&first, 3)[2], marker.to_string(), "{:?}", wait_lines(&first, 3));
     assert_eq!(wait_lines(&second, 3)[2], marker.to_string(), "{:?}", wait_lines(&second, 3));
 }

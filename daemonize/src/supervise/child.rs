@@ -190,7 +190,9 @@ pub fn signal_tree(child: Option<&Child>, signal: i32) {
         // SAFETY: kill takes plain integers; the group is COMMAND's, created at spawn.
         unsafe { libc::kill(-(child.pid as i32), signal) };
     }
-    process::signal_descendants(own, signal);
+    if let Ok(me) = process::Pinned::open(own) {
+        process::signal_descendants(&me, signal);
+    }
 }
 
 /// `waitpid(2)` until nothing more has changed: the reaped (pid, status) and the stopped ones
