@@ -8,19 +8,24 @@
 //!
 //! This module is the poll loop; it only composes the parts, each of which says which
 //! descriptors it polls and its next deadline:
-//! - [`child`]: COMMAND's start, its tree, reaping; the `signalfd(2)` (forwarded signals,
-//!   `SIGTERM`, `SIGCHLD`), polled for reading; no deadline.
+//! - [`child`]: COMMAND's start, its tree, reaping; the `signalfd(2)` (every catchable
+//!   signal: `SIGTERM` stops, `SIGCHLD` reaps, the rest is passed on), polled for reading; no
+//!   deadline.
 //! - [`relay`]: the output pipes (`POLLIN`) and sinks waiting for room (`POLLOUT`); deadline:
 //!   the retry of held output.
-//! - [`readiness`]: the readiness listener (first start only); deadline: the ready timeout.
+//! - [`readiness`]: the readiness listener (first start only), or under a parent systemd the
+//!   notify socket whose messages are relayed; deadline: the ready timeout.
+//! - [`upstream`]: a parent systemd's notify socket, written to only; no deadline.
+//! - [`terminal`]: on a terminal, the foreground group handed to COMMAND and job control; no
+//!   descriptor of its own (standard input), no deadline.
 //! - [`restart`]: no descriptor, a pure state machine; deadline: `SIGKILL`, the end of the wait
 //!   after it, or the restart.
 //!
 //! `poll(2)` gets a timeout only while a deadline exists, so an idle supervisor never wakes up.
 //!
-//! A stop signals COMMAND's process group and every descendant (`kill(2)`), and, for each
-//! process group made only of descendants, the whole group: a group signal also reaches a
-//! process being forked right then. After `SIGKILL`, each `SIGCHLD` sends it again to whatever
+//! A stop signals each process group made only of descendants (COMMAND's among them) and
+//! every descendant in no such group, once each: a group signal also reaches a process being
+//! forked right then. After `SIGKILL`, each `SIGCHLD` sends it again to whatever
 //! is left, so a descendant that keeps forking (a killed process cannot fork) is gone within a
 //! few rounds; [`KILL_GRACE`] bounds the wait.
 
@@ -150,7 +155,7 @@ pub fn supervise(config: SupervisorConfig, daemon: &mut Daemon) -> i32 {
         if !daemon.report_failure(Step::Exec, &e) {
             // In the foreground nobody waits for a report: say it here.
             let error = daemonctx::Error::os(Step::Exec, &supervisor.program.path, e);
-            eprintln!("daemonize: {}", daemonctx::error::chain(&error));
+            eprintln!("daemonize: {}", message::chain(&error));
             return child::exec_failure_status(error.raw_os_error());
         }
         return child::exec_failure_status(e.raw_os_error());
@@ -280,12 +285,13 @@ impl Supervisor {
         }
     }
 
-    /// Sends `message` to the parent systemd, if there is one; a failure goes to the log.
-    fn tell_upstream(&mut self, message: &str) {
+    /// Sends `text` to the parent systemd, if there is one; a failure goes to the log.
+    fn tell_upstream(&mut self, text: &str) {
         if let Some(upstream) = &self.upstream
-            && let Err(e) = upstream.send(message)
+            && let Err(e) = upstream.send(text)
         {
-            let line = format!("cannot tell {} {message:?}: {e}", upstream.name());
+            let line =
+                format!("cannot tell {} {text:?}: {}", upstream.name(), message::os_text(&e));
             self.output.log(&line);
         }
     }
@@ -510,7 +516,8 @@ impl Supervisor {
 
     /// A restart could not start COMMAND: counts as an exit with 126 or 127.
     fn restart_failed(&mut self, e: std::io::Error) {
-        self.output.log(&format!("cannot start {}: {e}", self.program.name()));
+        let text = format!("cannot start {}: {}", self.program.name(), message::os_text(&e));
+        self.output.log(&text);
         let code = child::exec_failure_status(e.raw_os_error());
         let actions = self.lifecycle.start_failed(code, Instant::now());
         self.act(actions);
