@@ -1,21 +1,28 @@
-//! Side-by-side benchmark of our `daemonize` against setsid(1), start-stop-daemon(8),
-//! daemonize(1) and libslack's daemon(1), all measured in one run and printed as Markdown.
+//! Side-by-side benchmark of our `daemonize` against a floor (`benches/floor.c`: the same
+//! protocol and guarantees in 200 lines of C, compiled by the bench with `cc`), setsid(1),
+//! start-stop-daemon(8), daemonize(1) and libslack's daemon(1), all measured in one run and
+//! printed as Markdown. Every start row is given as a ratio to the floor and to ours.
 //!
-//! 1. Start latency: from spawning the start command to its exit. Afterwards the daemon must
-//!    run and, for the tools that write one, its pidfile must name it.
+//! 1. Start latency: from spawning the start command to its exit, and to the daemon running
+//!    with the pidfile naming it. Afterwards the daemon must run and, for the tools that write
+//!    one, its pidfile must name it. Ours twice: statically linked as `setup.sh` builds it for
+//!    release, and as `cargo build --release` links it.
 //! 2. The same with `RLIMIT_NOFILE` at the hard limit and a high descriptor inherited (tools
 //!    that `close(2)` every descriptor up to the limit pay for it here).
 //! 3. Stop latency: from spawning the stop command to its exit, on a daemon the same tool
-//!    started (the start is not counted).
+//!    started (the start is not counted). 3b: ours with 150, 1,000 and 3,000 processes on the
+//!    host (unrelated `sleep`s fill it up).
 //! 4. Supervisor cost: resident memory, CPU time (ns, from `schedstat`), wakeups and context
-//!    switches of an idle supervisor.
+//!    switches of an idle supervisor. 4b: lines per second through the relay (`-o F`) and to a
+//!    syslog socket the bench binds, against COMMAND writing to the file itself.
 //! 5. Library: from process start to `DaemonContext::open()` returning in the daemon, against
 //!    a bare `fork(2)`, `setsid(2)`, `fork(2)` in the same program.
-//! 6. Start latency by the pidfile's file system: tmpfs against the temporary directory's
-//!    (ours `fsync(2)`s the pidfile, which costs a device flush on a disk file system).
+//! 6. Start latency by the pidfile's file system (tmpfs and the temporary directory's disk) and
+//!    `RLIMIT_NOFILE` (1024 and the hard limit): the floor, ours, start-stop-daemon.
 //!
 //! Runs alternate between the tools round by round (the first tool rotates as well), after
-//! one untimed warm-up round. `BENCH_RUNS` sets the runs per tool (default 50). Pidfiles go in
+//! one untimed warm-up round. `BENCH_RUNS` sets the runs per tool (default 50),
+//! `BENCH_SECTIONS` the sections to run (`1,2,3,3b,4,4b,5,6`; all by default). Pidfiles go in
 //! `BENCH_DIR`, else in `/dev/shm` when it is a tmpfs (as `/run` is on systemd machines), else
 //! in the temporary directory.
 //!
@@ -23,7 +30,7 @@
 //! `PR_SET_CHILD_SUBREAPER`), so orphaned daemons become its children and are reaped at once,
 //! as init would (a container's init may reap late, and start-stop-daemon's `--stop` waits
 //! until its daemon is reaped). Every run gives `sleep` a unique argument, its tag; a
-//! [`RunGuard`] kills whatever carries the tag when dropped, even on a panic: by pid, pinned
+//! [`cleanup::RunGuard`] kills whatever carries the tag when dropped, even on a panic: by pid, pinned
 //! with `pidfd_open(2)`, then `poll(2)` on the pidfd until the process is gone (bounded).
 //! Never by name. Every start and stop command is awaited the same way, for at most
 //! [`DEADLINE`]; one still running then is killed through its pidfd and the bench stops.
@@ -33,7 +40,12 @@
 //! to FILE and exits. The library refuses to fork a multi-threaded process, so that mode is
 //! entered first thing in `main`, before anything could start a thread.
 //!
-//! Prepare with `bash daemonize/benches/setup.sh` (as root), run with `cargo bench -p daemonize --bench compare`.
+//! Files: `tools` (the commands), `start`, `stop`, `supervisor`, `library` (the sections),
+//! `wait` and `cleanup` (bounded waits, kills by pidfd), `stats`, `procfs` (what
+//! `daemonctx::process` does not read), `sys`, `machine`, `daemon_mode`.
+//!
+//! Prepare with `bash daemonize/benches/setup.sh` (as root, it also builds the static binary),
+//! run with `cargo bench -p daemonize --bench compare`.
 //! Without the `--bench` argument cargo bench passes (as under `cargo test --all-targets`), the
 //! binary measures nothing and exits 0.
 
