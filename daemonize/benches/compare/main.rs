@@ -3,6 +3,7 @@
 //! start-stop-daemon(8), daemonize(1) and libslack's daemon(1), all measured in one run and
 //! printed as Markdown. Every start row is given as a ratio to the floor and to ours.
 //!
+//! 0. Program start-up: `daemonize --version` (static and dynamic) against a C hello world.
 //! 1. Start latency: from spawning the start command to its exit, and to the daemon running
 //!    with the pidfile naming it. Afterwards the daemon must run and, for the tools that write
 //!    one, its pidfile must name it. Ours twice: statically linked as `setup.sh` builds it for
@@ -22,7 +23,7 @@
 //!
 //! Runs alternate between the tools round by round (the first tool rotates as well), after
 //! one untimed warm-up round. `BENCH_RUNS` sets the runs per tool (default 50),
-//! `BENCH_SECTIONS` the sections to run (`1,2,3,3b,4,4b,5,6`; all by default). Pidfiles go in
+//! `BENCH_SECTIONS` the sections to run (`0,1,2,3,3b,4,4b,5,6`; all by default). Pidfiles go in
 //! `BENCH_DIR`, else in `/dev/shm` when it is a tmpfs (as `/run` is on systemd machines), else
 //! in the temporary directory.
 //!
@@ -101,6 +102,9 @@ fn main() {
     bench.print_header();
     let sections = sections_from_env();
     let run = |name: &str| sections.as_ref().is_none_or(|list| list.iter().any(|s| s == name));
+    if run("0") {
+        bench.startup_cost();
+    }
     if run("1") {
         bench.start_latency_usual();
     }
@@ -128,7 +132,7 @@ fn main() {
     println!("Load average at the end: {}", machine::load_average());
 }
 
-/// `BENCH_SECTIONS` (`1,2,3,3b,4,4b,5,6`): the sections to run; all when unset.
+/// `BENCH_SECTIONS` (`0,1,2,3,3b,4,4b,5,6`): the sections to run; all when unset.
 fn sections_from_env() -> Option<Vec<String>> {
     let text = std::env::var("BENCH_SECTIONS").ok()?;
     Some(text.split(',').map(|s| s.trim().to_string()).collect())

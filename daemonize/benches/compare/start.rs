@@ -251,3 +251,47 @@ impl StartSummary {
 pub fn count_of(series: &[StartSample], property: impl Fn(&StartSample) -> bool) -> String {
     format!("{}/{}", series.iter().filter(|s| property(s)).count(), series.len())
 }
+
+impl Bench {
+    /// Section 0: a program's own start-up, `--version` against a C hello world: what the
+    /// binary costs before it does anything (dynamic loading, std's and clap's start-up).
+    pub fn startup_cost(&self) {
+        println!("### 0. Program start-up: `--version` against a C hello world\n");
+        let mut rows: Vec<(String, PathBuf, &'static str)> = Vec::new();
+        match crate::tools::build_hello() {
+            Ok(hello) => rows.push(("C hello world (`cc -O2`)".into(), hello, "")),
+            Err(why) => self.note(why),
+        }
+        if let Some(path) = &self.tools.ours_static {
+            rows.push(("daemonize (ours, static)".into(), path.clone(), "--version"));
+        }
+        rows.push(("daemonize (ours)".into(), PathBuf::from(crate::OURS), "--version"));
+        let samples = self.round_robin(&rows, |(_, program, arg)| {
+            let mut command = std::process::Command::new(program);
+            command.args(arg.split_whitespace()).stdout(std::process::Stdio::null());
+            let started = Instant::now();
+            let status = status_within_deadline(&mut command);
+            assert!(status.is_ok_and(|s| s.success()), "{command:?} failed");
+            started.elapsed()
+        });
+        let first = summarize(&samples[0]).median;
+        println!("| Program | Command | Median ms | p90 ms | vs the first row |");
+        println!("| --- | --- | ---: | ---: | ---: |");
+        for ((label, program, arg), series) in rows.iter().zip(&samples) {
+            let summary = summarize(series);
+            println!(
+                "| {label} | `{} {arg}` | {:.2} | {:.2} | {:.2}× |",
+                program.file_name().unwrap_or_default().to_string_lossy(),
+                summary.median,
+                summary.p90,
+                summary.median / first
+            );
+        }
+        println!();
+        self.note(
+            "Time: spawn to exit, stdout on /dev/null; the same rounds as the other sections."
+                .into(),
+        );
+        self.print_notes();
+    }
+}

@@ -64,6 +64,26 @@ pub fn build_floor() -> Result<PathBuf, String> {
     }
 }
 
+/// A C hello world (`puts`), compiled with `cc -O2` into the bench's scratch target directory:
+/// the start-up cost of a small dynamically linked C program.
+///
+/// # Errors
+/// Why it could not: no `cc`, or the compiler's complaint.
+pub fn build_hello() -> Result<PathBuf, String> {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let source = dir.join("hello.c");
+    std::fs::write(&source, "#include <stdio.h>\nint main(void) { puts(\"hello\"); return 0; }\n")
+        .map_err(|e| format!("hello: cannot write {}: {e}", source.display()))?;
+    let out = dir.join("hello");
+    match Command::new("cc").args(["-O2", "-o"]).arg(&out).arg(&source).output() {
+        Ok(output) if output.status.success() => Ok(out),
+        Ok(output) => {
+            Err(format!("hello: cc failed: {}", String::from_utf8_lossy(&output.stderr).trim()))
+        }
+        Err(e) => Err(format!("hello: cannot run `cc` ({e}): its row is left out")),
+    }
+}
+
 /// Our `daemonize` as `setup.sh` builds it for release, statically linked (`-C
 /// target-feature=+crt-static`, `--target HOST`): `target/static/HOST/release/daemonize`, when it
 /// is no older than the dynamically linked `target/release/daemonize` cargo just built.
