@@ -114,6 +114,32 @@ fn output_links_planted_by_the_service_user_are_refused() {
     assert!(written, "the honest log was not written through the trusted link");
 }
 
+// Review of item 1: with -o and -e naming the same file, exec mode opened it once with a plain
+// open(2) as root, following the service user's link, and truncated the secret.
+#[test]
+fn output_shared_by_o_and_e_is_opened_as_safely_as_either_alone() {
+    let test = "output_shared_by_o_and_e_is_opened_as_safely_as_either_alone";
+    let Some(owner) = nobody(test) else { return };
+    let dir = TempDir::new("hostile-shared-output");
+    let secret = secret(&dir);
+    let app = service_dir(&dir, owner);
+    let out = app.join("out.log");
+    std::os::unix::fs::symlink(&secret, &out).unwrap();
+    chown(&out, owner);
+    let pidfile = dir.join("d.pid");
+    let _guard = guard_pidfile(&pidfile);
+    let out = path_str(&out);
+    for append in [false, true] {
+        let mut args = vec!["-p", path_str(&pidfile), "-u", "nobody", "-o", out, "-e", out];
+        if append {
+            args.push("-a");
+        }
+        args.extend(["--", "echo", "pwned"]);
+        assert_refused(&args, 5, "symbolic link");
+        assert_eq!(std::fs::read_to_string(&secret).unwrap(), "secret\n", "the secret was written");
+    }
+}
+
 #[test]
 fn pidfile_with_other_links_or_another_owner_or_a_planted_directory_is_refused() {
     let dir = TempDir::new("hostile-pidfile");
