@@ -67,6 +67,78 @@ pub fn open_dir(path: &Path) -> io::Result<OwnedFd> {
     walk(path, None)
 }
 
+/// Unlinks `path` if it names the inode `(dev, ino)`: `path`, absolute and with no symbolic
+/// link in it (a resolved path, as the kernel gives in `/proc/self/fd`), is walked from `/`
+/// one directory at a time, each held open (`openat(2)` `O_PATH | O_DIRECTORY | O_NOFOLLOW`),
+/// then `fstatat(2)` (`AT_SYMLINK_NOFOLLOW`) and `unlinkat(2)` in the last directory. A
+/// directory on the way swapped for a symbolic link is refused, never followed, so the check
+/// and the unlink are about one and the same directory.
+///
+/// Async-signal-safe (no allocation): the `Terminate` signal handler calls it.
+///
+/// # Errors
+/// The errno of a failed call: `ENOTDIR` or `ELOOP` for a symbolic link on the way, `EINVAL`
+/// for a relative path or a `..` component, `ENAMETOOLONG` for a component over `NAME_MAX`.
+/// `Ok(false)` when the name is missing or names another file.
+pub(crate) fn unlink_if_named(path: &CStr, dev: u64, ino: u64) -> Result<bool, i32> {
+    let bytes = path.to_bytes();
+    if bytes.first() != Some(&b'/') {
+        return Err(libc::EINVAL);
+    }
+    let mut parts = bytes.split(|b| *b == b'/').filter(|p| !p.is_empty() && *p != b".");
+    let Some(mut name) = parts.next() else { return Err(libc::EINVAL) };
+    let mut dir = open_root().map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))?;
+    let mut buf = [0u8; NAME_BUF];
+    for next in parts {
+        let flags = libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+        let component = component(name, &mut buf)?;
+        // SAFETY: dir is open, component NUL-terminated; no O_CREAT, so no mode is read.
+        let fd = unsafe { libc::openat(dir.as_raw_fd(), component.as_ptr(), flags) };
+        if fd < 0 {
+            return Err(crate::error::errno());
+        }
+        // SAFETY: openat just returned this descriptor and nothing else owns it.
+        dir = unsafe { OwnedFd::from_raw_fd(fd) };
+        name = next;
+    }
+    let name = component(name, &mut buf)?;
+    let mut meta = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: dir is open, name NUL-terminated, meta a valid out-pointer.
+    let rc = unsafe {
+        libc::fstatat(dir.as_raw_fd(), name.as_ptr(), meta.as_mut_ptr(), libc::AT_SYMLINK_NOFOLLOW)
+    };
+    if rc != 0 {
+        return Ok(false);
+    }
+    // SAFETY: fstatat succeeded, so it filled meta.
+    let meta = unsafe { meta.assume_init() };
+    if (meta.st_dev, meta.st_ino) != (dev, ino) {
+        return Ok(false);
+    }
+    // SAFETY: dir is open and name NUL-terminated.
+    if unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), 0) } != 0 {
+        return Err(crate::error::errno());
+    }
+    Ok(true)
+}
+
+/// Room for one path component (`NAME_MAX`) and its NUL.
+const NAME_BUF: usize = 256;
+
+/// `name` copied into `buf` with a NUL after it, without allocating: `EINVAL` for `..` or a
+/// NUL inside, `ENAMETOOLONG` past `NAME_MAX`.
+fn component<'a>(name: &[u8], buf: &'a mut [u8; NAME_BUF]) -> Result<&'a CStr, i32> {
+    if name == b".." {
+        return Err(libc::EINVAL);
+    }
+    if name.len() >= NAME_BUF {
+        return Err(libc::ENAMETOOLONG);
+    }
+    buf[..name.len()].copy_from_slice(name);
+    buf[name.len()] = 0;
+    CStr::from_bytes_with_nul(&buf[..=name.len()]).map_err(|_| libc::EINVAL)
+}
+
 /// The walk behind [`open`] (`last`: the flags and mode of the last component's open) and
 /// [`open_dir`] (`None`: every component is a directory to hold).
 fn walk(path: &Path, last: Option<(i32, u32)>) -> io::Result<OwnedFd> {

@@ -242,8 +242,12 @@ fn list_kept_fds(prepared: &mut Prepared, preserved: Vec<RawFd>) {
 /// find, so it empties the file instead), device, inode, descriptor.
 fn terminate_target(pidfile: &Pidfile, seen: Option<&Path>) -> Result<TerminateTarget, Error> {
     let (dev, ino) = pidfile.identity();
-    let path = path_to_cstring(seen.unwrap_or(pidfile.path()))
-        .map_err(|e| Error::os(Step::OpenPidfile, pidfile.path(), e))?;
+    let path = match seen.filter(|seen| *seen != pidfile.path()) {
+        Some(seen) => {
+            path_to_cstring(seen).map_err(|e| Error::os(Step::OpenPidfile, pidfile.path(), e))?
+        }
+        None => pidfile.resolved_path().clone(),
+    };
     Ok(TerminateTarget { path, dev, ino, fd: pidfile.as_raw_fd() })
 }
 
