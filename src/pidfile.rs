@@ -292,7 +292,7 @@ impl Pidfile {
     ///
     /// The path is not looked up twice: its directory, as resolved when the file was locked,
     /// is walked from `/` without following any symbolic link, and the check and the unlink
-    /// are made in the directory held open ([`crate::safe_open::unlink_if_named`]), so another
+    /// are made in the directory held open (`fstatat(2)`, then `unlinkat(2)`), so another
     /// user who swaps a directory on the way for a link between the two cannot turn the
     /// unlink onto another file.
     ///
