@@ -291,12 +291,12 @@ impl Pidfile {
     /// unlocked file as [`Status::Absent`], not running.
     ///
     /// The path is not looked up twice: its directory, as resolved when the file was locked,
-    /// is walked from `/` without following any symbolic link, and the check and the unlink
+    /// is opened without following any symbolic link on the way, and the check and the unlink
     /// are made in the directory held open (`fstatat(2)`, then `unlinkat(2)`), so another
     /// user who swaps a directory on the way for a link between the two cannot turn the
     /// unlink onto another file.
     ///
-    /// System calls: `open(2)` and `openat(2)` per directory, `fstatat(2)`, `unlinkat(2)` and,
+    /// System calls: `openat2(2)` (`RESOLVE_NO_SYMLINKS`), `fstatat(2)`, `unlinkat(2)` and,
     /// when it is not done, `ftruncate(2)`; `close(2)`.
     ///
     /// ```no_run

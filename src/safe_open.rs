@@ -68,40 +68,52 @@ pub fn open_dir(path: &Path) -> io::Result<OwnedFd> {
 }
 
 /// Unlinks `path` if it names the inode `(dev, ino)`: `path`, absolute and with no symbolic
-/// link in it (a resolved path, as the kernel gives in `/proc/self/fd`), is walked from `/`
-/// one directory at a time, each held open (`openat(2)` `O_PATH | O_DIRECTORY | O_NOFOLLOW`),
-/// then `fstatat(2)` (`AT_SYMLINK_NOFOLLOW`) and `unlinkat(2)` in the last directory. A
-/// directory on the way swapped for a symbolic link is refused, never followed, so the check
-/// and the unlink are about one and the same directory.
+/// link in it (a resolved path, as the kernel gives in `/proc/self/fd`), has its directory
+/// opened with `openat2(2)` `RESOLVE_NO_SYMLINKS` (a directory on the way swapped for a symbolic
+/// link is refused, never followed), then `fstatat(2)` (`AT_SYMLINK_NOFOLLOW`) and
+/// `unlinkat(2)` in that directory: the check and the unlink are about one and the same
+/// directory. One descriptor, so it works where few are left (a start failing with `EMFILE`).
 ///
 /// Async-signal-safe (no allocation): the `Terminate` signal handler calls it.
 ///
 /// # Errors
-/// The errno of a failed call: `ENOTDIR` or `ELOOP` for a symbolic link on the way, `EINVAL`
-/// for a relative path or a `..` component, `ENAMETOOLONG` for a component over `NAME_MAX`.
+/// The errno of a failed call: `ELOOP` for a symbolic link on the way, `EINVAL` for a relative
+/// path, `ENAMETOOLONG` past `PATH_MAX`, `ENOSYS` before Linux 5.6 (no `openat2(2)`).
 /// `Ok(false)` when the name is missing or names another file.
 pub(crate) fn unlink_if_named(path: &CStr, dev: u64, ino: u64) -> Result<bool, i32> {
     let bytes = path.to_bytes();
-    if bytes.first() != Some(&b'/') {
+    let Some(slash) = bytes.iter().rposition(|b| *b == b'/') else { return Err(libc::EINVAL) };
+    if bytes[0] != b'/' || slash + 1 == bytes.len() {
         return Err(libc::EINVAL);
     }
-    let mut parts = bytes.split(|b| *b == b'/').filter(|p| !p.is_empty() && *p != b".");
-    let Some(mut name) = parts.next() else { return Err(libc::EINVAL) };
-    let mut dir = open_root().map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))?;
-    let mut buf = [0u8; NAME_BUF];
-    for next in parts {
-        let flags = libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
-        let component = component(name, &mut buf)?;
-        // SAFETY: dir is open, component NUL-terminated; no O_CREAT, so no mode is read.
-        let fd = unsafe { libc::openat(dir.as_raw_fd(), component.as_ptr(), flags) };
-        if fd < 0 {
-            return Err(crate::error::errno());
-        }
-        // SAFETY: openat just returned this descriptor and nothing else owns it.
-        dir = unsafe { OwnedFd::from_raw_fd(fd) };
-        name = next;
+    let mut buf = [0u8; libc::PATH_MAX as usize];
+    let parent = if slash == 0 { &b"/"[..] } else { &bytes[..slash] };
+    if parent.len() >= buf.len() {
+        return Err(libc::ENAMETOOLONG);
     }
-    let name = component(name, &mut buf)?;
+    buf[..parent.len()].copy_from_slice(parent);
+    buf[parent.len()] = 0;
+    // SAFETY: open_how is plain old data; all-zero is valid (mode 0, no resolve flags yet).
+    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+    how.flags = (libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) as u64;
+    how.resolve = libc::RESOLVE_NO_SYMLINKS;
+    // SAFETY: buf holds a NUL-terminated path, how is a valid open_how of the size passed.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            libc::AT_FDCWD,
+            buf.as_ptr(),
+            &how as *const libc::open_how,
+            std::mem::size_of::<libc::open_how>(),
+        )
+    };
+    if fd < 0 {
+        return Err(crate::error::errno());
+    }
+    // SAFETY: openat2 just returned this descriptor and nothing else owns it.
+    let dir = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+    // SAFETY: the name is the tail of a CStr, so NUL-terminated, and holds no '/'.
+    let name = unsafe { CStr::from_ptr(path.as_ptr().add(slash + 1)) };
     let mut meta = std::mem::MaybeUninit::<libc::stat>::uninit();
     // SAFETY: dir is open, name NUL-terminated, meta a valid out-pointer.
     let rc = unsafe {
@@ -120,23 +132,6 @@ pub(crate) fn unlink_if_named(path: &CStr, dev: u64, ino: u64) -> Result<bool, i
         return Err(crate::error::errno());
     }
     Ok(true)
-}
-
-/// Room for one path component (`NAME_MAX`) and its NUL.
-const NAME_BUF: usize = 256;
-
-/// `name` copied into `buf` with a NUL after it, without allocating: `EINVAL` for `..` or a
-/// NUL inside, `ENAMETOOLONG` past `NAME_MAX`.
-fn component<'a>(name: &[u8], buf: &'a mut [u8; NAME_BUF]) -> Result<&'a CStr, i32> {
-    if name == b".." {
-        return Err(libc::EINVAL);
-    }
-    if name.len() >= NAME_BUF {
-        return Err(libc::ENAMETOOLONG);
-    }
-    buf[..name.len()].copy_from_slice(name);
-    buf[name.len()] = 0;
-    CStr::from_bytes_with_nul(&buf[..=name.len()]).map_err(|_| libc::EINVAL)
 }
 
 /// The walk behind [`open`] (`last`: the flags and mode of the last component's open) and

@@ -6,7 +6,7 @@
 //! `fork(2)` and `execve(2)` on a `Dispositions` table built before the fork.
 //!
 //! [`SignalAction::Terminate`] removes the pidfile (an `fstatat(2)` identity check and
-//! `unlinkat(2)` in its directory, reached from `/` without following a link, by a path
+//! `unlinkat(2)` in its directory, opened with `openat2(2)` `RESOLVE_NO_SYMLINKS`, by a path
 //! prepared beforehand) and then ends the process by the signal's default action, so a
 //! supervisor sees "killed by SIGTERM". [`SignalAction::Deliver`] hands the signal to the program
 //! through signal-hook's iterator ([`crate::Daemon::signals`]) for a graceful shutdown.
@@ -31,7 +31,7 @@ pub enum SignalAction {
     Ignore,
     /// `SIG_DFL`: the kernel's default action.
     Default,
-    /// Remove the pidfile (`openat(2)`, `fstatat(2)`, `unlinkat(2)`; `ftruncate(2)` when out
+    /// Remove the pidfile (`openat2(2)`, `fstatat(2)`, `unlinkat(2)`; `ftruncate(2)` when out
     /// of reach), then die
     /// of the signal by its default action (`sigaction(2)`, `kill(2)`), so the parent sees it.
     /// Refused ([`crate::Error::BadSignalMap`]) for a signal whose default action does not end
@@ -261,7 +261,7 @@ pub(crate) fn disarm_terminate() {
 /// The `Terminate` action: remove our pidfile (or, when its path no longer names our file or
 /// `unlink(2)` is refused, as after a privilege drop, empty the locked file so it names no
 /// process), then die of `signal` by its default action.
-/// Async-signal-safe: atomics, `openat(2)`, `fstatat(2)`, `unlinkat(2)` or `ftruncate(2)`,
+/// Async-signal-safe: atomics, `openat2(2)`, `fstatat(2)`, `unlinkat(2)` or `ftruncate(2)`,
 /// `rt_sigaction(2)`, `kill(2)`; `errno` is put back as it was.
 ///
 /// The order against [`disarm_terminate`] (both `SeqCst`): this handler counts itself busy,
@@ -285,7 +285,7 @@ extern "C" fn terminate(signal: c_int) {
 }
 
 /// Unlinks the armed pidfile if its path still names it ([`crate::safe_open::unlink_if_named`]:
-/// the directories walked without following a link, `fstatat(2)`, `unlinkat(2)`), else (or
+/// its directory opened without following a link, `fstatat(2)`, `unlinkat(2)`), else (or
 /// when `unlink(2)` is refused) empties it through the locked descriptor (`ftruncate(2)`).
 /// Async-signal-safe. Called only by the handler while it counts as busy and saw the pidfile
 /// armed.

@@ -284,6 +284,10 @@ impl Prepared {
     /// Removes the pidfile after a failure, and passes the error on.
     pub(crate) fn abandon(&mut self, error: Error) -> Error {
         signals::disarm_terminate();
+        // The start is given up: close what it opened first, so that the removal has the
+        // descriptor it needs even when the failure was running out of them (EMFILE).
+        self.pidfile_reader.take();
+        self.streams.clear();
         if let Some(pidfile) = self.pidfile.take() {
             let _ = pidfile.remove();
         }
