@@ -532,6 +532,32 @@ impl LineBuffer {
 mod tests {
     use super::*;
 
+    /// What a non-blocking pipe cannot take now is held, in order, and written by `retry` once
+    /// the reader made room: also when nothing was held before (written straight from the
+    /// caller's buffer).
+    #[test]
+    fn output_a_full_pipe_cannot_take_is_held_in_order() {
+        use std::io::Read;
+        use std::os::fd::AsFd;
+        let (read_end, write_end) = nix::unistd::pipe().unwrap();
+        let mut file = LogFile::inherited(write_end.as_fd(), "pipe").unwrap();
+        drop(write_end);
+        let bytes: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        let first = file.write(&bytes);
+        assert_eq!(first.unwrap_err().kind(), io::ErrorKind::WouldBlock);
+        assert!(file.is_holding());
+        let mut reader = File::from(read_end);
+        let mut got = Vec::new();
+        let mut chunk = vec![0u8; 65536];
+        while got.len() < bytes.len() {
+            let n = reader.read(&mut chunk).unwrap();
+            got.extend_from_slice(&chunk[..n]);
+            let _ = file.retry();
+        }
+        assert!(!file.is_holding());
+        assert!(got == bytes, "the bytes arrived out of order or changed");
+    }
+
     #[test]
     fn line_buffer_joins_pieces_and_flushes_the_tail() {
         let mut buffer = LineBuffer::default();
