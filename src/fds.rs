@@ -62,6 +62,20 @@ pub enum Stream {
     Append(std::path::PathBuf),
     /// A file opened before the fork: created if missing, truncated (for stdin: read).
     Truncate(std::path::PathBuf),
+    /// For stderr only: the open file description stdout gets (`fcntl(2)` `F_DUPFD_CLOEXEC`
+    /// of it), as a shell's `>F 2>&1`. Two descriptions of one file, each with its own
+    /// offset, would write over each other's lines unless both append. Refused for stdin and
+    /// stdout ([`Step::OpenStream`], `EINVAL`).
+    ///
+    /// ```
+    /// use daemonctx::{DaemonContext, Stream};
+    ///
+    /// let context = DaemonContext::new()
+    ///     .stdout(Stream::Truncate("/var/log/app.log".into()))
+    ///     .stderr(Stream::SameAsStdout);
+    /// # drop(context);
+    /// ```
+    SameAsStdout,
 }
 
 impl From<std::fs::File> for Stream {
@@ -129,6 +143,10 @@ impl Stream {
                 return duplicate_std_stream(target)
                     .map_err(|e| Error::os_nopath(Step::OpenStream, e));
             }
+            Stream::SameAsStdout => {
+                let e = io::Error::from_raw_os_error(libc::EINVAL);
+                return Err(Error::os_nopath(Step::OpenStream, e));
+            }
             Stream::Null => (std::path::PathBuf::from("/dev/null"), OFlag::O_RDWR),
             Stream::Append(path) | Stream::Truncate(path) if input => (path, OFlag::O_RDONLY),
             Stream::Append(path) => (path, OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_APPEND),
@@ -136,6 +154,12 @@ impl Stream {
         };
         open_file(&path, flags).map_err(|e| Error::os(Step::OpenStream, &path, e))
     }
+}
+
+/// Stderr's source for [`Stream::SameAsStdout`]: a copy of `stdout`'s (the opened stdout
+/// stream), sharing its open file description: `fcntl(2)` `F_DUPFD_CLOEXEC`.
+pub(crate) fn same_as_stdout(stdout: BorrowedFd<'_>) -> Result<OwnedFd, Error> {
+    duplicate_above_std_streams(stdout).map_err(|e| Error::os_nopath(Step::OpenStream, e))
 }
 
 /// A copy of the invoker's standard stream `target` (0, 1 or 2) at 3 or above, as std borrows

@@ -249,13 +249,10 @@ fn start_exec(
         true => Stream::Append(path.clone()),
         false => Stream::Truncate(path.clone()),
     };
+    // One file for both: opened once by the library (after the pidfile lock, so a start
+    // refused as already running never truncates the running daemon's log), shared as `2>&1`.
     let (stdout, stderr) = match (&cli.stdout, same_output_file(cli)) {
-        (Some(path), true) => {
-            let file = output::open_shared(path, cli.append)
-                .map_err(|e| Error::os(Step::OpenStream, path, e))?;
-            let copy = file.try_clone().map_err(|e| Error::os(Step::OpenStream, path, e))?;
-            (Stream::from(file), Stream::from(copy))
-        }
+        (Some(path), true) => (output(path), Stream::SameAsStdout),
         _ => (
             cli.stdout.as_ref().map_or_else(|| unset_stream(cli), output),
             cli.stderr.as_ref().map_or_else(|| unset_stream(cli), output),
@@ -375,15 +372,17 @@ fn start_supervised(
     let named = Path::new(&cli.command[0]);
     let syslog =
         cli.syslog.as_ref().map(|facility| connect_syslog(cli, facility, command)).transpose()?;
-    let stdout = sink(cli, cli.stdout.as_deref(), 1)?;
-    let stderr = match same_output_file(cli) {
-        true => Sink::Stdout,
-        false => sink(cli, cli.stderr.as_deref(), 2)?,
-    };
-    // Locked last: nothing after it can fail before open(), which cleans it up if it fails.
-    let null = open_null()?;
-    let child_pidfile =
-        cli.child_pidfile.as_ref().map(|path| Pidfile::lock(path, cli.pidfile_mode)).transpose()?;
+    let created = missing_log_files(cli);
+    let opened = open_sinks(cli).and_then(|(stdout, stderr)| {
+        let null = open_null()?;
+        // Locked last: nothing after it can fail before open(), which cleans it up if it fails.
+        let child_pidfile = cli.child_pidfile.as_ref();
+        let child_pidfile =
+            child_pidfile.map(|path| Pidfile::lock(path, cli.pidfile_mode)).transpose()?;
+        Ok((stdout, stderr, null, child_pidfile))
+    });
+    let (stdout, stderr, null, child_pidfile) =
+        opened.inspect_err(|_| remove_if_empty(&created))?;
     let mut config = SupervisorConfig {
         argv: command.argv().to_vec(),
         env: command.env().to_vec(),
@@ -431,6 +430,7 @@ fn start_supervised(
             if let Some(child_pidfile) = config.child_pidfile.take() {
                 let _ = child_pidfile.remove();
             }
+            remove_if_empty(&created);
             return Err(match cli.wait_ready {
                 Some(_) => command_died(name_program(e, named), named),
                 None => name_program(e, named),
@@ -440,6 +440,35 @@ fn start_supervised(
     let code = supervise::supervise(config, &mut daemon);
     drop(daemon); // removes the pidfile
     std::process::exit(code)
+}
+
+/// Where COMMAND's stdout and stderr go under the supervisor (one sink when -o and -e name one
+/// file).
+fn open_sinks(cli: &Cli) -> Result<(Sink, Sink), Error> {
+    let stdout = sink(cli, cli.stdout.as_deref(), 1)?;
+    let stderr = match same_output_file(cli) {
+        true => Sink::Stdout,
+        false => sink(cli, cli.stderr.as_deref(), 2)?,
+    };
+    Ok((stdout, stderr))
+}
+
+/// The -o and -e files that are not there yet: the supervisor's log files are opened (and
+/// created) before the pidfile is locked, so a start that fails, refused as already running
+/// say, removes them again ([`remove_if_empty`]) to leave nothing behind (`lstat(2)`).
+fn missing_log_files(cli: &Cli) -> Vec<PathBuf> {
+    let paths = [&cli.stdout, &cli.stderr].into_iter().flatten();
+    paths.filter(|path| std::fs::symlink_metadata(path).is_err()).cloned().collect()
+}
+
+/// Removes each of `paths` that is an empty regular file (`lstat(2)`, `unlink(2)`): files a
+/// failed start created, into which nothing was written.
+fn remove_if_empty(paths: &[PathBuf]) {
+    for path in paths {
+        if std::fs::symlink_metadata(path).is_ok_and(|meta| meta.is_file() && meta.len() == 0) {
+            let _ = std::fs::remove_file(path);
+        }
+    }
 }
 
 /// A supervisor waiting for readiness that exits without a report does so because COMMAND

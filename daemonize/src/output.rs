@@ -51,39 +51,47 @@ impl std::fmt::Debug for SyslogConfig {
     }
 }
 
-/// Whether `a` and `b` name the same file: equal as absolute paths, or both existing with the
-/// same device and inode (`stat(2)`, through symbolic and hard links).
+/// Whether `a` and `b` name the same file, or would once `open(2)` with `O_CREAT` creates it:
+/// the same device and inode (`stat(2)`, through symbolic and hard links), or, for a file not
+/// there yet, the same name in the same directory, where each path's last symbolic link leads
+/// (`lstat(2)`, `readlink(2)`, `stat(2)` of the directory; `..` and `.` need no spelling rule).
 pub fn same_file(a: &Path, b: &Path) -> bool {
-    let absolute = |p: &Path| std::path::absolute(p).ok();
-    if absolute(a).is_some_and(|a| Some(a) == absolute(b)) {
-        return true;
-    }
-    match (std::fs::metadata(a), std::fs::metadata(b)) {
-        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+    match (would_open(a), would_open(b)) {
+        (Some(a), Some(b)) => a == b,
         _ => false,
     }
 }
 
-/// Opens `path` once for COMMAND's stdout and stderr in exec mode (`open(2)`, mode 0644, with
-/// `O_APPEND` for `-a`, else `O_TRUNC`; `O_NOCTTY`, `O_CLOEXEC`), as the library opens an
-/// output file. A FIFO without a reader fails (`ENXIO`, opened `O_NONBLOCK`) instead of
-/// blocking; the flag is then cleared (`fcntl(2)` `F_SETFL`).
-///
-/// # Errors
-/// The OS error of `open(2)` or `fcntl(2)`.
-pub fn open_shared(path: &Path, append: bool) -> io::Result<File> {
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .append(append)
-        .truncate(!append)
-        .mode(0o644)
-        .custom_flags(libc::O_NOCTTY | libc::O_NONBLOCK)
-        .open(path)?;
-    let flags = nix::fcntl::fcntl(&file, nix::fcntl::FcntlArg::F_GETFL)?;
-    let blocking = nix::fcntl::OFlag::from_bits_truncate(flags) & !nix::fcntl::OFlag::O_NONBLOCK;
-    nix::fcntl::fcntl(&file, nix::fcntl::FcntlArg::F_SETFL(blocking))?;
-    Ok(file)
+/// What opening `path` for writing reaches: an existing file, or a new name in a directory.
+#[derive(PartialEq, Eq)]
+enum Target {
+    Existing { dev: u64, ino: u64 },
+    New { dev: u64, ino: u64, name: std::ffi::OsString },
+}
+
+/// The [`Target`] of `path`; `None` when it cannot be told (no parent directory, a loop).
+fn would_open(path: &Path) -> Option<Target> {
+    if let Ok(meta) = std::fs::metadata(path) {
+        return Some(Target::Existing { dev: meta.dev(), ino: meta.ino() });
+    }
+    let mut path = path.to_path_buf();
+    // A dangling symbolic link: open(2) creates the file it points at (40: the kernel's limit).
+    for _ in 0..40 {
+        let Ok(link) = std::fs::read_link(&path) else {
+            let name = path.file_name()?.to_os_string();
+            let dir = match path.parent() {
+                Some(dir) if !dir.as_os_str().is_empty() => dir,
+                _ => Path::new("."),
+            };
+            let meta = std::fs::metadata(dir).ok()?;
+            return Some(Target::New { dev: meta.dev(), ino: meta.ino(), name });
+        };
+        path = match path.parent() {
+            Some(dir) => dir.join(link),
+            None => link,
+        };
+    }
+    None
 }
 
 /// A log file held by the supervisor, opened for appending, reopened on request.
