@@ -19,7 +19,6 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::path::Path;
 
 use nix::fcntl::{self, FcntlArg, OFlag};
-use nix::sys::stat::Mode;
 
 use crate::error::{Error, Step};
 use crate::sys::fd;
@@ -59,6 +58,8 @@ pub enum Stream {
     /// An open file (or socket, pipe, terminal) given by the caller.
     Fd(OwnedFd),
     /// A file opened before the fork: created if missing, appended to (for stdin: read).
+    /// Opened with [`crate::safe_open::open`]: no symbolic link is followed in a directory that
+    /// users other than root and the caller can write.
     Append(std::path::PathBuf),
     /// A file opened before the fork: created if missing, truncated (for stdin: read).
     Truncate(std::path::PathBuf),
@@ -172,11 +173,12 @@ fn duplicate_std_stream(target: RawFd) -> io::Result<OwnedFd> {
     }
 }
 
-/// `open(2)` with `O_NONBLOCK`, so a FIFO without a reader fails (`ENXIO`) instead of
+/// Opens with [`crate::safe_open::open`] (no symbolic or hard link planted by another user
+/// can redirect it) and `O_NONBLOCK`, so a FIFO without a reader fails (`ENXIO`) instead of
 /// blocking the start; the flag is cleared again (`fcntl(2)` `F_SETFL`) for the daemon.
 fn open_file(path: &Path, flags: OFlag) -> io::Result<OwnedFd> {
     let flags = flags | OFlag::O_CLOEXEC | OFlag::O_NOCTTY;
-    let fd = fcntl::open(path, flags | OFlag::O_NONBLOCK, Mode::from_bits_truncate(0o644))?;
+    let fd = crate::safe_open::open(path, (flags | OFlag::O_NONBLOCK).bits(), 0o644)?;
     // F_SETFL ignores O_CLOEXEC, O_CREAT and O_TRUNC.
     fcntl::fcntl(&fd, FcntlArg::F_SETFL(flags))?;
     above_std_streams(fd)

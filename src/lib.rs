@@ -42,6 +42,7 @@ pub mod error;
 mod fds;
 pub mod pidfile;
 pub mod process;
+pub mod safe_open;
 pub mod signals;
 mod start;
 pub mod stop;

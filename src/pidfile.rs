@@ -13,9 +13,12 @@
 //! (`F_OFD_GETLK`). A status check that took the lock, even for a moment, could make a
 //! concurrent start fail with "already running"; ours never does.
 //!
-//! The sequence: `open(2)` with `O_NOFOLLOW | O_CLOEXEC` (a symlink as the last component is
-//! refused), `fstat(2)` (an existing world-writable or non-regular file is refused), lock,
-//! `lstat(2)` to check that the path still names the locked inode (else retry), `ftruncate(2)`.
+//! The sequence: the directory is opened with [`crate::safe_open::open_dir`] (no symbolic link
+//! followed in a directory other users can write), the file in it with `openat(2)`
+//! `O_NOFOLLOW | O_CLOEXEC` (a symlink as the last component is refused), `fstat(2)` (an
+//! existing file must be regular, not world-writable, have one link and belong to the caller or
+//! the daemon's user), lock, `fstatat(2)` in the directory to check that the name still names
+//! the locked inode (else retry), `ftruncate(2)`.
 //! The pid is written with `pwrite(2)` + `fsync(2)` into the locked file, never renamed over it.
 #![allow(unsafe_code)]
 
@@ -76,14 +79,28 @@ pub enum Status {
 impl Pidfile {
     /// Opens (creating it with `mode` if needed) and locks the pidfile at `path`, then empties it.
     ///
-    /// System calls: `open(2)` (`O_NOFOLLOW | O_CLOEXEC`), `fstat(2)`, `fchmod(2)` on a file it
-    /// created, `fcntl(2)` `F_OFD_SETLK`, `lstat(2)`, `ftruncate(2)`.
+    /// System calls: the directory's walk ([`crate::safe_open::open_dir`]), `openat(2)`
+    /// (`O_NOFOLLOW | O_CLOEXEC`), `fstat(2)`, `fchmod(2)` on a file it created, `fcntl(2)`
+    /// `F_OFD_SETLK`, `fstatat(2)`, `ftruncate(2)`.
     ///
     /// # Errors
     /// [`Error::Os`] with [`Step::OpenPidfile`] or [`Step::LockPidfile`];
     /// [`Error::UnsafePidfile`] for an existing world-writable or non-regular file.
     pub fn acquire(path: impl AsRef<Path>, mode: u32) -> Result<Acquire, Error> {
-        acquire(path.as_ref(), mode, true)
+        acquire(path.as_ref(), mode, true, None)
+    }
+
+    /// Like [`Pidfile::acquire`], for a daemon that will run as `user`: an existing file owned
+    /// by `user` is accepted as well as one owned by the caller.
+    ///
+    /// # Errors
+    /// As [`Pidfile::acquire`].
+    pub fn acquire_for(
+        path: impl AsRef<Path>,
+        mode: u32,
+        user: Option<u32>,
+    ) -> Result<Acquire, Error> {
+        acquire(path.as_ref(), mode, true, user)
     }
 
     /// Locks `path` like a pidfile but leaves its content alone: a lock file (the `-l` of
@@ -92,8 +109,21 @@ impl Pidfile {
     /// # Errors
     /// As [`Pidfile::lock`].
     pub fn lock_file(path: impl AsRef<Path>, mode: u32) -> Result<Pidfile, Error> {
+        Pidfile::lock_file_for(path, mode, None)
+    }
+
+    /// [`Pidfile::lock_file`] for a daemon that will run as `user` (see
+    /// [`Pidfile::acquire_for`]).
+    ///
+    /// # Errors
+    /// As [`Pidfile::lock`].
+    pub fn lock_file_for(
+        path: impl AsRef<Path>,
+        mode: u32,
+        user: Option<u32>,
+    ) -> Result<Pidfile, Error> {
         let path = path.as_ref();
-        match acquire(path, mode, false)? {
+        match acquire(path, mode, false, user)? {
             Acquire::Locked(file) => Ok(file),
             Acquire::HeldBy(pid) => Err(Error::AlreadyRunning { pidfile: path.to_path_buf(), pid }),
         }
@@ -101,32 +131,66 @@ impl Pidfile {
 }
 
 /// The sequence behind [`Pidfile::acquire`] and [`Pidfile::lock_file`].
-fn acquire(path: &Path, mode: u32, empty_it: bool) -> Result<Acquire, Error> {
+fn acquire(path: &Path, mode: u32, empty_it: bool, user: Option<u32>) -> Result<Acquire, Error> {
     if mode & !0o777 != 0 || mode & 0o002 != 0 {
         let reason = "its mode would let anyone rewrite it (world-writable or special bits)";
         return Err(Error::UnsafePidfile { pidfile: path.to_path_buf(), reason });
     }
     // Absolute, so that the daemon, once in `/`, still names the file it locked.
     let path = &std::path::absolute(path).map_err(|e| Error::os(Step::OpenPidfile, path, e))?;
-    let c_path = path_to_cstring(path).map_err(|e| Error::os(Step::OpenPidfile, path, e))?;
+    let (dir, name) = open_parent(path).map_err(|e| Error::os(Step::OpenPidfile, path, e))?;
+    let acquired = lock_in(dir.as_fd(), &name, path, mode, empty_it, user)?;
+    drop(dir);
+    Ok(match acquired {
+        Acquire::Locked(mut pidfile) => {
+            pidfile.fd = lowest_number(pidfile.fd);
+            Acquire::Locked(pidfile)
+        }
+        held => held,
+    })
+}
+
+/// The same open file description on the lowest free descriptor number when that is lower
+/// (`fcntl(2)` `F_DUPFD_CLOEXEC`): where `open(2)` would have put it had the directory not been
+/// open meanwhile. `fd` itself when nothing lower is free.
+fn lowest_number(fd: OwnedFd) -> OwnedFd {
+    // SAFETY: F_DUPFD_CLOEXEC takes an int and returns a new descriptor.
+    let copy = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 0) };
+    if copy < 0 {
+        return fd;
+    }
+    // SAFETY: fcntl just returned this new descriptor; nothing else owns it.
+    let copy = unsafe { OwnedFd::from_raw_fd(copy) };
+    if copy.as_raw_fd() < fd.as_raw_fd() { copy } else { fd }
+}
+
+/// Opens or creates `name` in `dir`, checks it, locks it, and (for a pidfile) empties it.
+fn lock_in(
+    dir: BorrowedFd<'_>,
+    name: &CString,
+    path: &Path,
+    mode: u32,
+    empty_it: bool,
+    user: Option<u32>,
+) -> Result<Acquire, Error> {
     loop {
-        let (fd, created) = open_or_create(&c_path, mode).map_err(|e| open_error(path, e))?;
+        let (fd, created) = open_or_create(dir, name, mode).map_err(|e| open_error(path, e))?;
         // A file this call created is removed again if anything below fails.
         let undo = |error: Error| {
             if created {
-                // SAFETY: c_path is NUL-terminated.
-                unsafe { libc::unlink(c_path.as_ptr()) };
+                // SAFETY: dir is an open directory and name NUL-terminated.
+                unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), 0) };
             }
             error
         };
         let meta = fstat(fd.as_fd()).map_err(|e| undo(Error::os(Step::OpenPidfile, path, e)))?;
-        check_safe(path, &meta, created)?;
+        check_safe(path, &meta, created, user).map_err(undo)?;
         match lock_exclusive(fd.as_fd()) {
             Ok(true) => {}
             Ok(false) => return Ok(Acquire::HeldBy(read_holder_pid(fd.as_fd()))),
             Err(e) => return Err(undo(Error::os(Step::LockPidfile, path, e))),
         }
-        if !still_named_by(&c_path, meta.st_dev, meta.st_ino) {
+        if !named_in(dir, name, meta.st_dev, meta.st_ino) {
             continue; // replaced or removed between open and lock: lock the new one
         }
         if empty_it {
@@ -141,13 +205,41 @@ fn acquire(path: &Path, mode: u32, empty_it: bool) -> Result<Acquire, Error> {
     }
 }
 
+/// The directory of `path`, opened with [`crate::safe_open::open_dir`] (no symbolic link is
+/// followed in a directory other users can write), and the file's name in it.
+fn open_parent(path: &Path) -> io::Result<(OwnedFd, CString)> {
+    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a file path"));
+    };
+    Ok((crate::safe_open::open_dir(parent)?, path_to_cstring(Path::new(name))?))
+}
+
 impl Pidfile {
     /// Like [`Pidfile::acquire`], but a held lock is an [`Error::AlreadyRunning`].
     ///
     /// # Errors
     /// As [`Pidfile::acquire`], plus [`Error::AlreadyRunning`] naming the holder's pid.
     pub fn lock(path: impl AsRef<Path>, mode: u32) -> Result<Pidfile, Error> {
-        match Pidfile::acquire(path.as_ref(), mode)? {
+        Pidfile::lock_for(path, mode, None)
+    }
+
+    /// Like [`Pidfile::lock`], for a daemon that will run as `user` (see
+    /// [`Pidfile::acquire_for`]).
+    ///
+    /// # Errors
+    /// As [`Pidfile::lock`].
+    ///
+    /// ```no_run
+    /// // A pidfile that an earlier run left owned by uid 33 is accepted for a daemon of uid 33.
+    /// let pidfile = daemonctx::Pidfile::lock_for("/run/app.pid", 0o644, Some(33))?;
+    /// # Ok::<(), daemonctx::Error>(())
+    /// ```
+    pub fn lock_for(
+        path: impl AsRef<Path>,
+        mode: u32,
+        user: Option<u32>,
+    ) -> Result<Pidfile, Error> {
+        match Pidfile::acquire_for(path.as_ref(), mode, user)? {
             Acquire::Locked(pidfile) => Ok(pidfile),
             Acquire::HeldBy(pid) => {
                 Err(Error::AlreadyRunning { pidfile: path.as_ref().to_path_buf(), pid })
@@ -206,33 +298,79 @@ impl Pidfile {
         }
     }
 
+    /// A second open file description of the locked file, read-only: `open(2)` of
+    /// `/proc/self/fd/N` (no lookup of the path again), checked with `fstat(2)` to be the same
+    /// inode. What an exec'd command gets in place of this one ([`Pidfile::hand_over_to`]).
+    ///
+    /// # Errors
+    /// The OS error of `open(2)` or `fstat(2)`; `InvalidData` for another inode.
+    pub(crate) fn reopen_read_only(&self) -> io::Result<OwnedFd> {
+        let proc_path = CString::new(format!("/proc/self/fd/{}", self.fd.as_raw_fd()))
+            .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+        // Not open_raw: /proc/self/fd/N is a link to follow, to this very file.
+        let flags = libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOCTTY | libc::O_NONBLOCK;
+        // SAFETY: proc_path is NUL-terminated; no O_CREAT, so no mode is read.
+        let fd = unsafe { libc::open(proc_path.as_ptr(), flags) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: open just returned this descriptor and nothing else owns it.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let meta = fstat(fd.as_fd())?;
+        if (meta.st_dev, meta.st_ino) != (self.dev, self.ino) {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, "another file"));
+        }
+        Ok(fd)
+    }
+
+    /// Moves the lock onto `reader`, a read-only description of the same file
+    /// ([`Pidfile::reopen_read_only`]), and puts `reader` on this pidfile's descriptor number,
+    /// so that an exec'd command inherits the lock but cannot write the file. Async-signal-safe.
+    ///
+    /// A write lock needs a writable description (`F_WRLCK` on a read-only one is `EBADF`), so
+    /// the command gets a read lock, which keeps every other start out all the same (they ask
+    /// for a write lock). The lock is never released on the way: `fcntl(2)` `F_OFD_SETLK`
+    /// `F_RDLCK` on this description turns its write lock into a read lock, then `reader` takes a
+    /// read lock of its own, then `dup2(2)` puts `reader` on this number (the writable
+    /// description's lock goes with its last descriptor, in the original process).
+    ///
+    /// # Errors
+    /// The errno of the `fcntl(2)` or `dup2(2)` that failed.
+    pub(crate) fn hand_over_to(&self, reader: BorrowedFd<'_>) -> Result<(), i32> {
+        let shared = whole_file_lock(libc::F_RDLCK as libc::c_short);
+        for fd in [self.fd.as_raw_fd(), reader.as_raw_fd()] {
+            // SAFETY: shared is a valid struct flock for the duration of the call.
+            if unsafe { libc::fcntl(fd, libc::F_OFD_SETLK, &shared) } != 0 {
+                return Err(errno());
+            }
+        }
+        // SAFETY: both are open descriptors; the number self.fd owns now refers to the reader's
+        // description, which the caller execs with (no owner uses it as the old one again).
+        if unsafe { libc::dup2(reader.as_raw_fd(), self.fd.as_raw_fd()) } < 0 {
+            return Err(errno());
+        }
+        Ok(())
+    }
+
     /// Names the file by `path` from now on: where the daemon sees it after `chroot(2)`.
     pub(crate) fn rename_as_seen(&mut self, path: PathBuf) {
         self.path = path;
     }
 
     /// Removes the pidfile at `path` if nobody holds it (a daemon that died and left it):
-    /// locks it, then removes it. `Ok(false)` when a live daemon holds it, or there is none.
+    /// [`Inspected::open`], then [`Inspected::remove_if_stale`]. `Ok(false)` when a live daemon
+    /// holds it, or there is none.
     ///
     /// # Errors
-    /// As [`Pidfile::acquire`] and [`Pidfile::remove`].
+    /// [`Error::Os`] with [`Step::OpenPidfile`], [`Step::LockPidfile`] or
+    /// [`Step::RemovePidfile`].
     pub fn remove_stale(path: impl AsRef<Path>) -> Result<bool, Error> {
         let path = path.as_ref();
-        let failed = |step, e| Error::os(step, path, e);
-        let c_path = path_to_cstring(path).map_err(|e| failed(Step::OpenPidfile, e))?;
-        // No O_CREAT: a pidfile that is already gone must not be created only to be removed.
-        let fd = match open_raw(&c_path, libc::O_RDWR, 0) {
-            Ok(fd) => fd,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
-            Err(e) => return Err(failed(Step::OpenPidfile, e)),
-        };
-        let meta = fstat(fd.as_fd()).map_err(|e| failed(Step::OpenPidfile, e))?;
-        if !lock_exclusive(fd.as_fd()).map_err(|e| failed(Step::LockPidfile, e))? {
-            return Ok(false);
+        match Inspected::open(path) {
+            Ok(inspected) => inspected.remove_if_stale(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(Error::os(Step::OpenPidfile, path, e)),
         }
-        let pidfile = Pidfile { fd, path: path.to_path_buf(), dev: meta.st_dev, ino: meta.st_ino };
-        let named = still_named_by(&c_path, meta.st_dev, meta.st_ino);
-        pidfile.remove().map(|()| named)
     }
 
     /// The path this pidfile was opened at.
@@ -245,16 +383,143 @@ impl Pidfile {
         (self.dev, self.ino)
     }
 
-    /// Judges the pidfile at `path` by its lock, without taking it: `open(2)` read-only with
-    /// `O_NOFOLLOW`, `fcntl(2)` `F_OFD_GETLK`, `read(2)`.
+    /// Judges the pidfile at `path` by its lock, without taking it: [`Inspected::open`], then
+    /// [`Inspected::status`].
     ///
     /// Never disturbs a concurrent [`Pidfile::acquire`]: it only asks whether the lock is held.
     pub fn status(path: impl AsRef<Path>) -> Status {
-        match inspect(path.as_ref()) {
-            Ok(status) => status,
+        match Inspected::open(path.as_ref()) {
+            Ok(inspected) => inspected.status(),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Status::Absent,
             Err(e) => Status::Unknown(e),
         }
+    }
+}
+
+/// A pidfile opened once, read-only, to be judged and acted on through its descriptors: what
+/// [`crate::stop::stop`] and `--status` work on. The path is looked up once, in
+/// [`Inspected::open`]; every later question (is it locked, which pid does it name, who holds
+/// it, may it be removed) goes to the open file or to its directory's descriptor, so renaming
+/// another file or a symbolic link over the path meanwhile changes nothing.
+///
+/// ```no_run
+/// use daemonctx::pidfile::Inspected;
+/// use daemonctx::Status;
+/// let pidfile = Inspected::open("/run/app.pid".as_ref())?;
+/// if let Status::Stale(_) = pidfile.status() {
+///     pidfile.remove_if_stale().expect("removable"); // unlinkat(2) in the same directory
+/// }
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct Inspected {
+    dir: OwnedFd,
+    name: CString,
+    fd: OwnedFd,
+    dev: u64,
+    ino: u64,
+    path: PathBuf,
+}
+
+impl Inspected {
+    /// Opens the directory of `path` ([`crate::safe_open::open_dir`]: no symbolic link is
+    /// followed in a directory other users can write), then the file in it (`openat(2)`
+    /// `O_RDONLY | O_NOFOLLOW | O_NONBLOCK`), and checks that it is a regular file (`fstat(2)`).
+    ///
+    /// # Errors
+    /// `NotFound` when there is no pidfile; `ELOOP` for a symbolic link; `InvalidInput` for a
+    /// file that is not a regular one; other OS errors of the calls.
+    ///
+    /// ```no_run
+    /// let inspected = daemonctx::pidfile::Inspected::open("/run/app.pid".as_ref())?;
+    /// println!("{:?}", inspected.status());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn open(path: &Path) -> io::Result<Inspected> {
+        let path = std::path::absolute(path)?;
+        let (dir, name) = open_parent(&path)?;
+        let fd = openat_raw(dir.as_fd(), &name, libc::O_RDONLY | libc::O_NONBLOCK)?;
+        let meta = fstat(fd.as_fd())?;
+        if meta.st_mode & libc::S_IFMT != libc::S_IFREG {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a regular file"));
+        }
+        Ok(Inspected { dir, name, fd, dev: meta.st_dev, ino: meta.st_ino, path })
+    }
+
+    /// Running or stale, judged by the lock (`fcntl(2)` `F_OFD_GETLK` on the open file); the
+    /// pid written in it (`pread(2)`; an empty locked file is read again for up to a second,
+    /// as its holder writes right after locking).
+    ///
+    /// An unlocked empty file reads as [`Status::Absent`]: a daemon that could not unlink it
+    /// (after a privilege drop or a chroot) empties it instead.
+    pub fn status(&self) -> Status {
+        match self.is_locked() {
+            Ok(true) => Status::Running(read_holder_pid(self.fd.as_fd())),
+            Ok(false) => match read_content(self.fd.as_fd()) {
+                Ok(content) if content.is_empty() => Status::Absent,
+                content => Status::Stale(content.ok().and_then(|c| parse_pid(&c))),
+            },
+            Err(e) => Status::Unknown(e),
+        }
+    }
+
+    /// Whether any process holds a lock on the open file (`fcntl(2)` `F_OFD_GETLK`), now.
+    ///
+    /// # Errors
+    /// The OS error of `fcntl(2)`.
+    pub fn is_locked(&self) -> io::Result<bool> {
+        is_locked(self.fd.as_fd())
+    }
+
+    /// The device and inode numbers of the open file, as `fstat(2)` gave them.
+    pub fn identity(&self) -> (u64, u64) {
+        (self.dev, self.ino)
+    }
+
+    /// The path it was opened at.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Removes the file if nobody holds its lock and its name in the directory still names
+    /// it: `openat(2)` read-write (the same inode, by `fstat(2)`), `fcntl(2)` `F_OFD_SETLK`,
+    /// `fstatat(2)` and `unlinkat(2)` in the directory opened at first (when another file has
+    /// taken the name, this one is emptied with `ftruncate(2)` instead). `Ok(false)` when a
+    /// process holds the lock, or the name now names another file.
+    ///
+    /// # Errors
+    /// [`Error::Os`] with [`Step::OpenPidfile`], [`Step::LockPidfile`] or
+    /// [`Step::RemovePidfile`].
+    pub fn remove_if_stale(&self) -> Result<bool, Error> {
+        let failed = |step, e| Error::os(step, &self.path, e);
+        let fd = match openat_raw(self.dir.as_fd(), &self.name, libc::O_RDWR | libc::O_NONBLOCK) {
+            Ok(fd) => fd,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(failed(Step::OpenPidfile, e)),
+        };
+        let meta = fstat(fd.as_fd()).map_err(|e| failed(Step::OpenPidfile, e))?;
+        if (meta.st_dev, meta.st_ino) != (self.dev, self.ino) {
+            return Ok(false);
+        }
+        if !lock_exclusive(fd.as_fd()).map_err(|e| failed(Step::LockPidfile, e))? {
+            return Ok(false);
+        }
+        if !named_in(self.dir.as_fd(), &self.name, self.dev, self.ino) {
+            truncate(fd.as_fd()).map_err(|e| failed(Step::RemovePidfile, e))?;
+            return Ok(false);
+        }
+        // SAFETY: dir is an open directory descriptor and name a NUL-terminated string.
+        if unsafe { libc::unlinkat(self.dir.as_raw_fd(), self.name.as_ptr(), 0) } != 0 {
+            return Err(failed(Step::RemovePidfile, io::Error::last_os_error()));
+        }
+        Ok(true)
+    }
+}
+
+impl AsFd for Inspected {
+    /// The open pidfile (read-only).
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
     }
 }
 
@@ -271,13 +536,18 @@ impl AsRawFd for Pidfile {
 }
 
 /// Writes `pid` into the pidfile at `path` of a running daemon, for a daemon whose main
-/// process changed (`MAINPID=`): `open(2)` with `O_NOFOLLOW`, `fcntl(2)` `F_OFD_GETLK` (the lock
-/// must be held by the daemon), then `ftruncate(2)`, `pwrite(2)`, `fsync(2)`.
+/// process changed (`MAINPID=`): opened with [`crate::safe_open::open`] (no link another user
+/// planted is followed), `fstat(2)` (a regular file), `fcntl(2)` `F_OFD_GETLK` (the lock must
+/// be held by the daemon), then `ftruncate(2)`, `pwrite(2)`, `fsync(2)`.
 ///
 /// # Errors
-/// The OS error of a failed call; `NotFound` when nobody holds the lock.
+/// The OS error of a failed call; `NotFound` when nobody holds the lock; `InvalidInput` for a
+/// file that is not a regular one.
 pub fn replace_pid(path: &Path, pid: u32) -> io::Result<()> {
-    let fd = open_raw(&path_to_cstring(path)?, libc::O_WRONLY, 0)?;
+    let fd = crate::safe_open::open(path, libc::O_WRONLY | libc::O_NONBLOCK, 0)?;
+    if fstat(fd.as_fd())?.st_mode & libc::S_IFMT != libc::S_IFREG {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a regular file"));
+    }
     if !is_locked(fd.as_fd())? {
         return Err(io::Error::new(io::ErrorKind::NotFound, "no daemon holds the pidfile"));
     }
@@ -297,23 +567,6 @@ pub fn parse_pid(content: &[u8]) -> Option<u32> {
     let pid: u64 = std::str::from_utf8(digits).ok()?.parse().ok()?;
     // pid_max is at most 2^22; anything that does not fit a pid_t is garbage.
     u32::try_from(pid).ok().filter(|pid| *pid > 0 && *pid <= i32::MAX as u32)
-}
-
-fn inspect(path: &Path) -> io::Result<Status> {
-    let c_path = path_to_cstring(path)?;
-    let fd = open_raw(&c_path, libc::O_RDONLY | libc::O_NONBLOCK, 0)?;
-    let meta = fstat(fd.as_fd())?;
-    if meta.st_mode & libc::S_IFMT != libc::S_IFREG {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a regular file"));
-    }
-    if is_locked(fd.as_fd())? {
-        return Ok(Status::Running(read_holder_pid(fd.as_fd())));
-    }
-    match read_content(fd.as_fd()) {
-        // Emptied by a daemon that could not unlink it (after a privilege drop or a chroot).
-        Ok(content) if content.is_empty() => Ok(Status::Absent),
-        content => Ok(Status::Stale(content.ok().and_then(|c| parse_pid(&c)))),
-    }
 }
 
 /// Reads the pid a lock holder wrote. A holder writes right after it locks, so an empty file is
@@ -400,27 +653,46 @@ fn open_error(path: &Path, e: io::Error) -> Error {
     Error::os(Step::OpenPidfile, path, e)
 }
 
-fn check_safe(path: &Path, meta: &libc::stat, created: bool) -> Result<(), Error> {
+/// Refuses what a pidfile must not be: not a regular file, or (when it already existed)
+/// world-writable, linked from elsewhere (`st_nlink > 1`: a hard link to another file, which
+/// truncating would destroy), or owned by someone other than the caller or `user`.
+fn check_safe(
+    path: &Path,
+    meta: &libc::stat,
+    created: bool,
+    user: Option<u32>,
+) -> Result<(), Error> {
     let unsafe_because = |reason| Err(Error::UnsafePidfile { pidfile: path.to_path_buf(), reason });
     if meta.st_mode & libc::S_IFMT != libc::S_IFREG {
         return unsafe_because("it is not a regular file");
     }
-    if !created && meta.st_mode & 0o002 != 0 {
+    if created {
+        return Ok(());
+    }
+    if meta.st_mode & 0o002 != 0 {
         return unsafe_because("it is world-writable, anyone could make it name another process");
+    }
+    if meta.st_nlink > 1 {
+        return unsafe_because("it has other hard links, it may be another file");
+    }
+    let owner = meta.st_uid;
+    if owner != nix::unistd::geteuid().as_raw() && Some(owner) != user {
+        return unsafe_because("it belongs to another user");
     }
     Ok(())
 }
 
-/// Opens an existing pidfile or creates a new one (`O_EXCL`, then `fchmod(2)` to `mode`).
-fn open_or_create(c_path: &CString, mode: u32) -> io::Result<(OwnedFd, bool)> {
+/// Opens an existing pidfile `name` in `dir` or creates a new one (`openat(2)` with `O_EXCL`,
+/// then `fchmod(2)` to `mode`).
+fn open_or_create(dir: BorrowedFd<'_>, name: &CString, mode: u32) -> io::Result<(OwnedFd, bool)> {
     loop {
-        match open_raw(c_path, libc::O_RDWR | libc::O_CREAT | libc::O_EXCL, mode) {
+        match openat_create(dir, name, mode) {
             Ok(fd) => {
                 // SAFETY: fd is open and ours; fchmod has no memory preconditions.
                 if unsafe { libc::fchmod(fd.as_raw_fd(), mode as libc::mode_t) } != 0 {
                     let e = io::Error::last_os_error();
-                    // SAFETY: c_path is NUL-terminated; the file is the one just created.
-                    unsafe { libc::unlink(c_path.as_ptr()) };
+                    // SAFETY: dir is open, name NUL-terminated; the file is the one just created.
+                    unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), 0) };
                     return Err(e);
                 }
                 return Ok((fd, true));
@@ -428,7 +700,7 @@ fn open_or_create(c_path: &CString, mode: u32) -> io::Result<(OwnedFd, bool)> {
             Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
             Err(e) => return Err(e),
         }
-        match open_raw(c_path, libc::O_RDWR, 0) {
+        match openat_raw(dir, name, libc::O_RDWR) {
             Ok(fd) => return Ok((fd, false)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => continue, // removed meanwhile
             Err(e) => return Err(e),
@@ -436,16 +708,50 @@ fn open_or_create(c_path: &CString, mode: u32) -> io::Result<(OwnedFd, bool)> {
     }
 }
 
-/// `open(2)` with `O_NOFOLLOW | O_CLOEXEC | O_NOCTTY` added to `flags`.
-fn open_raw(c_path: &CString, flags: i32, mode: u32) -> io::Result<OwnedFd> {
-    let flags = flags | libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NOCTTY;
-    // SAFETY: c_path is a valid NUL-terminated string; mode is passed as the variadic argument.
-    let fd = unsafe { libc::open(c_path.as_ptr(), flags, mode as libc::c_uint) };
+/// `openat(2)` with `O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY` and `mode`.
+fn openat_create(dir: BorrowedFd<'_>, name: &CString, mode: u32) -> io::Result<OwnedFd> {
+    let flags = libc::O_RDWR
+        | libc::O_CREAT
+        | libc::O_EXCL
+        | libc::O_NOFOLLOW
+        | libc::O_CLOEXEC
+        | libc::O_NOCTTY;
+    // SAFETY: dir is an open directory, name a NUL-terminated string; mode is the variadic
+    // argument O_CREAT reads.
+    let fd = unsafe { libc::openat(dir.as_raw_fd(), name.as_ptr(), flags, mode as libc::c_uint) };
     if fd < 0 {
         return Err(io::Error::last_os_error());
     }
-    // SAFETY: open just returned this descriptor and nothing else owns it.
+    // SAFETY: openat just returned this descriptor and nothing else owns it.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// `openat(2)` of `name` in `dir` with `O_NOFOLLOW | O_CLOEXEC | O_NOCTTY` added to `flags`.
+fn openat_raw(dir: BorrowedFd<'_>, name: &CString, flags: i32) -> io::Result<OwnedFd> {
+    let flags = flags | libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NOCTTY;
+    // SAFETY: dir is an open descriptor and name a valid NUL-terminated string; no O_CREAT, so
+    // no mode argument is read.
+    let fd = unsafe { libc::openat(dir.as_raw_fd(), name.as_ptr(), flags) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: openat just returned this descriptor and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Whether `name` in `dir` names the inode `(dev, ino)` (`fstatat(2)`, not following a link).
+fn named_in(dir: BorrowedFd<'_>, name: &CString, dev: u64, ino: u64) -> bool {
+    let mut meta = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: dir is open, name NUL-terminated, meta a valid out-pointer.
+    let rc = unsafe {
+        libc::fstatat(dir.as_raw_fd(), name.as_ptr(), meta.as_mut_ptr(), libc::AT_SYMLINK_NOFOLLOW)
+    };
+    if rc != 0 {
+        return false;
+    }
+    // SAFETY: fstatat succeeded, so it filled meta.
+    let meta = unsafe { meta.assume_init() };
+    meta.st_dev == dev && meta.st_ino == ino
 }
 
 fn fstat(fd: BorrowedFd<'_>) -> io::Result<libc::stat> {

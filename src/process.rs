@@ -10,8 +10,7 @@
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
-use std::path::Path;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// What `/proc/PID/stat` says about a process.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -68,46 +67,177 @@ fn descendants_in(processes: &[(u32, Stat)], ancestor: u32) -> Vec<u32> {
     found
 }
 
-/// Every live descendant of `ancestor`, and the process groups whose live members are all
-/// descendants (other than `ancestor`'s own group): groups that `kill(2)` with a negative pid
-/// can signal without touching anyone else. One scan of `/proc/*/stat`.
-///
-/// A group signal reaches every member at once, even one being forked right then, where a
-/// signal per pid can miss a child born after the scan.
-pub fn descendants_and_their_groups(ancestor: u32) -> (Vec<u32>, Vec<u32>) {
-    let processes = live_processes();
-    let tree = descendants_in(&processes, ancestor);
-    let own = processes.iter().find(|(pid, _)| *pid == ancestor).map(|(_, s)| s.pgrp);
-    let mut groups: Vec<u32> = processes
-        .iter()
-        .filter(|(pid, _)| tree.contains(pid))
-        .map(|(_, s)| s.pgrp)
-        .filter(|group| *group > 1 && Some(*group) != own)
-        .collect();
-    groups.sort_unstable();
-    groups.dedup();
-    groups.retain(|group| {
-        processes.iter().filter(|(_, s)| s.pgrp == *group).all(|(pid, _)| tree.contains(pid))
-    });
-    (tree, groups)
+/// A process pinned by a pidfd (`pidfd_open(2)`), with the pid it had when it was pinned.
+/// Signals go through the pidfd, so they can never reach a later process that reuses the pid.
+#[derive(Debug)]
+pub struct Pinned {
+    pid: u32,
+    fd: OwnedFd,
 }
 
-/// Sends `signal` to every process group made only of `ancestor`'s descendants, then to every
-/// descendant (`kill(2)`), after one scan of `/proc` ([`descendants_and_their_groups`]).
-/// `ancestor` itself is not signalled. What a descendant forks between the scan and the signal
-/// is reached through its group, when that group is one of those; call again to catch the rest.
-pub fn signal_descendants(ancestor: u32, signal: i32) {
-    let (tree, groups) = descendants_and_their_groups(ancestor);
+impl Pinned {
+    /// Pins the process `pid` now is: `pidfd_open(2)`.
+    ///
+    /// # Errors
+    /// `ESRCH` when there is no such process; other OS errors of `pidfd_open(2)`.
+    ///
+    /// ```
+    /// let me = daemonctx::process::Pinned::open(std::process::id()).unwrap();
+    /// assert!(!me.has_exited());
+    /// ```
+    pub fn open(pid: u32) -> io::Result<Pinned> {
+        Ok(Pinned { pid, fd: pidfd_open(pid)? })
+    }
+
+    /// The pid the process had when pinned.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// The pidfd.
+    pub fn pidfd(&self) -> &OwnedFd {
+        &self.fd
+    }
+
+    /// Whether the process has exited (a zombie counts as exited): `poll(2)` on the pidfd,
+    /// without waiting.
+    pub fn has_exited(&self) -> bool {
+        wait_exit(&self.fd, Instant::now())
+    }
+
+    /// `pidfd_send_signal(2)`: `signal` to exactly this process.
+    ///
+    /// # Errors
+    /// The OS error (`ESRCH` once it has exited, `EPERM`).
+    pub fn signal(&self, signal: i32) -> io::Result<()> {
+        pidfd_send_signal(&self.fd, signal)
+    }
+
+    /// `poll(2)` on the pidfd until the process exits (true) or `deadline` passes (false).
+    pub fn wait_exit(&self, deadline: Instant) -> bool {
+        wait_exit(&self.fd, deadline)
+    }
+
+    /// `poll(2)` on the pidfd until the exited process has been reaped by its parent (the
+    /// kernel reports `POLLHUP` then, since Linux 6.9 or so) or `deadline` passes. Until it is
+    /// reaped, a zombie still counts as a member of its process group.
+    pub fn wait_reaped(&self, deadline: Instant) -> bool {
+        poll_until(&self.fd, 0, deadline)
+    }
+
+    fn current_stat(&self) -> Option<Stat> {
+        stat_if_alive(self)
+    }
+}
+
+/// `/proc/PID/stat` of a pinned process that is still alive: the stat is read first, then the
+/// pidfd must say the process has not exited, so the pid number still named this very process
+/// when the stat was read. `None` once it has exited.
+///
+/// ```
+/// use daemonctx::process::{Pinned, stat_if_alive};
+/// let me = Pinned::open(std::process::id()).unwrap();
+/// assert_eq!(stat_if_alive(&me).unwrap().ppid, std::os::unix::process::parent_id());
+/// ```
+pub fn stat_if_alive(pinned: &Pinned) -> Option<Stat> {
+    let stat = stat(pinned.pid)?;
+    (!pinned.has_exited()).then_some(stat)
+}
+
+/// The live descendants of the pinned `ancestor`, each pinned by a pidfd while it was verified
+/// to be a child of a pinned, live parent; with their `/proc/PID/stat`. One scan of `/proc`.
+/// Empty once `ancestor` has exited: no target is ever derived from a pid number whose process
+/// is gone.
+fn pin_descendants(ancestor: &Pinned, processes: &[(u32, Stat)]) -> Vec<(Pinned, Stat)> {
+    if ancestor.has_exited() {
+        return Vec::new();
+    }
+    let mut found: Vec<(Pinned, Stat)> = Vec::new();
+    let mut frontier: Vec<Option<usize>> = vec![None]; // None: the ancestor itself
+    while let Some(parent_index) = frontier.pop() {
+        let parent = parent_index.map_or(ancestor, |i| &found[i].0);
+        let parent_pid = parent.pid;
+        let children: Vec<u32> =
+            processes.iter().filter(|(_, s)| s.ppid == parent_pid).map(|(pid, _)| *pid).collect();
+        for child in children {
+            let parent = parent_index.map_or(ancestor, |i| &found[i].0);
+            let Ok(pinned) = Pinned::open(child) else { continue };
+            // The child's parent link read after the pidfd was opened, and the parent still
+            // alive after that: the pinned process really is (or was) this parent's child.
+            let Some(stat) = stat(child).filter(|s| s.ppid == parent_pid && s.state != 'Z') else {
+                continue;
+            };
+            if parent.has_exited() {
+                continue;
+            }
+            found.push((pinned, stat));
+            frontier.push(Some(found.len() - 1));
+        }
+    }
+    found
+}
+
+/// Sends `signal` to every live descendant of the pinned `ancestor` through its pidfd
+/// (`pidfd_send_signal(2)`), and first to every process group made only of them (other than
+/// `ancestor`'s own) with `kill(2)`, each while a pinned member was just seen alive in it.
+/// One scan of `/proc`. `ancestor` itself is not signalled; nothing is once it has exited.
+///
+/// A group signal reaches every member at once, even one being forked right then, where a
+/// signal per process can miss a child born after the scan: call again to catch the rest.
+///
+/// ```
+/// let me = daemonctx::process::Pinned::open(std::process::id()).unwrap();
+/// daemonctx::process::signal_descendants(&me, 0); // signal 0: only checks
+/// ```
+pub fn signal_descendants(ancestor: &Pinned, signal: i32) {
+    let processes = live_processes();
+    let tree = pin_descendants(ancestor, &processes);
+    let own = ancestor.current_stat().map(|s| s.pgrp);
+    let mut groups: Vec<u32> = tree.iter().map(|(_, s)| s.pgrp).collect();
+    groups.sort_unstable();
+    groups.dedup();
+    groups.retain(|group| *group > 1 && Some(*group) != own);
+    let tree_pids: Vec<u32> = tree.iter().map(|(p, _)| p.pid).collect();
+    groups.retain(|group| {
+        processes.iter().filter(|(_, s)| s.pgrp == *group).all(|(pid, _)| tree_pids.contains(pid))
+    });
     for group in groups {
-        // SAFETY: kill takes plain integers; every member of the group descends from ancestor,
-        // and the group is not ancestor's own.
-        unsafe { libc::kill(-(group as i32), signal) };
+        let member_seen =
+            tree.iter().any(|(p, _)| p.current_stat().is_some_and(|s| s.pgrp == group));
+        if member_seen {
+            // SAFETY: kill takes plain integers; a pinned descendant was a live member of the
+            // group just now, so the group number is still that group's.
+            unsafe { libc::kill(-(group as i32), signal) };
+        }
     }
-    for pid in tree {
-        // SAFETY: kill takes plain integers; pid descends from ancestor (a pid can be reused
-        // between the /proc scan and this call: the window is a few microseconds).
-        unsafe { libc::kill(pid as i32, signal) };
+    for (pinned, _) in &tree {
+        let _ = pinned.signal(signal);
     }
+}
+
+/// The live members of process group `pgid`, each pinned by a pidfd and seen in the group
+/// after it was pinned. One scan of `/proc`.
+pub fn pin_group_members(pgid: u32) -> Vec<Pinned> {
+    live_processes()
+        .into_iter()
+        .filter(|(_, s)| s.pgrp == pgid)
+        .filter_map(|(pid, _)| Pinned::open(pid).ok())
+        .filter(|p| p.current_stat().is_some_and(|s| s.pgrp == pgid && s.state != 'Z'))
+        .collect()
+}
+
+/// Whether process group `pgid` has any member: `kill(2)` with signal 0. No `/proc` scan. A
+/// zombie not yet reaped still counts as a member.
+///
+/// ```
+/// // SAFETY: getpgrp has no preconditions.
+/// let ours = unsafe { libc::getpgrp() } as u32;
+/// assert!(daemonctx::process::group_exists(ours));
+/// ```
+pub fn group_exists(pgid: u32) -> bool {
+    // SAFETY: kill takes plain integers; signal 0 only checks.
+    let rc = unsafe { libc::kill(-(pgid as i32), 0) };
+    rc == 0 || io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
 }
 
 /// Whether `pid` is `ancestor` or descends from it.
@@ -129,19 +259,57 @@ pub fn group_members(pgid: u32) -> Vec<u32> {
     live_processes().into_iter().filter(|(_, s)| s.pgrp == pgid).map(|(pid, _)| pid).collect()
 }
 
-/// The processes holding a lock on the file at `path` (open-file-description locks, as
-/// [`crate::Pidfile`] takes them): each has a descriptor on the file's inode whose
-/// `/proc/PID/fdinfo` lists an `OFDLCK`. Lowest pid first; processes this user may not inspect
-/// are not seen. A process that only has the file open (`tail -f`) is not a holder.
-pub fn lock_holders(path: &Path) -> Vec<u32> {
-    let Ok(target) = std::fs::metadata(path) else { return Vec::new() };
-    let mut pids: Vec<u32> = live_processes()
-        .into_iter()
-        .map(|(pid, _)| pid)
-        .filter(|pid| holds_lock_on(*pid, target.dev(), target.ino()) == Some(true))
-        .collect();
-    pids.sort_unstable();
+/// How long a lock-holder scan may take at most: a host where other users keep many
+/// processes with many descriptors open cannot make a status check or a stop hang.
+pub const LOCK_SCAN_BUDGET: Duration = Duration::from_secs(2);
+
+/// The processes holding a lock on inode `(dev, ino)` (open-file-description locks, as
+/// [`crate::Pidfile`] takes them): each has a descriptor on the inode whose
+/// `/proc/PID/fdinfo` lists an `OFDLCK`. Lowest pid first; at most `limit` of them; the scan
+/// stops early after [`LOCK_SCAN_BUDGET`]. Processes this user may not inspect are not seen. A
+/// process that only has the file open (`tail -f`) is not a holder.
+///
+/// This lists `/proc/*/fd` of every process: call it only when the lock is known to be held
+/// and the holder is not the process the pidfile names.
+///
+/// ```
+/// // Nobody holds a lock on inode 0.
+/// assert!(daemonctx::process::lock_holders(0, 0, 1).is_empty());
+/// ```
+pub fn lock_holders(dev: u64, ino: u64, limit: usize) -> Vec<u32> {
+    let deadline = Instant::now() + LOCK_SCAN_BUDGET;
+    let mut pids: Vec<u32> = Vec::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else { return pids };
+    let mut all: Vec<u32> =
+        entries.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok()).collect();
+    all.sort_unstable();
+    for pid in all {
+        if pids.len() >= limit || Instant::now() >= deadline {
+            break;
+        }
+        if holds_lock_on(pid, dev, ino) == Some(true) && is_alive(pid) {
+            pids.push(pid);
+        }
+    }
     pids
+}
+
+/// [`lock_holders`], each pinned by a pidfd and seen holding the lock after it was pinned.
+///
+/// ```no_run
+/// use std::os::unix::fs::MetadataExt;
+/// let meta = std::fs::metadata("/run/app.pid")?;
+/// for holder in daemonctx::process::pin_lock_holders(meta.dev(), meta.ino(), 10) {
+///     holder.signal(libc::SIGTERM)?; // pidfd_send_signal(2): never a reused pid
+/// }
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn pin_lock_holders(dev: u64, ino: u64, limit: usize) -> Vec<Pinned> {
+    lock_holders(dev, ino, limit)
+        .into_iter()
+        .filter_map(|pid| Pinned::open(pid).ok())
+        .filter(|p| holds_lock_on(p.pid, dev, ino) == Some(true) && !p.has_exited())
+        .collect()
 }
 
 /// Whether `pid` holds a lock on inode `(dev, ino)`; `None` when its descriptors cannot be read.
@@ -188,10 +356,16 @@ pub fn pidfd_send_signal(pidfd: &OwnedFd, signal: i32) -> io::Result<()> {
 
 /// `poll(2)` on a pidfd until its process exits (true) or `deadline` passes (false).
 pub fn wait_exit(pidfd: &OwnedFd, deadline: Instant) -> bool {
+    poll_until(pidfd, libc::POLLIN, deadline)
+}
+
+/// `poll(2)` on `fd` for `events` (and `POLLHUP`, always reported) until one comes (true) or
+/// `deadline` passes (false).
+fn poll_until(fd: &OwnedFd, events: libc::c_short, deadline: Instant) -> bool {
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         let ms = i32::try_from(left.as_millis()).unwrap_or(i32::MAX);
-        let mut pfd = libc::pollfd { fd: pidfd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        let mut pfd = libc::pollfd { fd: fd.as_raw_fd(), events, revents: 0 };
         // SAFETY: one valid pollfd.
         match unsafe { libc::poll(&mut pfd, 1, ms) } {
             n if n > 0 => return true,
@@ -276,10 +450,10 @@ mod tests {
     }
 
     #[test]
-    fn this_process_is_in_no_group_of_its_own_descendants() {
-        let (tree, groups) = descendants_and_their_groups(std::process::id());
-        assert!(!tree.contains(&std::process::id()));
-        let own = stat(std::process::id()).unwrap().pgrp;
-        assert!(!groups.contains(&own));
+    fn a_pinned_process_is_not_its_own_descendant() {
+        let me = Pinned::open(std::process::id()).unwrap();
+        assert!(!me.has_exited());
+        let tree = pin_descendants(&me, &live_processes());
+        assert!(tree.iter().all(|(p, _)| p.pid() != std::process::id()));
     }
 }

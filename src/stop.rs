@@ -1,29 +1,36 @@
 //! Stopping the daemon a pidfile names: the retry schedule, signalling its process group, and
 //! waiting for it with a pidfd.
 //!
-//! The pidfile is judged by its lock ([`Pidfile::status`]): an unlocked pidfile is stale and its
-//! pid is never signalled, so a recycled pid is safe. Before signalling, a `pidfd_open(2)` pins
-//! the process, and the process must hold the pidfile open (checked in `/proc/PID/fd`) when that
-//! can be read. The signal goes to the daemon's process group when the daemon is in a group of
-//! its own session (what [`crate::DaemonContext`] creates), so what the daemon spawned stops
-//! too; then `poll(2)` on pidfds waits for every member, with no sleep loop.
+//! The pidfile is opened once ([`Inspected`]) and judged by its lock: an unlocked pidfile is
+//! stale and its pid is never signalled, so a recycled pid is safe. Every later step uses that
+//! open file, never the path. Before signalling, a `pidfd_open(2)` pins the process
+//! ([`Pinned`]), and the process must hold the pidfile's lock (checked in `/proc/PID/fdinfo`)
+//! when that can be read. The signal goes to the daemon's process group when the daemon is in a
+//! group of its own session (what [`crate::DaemonContext`] creates), so what the daemon spawned
+//! stops too; then `poll(2)` on pidfds waits for every member, with no sleep loop. Once the
+//! daemon's pidfd says it has exited, nothing is derived from its pid number any more: what is
+//! left is found through its group (`kill(2)` with signal 0 first, `/proc` only if not empty)
+//! and the pidfile's lock (`F_OFD_GETLK` first, `/proc` only if still held).
 
 #![allow(unsafe_code)]
 
 use std::fmt;
 use std::io;
-use std::os::fd::OwnedFd;
-use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
-use crate::pidfile::{Pidfile, Status};
-use crate::process;
+use crate::pidfile::{Inspected, Status};
+use crate::process::{self, Pinned};
 
 /// How long the default schedule waits after its signal: longer than a supervisor's default
 /// `--kill-after`, so a supervised daemon has time to stop what it runs.
 pub const DEFAULT_WAIT: Duration = Duration::from_secs(30);
+
+/// How long a stop waits for the exited daemon to be reaped before it looks for what is left
+/// of its process group in `/proc`: an init (or subreaper) reaps at once; one that is slower
+/// costs this wait plus the scan.
+const REAP_GRACE: Duration = Duration::from_millis(20);
 
 /// One item of a retry schedule.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -198,7 +205,8 @@ pub enum Stopped {
     Stopped(u32),
     /// There was nothing to stop: no pidfile, or a stale one (which was removed).
     NotRunning,
-    /// The schedule ran out with these processes still alive.
+    /// The schedule ran out with these processes still alive; empty when the pidfile is still
+    /// locked by a process this user cannot see.
     StillRunning(Vec<u32>),
 }
 
@@ -239,10 +247,20 @@ impl std::error::Error for StopError {
 
 /// Stops the daemon holding the pidfile at `path` by following `schedule`.
 ///
-/// The pid in the file is signalled only if that process holds the pidfile's lock (its
-/// `/proc/PID/fdinfo` shows the `OFDLCK`). When it has exited but what it started still holds
-/// the lock (an exec'd shell's background job inherited the descriptor), that holder is stopped;
-/// so is the holder of a locked file that names no pid (a lock file).
+/// The path is looked up once ([`Inspected::open`]); everything after works on that open
+/// file: whether it is locked, the pid it names, which processes hold its inode's lock, and
+/// at the end its removal. The pid in the file is signalled only if that process holds the
+/// lock (its `/proc/PID/fdinfo` shows the `OFDLCK`). When it has exited but what it started
+/// still holds the lock (an exec'd shell's background job inherited the descriptor), that
+/// holder is stopped; so is the holder of a locked file that names no pid (a lock file).
+///
+/// After the daemon and its group are gone, the lock is checked once more: a process that
+/// left the group (`setsid(2)`, `setpgid(2)`) but still holds it is found, gets the signal the
+/// schedule last sent and the ones after it, and keeps the stop from reporting success.
+///
+/// In the common case (the daemon exits, its group is empty, the lock is free) nothing scans
+/// `/proc`: `poll(2)` on the daemon's pidfd, `kill(2)` with signal 0 to its group and
+/// `F_OFD_GETLK` answer.
 ///
 /// A schedule that ends without `SIGKILL` can leave members of the daemon's group that ignore
 /// its signals: they are returned in [`Stopped::StillRunning`], and the pidfile is kept. Once the
@@ -253,53 +271,62 @@ impl std::error::Error for StopError {
 /// A pidfile nobody locks (stale, or emptied by a daemon that could not remove it) is removed,
 /// and the answer is [`Stopped::NotRunning`].
 ///
-/// System calls: `open(2)`/`fcntl(2)` `F_OFD_GETLK` (status), `pidfd_open(2)`, `getpgid(2)`,
-/// `getsid(2)`, `kill(2)`, `pidfd_send_signal(2)`, `poll(2)`; at the end the pidfile, if left,
-/// is locked and removed.
+/// System calls: `open(2)`/`openat(2)`, `fcntl(2)` `F_OFD_GETLK`, `pidfd_open(2)`,
+/// `kill(2)`, `pidfd_send_signal(2)`, `poll(2)`; at the end the pidfile, if left, is locked
+/// and removed (`unlinkat(2)` in the directory opened at first).
 ///
 /// # Errors
 /// [`StopError`] when the pidfile cannot be judged or the daemon cannot be signalled.
+///
+/// ```no_run
+/// use daemonctx::stop::{Schedule, stop};
+/// let outcome = stop("/run/app.pid".as_ref(), &Schedule::default_for(libc::SIGTERM));
+/// println!("{outcome:?}");
+/// ```
 pub fn stop(path: &Path, schedule: &Schedule) -> Result<Stopped, StopError> {
-    let named = match Pidfile::status(path) {
+    let pidfile = match Inspected::open(path) {
+        Ok(pidfile) => pidfile,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Stopped::NotRunning),
+        Err(e) => return Err(StopError::Unknown(e)),
+    };
+    let named = match pidfile.status() {
         // An empty pidfile nobody locks also reads as absent: remove it like a stale one.
         Status::Absent | Status::Stale(_) => {
-            remove_stale(path);
+            let _ = pidfile.remove_if_stale();
             return Ok(Stopped::NotRunning);
         }
         Status::Unknown(e) => return Err(StopError::Unknown(e)),
         // A lock file (`-l`) names nobody: whoever holds the lock is the daemon.
-        Status::Running(None) => match process::lock_holders(path).first() {
-            Some(&holder) => holder,
-            None => return Err(StopError::NoPid),
-        },
-        Status::Running(Some(pid)) => pid,
+        Status::Running(named) => named,
     };
-    let Some((pid, pidfd)) = pin_lock_holder(path, named)? else {
-        return Ok(finish(path, named));
+    let Some(main) = pin_lock_holder(&pidfile, named)? else {
+        return finish(&pidfile, named.unwrap_or(0));
     };
-    let left = follow_schedule(&pidfd, pid, schedule)?;
-    if left.is_empty() { Ok(finish(path, pid)) } else { Ok(Stopped::StillRunning(left)) }
+    let pid = main.pid();
+    let left = Targets::new(main, Some(&pidfile)).follow(schedule)?;
+    if left.is_empty() { finish(&pidfile, pid) } else { Ok(Stopped::StillRunning(left)) }
 }
 
-/// The process to stop, pinned by a pidfd: the named one if it holds the lock (or we cannot
-/// tell, as for another user's process), else the lowest process that holds it. `None` when
-/// nobody holds it any more.
-fn pin_lock_holder(path: &Path, named: u32) -> Result<Option<(u32, OwnedFd)>, StopError> {
-    let Ok(meta) = std::fs::metadata(path) else { return Ok(None) };
-    if let Ok(pidfd) = process::pidfd_open(named)
+/// The process to stop, pinned by a pidfd: the named one if it holds the lock on the
+/// inspected file (or we cannot tell, as for another user's process), else the lowest process
+/// that holds it. `None` when nobody holds it any more.
+fn pin_lock_holder(pidfile: &Inspected, named: Option<u32>) -> Result<Option<Pinned>, StopError> {
+    let (dev, ino) = pidfile.identity();
+    if let Some(named) = named
+        && let Ok(pinned) = Pinned::open(named)
         && process::is_alive(named)
-        && process::holds_lock_on(named, meta.dev(), meta.ino()) != Some(false)
+        && process::holds_lock_on(named, dev, ino) != Some(false)
+        && !pinned.has_exited()
     {
-        return Ok(Some((named, pidfd)));
+        return Ok(Some(pinned));
     }
-    match process::lock_holders(path).first() {
-        Some(&holder) => match process::pidfd_open(holder) {
-            Ok(pidfd) => Ok(Some((holder, pidfd))),
-            Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Ok(None),
-            Err(e) => Err(StopError::Signal(holder, e)),
-        },
-        None if process::is_alive(named) => Err(StopError::NotTheHolder(named)),
-        None => Ok(None),
+    if let Some(holder) = process::pin_lock_holders(dev, ino, 1).pop() {
+        return Ok(Some(holder));
+    }
+    match named {
+        Some(named) if process::is_alive(named) => Err(StopError::NotTheHolder(named)),
+        None if pidfile.is_locked().unwrap_or(false) => Err(StopError::NoPid),
+        _ => Ok(None),
     }
 }
 
@@ -310,98 +337,170 @@ fn pin_lock_holder(path: &Path, named: u32) -> Result<Option<(u32, OwnedFd)>, St
 /// [`StopError::Signal`] when `pidfd_open(2)` or `kill(2)` fails (other than for a process
 /// already gone).
 pub fn stop_process(pid: u32, schedule: &Schedule) -> Result<Vec<u32>, StopError> {
-    match process::pidfd_open(pid) {
-        Ok(pidfd) => follow_schedule(&pidfd, pid, schedule),
+    match Pinned::open(pid) {
+        Ok(main) => Targets::new(main, None).follow(schedule),
         Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Ok(Vec::new()),
         Err(e) => Err(StopError::Signal(pid, e)),
     }
 }
 
-fn follow_schedule(pidfd: &OwnedFd, pid: u32, schedule: &Schedule) -> Result<Vec<u32>, StopError> {
-    let group = own_group(pid);
-    let mut left = Vec::new();
-    let mut index = 0;
-    while index < schedule.0.len() {
-        match schedule.0[index] {
-            ScheduleItem::Signal(signal) => send(pidfd, group, pid, signal)?,
-            ScheduleItem::Wait(timeout) => {
-                // A schedule not from the parser may hold a wait past what an Instant holds.
-                let deadline = Instant::now().checked_add(timeout).unwrap_or_else(far_future);
-                left = wait_group_gone(pidfd, pid, group, deadline);
-                if left.is_empty() {
-                    return Ok(left);
+/// What a stop signals and waits for: the daemon, its group, and the processes found later
+/// (members of the group that outlived the daemon, holders of the pidfile's lock), each
+/// pinned by a pidfd.
+struct Targets<'a> {
+    main: Pinned,
+    group: Option<u32>,
+    others: Vec<Pinned>,
+    pidfile: Option<&'a Inspected>,
+    last_signal: Option<i32>,
+}
+
+impl<'a> Targets<'a> {
+    fn new(main: Pinned, pidfile: Option<&'a Inspected>) -> Targets<'a> {
+        let group = own_group(&main);
+        Targets { main, group, others: Vec::new(), pidfile, last_signal: None }
+    }
+
+    /// Follows the schedule; the pids still alive (or still holding the lock) at the end.
+    fn follow(mut self, schedule: &Schedule) -> Result<Vec<u32>, StopError> {
+        let mut left = Vec::new();
+        let mut index = 0;
+        while index < schedule.0.len() {
+            match schedule.0[index] {
+                ScheduleItem::Signal(signal) => self.send(signal)?,
+                ScheduleItem::Wait(timeout) => {
+                    // A schedule not from the parser may hold a wait past what an Instant holds.
+                    let deadline = Instant::now().checked_add(timeout).unwrap_or_else(far_future);
+                    left = self.wait_gone(deadline);
+                    if left.is_empty() {
+                        return Ok(left);
+                    }
+                }
+                ScheduleItem::Forever => {
+                    index = 0;
+                    continue;
                 }
             }
-            ScheduleItem::Forever => {
-                index = 0;
-                continue;
+            index += 1;
+        }
+        if left.is_empty() {
+            left = self.wait_gone(Instant::now());
+        }
+        Ok(left)
+    }
+
+    /// `kill(2)` to the daemon's group (while a pinned member is seen in it), or
+    /// `pidfd_send_signal(2)` to the daemon alone; `pidfd_send_signal(2)` to every other
+    /// target. `SIGKILL` also goes to every descendant of a target still alive: a supervisor's
+    /// COMMAND runs in a process group of its own, and a supervisor killed outright would leave
+    /// it running.
+    fn send(&mut self, signal: i32) -> Result<(), StopError> {
+        self.last_signal = Some(signal);
+        if signal == libc::SIGKILL {
+            process::signal_descendants(&self.main, signal);
+            for other in &self.others {
+                process::signal_descendants(other, signal);
             }
         }
-        index += 1;
+        let result = match self.group.filter(|g| self.group_seen(*g)) {
+            // SAFETY: kill takes plain integers; a pinned member was just seen in the group,
+            // the daemon's own (checked when it was pinned).
+            Some(pgid) => match unsafe { libc::kill(-(pgid as i32), signal) } {
+                0 => Ok(()),
+                _ => Err(io::Error::last_os_error()),
+            },
+            None => self.main.signal(signal),
+        };
+        for other in &self.others {
+            let _ = other.signal(signal);
+        }
+        match result {
+            Ok(()) => Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Ok(()), // already gone
+            Err(e) => Err(StopError::Signal(self.main.pid(), e)),
+        }
     }
-    if left.is_empty() {
-        left = wait_group_gone(pidfd, pid, group, Instant::now());
+
+    /// Whether a pinned target is alive in process group `pgid` right now.
+    fn group_seen(&self, pgid: u32) -> bool {
+        std::iter::once(&self.main)
+            .chain(&self.others)
+            .any(|p| process::stat_if_alive(p).is_some_and(|s| s.pgrp == pgid))
     }
-    Ok(left)
+
+    /// Waits until the daemon, every member of its group and every holder of the pidfile's
+    /// lock are gone, or the deadline passes. Returns the pids still alive. Holders found
+    /// here get the signal the schedule last sent.
+    fn wait_gone(&mut self, deadline: Instant) -> Vec<u32> {
+        if !self.main.wait_exit(deadline) {
+            return vec![self.main.pid()];
+        }
+        // The daemon's zombie stays in its group until its parent reaps it, which is at once
+        // in the common case: wait a moment for that rather than scan /proc for members.
+        if let Some(pgid) = self.group
+            && process::group_exists(pgid)
+            && (!self.main.wait_reaped(deadline.min(Instant::now() + REAP_GRACE))
+                || process::group_exists(pgid))
+        {
+            let members = process::pin_group_members(pgid);
+            self.add(members);
+        }
+        loop {
+            self.others.retain(|other| !other.wait_exit(deadline));
+            if !self.others.is_empty() {
+                return self.others.iter().map(Pinned::pid).collect();
+            }
+            let Some(pidfile) = self.pidfile else { return Vec::new() };
+            if !pidfile.is_locked().unwrap_or(false) {
+                return Vec::new();
+            }
+            let (dev, ino) = pidfile.identity();
+            let holders = process::pin_lock_holders(dev, ino, usize::MAX);
+            if holders.is_empty() {
+                return Vec::new(); // held by nobody we can see: `stop` reports it
+            }
+            if let Some(signal) = self.last_signal {
+                holders.iter().for_each(|holder| drop(holder.signal(signal)));
+            }
+            self.add(holders);
+            if Instant::now() >= deadline {
+                return self.others.iter().map(Pinned::pid).collect();
+            }
+        }
+    }
+
+    /// Adds processes to the targets, skipping a pid already pinned.
+    fn add(&mut self, found: Vec<Pinned>) {
+        for pinned in found {
+            if !self.others.iter().any(|other| other.pid() == pinned.pid()) {
+                self.others.push(pinned);
+            }
+        }
+    }
 }
 
-/// The daemon is gone: remove its pidfile if it was left (killed by SIGKILL, say).
-fn finish(path: &Path, pid: u32) -> Stopped {
-    remove_stale(path);
-    Stopped::Stopped(pid)
-}
-
-/// Removes a pidfile nobody holds.
-fn remove_stale(path: &Path) {
-    let _ = Pidfile::remove_stale(path);
+/// The daemon is gone: remove its pidfile if it was left (killed by SIGKILL, say), through
+/// the directory opened at first. A lock still held by a process we cannot see means the
+/// daemon is not stopped.
+fn finish(pidfile: &Inspected, pid: u32) -> Result<Stopped, StopError> {
+    let _ = pidfile.remove_if_stale();
+    if pidfile.is_locked().unwrap_or(false) {
+        return Ok(Stopped::StillRunning(Vec::new()));
+    }
+    Ok(Stopped::Stopped(pid))
 }
 
 /// The process group to signal: the daemon's, when the daemon's group is the one its own
 /// session was created with (pgid = sid) and that group is not ours.
-fn own_group(pid: u32) -> Option<u32> {
-    let stat = process::stat(pid)?;
+fn own_group(main: &Pinned) -> Option<u32> {
+    let stat = process::stat_if_alive(main)?;
     let ours = process::stat(std::process::id())?.pgrp;
     (stat.pgrp > 1 && stat.pgrp == stat.session && stat.pgrp != ours).then_some(stat.pgrp)
-}
-
-/// `kill(2)` to the group, or `pidfd_send_signal(2)` to the pinned process alone. `SIGKILL`
-/// also goes to every descendant of the daemon: a supervisor's COMMAND runs in a process group
-/// of its own, and a supervisor killed outright would leave it running.
-fn send(pidfd: &OwnedFd, group: Option<u32>, pid: u32, signal: i32) -> Result<(), StopError> {
-    if signal == libc::SIGKILL {
-        process::signal_descendants(pid, libc::SIGKILL);
-    }
-    let result = match group {
-        // SAFETY: kill takes plain integers; the group is the daemon's own (checked above).
-        Some(pgid) => match unsafe { libc::kill(-(pgid as i32), signal) } {
-            0 => Ok(()),
-            _ => Err(io::Error::last_os_error()),
-        },
-        None => process::pidfd_send_signal(pidfd, signal),
-    };
-    match result {
-        Ok(()) => Ok(()),
-        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Ok(()), // already gone
-        Err(e) => Err(StopError::Signal(pid, e)),
-    }
 }
 
 /// A deadline no stop reaches: [`MAX_TIMEOUT`] from now.
 fn far_future() -> Instant {
     Instant::now() + MAX_TIMEOUT
-}
-
-/// Waits until the daemon and every member of its group are gone, or the deadline passes.
-/// Returns the pids still alive.
-fn wait_group_gone(pidfd: &OwnedFd, pid: u32, group: Option<u32>, deadline: Instant) -> Vec<u32> {
-    if !process::wait_exit(pidfd, deadline) {
-        return vec![pid];
-    }
-    let Some(pgid) = group else { return Vec::new() };
-    process::group_members(pgid)
-        .into_iter()
-        .filter(|member| !process::wait_pid_exit(*member, deadline))
-        .collect()
 }
 
 #[cfg(test)]

@@ -178,6 +178,11 @@ pub struct Cli {
     pub status: bool,
 
     /// Stop the daemon named by the pidfile, with its process group
+    ///
+    /// The pidfile is opened once, and everything after works on that open file. Once the
+    /// daemon and its group are gone, any process still holding the pidfile's lock (one that
+    /// left the group with setsid or setpgid) gets the schedule's signals too; the stop reports
+    /// "still running" (2) while one does.
     #[arg(long, requires = "pidfile", conflicts_with_all = ["send", "command"], help_heading = "Modes")]
     pub stop: bool,
 
@@ -186,6 +191,12 @@ pub struct Cli {
     pub send: Option<i32>,
 
     /// Lock FILE and write the daemon's pid into it
+    ///
+    /// An existing FILE is refused when it is not a regular file, is world-writable, has other
+    /// hard links, or belongs to someone other than the caller or the -u user; no symbolic link
+    /// is followed as FILE, nor on its path in a directory other users can write (as for -o),
+    /// here or with --status, --stop and --send. An exec'd COMMAND inherits the lock on a
+    /// read-only descriptor of FILE: it cannot rewrite the pid.
     #[arg(short = 'p', long, value_name = "FILE", help_heading = "Pidfile and output")]
     pub pidfile: Option<PathBuf>,
 
@@ -198,10 +209,20 @@ pub struct Cli {
     pub lock: Option<PathBuf>,
 
     /// Send COMMAND's standard output to FILE
+    ///
+    /// FILE is opened by walking its path from /, so that no other user can redirect the open:
+    /// a symbolic link is followed only in a directory that only root or the caller can write;
+    /// in any other directory (a service's own log directory, /tmp) a symbolic link is refused,
+    /// as the last component or a directory on the way, and so is an existing file that is not
+    /// a regular file or FIFO or that has other hard links. --supervise log files (and their
+    /// reopening on SIGHUP) follow the same rule.
     #[arg(short = 'o', long, value_name = "FILE", help_heading = "Pidfile and output")]
     pub stdout: Option<PathBuf>,
 
     /// Send COMMAND's standard error to FILE
+    ///
+    /// FILE is opened as -o's is: no symbolic link is followed in a directory that users other
+    /// than root and the caller can write.
     #[arg(short = 'e', long, value_name = "FILE", help_heading = "Pidfile and output")]
     pub stderr: Option<PathBuf>,
 

@@ -16,6 +16,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::{CommandFactory, FromArgMatches};
+use daemonctx::pidfile::Inspected;
 use daemonctx::stop::{self, Schedule, Stopped};
 use daemonctx::{Command, DaemonContext, Error, Pidfile, SignalMap, Status, Step, Stream};
 use daemonctx::{GroupSpec, UserSpec};
@@ -601,20 +602,28 @@ fn environment(
     env
 }
 
-/// `--status`: one line on stdout, LSB exit code.
+/// `--status`: one line on stdout, LSB exit code. The pidfile is opened once and judged by
+/// its lock; `/proc` is searched for the lock's holder only when the pid it names is dead.
 fn status(cli: &Cli) -> u8 {
     use code::status::*;
     let path = cli.pidfile.as_deref().expect("clap requires --pidfile with --status");
-    let (line, code) = match Pidfile::status(path) {
-        Status::Running(Some(pid)) => {
-            match (process::is_alive(pid), process::lock_holders(path).first()) {
-                (false, Some(holder)) => (
-                    format!("running (pid {pid} has exited; pid {holder} holds the pidfile)"),
-                    RUNNING,
-                ),
-                _ => (format!("running (pid {pid})"), RUNNING),
-            }
+    let (status, (dev, ino)) = match Inspected::open(path) {
+        Ok(inspected) => (inspected.status(), inspected.identity()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => (Status::Absent, (0, 0)),
+        Err(e) => (Status::Unknown(e), (0, 0)),
+    };
+    let (line, code) = match status {
+        Status::Running(Some(pid)) if process::is_alive(pid) => {
+            (format!("running (pid {pid})"), RUNNING)
         }
+        Status::Running(Some(pid)) => match process::lock_holders(dev, ino, 1).first() {
+            Some(holder) => {
+                (format!("running (pid {pid} has exited; pid {holder} holds the pidfile)"), RUNNING)
+            }
+            None => {
+                (format!("running (pid {pid} has exited; the pidfile is still locked)"), RUNNING)
+            }
+        },
         Status::Running(None) => {
             ("running (pid unknown: the pidfile holds no pid)".into(), RUNNING)
         }
@@ -667,6 +676,10 @@ fn stop(cli: &Cli) -> u8 {
         Ok(Stopped::NotRunning) => {
             println!("not running");
             STOPPED
+        }
+        Ok(Stopped::StillRunning(pids)) if pids.is_empty() => {
+            println!("still running after the schedule: the pidfile is still locked");
+            return STILL_RUNNING;
         }
         Ok(Stopped::StillRunning(pids)) => {
             let pids: Vec<String> = pids.iter().map(u32::to_string).collect();

@@ -254,13 +254,11 @@ impl AsRawFd for LogFile {
 
 /// `open(2)` with `O_APPEND | O_CREAT | O_NONBLOCK`: a FIFO without a reader fails (`ENXIO`)
 /// instead of blocking, and a full one is `EAGAIN` (held output), not a stuck supervisor.
+/// Through [`daemonctx::safe_open::open`]: no symbolic or hard link another user planted on
+/// the way can redirect it.
 fn open_append(path: &Path) -> io::Result<File> {
-    std::fs::OpenOptions::new()
-        .append(true)
-        .create(true)
-        .mode(0o644)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(path)
+    let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_APPEND | libc::O_NONBLOCK;
+    daemonctx::safe_open::open(path, flags, 0o644).map(File::from)
 }
 
 /// A new open file description of what `stream` is (a pipe, FIFO or terminal), through

@@ -11,11 +11,11 @@
 #![allow(unsafe_code)]
 
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::fs::MetadataExt;
 use std::path::Path;
-use std::time::Instant;
 
-use daemonctx::{Pidfile, Status, process};
+use daemonctx::Status;
+use daemonctx::pidfile::Inspected;
+use daemonctx::process::{self, Pinned};
 
 use crate::cli::{Cli, code::send::*};
 use crate::message;
@@ -31,7 +31,7 @@ pub fn relay_signal() -> i32 {
 pub fn send(cli: &Cli, signal: i32) -> u8 {
     let path = cli.pidfile.as_deref().expect("clap requires --pidfile with --send");
     let name = signal_name(signal);
-    let (pid, pidfd) = match pin_daemon(path) {
+    let daemon = match pin_daemon(path) {
         Ok(Some(pinned)) => pinned,
         Ok(None) => {
             eprintln!("daemonize: cannot send {name}: {} names no running daemon", path.display());
@@ -42,10 +42,11 @@ pub fn send(cli: &Cli, signal: i32) -> u8 {
             return TROUBLE;
         }
     };
-    let supervised = is_supervisor(pid) && !process::wait_exit(&pidfd, Instant::now());
+    let pid = daemon.pid();
+    let supervised = is_supervisor(pid) && !daemon.has_exited();
     let sent = match supervised {
-        true => queue_signal(&pidfd, relay_signal(), signal),
-        false => process::pidfd_send_signal(&pidfd, signal),
+        true => queue_signal(daemon.pidfd(), relay_signal(), signal),
+        false => daemon.signal(signal),
     };
     match sent {
         Ok(()) if supervised => {
@@ -70,23 +71,26 @@ pub fn send(cli: &Cli, signal: i32) -> u8 {
 /// The process holding the pidfile's lock, pinned by a pidfd: the pid it names if that one
 /// holds the lock, else the lowest holder (a `-l` lock file names nobody). `None` when nobody
 /// holds it.
-fn pin_daemon(path: &Path) -> Result<Option<(u32, OwnedFd)>, String> {
-    let named = match Pidfile::status(path) {
+fn pin_daemon(path: &Path) -> Result<Option<Pinned>, String> {
+    let pidfile = match Inspected::open(path) {
+        Ok(pidfile) => pidfile,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(message::os_text(&e)),
+    };
+    let named = match pidfile.status() {
         Status::Absent | Status::Stale(_) => return Ok(None),
         Status::Unknown(e) => return Err(message::chain(&e)),
         Status::Running(named) => named,
     };
-    let meta = std::fs::metadata(path).map_err(|e| message::os_text(&e))?;
-    let candidates = named.into_iter().chain(process::lock_holders(path));
-    for pid in candidates {
-        let Ok(pidfd) = process::pidfd_open(pid) else { continue };
-        if process::holds_lock_on(pid, meta.dev(), meta.ino()) != Some(false)
-            && !process::wait_exit(&pidfd, Instant::now())
-        {
-            return Ok(Some((pid, pidfd)));
-        }
+    let (dev, ino) = pidfile.identity();
+    if let Some(pid) = named
+        && let Ok(pinned) = Pinned::open(pid)
+        && process::holds_lock_on(pid, dev, ino) != Some(false)
+        && !pinned.has_exited()
+    {
+        return Ok(Some(pinned));
     }
-    Ok(None)
+    Ok(process::pin_lock_holders(dev, ino, 1).pop())
 }
 
 /// Whether `pid` is a `daemonize --supervise`: it blocks [`relay_signal`] (it reads it from its

@@ -666,7 +666,7 @@ fn lock_held_by_what_the_command_left_running_is_still_stoppable() {
         "{}",
         describe("status", &output)
     );
-    let holder = daemonctx::process::lock_holders(&pidfile)[0];
+    let holder = lock_holders(&pidfile)[0];
     let output = daemonize(&["--stop", "-p", path_str(&pidfile)]);
     assert_eq!(code(&output.status), 0, "{}", describe("stop", &output));
     assert!(wait_gone(holder as i32, Duration::from_secs(5)), "the lock holder survived");
@@ -743,7 +743,7 @@ fn stop_never_signals_a_reader_of_the_pidfile() {
         Command::new("tail").arg("-f").arg(&pidfile).stdout(Stdio::null()).spawn().unwrap();
     let _reader_guard = Spawned::new(reader.id() as i32);
     assert!(wait_gone(pid, COMMAND_TIMEOUT));
-    let holder = daemonctx::process::lock_holders(&pidfile);
+    let holder = lock_holders(&pidfile);
     assert_eq!(holder.len(), 1, "lock holders: {holder:?}");
     let output = daemonize(&["--stop", "-p", path_str(&pidfile)]);
     assert_eq!(code(&output.status), 0, "{}", describe("stop", &output));
@@ -875,7 +875,7 @@ fn stop_finds_the_holder_of_a_lock_file() {
     let lock = dir.join("d.lock");
     let output = daemonize(&["-l", path_str(&lock), "sleep", "1000"]);
     assert!(output.status.success(), "{}", describe("daemonize -l", &output));
-    let holder = daemonctx::process::lock_holders(&lock);
+    let holder = lock_holders(&lock);
     assert_eq!(holder.len(), 1, "{holder:?}");
     let pid = holder[0] as i32;
     let _guard = SpawnedGroup(pgid_of(pid));

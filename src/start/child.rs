@@ -115,6 +115,10 @@ pub(crate) unsafe fn setup(prepared: &Prepared) -> Result<(), (Step, i32)> {
         signals::with_sigxfsz_ignored(|| pidfile.write_pid(pid).map_err(errno))
             .and_then(|written| written)
             .map_err(|e| (Step::WritePidfile, e))?;
+        // The command gets the lock on a read-only description: it cannot rewrite the pid.
+        if let Some(reader) = &prepared.pidfile_reader {
+            pidfile.hand_over_to(reader.as_fd()).map_err(|e| (Step::WritePidfile, e))?;
+        }
     }
     Ok(())
 }

@@ -189,11 +189,13 @@ impl Drop for Subreaper {
     }
 }
 
-/// `kill(2)` with `SIGKILL` to everything `pid` started (a supervisor's COMMAND runs in a group
-/// of its own) and to `pid`, then [`process::reap`].
+/// `SIGKILL` to everything `pid` started (a supervisor's COMMAND runs in a group of its own)
+/// and to `pid`, through pidfds ([`process::signal_descendants`]), then [`process::reap`].
 pub(crate) fn kill_and_reap(pid: libc::pid_t) -> Option<std::process::ExitStatus> {
-    process::signal_descendants(pid as u32, libc::SIGKILL);
     // pid is our own child, not yet reaped: its pid cannot have been reused.
-    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL);
+    if let Ok(child) = process::Pinned::open(pid as u32) {
+        process::signal_descendants(&child, libc::SIGKILL);
+        let _ = child.signal(libc::SIGKILL);
+    }
     process::reap(pid, Duration::from_secs(5))
 }

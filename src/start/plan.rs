@@ -90,6 +90,9 @@ pub(crate) struct Prepared {
     /// The command to execute, in exec mode.
     pub image: Option<ExecImage>,
     pub pidfile: Option<Pidfile>,
+    /// In exec mode, a read-only description of the pidfile that the command gets in its place
+    /// (with the lock: [`Pidfile::hand_over_to`]); `None` where `/proc` cannot reopen it.
+    pub pidfile_reader: Option<OwnedFd>,
     /// The lock file, held (never removed) by the daemon.
     pub lock: Option<Pidfile>,
     pub chroot_directory: Option<PathBuf>,
@@ -124,7 +127,9 @@ pub(crate) fn prepare(options: Options, command: Option<&Command>) -> Result<Pre
     let chroot = root.map(check_chroot).transpose()?;
     let workdir = check_workdir(&o.working_directory, root)?;
     let image = command.map(|c| c.prepare(root)).transpose()?;
-    let pidfile = o.pidfile.as_ref().map(|p| Pidfile::lock(p, o.pidfile_mode)).transpose()?;
+    let user = creds.uid;
+    let pidfile =
+        o.pidfile.as_ref().map(|p| Pidfile::lock_for(p, o.pidfile_mode, user)).transpose()?;
     let pidfile_in_daemon = pidfile.as_ref().and_then(|p| match root {
         Some(root) => pidfile::path_inside_root(p.path(), root),
         None => Some(p.path().to_path_buf()),
@@ -154,6 +159,7 @@ pub(crate) fn prepare(options: Options, command: Option<&Command>) -> Result<Pre
         },
         streams: Vec::new(),
         image,
+        pidfile_reader: pidfile.as_ref().filter(|_| command.is_some()).and_then(reader),
         pidfile,
         lock: None,
         chroot_directory: o.chroot_directory,
@@ -194,7 +200,8 @@ pub(crate) fn refuse_threads() -> Result<(), Error> {
 fn lock_lock_file(prepared: &mut Prepared, path: Option<PathBuf>, mode: u32) -> Result<(), Error> {
     let path = path.filter(|path| !prepared.pidfile.as_ref().is_some_and(|p| is_file(path, p)));
     if let Some(path) = &path {
-        let lock = Pidfile::lock_file(path, mode).map_err(|e| prepared.abandon(e))?;
+        let user = prepared.plan.creds.uid;
+        let lock = Pidfile::lock_file_for(path, mode, user).map_err(|e| prepared.abandon(e))?;
         prepared.lock = Some(lock);
     }
     Ok(())
@@ -213,8 +220,15 @@ fn open_streams(prepared: &mut Prepared, streams: [Stream; 3]) -> Result<(), Err
     Ok(())
 }
 
+/// The read-only description of the pidfile an exec'd command gets; `None` (the command then
+/// keeps the writable one) where it cannot be opened.
+fn reader(pidfile: &Pidfile) -> Option<OwnedFd> {
+    pidfile.reopen_read_only().ok()
+}
+
 /// The descriptors that survive the setup (and an exec): preserved ones, pidfile, lock file;
-/// sorted and without duplicates, as `close_range(2)` over the gaps needs them.
+/// sorted and without duplicates, as `close_range(2)` over the gaps needs them. The pidfile's
+/// read-only description survives the setup only (it is put on the pidfile's number).
 fn list_kept_fds(prepared: &mut Prepared, preserved: Vec<RawFd>) {
     let mut kept: Vec<RawFd> = preserved.into_iter().filter(|fd| *fd > 2).collect();
     kept.extend(prepared.pidfile.as_ref().map(|p| p.as_raw_fd()));
@@ -222,6 +236,8 @@ fn list_kept_fds(prepared: &mut Prepared, preserved: Vec<RawFd>) {
     kept.sort_unstable();
     kept.dedup();
     prepared.plan.inherited = kept.clone();
+    kept.extend(prepared.pidfile_reader.as_ref().map(|r| r.as_raw_fd()));
+    kept.sort_unstable();
     prepared.plan.keep = kept;
 }
 

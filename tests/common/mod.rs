@@ -475,3 +475,10 @@ pub fn guard_pidfile(pidfile: &Path) -> Option<SpawnedGroup> {
     let pid: i32 = text.trim().parse().ok()?;
     try_pgid(pid).map(SpawnedGroup)
 }
+
+/// The processes holding the lock on the file at `path` (a scan of `/proc`).
+pub fn lock_holders(path: &Path) -> Vec<u32> {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(meta) = std::fs::metadata(path) else { return Vec::new() };
+    daemonctx::process::lock_holders(meta.dev(), meta.ino(), usize::MAX)
+}

@@ -138,7 +138,9 @@ pub fn signal_tree(child: Option<&Child>, signal: i32) {
         // SAFETY: kill takes plain integers; the group is COMMAND's, created at spawn.
         unsafe { libc::kill(-(child.pid as i32), signal) };
     }
-    process::signal_descendants(std::process::id(), signal);
+    if let Ok(me) = process::Pinned::open(std::process::id()) {
+        process::signal_descendants(&me, signal);
+    }
 }
 
 /// `waitpid(2)` until nothing more has exited: the reaped (pid, status), and whether no

@@ -1,0 +1,285 @@
+//! Opening a file whose path runs through directories other users can write, so that none of
+//! them can redirect the open: what root needs for `-o`/`-e` files in a service's directory.
+//!
+//! The path is walked from `/` one component at a time, each directory held open
+//! (`openat(2)` with `O_PATH | O_NOFOLLOW`), never looked up again by name. A directory is
+//! *trusted* when it belongs to root or to the caller and neither its group nor others may
+//! write it (`fstat(2)`). A symbolic link is followed only when it lies in a trusted directory
+//! (nobody else could have planted it; read with `readlinkat(2)`); in any other directory it
+//! is refused, as the last component or as a directory on the way
+//! (`/var/log/app/sub -> /root-only`). The last component is opened with `O_NOFOLLOW`; in an
+//! untrusted directory an existing file must be a regular file with one link (or a FIFO), and
+//! truncation waits until that is checked (`ftruncate(2)` after the check, never `O_TRUNC`).
+//!
+//! Hard links: a user who can write the directory could link a file it cannot read there. The
+//! link count check refuses one that is still linked; the kernel's `fs.protected_hardlinks`
+//! (on by default) keeps such links from being made at all, and closes the moment between the
+//! link's removal and the check.
+#![allow(unsafe_code)]
+
+use std::collections::VecDeque;
+use std::ffi::{CStr, CString, OsStr, OsString};
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::{Component, Path};
+
+/// The most symbolic links followed in one walk, as the kernel's own limit (`ELOOP`).
+const MAX_LINKS: usize = 40;
+
+/// Opens `path` with `open(2)` `flags` (`O_CREAT` creates with `mode`), walking it from `/`
+/// so that a symbolic link or hard link planted by another user cannot redirect the open (see
+/// the module documentation). `O_NOFOLLOW | O_CLOEXEC | O_NOCTTY` are added; `O_TRUNC` is
+/// applied with `ftruncate(2)` once the file is checked.
+///
+/// System calls: `open(2)` of `/`, then per component `openat(2)` (`O_PATH | O_NOFOLLOW`),
+/// `fstat(2)`, and `readlinkat(2)` for a link in a trusted directory; `openat(2)` of the last
+/// component, `fstat(2)`, `ftruncate(2)`.
+///
+/// # Errors
+/// `PermissionDenied` naming the rule for a symbolic link in an untrusted directory, or an
+/// existing file there that is not a single-link regular file or FIFO; the OS error of a
+/// failed call (`ENOENT`, `ENOTDIR`, `ELOOP` after 40 links, …).
+///
+/// ```no_run
+/// let log = daemonctx::safe_open::open(
+///     "/var/log/app/out.log".as_ref(),
+///     libc::O_WRONLY | libc::O_CREAT | libc::O_APPEND,
+///     0o644,
+/// )?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn open(path: &Path, flags: i32, mode: u32) -> io::Result<OwnedFd> {
+    walk(path, Some((flags, mode)))
+}
+
+/// Opens the directory `path` (`O_PATH`), walking it from `/` as [`open`] does: a symbolic link
+/// on the way is followed only in a directory that only root or the caller can write.
+///
+/// # Errors
+/// As [`open`]; `ENOTDIR` when `path` is not a directory.
+///
+/// ```
+/// let etc = daemonctx::safe_open::open_dir("/etc".as_ref())?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn open_dir(path: &Path) -> io::Result<OwnedFd> {
+    walk(path, None)
+}
+
+/// The walk behind [`open`] (`last`: the flags and mode of the last component's open) and
+/// [`open_dir`] (`None`: every component is a directory to hold).
+fn walk(path: &Path, last: Option<(i32, u32)>) -> io::Result<OwnedFd> {
+    let path = std::path::absolute(path)?;
+    let mut pending: VecDeque<OsString> = components(&path);
+    let mut dir = open_root()?;
+    let mut trusted = is_trusted(&fstat(dir.as_fd())?);
+    let mut links = 0;
+    while let Some(name) = pending.pop_front() {
+        let name = cstring(&name)?;
+        if let Some((flags, mode)) = last
+            && pending.is_empty()
+            && name.as_bytes() != b".."
+        {
+            match open_last(dir.as_fd(), &name, trusted, flags, mode) {
+                Err(e) if e.raw_os_error() == Some(libc::ELOOP) && !trusted => {
+                    return Err(untrusted("a symbolic link"));
+                }
+                Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {} // followed below
+                other => return other,
+            }
+        }
+        let next = openat(dir.as_fd(), &name, libc::O_PATH | libc::O_NOFOLLOW, 0)?;
+        let meta = fstat(next.as_fd())?;
+        match meta.st_mode & libc::S_IFMT {
+            libc::S_IFDIR => {
+                trusted = is_trusted(&meta);
+                dir = next;
+            }
+            libc::S_IFLNK if !trusted => return Err(untrusted("a symbolic link")),
+            libc::S_IFLNK => {
+                links += 1;
+                if links > MAX_LINKS {
+                    return Err(io::Error::from_raw_os_error(libc::ELOOP));
+                }
+                let target = readlink(next.as_fd())?;
+                let target = Path::new(&target);
+                if target.is_absolute() {
+                    dir = open_root()?;
+                    trusted = is_trusted(&fstat(dir.as_fd())?);
+                }
+                for component in components(target).into_iter().rev() {
+                    pending.push_front(component);
+                }
+            }
+            _ => return Err(io::Error::from_raw_os_error(libc::ENOTDIR)),
+        }
+    }
+    match last {
+        // The path ended in a directory (`/`, `..`): open it as asked, which fails for writing.
+        Some((flags, _)) => openat(dir.as_fd(), c".", flags & !libc::O_CREAT, 0),
+        None => Ok(dir),
+    }
+}
+
+/// The components to look up: names and `..`; `/` and `.` are dropped.
+fn components(path: &Path) -> VecDeque<OsString> {
+    path.components()
+        .filter_map(|c| match c {
+            Component::Normal(name) => Some(name.to_os_string()),
+            Component::ParentDir => Some(OsString::from("..")),
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => None,
+        })
+        .collect()
+}
+
+/// Opens the last component with `O_NOFOLLOW`, without `O_TRUNC`; checks it (in an untrusted
+/// directory), then truncates if asked.
+fn open_last(
+    dir: BorrowedFd<'_>,
+    name: &CStr,
+    trusted: bool,
+    flags: i32,
+    mode: u32,
+) -> io::Result<OwnedFd> {
+    let fd = openat(dir, name, (flags & !libc::O_TRUNC) | libc::O_NOFOLLOW, mode)?;
+    if !trusted {
+        let meta = fstat(fd.as_fd())?;
+        let kind = meta.st_mode & libc::S_IFMT;
+        if kind != libc::S_IFREG && kind != libc::S_IFIFO {
+            return Err(untrusted("a file that is neither a regular file nor a FIFO"));
+        }
+        if kind == libc::S_IFREG && meta.st_nlink > 1 {
+            return Err(untrusted("a file with other hard links"));
+        }
+    }
+    if flags & libc::O_TRUNC != 0 && flags & libc::O_ACCMODE != libc::O_RDONLY {
+        truncate(fd.as_fd())?;
+    }
+    Ok(fd)
+}
+
+/// Trusted: belongs to root or the caller, and neither group nor others may write it.
+fn is_trusted(meta: &libc::stat) -> bool {
+    // SAFETY: geteuid has no preconditions.
+    let me = unsafe { libc::geteuid() };
+    (meta.st_uid == 0 || meta.st_uid == me) && meta.st_mode & 0o022 == 0
+}
+
+fn untrusted(what: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::PermissionDenied,
+        format!(
+            "refusing {what} in a directory that users other than root and the caller can \
+             write"
+        ),
+    )
+}
+
+fn cstring(name: &OsStr) -> io::Result<CString> {
+    CString::new(name.as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))
+}
+
+/// `open(2)` of `/` with `O_PATH | O_DIRECTORY | O_CLOEXEC`: where every walk starts.
+fn open_root() -> io::Result<OwnedFd> {
+    let flags = libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC;
+    // SAFETY: the path is a NUL-terminated literal; no O_CREAT, so no mode is read.
+    let fd = unsafe { libc::open(c"/".as_ptr(), flags) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: open just returned this descriptor and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// `openat(2)` with `O_CLOEXEC | O_NOCTTY` added.
+fn openat(dir: BorrowedFd<'_>, name: &CStr, flags: i32, mode: u32) -> io::Result<OwnedFd> {
+    let flags = flags | libc::O_CLOEXEC | libc::O_NOCTTY;
+    // SAFETY: dir is an open directory descriptor, name a NUL-terminated string; mode is the
+    // variadic argument, read only with O_CREAT.
+    let fd = unsafe { libc::openat(dir.as_raw_fd(), name.as_ptr(), flags, mode as libc::c_uint) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: openat just returned this descriptor and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+fn fstat(fd: BorrowedFd<'_>) -> io::Result<libc::stat> {
+    let mut meta = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: meta is a valid out-pointer for one struct stat.
+    if unsafe { libc::fstat(fd.as_raw_fd(), meta.as_mut_ptr()) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fstat succeeded, so it filled meta.
+    Ok(unsafe { meta.assume_init() })
+}
+
+/// `readlinkat(2)` of the link `fd` (opened with `O_PATH | O_NOFOLLOW`) itself.
+fn readlink(fd: BorrowedFd<'_>) -> io::Result<OsString> {
+    let mut buf = vec![0u8; libc::PATH_MAX as usize];
+    // SAFETY: fd is an O_PATH descriptor of a symbolic link (an empty path reads that link);
+    // buf has buf.len() writable bytes.
+    let n = unsafe {
+        libc::readlinkat(fd.as_raw_fd(), c"".as_ptr(), buf.as_mut_ptr().cast(), buf.len())
+    };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    buf.truncate(n as usize);
+    Ok(OsString::from_vec(buf))
+}
+
+fn truncate(fd: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: ftruncate on an open descriptor has no memory preconditions.
+    if unsafe { libc::ftruncate(fd.as_raw_fd(), 0) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_trusted_symlink_is_followed_and_dot_dot_works() {
+        let dir = std::env::temp_dir().join(format!("daemonctx-safe-open-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("real")).unwrap();
+        std::os::unix::fs::symlink("real", dir.join("link")).unwrap();
+        let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC;
+        let file = dir.join("link/../link/out.log");
+        // The temporary directory itself may be untrusted (/tmp is world-writable), but `dir`
+        // is ours with mode 0755 under the umask of tests: the link lies in a trusted place.
+        std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        drop(open(&file, flags, 0o600).unwrap());
+        assert!(dir.join("real/out.log").exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn links_in_a_directory_others_can_write_are_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("daemonctx-untrusted-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("shared")).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let shared = dir.join("shared");
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777)).unwrap();
+        std::fs::write(dir.join("target"), "keep\n").unwrap();
+        std::os::unix::fs::symlink(dir.join("target"), shared.join("link")).unwrap();
+        std::os::unix::fs::symlink(&dir, shared.join("up")).unwrap();
+        std::fs::hard_link(dir.join("target"), shared.join("hard")).unwrap();
+        let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC;
+        for name in ["link", "up/target", "hard"] {
+            let e = open(&shared.join(name), flags, 0o644).unwrap_err();
+            assert_eq!(e.kind(), io::ErrorKind::PermissionDenied, "{name}: {e}");
+        }
+        assert_eq!(std::fs::read_to_string(dir.join("target")).unwrap(), "keep\n");
+        drop(open(&shared.join("plain.log"), flags, 0o644).unwrap());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
