@@ -225,9 +225,16 @@ fn ready_fd_beyond_the_descriptor_limit_is_a_usage_error() {
     }
 }
 
-/// The abstract socket name in `pid`'s `NOTIFY_SOCKET` (`@name`).
+/// The abstract socket name in `pid`'s `NOTIFY_SOCKET` (`@name`). Waited for: COMMAND may be
+/// inside `execve(2)` (`sh` becoming `sleep` right after its readiness), when
+/// `/proc/PID/environ` reads empty.
 fn notify_name(pid: i32) -> String {
-    let value = variable(pid, "NOTIFY_SOCKET").expect("COMMAND has NOTIFY_SOCKET");
+    let mut value = None;
+    wait_until(COMMAND_TIMEOUT, || {
+        value = variable(pid, "NOTIFY_SOCKET");
+        value.is_some()
+    });
+    let value = value.expect("COMMAND has NOTIFY_SOCKET");
     value.strip_prefix('@').expect("an abstract address").to_string()
 }
 
