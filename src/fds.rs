@@ -290,6 +290,23 @@ pub(crate) fn keep_across_exec(fd: RawFd) -> Result<(), i32> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn same_as_stdout_shares_stdouts_description_and_is_refused_elsewhere() {
+        for target in [0, 1] {
+            let refused = Stream::SameAsStdout.open(target).unwrap_err();
+            assert_eq!(refused.raw_os_error(), Some(libc::EINVAL), "target {target}");
+        }
+        let stdout = Stream::Null.open(1).unwrap();
+        let stderr = same_as_stdout(stdout.as_fd()).unwrap();
+        assert!(stderr.as_raw_fd() > 2 && stderr.as_raw_fd() != stdout.as_raw_fd());
+        // One open file description: a flag set through one copy shows through the other.
+        let flags = fcntl::fcntl(&stdout, FcntlArg::F_GETFL).unwrap();
+        let flags = OFlag::from_bits_truncate(flags) | OFlag::O_APPEND;
+        fcntl::fcntl(&stdout, FcntlArg::F_SETFL(flags)).unwrap();
+        let shared = OFlag::from_bits_truncate(fcntl::fcntl(&stderr, FcntlArg::F_GETFL).unwrap());
+        assert!(shared.contains(OFlag::O_APPEND));
+    }
+
     /// The `/proc/self/fd` fallback, run for real in a fresh copy of this test binary (closing
     /// descriptors in the harness itself would be unsafe): it opens descriptors, keeps two,
     /// closes the rest by listing, and prints what is left.
