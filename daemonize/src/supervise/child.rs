@@ -134,6 +134,8 @@ impl Program {
                 // the signal mask itself.)
                 signals::reset_all()?;
                 if let Some((source, target)) = ready_fd {
+                    // inherit_ready_fd's promise (within the unsafe block above): this child
+                    // execs next or exits, so no owner of target runs again.
                     inherit_ready_fd(source, target)?;
                 }
                 Err(executable.exec())
