@@ -442,6 +442,7 @@ fn start_supervised(
     let named = Path::new(&cli.command[0]);
     let syslog =
         cli.syslog.as_ref().map(|facility| connect_syslog(cli, facility, command)).transpose()?;
+    refuse_if_running(cli)?;
     let created = missing_log_files(cli);
     let opened = open_sinks(cli).and_then(|(stdout, stderr)| {
         let null = open_null()?;
@@ -452,7 +453,7 @@ fn start_supervised(
         Ok((stdout, stderr, null, child_pidfile))
     });
     let (stdout, stderr, null, child_pidfile) =
-        opened.inspect_err(|_| remove_if_empty(&created))?;
+        opened.inspect_err(|e| remove_if_empty(&created, e))?;
     // Interactive (`docker run -it`, a shell): COMMAND gets the terminal, with job control.
     let terminal = cli.foreground && supervise::on_terminal();
     let mut config = SupervisorConfig {
@@ -509,7 +510,7 @@ fn start_supervised(
             if let Some(child_pidfile) = config.child_pidfile.take() {
                 let _ = child_pidfile.remove();
             }
-            remove_if_empty(&created);
+            remove_if_empty(&created, &e);
             return Err(match cli.wait_ready {
                 Some(_) => command_died(name_program(e, named), named),
                 None => name_program(e, named),
@@ -532,17 +533,34 @@ fn open_sinks(cli: &Cli) -> Result<(Sink, Sink), Error> {
     Ok((stdout, stderr))
 }
 
+/// Refuses at once a start whose pidfile is locked by a running instance (`F_OFD_GETLK`, the
+/// lock left untouched), before the supervisor's log files are opened: so the usual refused
+/// start creates no file. A start racing another one past this check is refused when it locks.
+fn refuse_if_running(cli: &Cli) -> Result<(), Error> {
+    match cli.pidfile.as_deref().map(Pidfile::status) {
+        Some(Status::Running(pid)) => {
+            Err(Error::AlreadyRunning { pidfile: cli.pidfile.clone().unwrap_or_default(), pid })
+        }
+        _ => Ok(()),
+    }
+}
+
 /// The -o and -e files that are not there yet: the supervisor's log files are opened (and
-/// created) before the pidfile is locked, so a start that fails, refused as already running
-/// say, removes them again ([`remove_if_empty`]) to leave nothing behind (`lstat(2)`).
+/// created) before the pidfile is locked, so a start that fails removes them again
+/// ([`remove_if_empty`]) to leave nothing behind (`lstat(2)`).
 fn missing_log_files(cli: &Cli) -> Vec<PathBuf> {
     let paths = [&cli.stdout, &cli.stderr].into_iter().flatten();
     paths.filter(|path| std::fs::symlink_metadata(path).is_err()).cloned().collect()
 }
 
-/// Removes each of `paths` that is an empty regular file (`lstat(2)`, `unlink(2)`): files a
-/// failed start created, into which nothing was written.
-fn remove_if_empty(paths: &[PathBuf]) {
+/// After a failed start, removes each of `paths` that is an empty regular file (`lstat(2)`,
+/// `unlink(2)`): files this start created, into which nothing was written. Not when the start
+/// lost a race for a lock (`error` is [`Error::AlreadyRunning`]): the instance that won may
+/// have opened the same new files, and would go on writing into unlinked ones.
+fn remove_if_empty(paths: &[PathBuf], error: &Error) {
+    if matches!(error, Error::AlreadyRunning { .. }) {
+        return;
+    }
     for path in paths {
         if std::fs::symlink_metadata(path).is_ok_and(|meta| meta.is_file() && meta.len() == 0) {
             let _ = std::fs::remove_file(path);

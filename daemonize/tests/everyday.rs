@@ -340,6 +340,27 @@ fn a_start_refused_as_running_touches_no_log_and_leaves_no_file() {
     }
 }
 
+/// A supervised start that fails after opening its first log file (the second cannot be
+/// opened, or the child pidfile cannot be locked) removes the file it created.
+#[test]
+fn a_failed_supervised_start_removes_the_log_file_it_created() {
+    let dir = TempDir::new("failed-start-logs");
+    let (pidfile, log) = (dir.join("d.pid"), dir.join("new.log"));
+    let missing = dir.join("no-such-dir/x");
+    let (pidfile, log, missing) = (path_str(&pidfile), path_str(&log), path_str(&missing));
+    for failing in [["-e", missing], ["--child-pidfile", missing]] {
+        let mut args = vec!["--supervise", "-p", pidfile, "-o", log];
+        args.extend(failing);
+        args.extend(["--", "sleep", "1000"]);
+        let output = daemonize(&args);
+        let _guard = guard_pidfile(Path::new(pidfile));
+        let shown = describe(&format!("daemonize {}", show(&args)), &output);
+        assert!(!output.status.success(), "{shown}");
+        assert!(!Path::new(log).exists(), "log file left behind: {shown}");
+        assert!(!Path::new(pidfile).exists(), "pidfile left behind: {shown}");
+    }
+}
+
 fn failing_child(dir: &TempDir) -> PathBuf {
     std::fs::create_dir(dir.join("bin")).unwrap();
     let script = dir.join("bin/child.sh");
