@@ -10,8 +10,6 @@
 //!
 //! System calls: `open(2)`, `write(2)`, `send(2)`, `socket(2)`, `connect(2)`, `fstat(2)`.
 
-#![allow(unsafe_code)]
-
 use std::fs::File;
 use std::io::{self, Write};
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
@@ -215,12 +213,9 @@ impl LogFile {
         if !self.socket {
             return self.file.write(&self.held);
         }
-        let flags = libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL;
-        // SAFETY: held is readable for its length; the descriptor is our open socket.
-        let n = unsafe {
-            libc::send(self.file.as_raw_fd(), self.held.as_ptr().cast(), self.held.len(), flags)
-        };
-        if n < 0 { Err(io::Error::last_os_error()) } else { Ok(n as usize) }
+        use nix::sys::socket::{MsgFlags, send};
+        let flags = MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL;
+        Ok(send(self.file.as_raw_fd(), &self.held, flags)?)
     }
 
     /// Whether bytes are waiting for the file to take them.

@@ -119,10 +119,10 @@ impl Program {
             })
             .stdout(stdout)
             .stderr(stderr);
+        let terminal = self.terminal;
         // SAFETY: the closure runs between fork and exec and makes only async-signal-safe calls
         // (rt_sigaction, sigprocmask, fcntl, dup2, getresuid, setresuid, setuid, getpid,
         // execve) on data prepared before the fork.
-        let terminal = self.terminal;
         unsafe {
             command.pre_exec(move || {
                 if terminal {
