@@ -225,16 +225,9 @@ fn ready_fd_beyond_the_descriptor_limit_is_a_usage_error() {
     }
 }
 
-/// The abstract socket name in `pid`'s `NOTIFY_SOCKET` (`@name`). Waited for: COMMAND may be
-/// inside `execve(2)` (`sh` becoming `sleep` right after its readiness), when
-/// `/proc/PID/environ` reads empty.
+/// The abstract socket name in `pid`'s `NOTIFY_SOCKET` (`@name`).
 fn notify_name(pid: i32) -> String {
-    let mut value = None;
-    wait_until(COMMAND_TIMEOUT, || {
-        value = variable(pid, "NOTIFY_SOCKET");
-        value.is_some()
-    });
-    let value = value.expect("COMMAND has NOTIFY_SOCKET");
+    let value = variable(pid, "NOTIFY_SOCKET").expect("COMMAND has NOTIFY_SOCKET");
     value.strip_prefix('@').expect("an abstract address").to_string()
 }
 
@@ -258,6 +251,11 @@ fn notify_socket_name_cannot_be_squatted_after_readiness() {
         guards.extend(guard_pidfile(&child_pidfile));
         assert!(output.status.success(), "{}", describe(&show(&args), &output));
         let command = read_pidfile(if supervise { &child_pidfile } else { &pidfile });
+        // Read the environment only once COMMAND has exec'd sleep: during execve(2)
+        // /proc/PID/environ may read empty (the old image is going, the new not yet there).
+        let cmdline = format!("/proc/{command}/cmdline");
+        let execed = || std::fs::read(&cmdline).is_ok_and(|c| c == b"sleep\x001000\0");
+        assert!(wait_until(COMMAND_TIMEOUT, execed), "COMMAND never exec'd sleep");
         let address = SocketAddr::from_abstract_name(notify_name(command).as_bytes()).unwrap();
 
         let bound = UnixDatagram::bind_addr(&address);
