@@ -233,13 +233,16 @@ fn open_streams(prepared: &mut Prepared, streams: [Stream; 3]) -> Result<(), Err
         // /dev/null is opened once; the other streams that go there get a copy (`fcntl(2)`
         // `F_DUPFD_CLOEXEC`), not another walk from `/` (three system calls each).
         let is_null = matches!(stream, Stream::Null);
-        let fd = match (&stream, null) {
-            (Stream::Null, Some(first)) => prepared.streams[first]
+        let opened = match (&stream, prepared.streams.get(1), null) {
+            (Stream::SameAsStdout, Some(stdout), _) if i == 2 => {
+                fds::same_as_stdout(stdout.as_fd())
+            }
+            (Stream::Null, _, Some(first)) => prepared.streams[first]
                 .try_clone()
                 .map_err(|e| Error::os(Step::OpenStream, "/dev/null", e)),
             _ => stream.open(i as RawFd),
         };
-        let fd = fd.map_err(|e| prepared.abandon(e))?;
+        let fd = opened.map_err(|e| prepared.abandon(e))?;
         if is_null {
             null.get_or_insert(prepared.streams.len());
         }
