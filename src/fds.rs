@@ -129,8 +129,9 @@ impl From<&str> for Stream {
 
 impl Stream {
     /// Opens the stream's file in the original process, where errors can still be shown:
-    /// `open(2)` with `O_CLOEXEC` (`/dev/null` read-write; for `input` (stdin) a path is opened
-    /// read-only, otherwise write-only, created with mode 0644).
+    /// `open(2)` with `O_CLOEXEC` (`/dev/null` read-write, checked by `fstat(2)` to be the null
+    /// device; for `input` (stdin) a path is opened read-only, otherwise write-only, created
+    /// with mode 0644).
     ///
     /// The descriptor is at 3 or above (`fcntl(2)` `F_DUPFD_CLOEXEC`), so putting it on 0, 1
     /// or 2 never overwrites another stream's source.
@@ -148,7 +149,9 @@ impl Stream {
                 let e = io::Error::from_raw_os_error(libc::EINVAL);
                 return Err(Error::os_nopath(Step::OpenStream, e));
             }
-            Stream::Null => (std::path::PathBuf::from("/dev/null"), OFlag::O_RDWR),
+            Stream::Null => {
+                return open_dev_null().map_err(|e| Error::os(Step::OpenStream, "/dev/null", e));
+            }
             Stream::Append(path) | Stream::Truncate(path) if input => (path, OFlag::O_RDONLY),
             Stream::Append(path) => (path, OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_APPEND),
             Stream::Truncate(path) => (path, OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_TRUNC),
@@ -181,6 +184,21 @@ fn open_file(path: &Path, flags: OFlag) -> io::Result<OwnedFd> {
     let fd = crate::safe_open::open(path, (flags | OFlag::O_NONBLOCK).bits(), 0o644)?;
     // F_SETFL ignores O_CLOEXEC, O_CREAT and O_TRUNC.
     fcntl::fcntl(&fd, FcntlArg::F_SETFL(flags))?;
+    above_std_streams(fd)
+}
+
+/// `/dev/null`, read-write: one `open(2)` (`O_NOFOLLOW`), then `fstat(2)`: it must be the null
+/// character device (major 1, minor 3), else `ENODEV`. No walk from `/` as [`open_file`] makes
+/// (three system calls a directory): the device number says which file it is, whatever the
+/// path went through, and nobody but root can make a character device.
+fn open_dev_null() -> io::Result<OwnedFd> {
+    let flags = OFlag::O_RDWR | OFlag::O_CLOEXEC | OFlag::O_NOCTTY | OFlag::O_NOFOLLOW;
+    let fd = fcntl::open("/dev/null", flags, nix::sys::stat::Mode::empty())?;
+    let meta = nix::sys::stat::fstat(&fd)?;
+    let is_char_device = meta.st_mode & libc::S_IFMT == libc::S_IFCHR;
+    if !is_char_device || meta.st_rdev != libc::makedev(1, 3) {
+        return Err(io::Error::from_raw_os_error(libc::ENODEV));
+    }
     above_std_streams(fd)
 }
 
