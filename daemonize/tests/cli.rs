@@ -48,14 +48,6 @@ fn exe_of(pid: i32) -> PathBuf {
     std::fs::read_link(format!("/proc/{pid}/exe")).unwrap()
 }
 
-fn environ_of(pid: i32) -> Vec<String> {
-    let raw = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
-    raw.split(|b| *b == 0)
-        .filter(|s| !s.is_empty())
-        .map(|s| String::from_utf8_lossy(s).into_owned())
-        .collect()
-}
-
 fn which(program: &str) -> PathBuf {
     let output = run(Command::new("sh").args(["-c", &format!("command -v {program}")]));
     PathBuf::from(String::from_utf8_lossy(&output.stdout).trim())

@@ -19,14 +19,6 @@ fn s(path: &Path) -> &str {
     path.to_str().unwrap()
 }
 
-fn environ_of(pid: i32) -> Vec<String> {
-    let raw = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
-    raw.split(|b| *b == 0)
-        .filter(|s| !s.is_empty())
-        .map(|s| String::from_utf8_lossy(s).into_owned())
-        .collect()
-}
-
 /// The value of `name` in `pid`'s environment.
 fn variable(pid: i32, name: &str) -> Option<String> {
     let prefix = format!("{name}=");

@@ -632,8 +632,8 @@ fn notify_socket_stays_bound_once_ready_and_restarts_get_none() {
     let child = wait_for_pidfile(&dir.join("c.pid"));
     assert_ne!(child, run.child);
     let _guard = SpawnedGroup(pgid_of(child));
-    let environ = std::fs::read(format!("/proc/{child}/environ")).unwrap();
-    assert!(!environ.split(|b| *b == 0).any(|v| v.starts_with(b"NOTIFY_SOCKET=")));
+    let environ = environ_of(child);
+    assert!(!environ.iter().any(|v| v.starts_with("NOTIFY_SOCKET=")), "{environ:?}");
     assert!(is_bound(), "{address} was given up at the restart");
 }
 

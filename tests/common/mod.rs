@@ -230,6 +230,29 @@ fn command_line(pid: i32) -> Vec<u8> {
     cmdline
 }
 
+/// The environment of `pid` (`/proc/PID/environ`), one `NAME=value` a string. It reads empty
+/// while the process is inside `execve(2)`, from the switch to its new memory until the kernel
+/// has copied the environment there (`env_start` and `env_end`, fields 50 and 51 of
+/// `/proc/PID/stat`, are 0 until then): read again until it has, bounded.
+pub fn environ_of(pid: i32) -> Vec<String> {
+    let read = || std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+    // An environment that is empty indeed: set (nonzero) and of no length.
+    let empty_indeed = || {
+        let stat = proc_stat(pid);
+        stat[47] != "0" && stat[47] == stat[48]
+    };
+    let mut raw = read();
+    let deadline = Instant::now() + COMMAND_TIMEOUT;
+    while raw.is_empty() && !empty_indeed() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+        raw = read();
+    }
+    raw.split(|b| *b == 0)
+        .filter(|s| !s.is_empty())
+        .map(|s| String::from_utf8_lossy(s).into_owned())
+        .collect()
+}
+
 /// The pids from this process up to 1: a daemon's parent must be one of these (PID 1 or a
 /// subreaper above the test).
 pub fn ancestors_of_test() -> Vec<i32> {
