@@ -110,7 +110,7 @@ fn descendants_running(supervisor: i32, argv: &str) -> Vec<u32> {
 /// saying so, without python3.
 fn escaper_command(dir: &TempDir, group_file: &Path) -> Option<String> {
     if !Command::new("python3").args(["-c", ""]).status().is_ok_and(|s| s.success()) {
-        skip("stop_kills_every_descendant_even_escaped_ones: no python3 for the forking escaper");
+        skip("stop_kills_every_descendant_even_escaped_ones needs python3 for the forking escaper");
         return None;
     }
     let program = dir.join("escaper.py");

@@ -351,7 +351,7 @@ impl Tmpfs {
             run(Command::new("mount").args(["-t", "tmpfs", "-o", &option, "tmpfs"]).arg(&path));
         if !mounted.status.success() {
             skip(&format!(
-                "{test}: cannot mount a tmpfs: {}",
+                "{test} needs a tmpfs it can mount: {}",
                 String::from_utf8_lossy(&mounted.stderr).trim()
             ));
             return None;
@@ -379,7 +379,7 @@ impl Tmpfs {
             run(Command::new("mount").args(["-t", "tmpfs", "-o", options, "tmpfs"]).arg(&path));
         if !mounted.status.success() {
             skip(&format!(
-                "{test}: cannot mount a tmpfs with {options}: {}",
+                "{test} needs a tmpfs it can mount with {options}: {}",
                 String::from_utf8_lossy(&mounted.stderr).trim()
             ));
             return None;
