@@ -9,6 +9,7 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
+use crate::activation::{self, LISTEN_FDS, LISTEN_PID, PID_DIGITS, WATCHDOG_PID, WATCHDOG_USEC};
 use crate::error::{Error, Step};
 
 /// A program, its arguments and its environment, for [`crate::DaemonContext::exec`].
@@ -16,6 +17,8 @@ use crate::error::{Error, Step};
 pub struct Command {
     argv: Vec<OsString>,
     env: Vec<(OsString, OsString)>,
+    /// The file to execute, when not `argv[0]` looked up.
+    program: Option<PathBuf>,
 }
 
 impl Command {
@@ -41,7 +44,22 @@ impl Command {
     /// assert_eq!(command.argv()[0], "./server"); // found next to the caller, wherever it chdirs
     /// ```
     pub fn new(argv: Vec<OsString>, env: Vec<(OsString, OsString)>) -> Command {
-        Command { argv, env }
+        Command { argv, env, program: None }
+    }
+
+    /// Executes `path` instead of looking `argv[0]` up (`argv[0]` stays as given): a path
+    /// resolved once by the caller, say before a `chdir(2)`. A bare name is still looked up on
+    /// `PATH`.
+    ///
+    /// ```
+    /// use daemonctx::Command;
+    ///
+    /// let command = Command::new(vec!["server".into()], vec![]).program("/usr/sbin/server");
+    /// # drop(command);
+    /// ```
+    pub fn program(mut self, path: impl Into<PathBuf>) -> Command {
+        self.program = Some(path.into());
+        self
     }
 
     /// The argument vector, `argv[0]` included.
@@ -65,6 +83,7 @@ impl Command {
         let Some(name) = self.argv.first() else {
             return Err(Error::os_nopath(Step::Exec, io::Error::from_raw_os_error(libc::EINVAL)));
         };
+        let name = self.program.as_ref().map_or(name.as_os_str(), |p| p.as_os_str());
         let path_var = self.env.iter().find(|(k, _)| k == "PATH").map(|(_, v)| v.as_os_str());
         resolve_program(name, path_var, root)
             .ok_or_else(|| Error::os(Step::Exec, name, io::Error::from_raw_os_error(libc::ENOENT)))
@@ -85,6 +104,7 @@ impl Command {
         let envp: Vec<CString> = self
             .env
             .iter()
+            .filter(|(k, _)| k != LISTEN_PID && k != WATCHDOG_PID)
             .map(|(k, v)| {
                 let mut pair = k.clone().into_vec();
                 pair.push(b'=');
@@ -93,14 +113,169 @@ impl Command {
             })
             .collect::<Result<_, _>>()?;
         let argv_ptrs = null_terminated(&argv);
-        let envp_ptrs = null_terminated(&envp);
+        let mut envp_ptrs = null_terminated(&envp);
+        let listen_pid = self.has_env(LISTEN_PID).then(|| PidSlot::new(LISTEN_PID));
+        let watchdog_pid = self.has_env(WATCHDOG_PID).then(|| PidSlot::new(WATCHDOG_PID));
+        for slot in [&listen_pid, &watchdog_pid].into_iter().flatten() {
+            envp_ptrs.insert(0, slot.entry.cast_const().cast());
+        }
+        let listen_fds = match listen_pid {
+            Some(_) => self.env_value(LISTEN_FDS).and_then(|n| n.to_str()?.parse().ok()),
+            None => None,
+        };
         // Messages name the program as the user wrote it when it is a path (`./x`), else where
         // the PATH lookup found it.
         let shown = match self.argv[0].as_bytes().contains(&b'/') {
             true => PathBuf::from(&self.argv[0]),
             false => program,
         };
-        Ok(ExecImage { shown, c_program, _argv: argv, _envp: envp, argv_ptrs, envp_ptrs })
+        Ok(ExecImage {
+            shown,
+            c_program,
+            _argv: argv,
+            _envp: envp,
+            argv_ptrs,
+            envp_ptrs,
+            listen_pid,
+            listen_fds: listen_fds.unwrap_or(0),
+            watchdog_pid,
+        })
+    }
+
+    /// Builds what `execve(2)` needs now, for a child started by other means (a `pre_exec`
+    /// hook of [`std::process::Command`]): the program resolved on `PATH` (`stat(2)`), the
+    /// argument and environment arrays, and the `LISTEN_PID` entry left for
+    /// [`Executable::exec`] to fill in.
+    ///
+    /// # Errors
+    /// As [`crate::DaemonContext::exec`]'s lookup: [`Error::Os`] with [`Step::Exec`].
+    ///
+    /// ```
+    /// use daemonctx::Command;
+    ///
+    /// let command = Command::new(vec!["true".into()], vec![("PATH".into(), "/bin:/usr/bin".into())]);
+    /// let executable = command.executable()?;
+    /// // in a child, between fork and exec: let error = executable.exec();
+    /// # drop(executable);
+    /// # Ok::<(), daemonctx::Error>(())
+    /// ```
+    pub fn executable(&self) -> Result<Executable, Error> {
+        self.prepare(None).map(Executable)
+    }
+
+    /// Removes the socket activation variables (`LISTEN_PID`, `LISTEN_FDS`,
+    /// `LISTEN_FDNAMES`): for a command the sockets are not passed to.
+    ///
+    /// ```
+    /// use daemonctx::Command;
+    ///
+    /// let mut command = Command::new(vec!["app".into()], vec![("LISTEN_FDS".into(), "1".into())]);
+    /// command.remove_activation();
+    /// assert!(command.env().is_empty());
+    /// ```
+    pub fn remove_activation(&mut self) {
+        self.env.retain(|(name, _)| !activation::is_activation_variable(name.as_bytes()));
+    }
+
+    fn env_value(&self, name: &str) -> Option<&OsStr> {
+        self.env.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_os_str())
+    }
+
+    /// Removes the watchdog variables (`WATCHDOG_PID`, `WATCHDOG_USEC`): for a command the
+    /// service manager's watchdog is not meant for.
+    ///
+    /// ```
+    /// use daemonctx::Command;
+    ///
+    /// let mut command = Command::new(vec!["app".into()], vec![("WATCHDOG_USEC".into(), "1".into())]);
+    /// command.remove_watchdog();
+    /// assert!(command.env().is_empty());
+    /// ```
+    pub fn remove_watchdog(&mut self) {
+        self.env.retain(|(name, _)| name != WATCHDOG_PID && name != WATCHDOG_USEC);
+    }
+
+    fn has_env(&self, name: &str) -> bool {
+        self.env_value(name).is_some()
+    }
+}
+
+/// A `NAME=pid` environment entry (`LISTEN_PID=`, `WATCHDOG_PID=`), with room for any pid's
+/// digits and the NUL: allocated before the fork, written in place by the process about to call
+/// `execve(2)`.
+#[derive(Debug)]
+struct PidSlot {
+    /// The entry's first byte; owned (a leaked `Box<[u8]>` of `len` bytes, freed by `Drop`).
+    /// Only ever used through this raw pointer, so writes through it never alias a reference.
+    entry: *mut u8,
+    /// Where the digits start: after `NAME=`.
+    digits_at: usize,
+    len: usize,
+}
+
+impl PidSlot {
+    fn new(name: &str) -> PidSlot {
+        let digits_at = name.len() + 1;
+        let len = digits_at + PID_DIGITS + 1;
+        let mut bytes = vec![0u8; len].into_boxed_slice();
+        bytes[..name.len()].copy_from_slice(name.as_bytes());
+        bytes[name.len()] = b'=';
+        activation::write_pid(&mut bytes[digits_at..], std::process::id());
+        PidSlot { entry: Box::into_raw(bytes).cast(), digits_at, len }
+    }
+
+    /// Writes `pid` into the entry. Async-signal-safe.
+    fn fill(&mut self, pid: u32) {
+        // SAFETY: entry points to len bytes this slot owns, of which the last PID_DIGITS + 1
+        // start at digits_at; no reference to them exists, and &mut self makes this the only
+        // writer.
+        let digits = unsafe {
+            std::slice::from_raw_parts_mut(self.entry.add(self.digits_at), PID_DIGITS + 1)
+        };
+        activation::write_pid(digits, pid);
+    }
+}
+
+impl Drop for PidSlot {
+    fn drop(&mut self) {
+        let slice = std::ptr::slice_from_raw_parts_mut(self.entry, self.len);
+        // SAFETY: entry came from Box::into_raw of a boxed slice of len bytes, freed only here.
+        drop(unsafe { Box::from_raw(slice) });
+    }
+}
+
+/// A command ready for `execve(2)` ([`Command::executable`]), to be run by a child that some
+/// other code forked, such as a `pre_exec` hook of [`std::process::Command`].
+#[derive(Debug)]
+pub struct Executable(ExecImage);
+
+// SAFETY: the raw pointers in ExecImage point only into buffers the image owns (CStrings, the
+// pid slots); nothing is shared with another owner, and the slots are written only through
+// &mut self.
+unsafe impl Send for Executable {}
+// SAFETY: as for Send; &self gives no way to write.
+unsafe impl Sync for Executable {}
+
+impl Executable {
+    /// In the child: sets `LISTEN_PID` and `WATCHDOG_PID`, when the environment has them, to
+    /// this process's pid (`getpid(2)`), makes the passed sockets inheritable (`fcntl(2)`
+    /// `F_SETFD`) when socket activation is passed on, then `execve(2)`. Returns only on failure, with the OS error.
+    /// Async-signal-safe: no allocation after the fork.
+    ///
+    /// ```no_run
+    /// use std::os::unix::process::CommandExt;
+    ///
+    /// let command = daemonctx::Command::new(vec!["app".into()], std::env::vars_os().collect());
+    /// let mut executable = command.executable()?;
+    /// let mut spawner = std::process::Command::new("app");
+    /// // SAFETY: exec() only makes async-signal-safe calls on data built before the fork.
+    /// unsafe { spawner.pre_exec(move || Err(executable.exec())) };
+    /// let child = spawner.spawn()?; // LISTEN_PID, if passed on, names the child
+    /// # drop(child);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn exec(&mut self) -> io::Error {
+        io::Error::from_raw_os_error(self.0.execve())
     }
 }
 
@@ -114,6 +289,11 @@ pub(crate) struct ExecImage {
     _envp: Vec<CString>,
     argv_ptrs: Vec<*const c_char>,
     envp_ptrs: Vec<*const c_char>,
+    /// The `LISTEN_PID=` entry when socket activation is passed on, and the number of sockets.
+    listen_pid: Option<PidSlot>,
+    listen_fds: u32,
+    /// The `WATCHDOG_PID=` entry when the service manager's watchdog is passed on.
+    watchdog_pid: Option<PidSlot>,
 }
 
 impl ExecImage {
@@ -122,8 +302,24 @@ impl ExecImage {
         &self.shown
     }
 
-    /// `execve(2)`: returns only on failure, with the errno. Async-signal-safe.
-    pub(crate) fn execve(&self) -> i32 {
+    /// `execve(2)`: returns only on failure, with the errno. Async-signal-safe. `WATCHDOG_PID`
+    /// becomes this process's pid (`getpid(2)`); when socket activation is passed on, so does
+    /// `LISTEN_PID`, and the sockets lose `FD_CLOEXEC` first.
+    pub(crate) fn execve(&mut self) -> i32 {
+        // SAFETY: getpid has no preconditions.
+        let pid = unsafe { libc::getpid() } as u32;
+        if let Some(slot) = &mut self.watchdog_pid {
+            slot.fill(pid);
+        }
+        if let Some(slot) = &mut self.listen_pid {
+            slot.fill(pid);
+            for fd in
+                activation::LISTEN_FDS_START..activation::LISTEN_FDS_START + self.listen_fds as i32
+            {
+                // SAFETY: F_SETFD takes an int flag set; a closed number fails with EBADF.
+                unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
+            }
+        }
         // SAFETY: all three pointers come from CStrings and null-terminated pointer arrays that
         // self owns and that live until the call replaces the process image.
         unsafe {
@@ -198,6 +394,30 @@ mod tests {
             resolve_program(OsStr::new("no-such-program-xyz"), Some(OsStr::new("/bin")), None),
             None
         );
+    }
+
+    #[test]
+    fn listen_pid_is_rewritten_in_place_and_foreign_variables_removed() {
+        let env = vec![
+            (OsString::from("PATH"), OsString::from("/bin")),
+            (OsString::from("LISTEN_PID"), OsString::from("1")),
+            (OsString::from("LISTEN_FDS"), OsString::from("2")),
+        ];
+        let mut image = Command::new(vec!["sh".into()], env.clone()).prepare(None).unwrap();
+        let entry = |image: &ExecImage| {
+            // SAFETY: envp_ptrs[0] points to the NUL-terminated LISTEN_PID entry image owns.
+            unsafe { std::ffi::CStr::from_ptr(image.envp_ptrs[0]) }.to_str().unwrap().to_string()
+        };
+        assert_eq!(entry(&image), format!("LISTEN_PID={}", std::process::id()));
+        assert_eq!(image.listen_fds, 2);
+        image.listen_pid.as_mut().unwrap().fill(4194304);
+        assert_eq!(entry(&image), "LISTEN_PID=4194304");
+        // One LISTEN_PID entry only: the given one is replaced, not kept beside it.
+        assert_eq!(image.envp_ptrs.len(), env.len() + 1);
+        let mut foreign = Command::new(vec!["sh".into()], env);
+        foreign.remove_activation();
+        assert_eq!(foreign.env().len(), 1);
+        assert!(foreign.prepare(None).unwrap().listen_pid.is_none());
     }
 
     #[test]

@@ -439,6 +439,11 @@ impl DaemonContext {
     /// dropped before `open()` nor listed in [`DaemonContext::files_preserve`] is left holding a
     /// closed number, which the daemon's next `open(2)` may reuse: drop or preserve it.
     ///
+    /// Sockets passed by socket activation ([`crate::activation`]: `LISTEN_PID` names this
+    /// process) are kept too. The daemon's pid differs from the one `LISTEN_PID` names, so
+    /// read [`crate::activation::ListenFds::from_env`] before `open()`; [`DaemonContext::exec`]
+    /// rewrites `LISTEN_PID` for the command itself.
+    ///
     /// # Signals
     /// Every disposition is reset to `SIG_DFL` before the signal map is installed, including
     /// `SIGPIPE`, which the Rust runtime ignores at start-up: a daemon that writes to pipes and
@@ -475,6 +480,15 @@ impl DaemonContext {
     /// succeeded and the pidfile holds that pid. The command is then a child of the calling
     /// process (adopted so that a failure could be reaped): exit soon, or reap it. In place
     /// (not detached), the process becomes the command and this returns only on failure.
+    ///
+    /// Socket activation ([`crate::activation`]) passes through: when `LISTEN_PID` names the
+    /// calling process, descriptors 3..3+`LISTEN_FDS`-1 stay open and inheritable, and the
+    /// command's `LISTEN_PID` (if its environment has one) is set to the pid that calls
+    /// `execve(2)`, written in place with no allocation after the fork; `LISTEN_FDS` and
+    /// `LISTEN_FDNAMES` pass as they are. When `LISTEN_PID` names another process, the three
+    /// variables are removed from the command's environment and the descriptors are closed.
+    /// `WATCHDOG_PID` (the service manager's watchdog) is rewritten the same way when it names
+    /// the calling process, and removed with `WATCHDOG_USEC` when it names another.
     ///
     /// # Errors
     /// As [`DaemonContext::open`]; a failed `execve(2)` is [`Error::Os`] with [`crate::Step::Exec`].

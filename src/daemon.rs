@@ -69,7 +69,9 @@ impl Daemon {
     /// Tells the original process that the setup `step` failed with the OS error `os_error`
     /// (one `send(2)` of the step and the error number), instead of being ready: its `open()`
     /// then returns [`Error::Os`] with that step and OS error. The daemon should exit
-    /// afterwards. Does nothing once [`Daemon::ready`] was called.
+    /// afterwards. Does nothing once [`Daemon::ready`] was called, nor in place (not
+    /// detached), where nobody waits for a report: returns whether the original process was
+    /// told, so that the caller can say it itself otherwise.
     ///
     /// This is for a program that carries on a step of becoming a daemon (the `daemonize`
     /// command's supervisor reports its `execve(2)` failing this way). For the program's own
@@ -85,11 +87,12 @@ impl Daemon {
     /// }
     /// # Ok::<(), daemonctx::Error>(())
     /// ```
-    pub fn report_failure(&mut self, step: Step, os_error: &io::Error) {
-        if let Some(report) = self.report.take() {
-            let errno = os_error.raw_os_error().unwrap_or(libc::EIO);
-            let _ = report::send(report.as_fd(), Record::Failed(step, errno));
-        }
+    pub fn report_failure(&mut self, step: Step, os_error: &io::Error) -> bool {
+        let Some(report) = self.report.take() else {
+            return false;
+        };
+        let errno = os_error.raw_os_error().unwrap_or(libc::EIO);
+        report::send(report.as_fd(), Record::Failed(step, errno)).is_ok()
     }
 
     /// Gives up: the daemon could not do what it exists for (bind its socket, read its

@@ -34,6 +34,7 @@
 
 #[doc = include_str!("../docs/ARCHITECTURE.md")]
 pub mod architecture {}
+pub mod activation;
 pub mod command;
 mod context;
 mod creds;
@@ -48,7 +49,7 @@ mod start;
 pub mod stop;
 mod sys;
 
-pub use command::Command;
+pub use command::{Command, Executable};
 pub use context::{DEFAULT_READY_TIMEOUT, DaemonContext};
 pub use creds::{GroupSpec, UserSpec};
 pub use daemon::Daemon;

@@ -179,7 +179,8 @@ fn pin_descendants(ancestor: &Pinned, processes: &[(u32, Stat)]) -> Vec<(Pinned,
 
 /// Sends `signal` to every live descendant of the pinned `ancestor` through its pidfd
 /// (`pidfd_send_signal(2)`), and first to every process group made only of them (other than
-/// `ancestor`'s own) with `kill(2)`, each while a pinned member was just seen alive in it.
+/// `ancestor`'s own) with `kill(2)`, each while a pinned member was just seen alive in it; a
+/// member of a group signalled so is not signalled again, so each process gets it once.
 /// One scan of `/proc`. `ancestor` itself is not signalled; nothing is once it has exited.
 ///
 /// A group signal reaches every member at once, even one being forked right then, where a
@@ -201,6 +202,7 @@ pub fn signal_descendants(ancestor: &Pinned, signal: i32) {
     groups.retain(|group| {
         processes.iter().filter(|(_, s)| s.pgrp == *group).all(|(pid, _)| tree_pids.contains(pid))
     });
+    let mut signalled = Vec::new();
     for group in groups {
         let member_seen =
             tree.iter().any(|(p, _)| p.current_stat().is_some_and(|s| s.pgrp == group));
@@ -208,10 +210,15 @@ pub fn signal_descendants(ancestor: &Pinned, signal: i32) {
             // SAFETY: kill takes plain integers; a pinned descendant was a live member of the
             // group just now, so the group number is still that group's.
             unsafe { libc::kill(-(group as i32), signal) };
+            signalled.push(group);
         }
     }
-    for (pinned, _) in &tree {
-        let _ = pinned.signal(signal);
+    // A member of a signalled group got it already: a second SIGTERM can turn a graceful stop
+    // into an abrupt one.
+    for (pinned, stat) in &tree {
+        if !signalled.contains(&stat.pgrp) {
+            let _ = pinned.signal(signal);
+        }
     }
 }
 

@@ -23,7 +23,7 @@ _daemonize() {
 
     case "${cmd}" in
         daemonize)
-            opts="-p -l -o -e -a -c -u -E -v -h -V --status --stop --send --pidfile --pidfile-mode --lock --stdout --stderr --append --chdir --user --group --umask --chroot --foreground --core --preserve-fd --env --clear-env --signal --retry --supervise --restart --restart-delay --restart-max-delay --max-restarts --restart-window --kill-after --child-pidfile --forward --syslog --syslog-tag --syslog-socket --syslog-stdout-priority --syslog-stderr-priority --wait-ready --ready-timeout --verbose --help --version"
+            opts="-p -l -o -e -a -c -u -E -v -h -V --status --stop --send --pidfile --pidfile-mode --lock --stdout --stderr --append --chdir --user --group --umask --chroot --foreground --core --preserve-fd --env --clear-env --signal --retry --supervise --restart --restart-delay --restart-max-delay --max-restarts --restart-window --kill-after --forward-to-group --child-pidfile --forward --syslog --syslog-tag --syslog-socket --syslog-stdout-priority --syslog-stderr-priority --wait-ready --ready-timeout --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

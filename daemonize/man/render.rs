@@ -20,6 +20,7 @@ pub fn render() -> Vec<u8> {
     page.extend_from_slice(exit_status_section().as_bytes());
     page.extend_from_slice(SIGNALS_SECTION.as_bytes());
     page.extend_from_slice(ENVIRONMENT_SECTION.as_bytes());
+    page.extend_from_slice(init_systems_section().as_bytes());
     page.extend_from_slice(FILES_SECTION.as_bytes());
     page.extend_from_slice(examples_section().as_bytes());
     page.extend_from_slice(SEE_ALSO_SECTION.as_bytes());
@@ -47,6 +48,20 @@ fn exit_status_section() -> String {
     for paragraph in paragraphs {
         roff.push_str(&format!(".PP\n{}\n", escape(&paragraph)));
     }
+    roff
+}
+
+/// INIT SYSTEMS AND CONTAINERS: which mode under which init, from the table `--help` shows.
+fn init_systems_section() -> String {
+    let mut roff = String::from(".SH \"INIT SYSTEMS AND CONTAINERS\"\n");
+    for (init, how) in cli::INIT_SYSTEMS {
+        roff.push_str(&format!(".TP\n\\fB{}\\fR\n{}.\n", escape(init), escape(how)));
+    }
+    roff.push_str(&format!(".PP\n{}.\n", escape(cli::FOREGROUND_DIRECTORY)));
+    roff.push_str(
+        ".PP\nUnits to copy: \\fIexamples/systemd/\\fR (forking, simple, notify, and a \
+         socket\\-activated \\fI.socket\\fR and \\fI.service\\fR pair).\n",
+    );
     roff
 }
 
@@ -153,5 +168,6 @@ look for it. Debian's unrelated \fI/usr/bin/daemonize\fR takes other options; \f
 
 const SEE_ALSO_SECTION: &str = r#".SH "SEE ALSO"
 \fBstart\-stop\-daemon\fR(8), \fBdaemon\fR(8), \fBsetsid\fR(1), \fBsystemd.service\fR(5),
-\fBflock\fR(1), \fBfcntl\fR(2), \fBpidfd_open\fR(2), \fBclose_range\fR(2)
+\fBflock\fR(1), \fBfcntl\fR(2), \fBpidfd_open\fR(2), \fBclose_range\fR(2), \fBsd_notify\fR(3),
+\fBsd_listen_fds\fR(3), \fBsystemd.socket\fR(5), \fBtini\fR(1)
 "#;

@@ -134,7 +134,47 @@ pub const EXAMPLES: &[(&str, &str)] = &[
     ),
 ];
 
-/// EXIT STATUS and EXAMPLES for `--help`, from the tables above.
+/// Which mode to use under which init, as (the init, the command and what it does): shown by
+/// `--help` and in the man page.
+pub const INIT_SYSTEMS: &[(&str, &str)] = &[
+    (
+        "SysV init, OpenRC, a shell script",
+        "daemonize -p FILE -- COMMAND detaches, and returns once COMMAND runs and FILE holds its \
+         pid; --status and --stop read FILE",
+    ),
+    (
+        "systemd Type=forking",
+        "the same, with PIDFile=FILE: ExecStart= exits only once the pidfile names COMMAND",
+    ),
+    (
+        "systemd Type=simple",
+        "daemonize --foreground -- COMMAND does the setup, then COMMAND takes daemonize's place \
+         and pid: NOTIFY_SOCKET and socket activation (LISTEN_FDS) reach it untouched, so \
+         Type=notify works too",
+    ),
+    (
+        "systemd Type=notify, supervised",
+        "daemonize --foreground --supervise --wait-ready notify -- COMMAND: the supervisor is \
+         the main process; it sends READY=1 once COMMAND is ready and passes on COMMAND's \
+         STATUS=, RELOADING=1, STOPPING=1, WATCHDOG=1 and EXTEND_TIMEOUT_USEC=; activated \
+         sockets reach every restarted COMMAND, LISTEN_PID naming it",
+    ),
+    (
+        "a container's entrypoint (PID 1)",
+        "daemonize --supervise --foreground -- COMMAND reaps every zombie, passes every \
+         catchable signal on to COMMAND once (--forward-to-group: to its process group), stops \
+         everything within --kill-after on SIGTERM, and exits with COMMAND's status; on a \
+         terminal (docker run -it) COMMAND gets it as stdin and foreground process group, \
+         with job control as under a shell",
+    ),
+];
+
+/// A note on the working directory in the foreground, shown with [`INIT_SYSTEMS`].
+pub const FOREGROUND_DIRECTORY: &str = "In the foreground COMMAND starts in the directory \
+    daemonize was started in (WorkingDirectory=, a Dockerfile's WORKDIR) unless -c names one; \
+    a detaching daemon starts in / unless -c names one";
+
+/// EXIT STATUS, INIT SYSTEMS and EXAMPLES for `--help`, from the tables above.
 pub fn after_long_help() -> String {
     let mut text = String::from("EXIT STATUS\n  Starting:\n");
     for (code, meaning) in START_EXIT_STATUS {
@@ -145,6 +185,11 @@ pub fn after_long_help() -> String {
     text.push_str(&format!("  --stop:\n    {}\n", stop_exit_status()));
     text.push_str(&format!("  --send:\n    {}\n", send_exit_status()));
     text.push_str(&format!("  {SUPERVISOR_EXIT_STATUS}.\n"));
+    text.push_str("\nINIT SYSTEMS AND CONTAINERS");
+    for (init, how) in INIT_SYSTEMS {
+        text.push_str(&format!("\n  {init}:\n    {how}."));
+    }
+    text.push_str(&format!("\n  {FOREGROUND_DIRECTORY}.\n"));
     text.push_str("\nEXAMPLES");
     for (what, command) in EXAMPLES {
         text.push_str(&format!("\n  {what}\n    {command}"));
@@ -230,9 +275,10 @@ pub struct Cli {
     #[arg(short = 'a', long, help_heading = "Pidfile and output")]
     pub append: bool,
 
-    /// Working directory of COMMAND (inside the chroot, if any)
-    #[arg(short = 'c', long, value_name = "DIR", default_value = "/", help_heading = "Process")]
-    pub chdir: PathBuf,
+    /// Working directory of COMMAND (inside the chroot, if any) [default: / when detached or
+    /// chrooted; in the foreground, the directory daemonize was started in]
+    #[arg(short = 'c', long, value_name = "DIR", help_heading = "Process")]
+    pub chdir: Option<PathBuf>,
 
     /// Run as USER (a name or a numeric uid), with its primary group and supplementary groups
     ///
@@ -258,7 +304,8 @@ pub struct Cli {
     #[arg(long, value_name = "DIR", help_heading = "Process")]
     pub chroot: Option<PathBuf>,
 
-    /// Do not fork: set up, then execute COMMAND in place (systemd Type=simple, containers)
+    /// Do not fork: set up, then execute COMMAND in place, or supervise it from here (systemd
+    /// Type=simple or notify, containers)
     #[arg(long, help_heading = "Process")]
     pub foreground: bool,
 
@@ -327,17 +374,25 @@ pub struct Cli {
     #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_seconds, help_heading = "Supervision")]
     pub kill_after: Duration,
 
+    /// Pass the signals the supervisor gets on to COMMAND's whole process group, not only to
+    /// COMMAND (as tini -g)
+    #[arg(long, help_heading = "Supervision")]
+    pub forward_to_group: bool,
+
     /// Write COMMAND's pid into FILE (the pidfile names the supervisor); with --stop, remove
     /// it once stopped
     #[arg(long, value_name = "FILE", help_heading = "Supervision")]
     pub child_pidfile: Option<PathBuf>,
 
-    /// Signals the supervisor passes on to COMMAND, comma-separated [default:
-    /// INT,QUIT,USR1,USR2,WINCH,CONT, and HUP when there is no -o or -e]
+    /// Signals the supervisor passes on to COMMAND, comma-separated [default: every catchable
+    /// signal but TERM, CHLD and RTMIN; HUP only when there is no -o or -e]
     ///
-    /// SIGHUP to a supervisor holding log files (-o, -e) reopens them, and reaches COMMAND only
-    /// when listed here. Other signals not listed are ignored. `daemonize --send SIGNAL -p FILE`
-    /// reaches COMMAND whatever this list says.
+    /// By default the supervisor passes on what tini and dumb-init do (ALRM, PIPE, URG, XCPU,
+    /// VTALRM, PROF, IO, PWR, TSTP, TTIN, TTOU and the realtime signals too), each once. TERM
+    /// stops COMMAND and all it started, with --kill-after. SIGHUP to a supervisor holding log
+    /// files (-o, -e) reopens them, and reaches COMMAND only when listed here. With a list,
+    /// signals not listed are ignored. `daemonize --send SIGNAL -p FILE` reaches COMMAND
+    /// whatever this list says (it travels as RTMIN).
     #[arg(long, value_name = "SIGNALS", value_parser = parse_forwarded, help_heading = "Supervision")]
     pub forward: Option<Forwarded>,
 
@@ -380,8 +435,11 @@ pub struct Cli {
     /// name), under --supervise the supervisor keeps it.
     ///
     /// With --supervise, this is the first start's readiness: a restarted COMMAND gets no
-    /// NOTIFY_SOCKET (sd_notify then does nothing) and /dev/null on fd N.
-    #[arg(long, value_name = "HOW", value_parser = parse_wait_ready, conflicts_with = "foreground", help_heading = "Readiness")]
+    /// NOTIFY_SOCKET (sd_notify then does nothing) and /dev/null on fd N. With --foreground
+    /// --supervise under a parent systemd (NOTIFY_SOCKET set), the socket keeps listening
+    /// instead, restarted COMMANDs get it too, and what COMMAND's tree says there is passed on
+    /// to systemd (see INIT SYSTEMS AND CONTAINERS).
+    #[arg(long, value_name = "HOW", value_parser = parse_wait_ready, help_heading = "Readiness")]
     pub wait_ready: Option<WaitReady>,
 
     /// How long to wait for readiness before stopping COMMAND
@@ -403,31 +461,30 @@ pub struct Cli {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Forwarded(pub Vec<i32>);
 
-/// The signals a supervisor may pass on: every catchable standard signal except those it
-/// handles itself (TERM stops, CHLD reaps) and those that make no sense to pass (PIPE, the
-/// job-control stops, the error signals).
-const FORWARDABLE: &[i32] = &[
-    libc::SIGHUP,
-    libc::SIGINT,
-    libc::SIGQUIT,
-    libc::SIGUSR1,
-    libc::SIGUSR2,
-    libc::SIGALRM,
-    libc::SIGWINCH,
-    libc::SIGCONT,
-    libc::SIGURG,
-    libc::SIGIO,
-    libc::SIGPWR,
+/// The signals a supervisor never passes on: those it handles itself (TERM stops, CHLD reaps),
+/// the faults it never blocks, and the two no process can catch.
+const NOT_FORWARDABLE: &[i32] = &[
+    libc::SIGTERM,
+    libc::SIGCHLD,
+    libc::SIGKILL,
+    libc::SIGSTOP,
+    libc::SIGSEGV,
+    libc::SIGBUS,
+    libc::SIGILL,
+    libc::SIGFPE,
+    libc::SIGTRAP,
+    libc::SIGSYS,
+    libc::SIGABRT,
 ];
 
 fn parse_forwarded(text: &str) -> Result<Forwarded, String> {
     let mut signals = Vec::new();
     for name in text.split(',').map(str::trim).filter(|name| !name.is_empty()) {
         let signal = parse_signal(name)?;
-        if !FORWARDABLE.contains(&signal) {
+        if NOT_FORWARDABLE.contains(&signal) {
             return Err(format!(
-                "{name} cannot be forwarded (only HUP, INT, QUIT, USR1, USR2, ALRM, WINCH, CONT, \
-                 URG, IO, PWR: TERM stops the supervisor)"
+                "{name} cannot be forwarded (TERM stops the supervisor, CHLD reaps; KILL, STOP \
+                 and the fault signals SEGV, BUS, ILL, FPE, TRAP, SYS, ABRT are never passed on)"
             ));
         }
         signals.push(signal);
@@ -445,6 +502,7 @@ const MODE_ONLY: &[(&str, &str, &str)] = &[
     ("max_restarts", "--max-restarts", "--supervise"),
     ("restart_window", "--restart-window", "--supervise"),
     ("forward", "--forward", "--supervise"),
+    ("forward_to_group", "--forward-to-group", "--supervise"),
     ("syslog", "--syslog", "--supervise"),
 ];
 

@@ -16,6 +16,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::{CommandFactory, FromArgMatches};
+use daemonctx::activation::ListenFds;
 use daemonctx::pidfile::Inspected;
 use daemonctx::stop::{self, Schedule, Stopped};
 use daemonctx::{Command, DaemonContext, Error, Pidfile, SignalMap, Status, Step, Stream};
@@ -26,7 +27,7 @@ use cli::{Cli, RestartArg, WaitReady, code};
 use notify::{Readiness, ReadyListener};
 use output::{LogFile, SyslogConfig, SyslogWriter};
 
-use supervise::{Restart, Sink, SupervisorConfig};
+use supervise::{Restart, Sink, SupervisorConfig, Upstream};
 
 fn main() -> ExitCode {
     let parsed = Cli::command().try_get_matches().and_then(|matches| {
@@ -89,6 +90,13 @@ fn run(cli: Cli) -> u8 {
         eprintln!("daemonize: {why} (see daemonize --help)");
         return code::USAGE;
     }
+    if cli.foreground && cli.wait_ready.is_some() && !cli.supervise {
+        eprintln!(
+            "daemonize: --wait-ready with --foreground needs --supervise: in exec mode COMMAND \
+             takes daemonize's place and reports to its own parent (see daemonize --help)"
+        );
+        return code::USAGE;
+    }
     let (named, ready_timeout) = (PathBuf::from(&cli.command[0]), cli.ready_timeout);
     match start(cli) {
         Ok(()) => code::STARTED,
@@ -99,13 +107,22 @@ fn run(cli: Cli) -> u8 {
     }
 }
 
-/// A ready descriptor COMMAND can get: not one `--preserve-fd` keeps, and below the soft limit
+/// A ready descriptor COMMAND can get: not one `--preserve-fd` keeps nor a socket-activated
+/// one, and below the soft limit
 /// on open files (`getrlimit(2)` `RLIMIT_NOFILE`), which COMMAND inherits: `dup2(2)` cannot
 /// make a descriptor at or above it.
 fn check_ready_fd(cli: &Cli, fd: i32) -> Result<(), String> {
     if cli.preserve_fd.contains(&fd) {
         return Err(format!(
             "--wait-ready fd:{fd} and --preserve-fd {fd} both want descriptor {fd}"
+        ));
+    }
+    if let Some(sockets) = ListenFds::from_env()
+        && sockets.fds().any(|socket| socket == fd)
+    {
+        return Err(format!(
+            "--wait-ready fd:{fd} would replace socket-activated descriptor {fd} (LISTEN_FDS={})",
+            sockets.count()
         ));
     }
     use nix::sys::resource::{Resource, getrlimit};
@@ -150,20 +167,56 @@ fn exit_status_code(status: &std::process::ExitStatus) -> u8 {
 /// Starts COMMAND as a daemon, directly (exec mode) or under a supervisor.
 fn start(cli: Cli) -> Result<(), Error> {
     let login = cli.user.as_ref().map(login_variables).unwrap_or_default();
-    let env = environment(cli.clear_env, login, cli.env.clone());
+    let mut env = environment(cli.clear_env, login, cli.env.clone());
+    let upstream = parent_notify_socket(&cli)?;
+    if upstream.is_some() {
+        // The supervisor speaks to the parent systemd; COMMAND speaks to the supervisor.
+        env.retain(|(name, _)| name != "NOTIFY_SOCKET");
+    }
     // One rule in both modes, resolved here before any chdir (see `program_path`).
     let program = program_path(&cli.command[0], &env, cli.chroot.is_some());
     let mut command = Command::new(cli.command.clone(), env);
+    if ListenFds::from_env().is_none() {
+        command.remove_activation(); // socket activation meant for another process
+    }
+    if !daemonctx::activation::watchdog_is_ours() {
+        command.remove_watchdog(); // so is this watchdog
+    }
     let listener = cli.wait_ready.map(ready_listener).transpose()?;
     if let Some((name, value)) = listener.as_ref().and_then(ReadyListener::environment) {
         command.set_env(name, value);
     }
+    // Without `--wait-ready notify`, a socket of its own for what COMMAND says to relay.
+    let relay = match (&upstream, cli.wait_ready) {
+        (Some(_), Some(WaitReady::Notify)) | (None, _) => None,
+        (Some(_), _) => Some(ReadyListener::notify_socket().map_err(ready_error)?),
+    };
+    if let Some((name, value)) = relay.as_ref().and_then(ReadyListener::environment) {
+        command.set_env(name, value);
+    }
     let context = common_context(&cli);
     if cli.supervise {
-        start_supervised(&cli, context, &command, program, listener)
+        start_supervised(&cli, context, &command, program, listener, (upstream, relay))
     } else {
         // The library resolves argv[0] by the same rule; messages name COMMAND as given.
         start_exec(&cli, context, &command, Path::new(&cli.command[0]), listener)
+    }
+}
+
+/// A parent systemd's notify socket, when the supervisor runs in the foreground as a
+/// `Type=notify` service's main process (in exec mode COMMAND takes daemonize's place and
+/// speaks for itself; a detaching daemon is no service's main process).
+fn parent_notify_socket(cli: &Cli) -> Result<Option<Upstream>, Error> {
+    if !(cli.foreground && cli.supervise) {
+        return Ok(None);
+    }
+    match Upstream::from_env() {
+        None => Ok(None),
+        Some(Ok(upstream)) => Ok(Some(upstream)),
+        Some(Err(e)) => {
+            let name = std::env::var_os("NOTIFY_SOCKET").unwrap_or_default();
+            Err(Error::os(Step::WaitReady, name, e))
+        }
     }
 }
 
@@ -199,7 +252,7 @@ fn program_path(name: &OsString, env: &[(OsString, OsString)], chroot: bool) -> 
 /// The options both modes share.
 fn common_context(cli: &Cli) -> DaemonContext {
     let mut context = DaemonContext::new()
-        .working_directory(&cli.chdir)
+        .working_directory(working_directory(cli))
         .umask(cli.umask)
         .prevent_core(!cli.core)
         .detach_process(!cli.foreground)
@@ -230,6 +283,17 @@ fn common_context(cli: &Cli) -> DaemonContext {
         context = context.chroot_directory(dir);
     }
     context
+}
+
+/// `-c DIR`; else `/` for a detaching daemon (it must not hold a mount busy) and in a chroot;
+/// else, in the foreground, where daemonize was started (Docker's WORKDIR, systemd's
+/// WorkingDirectory=).
+fn working_directory(cli: &Cli) -> PathBuf {
+    match (&cli.chdir, cli.foreground && cli.chroot.is_none()) {
+        (Some(dir), _) => dir.clone(),
+        (None, true) => std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/")),
+        (None, false) => PathBuf::from("/"),
+    }
 }
 
 /// In the foreground (systemd Type=simple, containers) output stays where the invoker's goes,
@@ -263,6 +327,10 @@ fn start_exec(
         ),
     };
     let mut context = context.stdout(stdout).stderr(stderr);
+    if cli.foreground && supervise::on_terminal() {
+        // Interactive: COMMAND takes daemonize's place in the terminal's foreground group.
+        context = context.stdin(Stream::Inherit);
+    }
     let installed = match &mut listener {
         Some(listener) => match listener.place_write_end() {
             // SAFETY: daemonize owns no descriptor above 2 yet but the listener's own (which
@@ -372,6 +440,7 @@ fn start_supervised(
     command: &Command,
     program: PathBuf,
     ready: Option<ReadyListener>,
+    (upstream, relay): (Option<Upstream>, Option<ReadyListener>),
 ) -> Result<(), Error> {
     let named = Path::new(&cli.command[0]);
     let syslog =
@@ -385,6 +454,8 @@ fn start_supervised(
     let null = open_null()?;
     let child_pidfile =
         cli.child_pidfile.as_ref().map(|path| Pidfile::lock(path, cli.pidfile_mode)).transpose()?;
+    // Interactive (`docker run -it`, a shell): COMMAND gets the terminal, with job control.
+    let terminal = cli.foreground && supervise::on_terminal();
     let mut config = SupervisorConfig {
         argv: command.argv().to_vec(),
         env: command.env().to_vec(),
@@ -407,8 +478,15 @@ fn start_supervised(
         program,
         forward: cli.forward.clone().map(|forward| forward.0),
         null,
+        forward_to_group: cli.forward_to_group,
+        upstream,
+        relay,
+        terminal,
     };
     let mut context = context.stdout(unset_stream(cli)).stderr(unset_stream(cli));
+    if terminal {
+        context = context.stdin(Stream::Inherit); // COMMAND's, at each start
+    }
     for fd in config.descriptors() {
         context = context.preserve_fd(fd);
     }

@@ -64,6 +64,9 @@ pub enum Notice {
     Status(String),
     /// `MAINPID=pid`: the daemon's main process is now this one.
     MainPid(u32),
+    /// A line a supervisor passes on to a parent systemd as it is: `RELOADING=1`,
+    /// `STOPPING=1`, `WATCHDOG=1`, `EXTEND_TIMEOUT_USEC=N`.
+    Pass(String),
 }
 
 /// How a wait for readiness ended.
@@ -321,7 +324,7 @@ impl ReadyListener {
                                 (main, pidfd) = (pid, fd);
                             }
                         }
-                        Notice::MainPid(_) => {}
+                        Notice::MainPid(_) | Notice::Pass(_) => {}
                     }
                 }
                 if ready {
@@ -471,6 +474,10 @@ pub fn parse_notify(message: &[u8]) -> Vec<Notice> {
             ("READY", "1") => Some(Notice::Ready),
             ("STATUS", status) => Some(Notice::Status(status.to_string())),
             ("MAINPID", pid) => pid.parse().ok().filter(|p| *p > 1).map(Notice::MainPid),
+            ("RELOADING" | "STOPPING" | "WATCHDOG", "1") => Some(Notice::Pass(line.to_string())),
+            ("EXTEND_TIMEOUT_USEC", usec) if usec.parse::<u64>().is_ok() => {
+                Some(Notice::Pass(line.to_string()))
+            }
             _ => None,
         })
         .collect()
@@ -506,8 +513,17 @@ mod tests {
         let notices = parse_notify(b"STATUS=warming up\nMAINPID=4242\nREADY=1\nWATCHDOG=1\n");
         assert_eq!(
             notices,
-            vec![Notice::Status("warming up".into()), Notice::MainPid(4242), Notice::Ready]
+            vec![
+                Notice::Status("warming up".into()),
+                Notice::MainPid(4242),
+                Notice::Ready,
+                Notice::Pass("WATCHDOG=1".into())
+            ]
         );
+        let passed =
+            parse_notify(b"RELOADING=1\nSTOPPING=1\nEXTEND_TIMEOUT_USEC=5000000\nFDSTORE=1");
+        assert_eq!(passed.len(), 3, "{passed:?}");
+        assert_eq!(parse_notify(b"EXTEND_TIMEOUT_USEC=soon\nWATCHDOG=trigger"), vec![]);
         assert_eq!(parse_notify(b"READY=0"), vec![]);
         assert_eq!(parse_notify(b"MAINPID=1"), vec![]);
         assert_eq!(parse_notify(b"\xff\xfe"), vec![]);

@@ -227,6 +227,8 @@ fn systemd_units_use_options_daemonize_accepts() {
     let units = [
         ("echo-server-forking.service", vec!["ExecStart", "ExecReload", "ExecStop"]),
         ("echo-server-simple.service", vec!["ExecStart"]),
+        ("echo-server-notify.service", vec!["ExecStart"]),
+        ("echo-server-activated.service", vec!["ExecStart"]),
     ];
     for (name, directives) in units {
         let unit = in_crate("examples/systemd").join(name);
@@ -245,6 +247,13 @@ fn systemd_units_use_options_daemonize_accepts() {
             assert!(lines[2].1.contains(&format!("-p {pidfile} ")), "{}", unit.display());
             // stderr goes somewhere: a "cannot bind" must not vanish.
             assert!(start.contains(" -e "), "{}: no -e: {start}", unit.display());
+        } else if name.contains("notify") {
+            // The supervisor is the main process and speaks for COMMAND.
+            assert_eq!(setting("Type"), Some("notify"), "{}", unit.display());
+            let start = &lines[0].1;
+            for option in ["--foreground", "--supervise", "--wait-ready notify"] {
+                assert!(start.contains(option), "{}: {start}", unit.display());
+            }
         } else {
             assert_eq!(setting("Type"), Some("simple"), "{}", unit.display());
             assert!(lines[0].1.contains("--foreground"), "{}", unit.display());

@@ -105,7 +105,7 @@ pub(crate) fn exec(options: Options, command: &Command) -> Result<u32, Error> {
     let mut prepared = prepare(options, Some(command))?;
     if !prepared.detach {
         setup_in_place(&mut prepared)?;
-        let errno = execve(&prepared);
+        let errno = execve(&mut prepared);
         return Err(prepared.failure(Step::Exec, errno));
     }
     // SAFETY: a detached daemon in exec mode replaces its image or _exit()s: nothing owning a
@@ -118,7 +118,7 @@ pub(crate) fn exec(options: Options, command: &Command) -> Result<u32, Error> {
             if report::send(report.as_fd(), Record::Executing(pid)).is_err() {
                 child::exit_now(child::EXIT_SETUP_FAILED); // the original process is gone
             }
-            let errno = execve(&prepared);
+            let errno = execve(&mut prepared);
             child::fail(report.as_fd(), Step::Exec, errno)
         }
         Detached::Original { read_end, intermediate, subreaper } => {
@@ -130,8 +130,8 @@ pub(crate) fn exec(options: Options, command: &Command) -> Result<u32, Error> {
 }
 
 /// `execve(2)` of the prepared image; returns only on failure, with the errno.
-fn execve(prepared: &Prepared) -> i32 {
-    match &prepared.image {
+fn execve(prepared: &mut Prepared) -> i32 {
+    match &mut prepared.image {
         Some(image) => image.execve(),
         None => libc::EINVAL,
     }

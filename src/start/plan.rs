@@ -18,6 +18,7 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::activation::{self, ListenFds};
 use crate::command::{Command, ExecImage};
 use crate::creds::{self, Credentials, GroupSpec, UserSpec};
 use crate::error::{Error, Step};
@@ -126,7 +127,22 @@ pub(crate) fn prepare(options: Options, command: Option<&Command>) -> Result<Pre
     let root = o.chroot_directory.as_deref();
     let chroot = root.map(check_chroot).transpose()?;
     let workdir = check_workdir(&o.working_directory, root)?;
-    let image = command.map(|c| c.prepare(root)).transpose()?;
+    // Socket activation meant for this process passes through; meant for another, the
+    // variables are dropped and the descriptors closed like any other. The same for the
+    // watchdog's variables.
+    let activation = ListenFds::from_env();
+    let image = command
+        .map(|c| {
+            let mut c = c.clone();
+            if activation.is_none() {
+                c.remove_activation();
+            }
+            if !activation::watchdog_is_ours() {
+                c.remove_watchdog();
+            }
+            c.prepare(root)
+        })
+        .transpose()?;
     let user = creds.uid;
     let pidfile =
         o.pidfile.as_ref().map(|p| Pidfile::lock_for(p, o.pidfile_mode, user)).transpose()?;
@@ -172,8 +188,11 @@ pub(crate) fn prepare(options: Options, command: Option<&Command>) -> Result<Pre
         timeout: o.ready_timeout,
     };
     lock_lock_file(&mut prepared, o.lock_file, o.pidfile_mode)?;
+    // Listed before the stream files are opened, which could take a closed number.
+    let mut kept = o.files_preserve;
+    kept.extend(activation.iter().flat_map(ListenFds::fds).filter(|fd| fds::is_open(*fd)));
     open_streams(&mut prepared, o.streams)?;
-    list_kept_fds(&mut prepared, o.files_preserve);
+    list_kept_fds(&mut prepared, kept);
     Ok(prepared)
 }
 

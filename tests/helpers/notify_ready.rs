@@ -1,7 +1,8 @@
-//! Test helper: speaks systemd's readiness protocol. `notify_ready [FIFO]` sends
+//! Test helper: speaks systemd's readiness protocol. `notify_ready [FIFO [MESSAGE...]]` sends
 //! `STATUS=warming up` to `$NOTIFY_SOCKET`, waits for a line on FIFO (if given), sends
-//! `READY=1`, then sleeps until killed. `notify_ready --send MESSAGE` sends MESSAGE and exits at
-//! once (a sender that is gone when its message is read). Not an example to copy.
+//! `READY=1`, then each MESSAGE as a datagram of its own, then sleeps until killed.
+//! `notify_ready --send MESSAGE` sends MESSAGE and exits at once (a sender that is gone when its
+//! message is read). Not an example to copy.
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{SocketAddr, UnixDatagram};
 
@@ -32,6 +33,9 @@ fn main() {
             .expect("read FIFO");
     }
     socket.send_to_addr(b"READY=1\nSTATUS=serving", &address).expect("send READY");
+    for message in std::env::args_os().skip(2) {
+        socket.send_to_addr(message.as_encoded_bytes(), &address).expect("send MESSAGE");
+    }
     loop {
         std::thread::park();
     }

@@ -26,10 +26,19 @@ use daemonctx::{process, signals};
 use super::readiness::{Readiness, inherit_ready_fd};
 use super::relay::Output;
 
-/// The signals passed on to COMMAND unless `--forward` says otherwise; `SIGHUP` too when the
-/// supervisor holds no log file (it then has nothing to reopen).
-pub const DEFAULT_FORWARDED: [i32; 6] =
-    [libc::SIGINT, libc::SIGQUIT, libc::SIGUSR1, libc::SIGUSR2, libc::SIGWINCH, libc::SIGCONT];
+/// The signals the supervisor never blocks: those the kernel raises for a fault of the
+/// supervisor's own (blocking them would hang or kill it), and the two no process can catch.
+const NOT_FORWARDED: [i32; 9] = [
+    libc::SIGKILL,
+    libc::SIGSTOP,
+    libc::SIGSEGV,
+    libc::SIGBUS,
+    libc::SIGILL,
+    libc::SIGFPE,
+    libc::SIGTRAP,
+    libc::SIGSYS,
+    libc::SIGABRT,
+];
 
 /// A signal read from the signalfd.
 pub struct Received {
@@ -37,6 +46,28 @@ pub struct Received {
     pub signal: i32,
     /// The value queued with it (`sigqueue(3)`), when it was queued (`SI_QUEUE`).
     pub queued: Option<i32>,
+    /// Whether the supervisor raised it itself (a write to a closed pipe, past the file size
+    /// limit: `SIGPIPE`, `SIGXFSZ`): nobody else's business, not forwarded.
+    pub own: bool,
+}
+
+/// Every catchable asynchronous signal, the realtime ones included (`SIGRTMIN(7)` to
+/// `SIGRTMAX`): what the supervisor blocks and reads from its `signalfd(2)`, so that none is
+/// lost. (As PID 1 of a pid namespace the kernel drops the signals it has no handler for:
+/// blocked ones reach it all the same.)
+pub fn handled_signals() -> Vec<i32> {
+    let standard = 1..32;
+    let realtime = libc::SIGRTMIN()..=libc::SIGRTMAX();
+    standard.chain(realtime).filter(|s| !NOT_FORWARDED.contains(s)).collect()
+}
+
+/// The signals passed on to COMMAND unless `--forward` says otherwise: every one the
+/// supervisor handles but `SIGTERM` (it stops), `SIGCHLD` (it reaps), `relay` (`daemonize
+/// --send`'s carrier), and `SIGHUP` when the supervisor holds log files (it reopens them).
+pub fn default_forwarded(has_log_files: bool, relay: i32) -> Vec<i32> {
+    let own = [libc::SIGTERM, libc::SIGCHLD, relay];
+    let hup_is_ours = |s: &i32| has_log_files && *s == libc::SIGHUP;
+    handled_signals().into_iter().filter(|s| !own.contains(s) && !hup_is_ours(s)).collect()
 }
 
 /// How to start COMMAND.
@@ -50,6 +81,9 @@ pub struct Program {
     pub env: Vec<(OsString, OsString)>,
     /// `/dev/null`, opened before any chroot: copies of it go to COMMAND.
     pub null: OwnedFd,
+    /// Whether COMMAND gets the terminal (the supervisor runs in its foreground): as standard
+    /// input, and as the foreground group's ([`super::terminal`]).
+    pub terminal: bool,
 }
 
 /// A running COMMAND.
@@ -63,24 +97,37 @@ pub struct Child {
 impl Program {
     /// Starts COMMAND in its own process group, with pipes for the captured streams and the
     /// ready descriptor, if any.
+    ///
+    /// std forks and sets up the streams and the group; the `pre_exec` hook then calls
+    /// `execve(2)` itself on an image built here, before the fork ([`daemonctx::Executable`]),
+    /// so that `LISTEN_PID` can name COMMAND's own pid (socket activation passed on) with no
+    /// allocation in the child. A failed `execve(2)` returns from the hook, and std reports it.
     pub fn spawn(&self, readiness: &mut Readiness, output: &mut Output) -> io::Result<Child> {
+        let mut env = self.env.clone();
+        let ready_fd = readiness.prepare_start(&mut env, &self.null)?;
+        let mut executable = daemonctx::Command::new(self.argv.clone(), env)
+            .program(&self.path)
+            .executable()
+            .map_err(|e| io::Error::from_raw_os_error(e.raw_os_error().unwrap_or(libc::EINVAL)))?;
         let (stdout, stderr) = output.stdio(&self.null)?;
         let mut command = std::process::Command::new(&self.path);
         command
-            .arg0(&self.argv[0])
-            .args(&self.argv[1..])
-            .env_clear()
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .process_group(0)
-            .stdin(Stdio::from(self.null.try_clone()?))
+            .stdin(match self.terminal {
+                true => Stdio::inherit(),
+                false => Stdio::from(self.null.try_clone()?),
+            })
             .stdout(stdout)
             .stderr(stderr);
-        let ready_fd = readiness.prepare_start(&mut command, &self.null)?;
         // SAFETY: the closure runs between fork and exec and makes only async-signal-safe calls
-        // (rt_sigaction, sigprocmask, fcntl, dup2, getresuid, setresuid, setuid) on data
-        // prepared before the fork.
+        // (rt_sigaction, sigprocmask, fcntl, dup2, getresuid, setresuid, setuid, getpid,
+        // execve) on data prepared before the fork.
+        let terminal = self.terminal;
         unsafe {
             command.pre_exec(move || {
+                if terminal {
+                    super::terminal::take_in_child()?;
+                }
                 become_effective_user()?;
                 // COMMAND starts with every disposition at its default: the supervisor ignores
                 // SIGPIPE, and an ignored signal stays ignored across execve(2). (std empties
@@ -89,7 +136,7 @@ impl Program {
                 if let Some((source, target)) = ready_fd {
                     inherit_ready_fd(source, target)?;
                 }
-                Ok(())
+                Err(executable.exec())
             });
         }
         let spawned = command.spawn();
@@ -107,10 +154,13 @@ impl Program {
 }
 
 impl Child {
-    /// Passes a signal on to COMMAND (`kill(2)`).
-    pub fn forward(&self, signal: i32) {
-        // SAFETY: kill takes plain integers; the pid is our unreaped child.
-        unsafe { libc::kill(self.pid as i32, signal) };
+    /// Passes a signal on to COMMAND, or with `group` to its whole process group (`kill(2)`):
+    /// once either way.
+    pub fn forward(&self, signal: i32, group: bool) {
+        let target = if group { -(self.pid as i32) } else { self.pid as i32 };
+        // SAFETY: kill takes plain integers; the pid is our unreaped child, and the group is
+        // the one it leads, created at spawn.
+        unsafe { libc::kill(target, signal) };
     }
 }
 
@@ -131,26 +181,29 @@ fn become_effective_user() -> io::Result<()> {
     Ok(())
 }
 
-/// Sends `signal` to COMMAND's process group (when it runs), to every process group made only
-/// of the supervisor's descendants, and to every descendant.
+/// Sends `signal` once to everything the supervisor started: each process group made only of
+/// its descendants (COMMAND's among them), and each descendant in no such group
+/// ([`process::signal_descendants`]). Without `/proc` to scan, COMMAND's group still gets it.
 pub fn signal_tree(child: Option<&Child>, signal: i32) {
-    if let Some(child) = child {
+    let own = std::process::id();
+    if let (Some(child), None) = (child, process::stat(own)) {
         // SAFETY: kill takes plain integers; the group is COMMAND's, created at spawn.
         unsafe { libc::kill(-(child.pid as i32), signal) };
     }
-    if let Ok(me) = process::Pinned::open(std::process::id()) {
+    if let Ok(me) = process::Pinned::open(own) {
         process::signal_descendants(&me, signal);
     }
 }
 
-/// `waitpid(2)` until nothing more has exited: the reaped (pid, status), and whether no
-/// child at all is left (`ECHILD`).
+/// `waitpid(2)` until nothing more has changed: the reaped (pid, status) and the stopped ones
+/// (`WUNTRACED`: a status whose `stopped_signal()` is set), and whether no child at all is
+/// left (`ECHILD`).
 pub fn reap_all() -> (Vec<(u32, ExitStatus)>, bool) {
     let mut exited = Vec::new();
     loop {
         let mut status = 0;
         // SAFETY: status is a valid out-pointer; WNOHANG never blocks.
-        match unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) } {
+        match unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG | libc::WUNTRACED) } {
             0 => return (exited, false),
             -1 => return (exited, true),
             pid => exited.push((pid as u32, ExitStatus::from_raw(status))),
@@ -159,8 +212,8 @@ pub fn reap_all() -> (Vec<(u32, ExitStatus)>, bool) {
 }
 
 /// The status a shell gives a command it cannot start: 127 not found, 126 not executable.
-pub fn exec_failure_status(error: &io::Error) -> i32 {
-    if error.raw_os_error() == Some(libc::ENOENT) { 127 } else { 126 }
+pub fn exec_failure_status(errno: Option<i32>) -> i32 {
+    if errno == Some(libc::ENOENT) { 127 } else { 126 }
 }
 
 /// How COMMAND ended, for the log.
@@ -191,17 +244,17 @@ pub fn ignore_sigpipe() {
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
 }
 
-/// Blocks the supervisor's signals (`DEFAULT_FORWARDED`, `forwarded`, `SIGHUP`, `SIGTERM`,
-/// `SIGCHLD` and `relay`) and returns a `signalfd(2)` that delivers them.
-pub fn signalfd(forwarded: &[i32], relay: i32) -> io::Result<OwnedFd> {
-    let own = [libc::SIGHUP, libc::SIGTERM, libc::SIGCHLD, relay];
+/// Blocks every catchable asynchronous signal ([`handled_signals`]) and returns a
+/// `signalfd(2)` that delivers them.
+pub fn signalfd() -> io::Result<OwnedFd> {
     // SAFETY: a sigset_t made by sigemptyset and filled by sigaddset is valid for sigprocmask
     // and signalfd; children started with std's Command get an empty mask again.
     unsafe {
         let mut set = std::mem::zeroed::<libc::sigset_t>();
         libc::sigemptyset(&mut set);
-        for signal in DEFAULT_FORWARDED.iter().chain(forwarded).chain(&own) {
-            libc::sigaddset(&mut set, *signal);
+        for signal in handled_signals() {
+            // glibc refuses the two realtime signals it keeps for itself (EINVAL): skipped.
+            libc::sigaddset(&mut set, signal);
         }
         if libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) != 0 {
             return Err(io::Error::last_os_error());
@@ -226,5 +279,6 @@ pub fn read_signal(fd: &OwnedFd) -> Option<Received> {
     (n == size as isize).then(|| Received {
         signal: info.ssi_signo as i32,
         queued: (info.ssi_code == libc::SI_QUEUE).then_some(info.ssi_int),
+        own: info.ssi_pid == std::process::id() && info.ssi_code != libc::SI_QUEUE,
     })
 }

@@ -8,19 +8,24 @@
 //!
 //! This module is the poll loop; it only composes the parts, each of which says which
 //! descriptors it polls and its next deadline:
-//! - [`child`]: COMMAND's start, its tree, reaping; the `signalfd(2)` (forwarded signals,
-//!   `SIGTERM`, `SIGCHLD`), polled for reading; no deadline.
+//! - [`child`]: COMMAND's start, its tree, reaping; the `signalfd(2)` (every catchable
+//!   signal: `SIGTERM` stops, `SIGCHLD` reaps, the rest is passed on), polled for reading; no
+//!   deadline.
 //! - [`relay`]: the output pipes (`POLLIN`) and sinks waiting for room (`POLLOUT`); deadline:
 //!   the retry of held output.
-//! - [`readiness`]: the readiness listener (first start only); deadline: the ready timeout.
+//! - [`readiness`]: the readiness listener (first start only), or under a parent systemd the
+//!   notify socket whose messages are relayed; deadline: the ready timeout.
+//! - [`upstream`]: a parent systemd's notify socket, written to only; no deadline.
+//! - [`terminal`]: on a terminal, the foreground group handed to COMMAND and job control; no
+//!   descriptor of its own (standard input), no deadline.
 //! - [`restart`]: no descriptor, a pure state machine; deadline: `SIGKILL`, the end of the wait
 //!   after it, or the restart.
 //!
 //! `poll(2)` gets a timeout only while a deadline exists, so an idle supervisor never wakes up.
 //!
-//! A stop signals COMMAND's process group and every descendant (`kill(2)`), and, for each
-//! process group made only of descendants, the whole group: a group signal also reaches a
-//! process being forked right then. After `SIGKILL`, each `SIGCHLD` sends it again to whatever
+//! A stop signals each process group made only of descendants (COMMAND's among them) and
+//! every descendant in no such group, once each: a group signal also reaches a process being
+//! forked right then. After `SIGKILL`, each `SIGCHLD` sends it again to whatever
 //! is left, so a descendant that keeps forking (a killed process cannot fork) is gone within a
 //! few rounds; [`KILL_GRACE`] bounds the wait.
 
@@ -28,6 +33,8 @@ mod child;
 mod readiness;
 mod relay;
 mod restart;
+mod terminal;
+mod upstream;
 
 use std::ffi::OsString;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
@@ -46,6 +53,8 @@ pub use relay::Sink;
 use relay::{Output, pollfd};
 pub use restart::Restart;
 use restart::{Action, Lifecycle, Policy};
+pub use terminal::in_foreground as on_terminal;
+pub use upstream::Upstream;
 
 /// How long the supervisor waits for its descendants to go after `SIGKILL` (a process stuck in
 /// the kernel, `D` state, may take its time) before it stops waiting for them.
@@ -87,12 +96,23 @@ pub struct SupervisorConfig {
     pub stderr: Sink,
     /// The syslog connection, when a sink is [`Sink::Syslog`].
     pub syslog: Option<SyslogWriter>,
-    /// The signals passed on to COMMAND; `None`: [`child::DEFAULT_FORWARDED`], and `SIGHUP`
-    /// when there is no log file to reopen.
+    /// The signals passed on to COMMAND; `None`: [`child::default_forwarded`], every
+    /// catchable one the supervisor does not handle itself.
     pub forward: Option<Vec<i32>>,
     /// `/dev/null`, opened read-write before any chroot: COMMAND's stdin, its unset streams,
     /// and a restarted COMMAND's ready descriptor (so a chroot needs no `dev/null`).
     pub null: OwnedFd,
+    /// Whether the supervisor runs in the foreground of a terminal ([`on_terminal`]), which
+    /// COMMAND then gets, with job control.
+    pub terminal: bool,
+    /// Whether signals are passed on to COMMAND's whole process group, not COMMAND alone.
+    pub forward_to_group: bool,
+    /// A parent systemd's notify socket (foreground, `Type=notify`): the supervisor speaks
+    /// for COMMAND there.
+    pub upstream: Option<Upstream>,
+    /// With `upstream` but no `--wait-ready notify`: the notify socket COMMAND gets, only to
+    /// relay what it says.
+    pub relay: Option<ReadyListener>,
 }
 
 impl SupervisorConfig {
@@ -111,6 +131,8 @@ impl SupervisorConfig {
             fds.extend(listener.poll_fd());
             fds.extend(listener.write_end().map(|(write, _)| write));
         }
+        fds.extend(self.upstream.as_ref().map(Upstream::raw_fd));
+        fds.extend(self.relay.as_ref().and_then(ReadyListener::poll_fd));
         fds
     }
 }
@@ -130,12 +152,17 @@ pub fn supervise(config: SupervisorConfig, daemon: &mut Daemon) -> i32 {
     };
     if let Err(e) = supervisor.spawn() {
         child::reap_all(); // nothing runs, but keep the table clean
-        daemon.report_failure(Step::Exec, &e);
-        return child::exec_failure_status(&e);
+        if !daemon.report_failure(Step::Exec, &e) {
+            // In the foreground nobody waits for a report: say it here.
+            let error = daemonctx::Error::os(Step::Exec, &supervisor.program.path, e);
+            eprintln!("daemonize: {}", message::chain(&error));
+            return child::exec_failure_status(error.raw_os_error());
+        }
+        return child::exec_failure_status(e.raw_os_error());
     }
     if !supervisor.readiness.is_pending() {
         supervisor.readiness.note_ready(true);
-        let _ = daemon.ready();
+        supervisor.announce_ready(daemon);
     }
     let code = supervisor.run(daemon);
     supervisor.finish(daemon, code)
@@ -150,8 +177,14 @@ struct Supervisor {
     readiness: Readiness,
     output: Output,
     kill_after: Duration,
+    /// `--ready-timeout`, for the message when it passes.
+    ready_timeout: Option<Duration>,
     /// The signals passed on to COMMAND.
     forward: Vec<i32>,
+    forward_to_group: bool,
+    upstream: Option<Upstream>,
+    /// Whether the parent systemd was told `READY=1`.
+    told_upstream: bool,
 }
 
 impl Supervisor {
@@ -160,14 +193,14 @@ impl Supervisor {
         child::become_subreaper()?;
         let output = Output::new(config.stdout, config.stderr, config.syslog);
         let forward = config.forward.unwrap_or_else(|| {
-            let mut forward = child::DEFAULT_FORWARDED.to_vec();
-            if !output.has_log_files() {
-                forward.push(libc::SIGHUP); // nothing to reopen: HUP is COMMAND's
-            }
-            forward
+            child::default_forwarded(output.has_log_files(), send::relay_signal())
         });
-        let signals = child::signalfd(&forward, send::relay_signal())?;
+        let signals = child::signalfd()?;
         child::ignore_sigpipe();
+        let mut readiness = Readiness::new(config.ready, config.ready_timeout);
+        if config.upstream.is_some() {
+            readiness.relay_to_parent(config.relay);
+        }
         let policy = Policy {
             restart: config.restart,
             delay: config.restart_delay,
@@ -183,15 +216,20 @@ impl Supervisor {
                 argv: config.argv,
                 env: config.env,
                 null: config.null,
+                terminal: config.terminal,
             },
             child_pidfile: config.child_pidfile,
             signals,
             child: None,
             lifecycle: Lifecycle::new(policy),
-            readiness: Readiness::new(config.ready, config.ready_timeout),
+            readiness,
             output,
             kill_after: config.kill_after,
+            ready_timeout: config.ready_timeout,
             forward,
+            forward_to_group: config.forward_to_group,
+            upstream: config.upstream,
+            told_upstream: false,
         })
     }
 
@@ -226,9 +264,35 @@ impl Supervisor {
                 self.handle_signals();
             }
             if self.readiness.is_ready() {
-                let _ = daemon.ready(); // once; later calls do nothing
+                self.announce_ready(daemon);
             }
             self.handle_deadlines();
+        }
+    }
+
+    /// COMMAND is ready: tells the original process (a detached start) and the parent systemd
+    /// (`READY=1`), each once; later calls do nothing.
+    fn announce_ready(&mut self, daemon: &mut Daemon) {
+        let _ = daemon.ready();
+        self.tell_upstream_ready();
+    }
+
+    /// `READY=1` to the parent systemd, once: in order with the lines passed on around it.
+    fn tell_upstream_ready(&mut self) {
+        if !self.told_upstream {
+            self.told_upstream = true;
+            self.tell_upstream("READY=1");
+        }
+    }
+
+    /// Sends `text` to the parent systemd, if there is one; a failure goes to the log.
+    fn tell_upstream(&mut self, text: &str) {
+        if let Some(upstream) = &self.upstream
+            && let Err(e) = upstream.send(text)
+        {
+            let line =
+                format!("cannot tell {} {text:?}: {}", upstream.name(), message::os_text(&e));
+            self.output.log(&line);
         }
     }
 
@@ -267,7 +331,10 @@ impl Supervisor {
     fn handle_signals(&mut self) {
         while let Some(received) = child::read_signal(&self.signals) {
             match received.signal {
+                _ if received.own => {} // raised by the supervisor's own write
                 libc::SIGCHLD => self.reap_and_advance(),
+                // Job control: continued (`fg`), COMMAND's group gets the terminal and goes on.
+                libc::SIGCONT if self.program.terminal => self.continue_on_terminal(),
                 libc::SIGTERM => self.stop("stopping on SIGTERM"),
                 signal if signal == send::relay_signal() => match received.queued {
                     Some(queued) if (1..=64).contains(&queued) => self.forward(queued),
@@ -285,15 +352,24 @@ impl Supervisor {
         }
     }
 
+    /// Hands the terminal to COMMAND's group and continues the whole group (`SIGCONT`).
+    fn continue_on_terminal(&self) {
+        if let Some(child) = &self.child {
+            terminal::give_to(child.pid);
+            child.forward(libc::SIGCONT, true);
+        }
+    }
+
     fn forward(&self, signal: i32) {
         if let Some(child) = &self.child {
-            child.forward(signal);
+            child.forward(signal, self.forward_to_group);
         }
     }
 
     /// Begins a stop: `SIGTERM` to COMMAND's group and every descendant, `SIGKILL` later.
     fn stop(&mut self, why: &str) {
         self.output.log(why);
+        self.tell_upstream("STOPPING=1");
         // Stopping settles readiness: no deadline of its is left to wake the loop.
         self.readiness.settle(self.child.is_some());
         let action = self.lifecycle.stop(Instant::now());
@@ -307,10 +383,14 @@ impl Supervisor {
         if self.readiness.is_pending() {
             self.read_readiness();
         }
-        let (exited, none_left) = child::reap_all();
-        for (pid, status) in exited {
-            if self.child.as_ref().is_some_and(|c| c.pid == pid) {
-                self.child_exited(status);
+        let (changed, none_left) = child::reap_all();
+        for (pid, status) in changed {
+            let is_command = self.child.as_ref().is_some_and(|c| c.pid == pid);
+            match std::os::unix::process::ExitStatusExt::stopped_signal(&status) {
+                Some(signal) if is_command => self.command_stopped(signal),
+                Some(_) => {}
+                None if is_command => self.child_exited(status),
+                None => {}
             }
         }
         if none_left {
@@ -321,6 +401,16 @@ impl Supervisor {
             // is killed in turn, until none is left.
             let action = self.lifecycle.children_left();
             self.act(action);
+        }
+    }
+
+    /// COMMAND was stopped. On a terminal, by a terminal stop signal: as a shell's job, the
+    /// supervisor takes the terminal back and stops too, so its own shell regains the terminal;
+    /// it goes on once continued (the `SIGCONT` then hands the terminal back to COMMAND).
+    fn command_stopped(&mut self, signal: i32) {
+        if self.program.terminal && terminal::is_stop_signal(signal) {
+            terminal::take_back();
+            terminal::stop_self();
         }
     }
 
@@ -341,15 +431,21 @@ impl Supervisor {
         self.act(action);
     }
 
-    /// Reads the readiness listener (polled only while COMMAND runs).
+    /// Reads the readiness listener (polled only while COMMAND runs) or the relay socket
+    /// (between runs too: what arrives then is nobody's, and is read only to be dropped).
     fn read_readiness(&mut self) {
-        let Some(main) = self.child.as_ref().map(|c| c.pid) else {
-            self.readiness.settle(false); // cannot happen; never poll a listener nobody reads
-            return;
+        let main = match self.child.as_ref() {
+            Some(child) => child.pid,
+            None => {
+                self.readiness.settle(false); // never poll a listener nobody reads
+                0
+            }
         };
         for heard in self.readiness.read(main) {
-            if let Heard::Note(text) = heard {
-                self.output.log(&text);
+            match heard {
+                Heard::Note(text) => self.output.log(&text),
+                Heard::Pass(line) => self.tell_upstream(&line),
+                Heard::Ready => self.tell_upstream_ready(),
             }
         }
     }
@@ -386,11 +482,12 @@ impl Supervisor {
                         KILL_GRACE.as_secs_f64()
                     ));
                 }
-                Action::RestartIn(delay) => self.output.log(&format!(
-                    "restarting {} in {} s",
-                    self.program.name(),
-                    delay.as_secs_f64()
-                )),
+                Action::RestartIn(delay) => {
+                    let what =
+                        format!("restarting {} in {} s", self.program.name(), delay.as_secs_f64());
+                    self.output.log(&what);
+                    self.tell_upstream(&format!("STATUS={what}"));
+                }
                 Action::GiveUp { restarts, window } => self.output.log(&format!(
                     "giving up: {} restarted {restarts} times within {} s",
                     self.program.name(),
@@ -401,25 +498,49 @@ impl Supervisor {
         }
     }
 
-    /// Starts COMMAND again; a failure counts as an exit with 126 or 127.
+    /// Starts COMMAND again (and tells a parent systemd); a failure counts as an exit with 126
+    /// or 127.
     fn restart(&mut self) {
-        if let Err(e) = self.spawn() {
-            let text = format!("cannot start {}: {}", self.program.name(), message::os_text(&e));
-            self.output.log(&text);
-            let code = child::exec_failure_status(&e);
-            let actions = self.lifecycle.start_failed(code, Instant::now());
-            self.act(actions);
+        match self.spawn() {
+            Ok(()) if self.upstream.is_some() => {
+                let pid = self.child.as_ref().map_or(0, |c| c.pid);
+                self.tell_upstream(&format!(
+                    "STATUS=restarted {} (pid {pid})",
+                    self.program.name()
+                ));
+            }
+            Ok(()) => {}
+            Err(e) => self.restart_failed(e),
         }
     }
 
-    /// Drains the pipes, removes the child pidfile, and reports a readiness timeout. (A COMMAND
-    /// that exited before it was ready needs no report: the original process sees the
-    /// supervisor exit with COMMAND's status.)
-    fn finish(mut self, daemon: &mut Daemon, code: i32) -> i32 {
+    /// A restart could not start COMMAND: counts as an exit with 126 or 127.
+    fn restart_failed(&mut self, e: std::io::Error) {
+        let text = format!("cannot start {}: {}", self.program.name(), message::os_text(&e));
+        self.output.log(&text);
+        let code = child::exec_failure_status(e.raw_os_error());
+        let actions = self.lifecycle.start_failed(code, Instant::now());
+        self.act(actions);
+    }
+
+    /// Drains the pipes, removes the child pidfile, and reports a readiness timeout: to the
+    /// original process, or in the foreground on stderr, exiting with the start's code for it.
+    /// (A COMMAND that exited before it was ready needs no report: the original process sees
+    /// the supervisor exit with COMMAND's status.)
+    fn finish(mut self, daemon: &mut Daemon, mut code: i32) -> i32 {
+        if self.program.terminal {
+            terminal::take_back();
+        }
         self.output.finish(self.kill_after);
         if self.readiness.timed_out() {
             let timed_out = std::io::Error::from_raw_os_error(libc::ETIMEDOUT);
-            daemon.report_failure(Step::WaitReady, &timed_out);
+            if !daemon.report_failure(Step::WaitReady, &timed_out) {
+                let named = std::path::PathBuf::from(&self.program.argv[0]);
+                let error = daemonctx::Error::os(Step::WaitReady, &named, timed_out);
+                let waited = self.ready_timeout.unwrap_or_default();
+                eprintln!("daemonize: {}", crate::message::start_failure(&error, &named, waited));
+                code = i32::from(crate::cli::code::NOT_READY);
+            }
         }
         if let Some(pidfile) = self.child_pidfile.take() {
             // Emptied first: under -u the directory may not let us remove it, and then it

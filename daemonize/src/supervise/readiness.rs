@@ -15,7 +15,6 @@
 use std::ffi::OsString;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::notify::{Notice, ReadyListener};
@@ -36,6 +35,12 @@ pub struct Readiness {
     deadline: Option<Instant>,
     is_ready: bool,
     timed_out: bool,
+    /// Under a parent systemd ([`super::upstream`]): the notify socket COMMAND keeps using once
+    /// readiness is settled (the settled `--wait-ready notify` listener, or one made only for
+    /// this), read for what to pass on.
+    relay: Option<ReadyListener>,
+    /// Whether a settled notify listener becomes the relay socket.
+    relaying: bool,
 }
 
 /// What COMMAND said through the listener.
@@ -44,6 +49,9 @@ pub enum Heard {
     Ready,
     /// A line for the supervisor's log.
     Note(String),
+    /// A line for a parent systemd: `STATUS=`, `RELOADING=1`, `STOPPING=1`, `WATCHDOG=1`,
+    /// `EXTEND_TIMEOUT_USEC=`.
+    Pass(String),
 }
 
 impl Readiness {
@@ -69,12 +77,23 @@ impl Readiness {
             deadline,
             is_ready: false,
             timed_out: false,
+            relay: None,
+            relaying: false,
         }
     }
 
-    /// The descriptor to poll for readability, while readiness is unsettled.
+    /// Under a parent systemd: COMMAND's notify socket stays open for good, and restarted
+    /// COMMANDs get it too: the `--wait-ready notify` listener once settled, or `socket` (a
+    /// notify socket whose address COMMAND's `NOTIFY_SOCKET` names) from the start.
+    pub fn relay_to_parent(&mut self, socket: Option<ReadyListener>) {
+        self.relaying = true;
+        self.relay = socket;
+    }
+
+    /// The descriptor to poll for readability: the listener while readiness is unsettled, the
+    /// relay socket after.
     pub fn poll_fd(&self) -> Option<RawFd> {
-        self.listener.as_ref().and_then(ReadyListener::poll_fd)
+        self.listener.as_ref().or(self.relay.as_ref()).and_then(ReadyListener::poll_fd)
     }
 
     /// The ready timeout, while readiness is unsettled.
@@ -97,16 +116,16 @@ impl Readiness {
         self.timed_out
     }
 
-    /// Before a start: removes `NOTIFY_SOCKET` once settled; returns the ready descriptor to
-    /// put in place in the child (see [`inherit_ready_fd`]); after the first start, a copy of
-    /// `null`.
+    /// Before a start: removes `NOTIFY_SOCKET` from COMMAND's environment `env` once settled
+    /// (unless the socket relays to a parent systemd); returns the ready descriptor to put in
+    /// place in the child (see [`inherit_ready_fd`]); after the first start, a copy of `null`.
     pub fn prepare_start(
         &mut self,
-        command: &mut Command,
+        env: &mut Vec<(OsString, OsString)>,
         null: &OwnedFd,
     ) -> io::Result<Option<(RawFd, RawFd)>> {
-        if let (None, Some(name)) = (&self.listener, &self.notify_variable) {
-            command.env_remove(name); // readiness is settled: the socket no longer listens
+        if let (None, None, Some(name)) = (&self.listener, &self.relay, &self.notify_variable) {
+            env.retain(|(k, _)| k != name); // readiness is settled: the socket no longer listens
         }
         self.ready_fd.as_mut().map(|fd| fd.prepare(null)).transpose()
     }
@@ -133,6 +152,10 @@ impl Readiness {
     /// holding its write end runs: a second newline must not kill it with `SIGPIPE`.
     pub fn settle(&mut self, command_runs: bool) {
         match self.listener.take() {
+            // Under a parent systemd the socket goes on listening, for what to pass on.
+            Some(socket) if self.relaying && socket.notify_socket_fd().is_some() => {
+                self.relay = Some(socket);
+            }
             Some(mut socket) if socket.notify_socket_fd().is_some() => {
                 let silenced = socket.stop_listening().is_ok();
                 self.silenced_notify_socket = silenced.then_some(socket);
@@ -148,24 +171,36 @@ impl Readiness {
         self.spent_ready_pipe = None;
     }
 
-    /// Reads what the listener has: messages from outside `main`'s tree are dropped. Settles
-    /// readiness on `READY=1`.
+    /// Reads what the listener (or the relay socket) has: messages from outside `main`'s tree
+    /// are dropped (all of them with `main` 0: no COMMAND runs). Settles readiness on
+    /// `READY=1`; a `READY=1` after that is old news.
     pub fn read(&mut self, main: u32) -> Vec<Heard> {
-        let Some(listener) = &mut self.listener else { return Vec::new() };
+        let pending = self.listener.is_some();
+        let Some(listener) = self.listener.as_mut().or(self.relay.as_mut()) else {
+            return Vec::new();
+        };
         let mut heard = Vec::new();
         let mut ready = false;
         for notice in listener.read_notices(main) {
             match notice {
-                Notice::Ready => ready = true,
-                Notice::Status(text) => heard.push(Heard::Note(format!("status: {text}"))),
+                // In order with the rest: a parent systemd hears READY=1 where COMMAND said it.
+                Notice::Ready if pending && !ready => {
+                    ready = true;
+                    heard.push(Heard::Ready);
+                }
+                Notice::Ready => {}
+                Notice::Status(text) => {
+                    heard.push(Heard::Note(format!("status: {text}")));
+                    heard.push(Heard::Pass(format!("STATUS={text}")));
+                }
                 Notice::MainPid(pid) => {
                     heard.push(Heard::Note(format!("ignoring MAINPID={pid}: supervised")))
                 }
+                Notice::Pass(line) => heard.push(Heard::Pass(line)),
             }
         }
         if ready {
             self.note_ready(true);
-            heard.push(Heard::Ready);
         }
         heard
     }
