@@ -47,6 +47,9 @@ const READ_LIMIT: u64 = 64;
 pub struct Pidfile {
     fd: OwnedFd,
     path: PathBuf,
+    /// The path to unlink it by: its directory as the kernel resolved it when it was locked
+    /// (`/proc/self/fd`), with no symbolic link in it; `path` when that is not known.
+    resolved: CString,
     dev: u64,
     ino: u64,
 }
@@ -199,10 +202,25 @@ fn lock_in(
         return Ok(Acquire::Locked(Pidfile {
             fd,
             path: path.to_path_buf(),
+            resolved: resolved_path(dir, name, path),
             dev: meta.st_dev,
             ino: meta.st_ino,
         }));
     }
+}
+
+/// `path` with its directory as the kernel resolved `dir` (`readlink(2)` of
+/// `/proc/self/fd/N`): no symbolic link on the way, so [`crate::safe_open::unlink_if_named`]
+/// can walk it without following any. `path` itself when `/proc` cannot tell.
+fn resolved_path(dir: BorrowedFd<'_>, name: &CString, path: &Path) -> CString {
+    let link = std::fs::read_link(format!("/proc/self/fd/{}", dir.as_raw_fd()));
+    let resolved = match link {
+        Ok(dir) if dir.is_absolute() && !dir.as_os_str().as_bytes().ends_with(b" (deleted)") => {
+            dir.join(std::ffi::OsStr::from_bytes(name.as_bytes()))
+        }
+        _ => path.to_path_buf(),
+    };
+    path_to_cstring(&resolved).unwrap_or_else(|_| name.clone())
 }
 
 /// The directory of `path`, opened with [`crate::safe_open::open_dir`] (no symbolic link is
@@ -272,8 +290,14 @@ impl Pidfile {
     /// that it names no process: once the lock is released, [`Pidfile::status`] reads an empty
     /// unlocked file as [`Status::Absent`], not running.
     ///
-    /// System calls: `lstat(2)`, `unlink(2)` and, when it is not done, `ftruncate(2)`;
-    /// `close(2)`.
+    /// The path is not looked up twice: its directory, as resolved when the file was locked,
+    /// is opened without following any symbolic link on the way, and the check and the unlink
+    /// are made in the directory held open (`fstatat(2)`, then `unlinkat(2)`), so another
+    /// user who swaps a directory on the way for a link between the two cannot turn the
+    /// unlink onto another file.
+    ///
+    /// System calls: `openat2(2)` (`RESOLVE_NO_SYMLINKS`), `fstatat(2)`, `unlinkat(2)` and,
+    /// when it is not done, `ftruncate(2)`; `close(2)`.
     ///
     /// ```no_run
     /// let pidfile = daemonctx::Pidfile::lock("/run/app.pid", daemonctx::pidfile::DEFAULT_MODE)?;
@@ -288,14 +312,19 @@ impl Pidfile {
     /// emptied (the error of `unlink(2)` if it was tried, else that of `ftruncate(2)`).
     pub fn remove(self) -> Result<(), Error> {
         let failed = |e| Error::os(Step::RemovePidfile, &self.path, e);
-        let c_path = path_to_cstring(&self.path).map_err(failed)?;
-        if !still_named_by(&c_path, self.dev, self.ino) {
-            return truncate(self.fd.as_fd()).map_err(failed);
+        match crate::safe_open::unlink_if_named(&self.resolved, self.dev, self.ino) {
+            Ok(true) => Ok(()),
+            Ok(false) => truncate(self.fd.as_fd()).map_err(failed),
+            Err(refused) => {
+                truncate(self.fd.as_fd()).map_err(|_| failed(io::Error::from_raw_os_error(refused)))
+            }
         }
-        match std::fs::remove_file(&self.path) {
-            Ok(()) => Ok(()),
-            Err(refused) => truncate(self.fd.as_fd()).map_err(|_| failed(refused)),
-        }
+    }
+
+    /// The path [`Pidfile::remove`] and the `Terminate` handler unlink it by (see
+    /// [`crate::safe_open::unlink_if_named`]).
+    pub(crate) fn resolved_path(&self) -> &CString {
+        &self.resolved
     }
 
     /// A second open file description of the locked file, read-only: `open(2)` of
@@ -352,8 +381,15 @@ impl Pidfile {
         Ok(())
     }
 
-    /// Names the file by `path` from now on: where the daemon sees it after `chroot(2)`.
+    /// Names the file by `path` from now on: where the daemon sees it after `chroot(2)`. A
+    /// path other than the one it was opened at is made of resolved directories
+    /// ([`path_inside_root`]), so it is also the path to unlink it by.
     pub(crate) fn rename_as_seen(&mut self, path: PathBuf) {
+        if path != self.path
+            && let Ok(resolved) = path_to_cstring(&path)
+        {
+            self.resolved = resolved;
+        }
         self.path = path;
     }
 
@@ -762,18 +798,6 @@ fn fstat(fd: BorrowedFd<'_>) -> io::Result<libc::stat> {
     }
     // SAFETY: fstat succeeded, so it filled meta.
     Ok(unsafe { meta.assume_init() })
-}
-
-/// Whether `lstat(2)` of the path names the inode `(dev, ino)`. Async-signal-safe.
-pub(crate) fn still_named_by(c_path: &CString, dev: u64, ino: u64) -> bool {
-    let mut meta = std::mem::MaybeUninit::<libc::stat>::uninit();
-    // SAFETY: c_path is NUL-terminated and meta is a valid out-pointer.
-    if unsafe { libc::lstat(c_path.as_ptr(), meta.as_mut_ptr()) } != 0 {
-        return false;
-    }
-    // SAFETY: lstat succeeded, so it filled meta.
-    let meta = unsafe { meta.assume_init() };
-    meta.st_dev == dev && meta.st_ino == ino
 }
 
 fn whole_file_lock(kind: libc::c_short) -> libc::flock {

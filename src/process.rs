@@ -23,6 +23,9 @@ pub struct Stat {
     pub pgrp: u32,
     /// The session.
     pub session: u32,
+    /// When the process started, in clock ticks since boot (`sysconf(_SC_CLK_TCK)` a second),
+    /// on the clock of [`boot_ticks`].
+    pub starttime: u64,
 }
 
 /// Reads `/proc/PID/stat`; `None` when the process is gone (or hidden).
@@ -32,7 +35,28 @@ pub fn stat(pid: u32) -> Option<Stat> {
     let mut fields = text.rsplit_once(')')?.1.split_whitespace();
     let state = fields.next()?.chars().next()?;
     let mut number = || fields.next()?.parse().ok();
-    Some(Stat { state, ppid: number()?, pgrp: number()?, session: number()? })
+    let (ppid, pgrp, session) = (number()?, number()?, number()?);
+    // Fields 7 to 21 (tty_nr … itrealvalue) come before starttime, field 22.
+    let starttime = fields.nth(15)?.parse().ok()?;
+    Some(Stat { state, ppid, pgrp, session, starttime })
+}
+
+/// `CLOCK_BOOTTIME` now, in clock ticks (`clock_gettime(2)`, `sysconf(_SC_CLK_TCK)`): the clock
+/// of [`Stat::starttime`], rounded down as the kernel rounds it. A process whose `starttime`
+/// is below a value read here had started before it was read.
+///
+/// ```
+/// let me = daemonctx::process::stat(std::process::id()).unwrap();
+/// assert!(me.starttime <= daemonctx::process::boot_ticks());
+/// ```
+pub fn boot_ticks() -> u64 {
+    let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: now is a valid out-pointer for one timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut now) };
+    // SAFETY: sysconf has no memory preconditions.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    let nanos = now.tv_sec as u64 * 1_000_000_000 + now.tv_nsec as u64;
+    nanos / (1_000_000_000 / per_second)
 }
 
 /// Whether `pid` runs: it exists and is not a zombie.
@@ -103,6 +127,18 @@ impl Pinned {
     /// without waiting.
     pub fn has_exited(&self) -> bool {
         wait_exit(&self.fd, Instant::now())
+    }
+
+    /// Whether the exited process has been reaped by its parent: `pidfd_send_signal(2)` with
+    /// signal 0 answers `ESRCH` only then (a zombie still takes it). Until it is reaped, its
+    /// pid, process group and session numbers stay in use: none can name a new process.
+    ///
+    /// ```
+    /// let me = daemonctx::process::Pinned::open(std::process::id()).unwrap();
+    /// assert!(!me.is_reaped());
+    /// ```
+    pub fn is_reaped(&self) -> bool {
+        matches!(self.signal(0), Err(e) if e.raw_os_error() == Some(libc::ESRCH))
     }
 
     /// `pidfd_send_signal(2)`: `signal` to exactly this process.

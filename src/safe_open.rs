@@ -67,6 +67,73 @@ pub fn open_dir(path: &Path) -> io::Result<OwnedFd> {
     walk(path, None)
 }
 
+/// Unlinks `path` if it names the inode `(dev, ino)`: `path`, absolute and with no symbolic
+/// link in it (a resolved path, as the kernel gives in `/proc/self/fd`), has its directory
+/// opened with `openat2(2)` `RESOLVE_NO_SYMLINKS` (a directory on the way swapped for a symbolic
+/// link is refused, never followed), then `fstatat(2)` (`AT_SYMLINK_NOFOLLOW`) and
+/// `unlinkat(2)` in that directory: the check and the unlink are about one and the same
+/// directory. One descriptor, so it works where few are left (a start failing with `EMFILE`).
+///
+/// Async-signal-safe (no allocation): the `Terminate` signal handler calls it.
+///
+/// # Errors
+/// The errno of a failed call: `ELOOP` for a symbolic link on the way, `EINVAL` for a relative
+/// path, `ENAMETOOLONG` past `PATH_MAX`, `ENOSYS` before Linux 5.6 (no `openat2(2)`).
+/// `Ok(false)` when the name is missing or names another file.
+pub(crate) fn unlink_if_named(path: &CStr, dev: u64, ino: u64) -> Result<bool, i32> {
+    let bytes = path.to_bytes();
+    let Some(slash) = bytes.iter().rposition(|b| *b == b'/') else { return Err(libc::EINVAL) };
+    if bytes[0] != b'/' || slash + 1 == bytes.len() {
+        return Err(libc::EINVAL);
+    }
+    let mut buf = [0u8; libc::PATH_MAX as usize];
+    let parent = if slash == 0 { &b"/"[..] } else { &bytes[..slash] };
+    if parent.len() >= buf.len() {
+        return Err(libc::ENAMETOOLONG);
+    }
+    buf[..parent.len()].copy_from_slice(parent);
+    buf[parent.len()] = 0;
+    // SAFETY: open_how is plain old data; all-zero is valid (mode 0, no resolve flags yet).
+    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+    how.flags = (libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) as u64;
+    how.resolve = libc::RESOLVE_NO_SYMLINKS;
+    // SAFETY: buf holds a NUL-terminated path, how is a valid open_how of the size passed.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            libc::AT_FDCWD,
+            buf.as_ptr(),
+            &how as *const libc::open_how,
+            std::mem::size_of::<libc::open_how>(),
+        )
+    };
+    if fd < 0 {
+        return Err(crate::error::errno());
+    }
+    // SAFETY: openat2 just returned this descriptor and nothing else owns it.
+    let dir = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+    // SAFETY: the name is the tail of a CStr, so NUL-terminated, and holds no '/'.
+    let name = unsafe { CStr::from_ptr(path.as_ptr().add(slash + 1)) };
+    let mut meta = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: dir is open, name NUL-terminated, meta a valid out-pointer.
+    let rc = unsafe {
+        libc::fstatat(dir.as_raw_fd(), name.as_ptr(), meta.as_mut_ptr(), libc::AT_SYMLINK_NOFOLLOW)
+    };
+    if rc != 0 {
+        return Ok(false);
+    }
+    // SAFETY: fstatat succeeded, so it filled meta.
+    let meta = unsafe { meta.assume_init() };
+    if (meta.st_dev, meta.st_ino) != (dev, ino) {
+        return Ok(false);
+    }
+    // SAFETY: dir is open and name NUL-terminated.
+    if unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), 0) } != 0 {
+        return Err(crate::error::errno());
+    }
+    Ok(true)
+}
+
 /// The walk behind [`open`] (`last`: the flags and mode of the last component's open) and
 /// [`open_dir`] (`None`: every component is a directory to hold).
 fn walk(path: &Path, last: Option<(i32, u32)>) -> io::Result<OwnedFd> {

@@ -5,8 +5,9 @@
 //! then the map's entries are installed. Both steps are async-signal-safe and run between
 //! `fork(2)` and `execve(2)` on a `Dispositions` table built before the fork.
 //!
-//! [`SignalAction::Terminate`] removes the pidfile (an `lstat(2)` identity check and `unlink(2)`
-//! of a path prepared beforehand) and then ends the process by the signal's default action, so a
+//! [`SignalAction::Terminate`] removes the pidfile (an `fstatat(2)` identity check and
+//! `unlinkat(2)` in its directory, opened with `openat2(2)` `RESOLVE_NO_SYMLINKS`, by a path
+//! prepared beforehand) and then ends the process by the signal's default action, so a
 //! supervisor sees "killed by SIGTERM". [`SignalAction::Deliver`] hands the signal to the program
 //! through signal-hook's iterator ([`crate::Daemon::signals`]) for a graceful shutdown.
 #![allow(unsafe_code)]
@@ -30,7 +31,8 @@ pub enum SignalAction {
     Ignore,
     /// `SIG_DFL`: the kernel's default action.
     Default,
-    /// Remove the pidfile (`lstat(2)`, `unlink(2)`; `ftruncate(2)` when out of reach), then die
+    /// Remove the pidfile (`openat2(2)`, `fstatat(2)`, `unlinkat(2)`; `ftruncate(2)` when out
+    /// of reach), then die
     /// of the signal by its default action (`sigaction(2)`, `kill(2)`), so the parent sees it.
     /// Refused ([`crate::Error::BadSignalMap`]) for a signal whose default action does not end
     /// the process: `SIGCHLD`, `SIGCONT`, `SIGURG`, `SIGWINCH`, `SIGTSTP`, `SIGTTIN`, `SIGTTOU`.
@@ -259,8 +261,8 @@ pub(crate) fn disarm_terminate() {
 /// The `Terminate` action: remove our pidfile (or, when its path no longer names our file or
 /// `unlink(2)` is refused, as after a privilege drop, empty the locked file so it names no
 /// process), then die of `signal` by its default action.
-/// Async-signal-safe: atomics, `lstat(2)`, `unlink(2)` or `ftruncate(2)`, `rt_sigaction(2)`,
-/// `kill(2)`; `errno` is put back as it was.
+/// Async-signal-safe: atomics, `openat2(2)`, `fstatat(2)`, `unlinkat(2)` or `ftruncate(2)`,
+/// `rt_sigaction(2)`, `kill(2)`; `errno` is put back as it was.
 ///
 /// The order against [`disarm_terminate`] (both `SeqCst`): this handler counts itself busy,
 /// then looks at the flag; `disarm_terminate` clears the flag, then waits for no handler to be
@@ -282,9 +284,11 @@ extern "C" fn terminate(signal: c_int) {
     nix::errno::Errno::set_raw(saved_errno);
 }
 
-/// Unlinks the armed pidfile if its path still names it (`lstat(2)`, `unlink(2)`), else (or
-/// when `unlink(2)` is refused) empties it through the locked descriptor (`ftruncate(2)`). Async-signal-safe. Called only by
-/// the handler while it counts as busy and saw the pidfile armed.
+/// Unlinks the armed pidfile if its path still names it ([`crate::safe_open::unlink_if_named`]:
+/// its directory opened without following a link, `fstatat(2)`, `unlinkat(2)`), else (or
+/// when `unlink(2)` is refused) empties it through the locked descriptor (`ftruncate(2)`).
+/// Async-signal-safe. Called only by the handler while it counts as busy and saw the pidfile
+/// armed.
 fn remove_armed_pidfile() {
     let path = TERMINATE_PIDFILE.load(Ordering::SeqCst);
     if path.is_null() {
@@ -292,11 +296,8 @@ fn remove_armed_pidfile() {
     }
     // SAFETY: path came from CString::into_raw in arm_terminate and is never freed.
     let path = unsafe { CStr::from_ptr(path) };
-    let named = nix::sys::stat::lstat(path).is_ok_and(|meta| {
-        meta.st_dev == TERMINATE_DEV.load(Ordering::SeqCst)
-            && meta.st_ino == TERMINATE_INO.load(Ordering::SeqCst)
-    });
-    if named && nix::unistd::unlink(path).is_ok() {
+    let (dev, ino) = (TERMINATE_DEV.load(Ordering::SeqCst), TERMINATE_INO.load(Ordering::SeqCst));
+    if crate::safe_open::unlink_if_named(path, dev, ino) == Ok(true) {
         return;
     }
     // SAFETY: the descriptor is the locked pidfile's, owned by the daemon's Pidfile; it stays

@@ -10,7 +10,11 @@
 //! stops too; then `poll(2)` on pidfds waits for every member, with no sleep loop. Once the
 //! daemon's pidfd says it has exited, nothing is derived from its pid number any more: what is
 //! left is found through its group (`kill(2)` with signal 0 first, `/proc` only if not empty)
-//! and the pidfile's lock (`F_OFD_GETLK` first, `/proc` only if still held).
+//! and the pidfile's lock (`F_OFD_GETLK` first, `/proc` only if still held). The group's number
+//! is the daemon's only while the daemon's zombie is unreaped (`pidfd_send_signal(2)` with
+//! signal 0 tells); once it is reaped, a member found in the group counts only if it started
+//! before the daemon was last seen unreaped (`/proc/PID/stat` starttime): a process that took
+//! the number as its pid and called `setsid(2)` after the reap is never signalled.
 
 #![allow(unsafe_code)]
 
@@ -350,6 +354,10 @@ pub fn stop_process(pid: u32, schedule: &Schedule) -> Result<Vec<u32>, StopError
 struct Targets<'a> {
     main: Pinned,
     group: Option<u32>,
+    /// A [`process::boot_ticks`] value read before the daemon was last seen unreaped: a
+    /// process that started at or after it may have taken the group's number once the daemon
+    /// was reaped.
+    unreaped_at: u64,
     others: Vec<Pinned>,
     pidfile: Option<&'a Inspected>,
     last_signal: Option<i32>,
@@ -358,7 +366,8 @@ struct Targets<'a> {
 impl<'a> Targets<'a> {
     fn new(main: Pinned, pidfile: Option<&'a Inspected>) -> Targets<'a> {
         let group = own_group(&main);
-        Targets { main, group, others: Vec::new(), pidfile, last_signal: None }
+        let unreaped_at = process::boot_ticks(); // main was just pinned alive
+        Targets { main, group, unreaped_at, others: Vec::new(), pidfile, last_signal: None }
     }
 
     /// Follows the schedule; the pids still alive (or still holding the lock) at the end.
@@ -439,11 +448,14 @@ impl<'a> Targets<'a> {
         // in the common case: wait a moment for that rather than scan /proc for members.
         if let Some(pgid) = self.group
             && process::group_exists(pgid)
-            && (!self.main.wait_reaped(deadline.min(Instant::now() + REAP_GRACE))
-                || process::group_exists(pgid))
         {
-            let members = process::pin_group_members(pgid);
-            self.add(members);
+            self.note_unreaped();
+            if !self.main.wait_reaped(deadline.min(Instant::now() + REAP_GRACE))
+                || process::group_exists(pgid)
+            {
+                let members = self.pin_group_members(pgid);
+                self.add(members);
+            }
         }
         loop {
             self.others.retain(|other| !other.wait_exit(deadline));
@@ -467,6 +479,29 @@ impl<'a> Targets<'a> {
                 return self.others.iter().map(Pinned::pid).collect();
             }
         }
+    }
+
+    /// Moves [`Targets::unreaped_at`] up to now if the daemon is not reaped yet.
+    fn note_unreaped(&mut self) {
+        let now = process::boot_ticks();
+        if !self.main.is_reaped() {
+            self.unreaped_at = now;
+        }
+    }
+
+    /// The live members of the daemon's group `pgid`, pinned. While the daemon's zombie is
+    /// unreaped it keeps the group's number, so whoever the scan finds in it then is the
+    /// daemon's. Once the daemon is reaped the number may be another group's (a process that
+    /// got it as its pid and called `setsid(2)`), all of whose members started after the reap:
+    /// then only members that started before the daemon was last seen unreaped are taken.
+    fn pin_group_members(&self, pgid: u32) -> Vec<Pinned> {
+        let members = process::pin_group_members(pgid);
+        if !self.main.is_reaped() {
+            return members; // unreaped throughout the scan
+        }
+        let started_before =
+            |p: &Pinned| process::stat_if_alive(p).is_some_and(|s| s.starttime < self.unreaped_at);
+        members.into_iter().filter(started_before).collect()
     }
 
     /// Adds processes to the targets, skipping a pid already pinned.

@@ -994,3 +994,64 @@ fn daemon_that_dropped_privileges_leaves_no_stale_pidfile() {
         assert!(matches!(status, Status::Absent), "{args:?}: {status:?}");
     }
 }
+
+/// Swaps `a` and `b` (`renameat2(2)` `RENAME_EXCHANGE`) until `stop` is set: another user
+/// flipping a directory and a symbolic link in a directory it may write.
+fn flip_until(a: &Path, b: &Path, stop: &std::sync::atomic::AtomicBool) {
+    use std::os::unix::ffi::OsStrExt;
+    let a = std::ffi::CString::new(a.as_os_str().as_bytes()).unwrap();
+    let b = std::ffi::CString::new(b.as_os_str().as_bytes()).unwrap();
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        // SAFETY: both paths are NUL-terminated; AT_FDCWD with absolute paths.
+        unsafe {
+            libc::renameat2(
+                libc::AT_FDCWD,
+                a.as_ptr(),
+                libc::AT_FDCWD,
+                b.as_ptr(),
+                libc::RENAME_EXCHANGE,
+            )
+        };
+    }
+}
+
+// Review of issue 10: Pidfile::remove (what Daemon::close does; the Terminate handler did the
+// same) checked the path with lstat(2) and then unlinked it by path, looking it up twice:
+// another user who may write a directory on the way swapped it for a symbolic link between the
+// two, and the daemon removed the file of the same name in the directory the link points to.
+#[test]
+fn pidfile_removal_is_not_turned_onto_another_file_by_a_swapped_directory() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let dir = TempDir::new("swap-remove");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let shared = dir.join("shared");
+    let victim_dir = dir.join("victim");
+    std::fs::create_dir_all(shared.join("sub")).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777)).unwrap();
+    std::fs::create_dir(&victim_dir).unwrap();
+    let victim = victim_dir.join("app.pid");
+    std::fs::write(&victim, "another daemon's\n").unwrap();
+    std::os::unix::fs::symlink(&victim_dir, shared.join("link")).unwrap();
+    let stop = AtomicBool::new(false);
+    let pidfile = shared.join("sub/app.pid");
+    let removed = std::thread::scope(|scope| {
+        scope.spawn(|| flip_until(&shared.join("sub"), &shared.join("link"), &stop));
+        // Bounded by count and time; on the old code the victim went within a few hundred.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        let mut removed = 0;
+        while removed < 3000 && std::time::Instant::now() < deadline && victim.exists() {
+            if let Ok(locked) = Pidfile::lock(&pidfile, 0o644) {
+                let _ = locked.remove();
+                removed += 1;
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        removed
+    });
+    assert!(
+        victim.exists(),
+        "after {removed} removals, the victim's file in {victim_dir:?} is gone"
+    );
+    assert!(removed > 0, "the pidfile was never locked");
+}

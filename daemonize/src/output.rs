@@ -64,22 +64,18 @@ pub fn same_file(a: &Path, b: &Path) -> bool {
     }
 }
 
-/// Opens `path` once for COMMAND's stdout and stderr in exec mode (`open(2)`, mode 0644, with
-/// `O_APPEND` for `-a`, else `O_TRUNC`; `O_NOCTTY`, `O_CLOEXEC`), as the library opens an
-/// output file. A FIFO without a reader fails (`ENXIO`, opened `O_NONBLOCK`) instead of
-/// blocking; the flag is then cleared (`fcntl(2)` `F_SETFL`).
+/// Opens `path` once for COMMAND's stdout and stderr in exec mode (mode 0644, with `O_APPEND`
+/// for `-a`, else truncated), as the library opens an output file: through
+/// [`daemonctx::safe_open::open`], so no symbolic or hard link another user planted on the way
+/// redirects root's open. A FIFO without a reader fails (`ENXIO`, opened `O_NONBLOCK`) instead
+/// of blocking; the flag is then cleared (`fcntl(2)` `F_SETFL`).
 ///
 /// # Errors
-/// The OS error of `open(2)` or `fcntl(2)`.
+/// The OS error of `open(2)` or `fcntl(2)`; `PermissionDenied` for a planted link.
 pub fn open_shared(path: &Path, append: bool) -> io::Result<File> {
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .append(append)
-        .truncate(!append)
-        .mode(0o644)
-        .custom_flags(libc::O_NOCTTY | libc::O_NONBLOCK)
-        .open(path)?;
+    let mode = if append { libc::O_APPEND } else { libc::O_TRUNC };
+    let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_NONBLOCK | mode;
+    let file = File::from(daemonctx::safe_open::open(path, flags, 0o644)?);
     let flags = nix::fcntl::fcntl(&file, nix::fcntl::FcntlArg::F_GETFL)?;
     let blocking = nix::fcntl::OFlag::from_bits_truncate(flags) & !nix::fcntl::OFlag::O_NONBLOCK;
     nix::fcntl::fcntl(&file, nix::fcntl::FcntlArg::F_SETFL(blocking))?;

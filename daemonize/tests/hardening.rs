@@ -243,6 +243,11 @@ fn notify_socket_name_cannot_be_squatted_after_readiness() {
         guards.extend(guard_pidfile(&child_pidfile));
         assert!(output.status.success(), "{}", describe(&show(&args), &output));
         let command = read_pidfile(if supervise { &child_pidfile } else { &pidfile });
+        // Read the environment only once COMMAND has exec'd sleep: during execve(2)
+        // /proc/PID/environ may read empty (the old image is going, the new not yet there).
+        let cmdline = format!("/proc/{command}/cmdline");
+        let execed = || std::fs::read(&cmdline).is_ok_and(|c| c == b"sleep\x001000\0");
+        assert!(wait_until(COMMAND_TIMEOUT, execed), "COMMAND never exec'd sleep");
         let address = SocketAddr::from_abstract_name(notify_name(command).as_bytes()).unwrap();
 
         let bound = UnixDatagram::bind_addr(&address);

@@ -4,7 +4,8 @@
 //! and hosts with many processes that `--status` and `--stop` must not scan for nothing.
 //!
 //! The attacker is `nobody` (tests that need root to play it skip loudly otherwise); the
-//! pid-reuse test runs in a private pid namespace (`unshare`), skipped where refused.
+//! pid-reuse and group-reuse tests run in a private pid namespace (`unshare`), skipped where
+//! refused.
 
 #[path = "../../tests/common/mod.rs"]
 mod common;
@@ -112,6 +113,32 @@ fn output_links_planted_by_the_service_user_are_refused() {
         std::fs::read_to_string(&out).is_ok_and(|text| text == "honest\n")
     });
     assert!(written, "the honest log was not written through the trusted link");
+}
+
+// Review of item 1: with -o and -e naming the same file, exec mode opened it once with a plain
+// open(2) as root, following the service user's link, and truncated the secret.
+#[test]
+fn output_shared_by_o_and_e_is_opened_as_safely_as_either_alone() {
+    let test = "output_shared_by_o_and_e_is_opened_as_safely_as_either_alone";
+    let Some(owner) = nobody(test) else { return };
+    let dir = TempDir::new("hostile-shared-output");
+    let secret = secret(&dir);
+    let app = service_dir(&dir, owner);
+    let out = app.join("out.log");
+    std::os::unix::fs::symlink(&secret, &out).unwrap();
+    chown(&out, owner);
+    let pidfile = dir.join("d.pid");
+    let _guard = guard_pidfile(&pidfile);
+    let out = path_str(&out);
+    for append in [false, true] {
+        let mut args = vec!["-p", path_str(&pidfile), "-u", "nobody", "-o", out, "-e", out];
+        if append {
+            args.push("-a");
+        }
+        args.extend(["--", "echo", "pwned"]);
+        assert_refused(&args, 5, "symbolic link");
+        assert_eq!(std::fs::read_to_string(&secret).unwrap(), "secret\n", "the secret was written");
+    }
 }
 
 #[test]
@@ -256,6 +283,34 @@ fn kill_step_never_reaches_the_children_of_a_reused_pid() {
         0 => {}
         4 => skip(&format!("{test} needs the pid to be reused: {context}")),
         1 => panic!("the KILL step killed the child of the process that reused the pid: {context}"),
+        _ if String::from_utf8_lossy(&output.stderr).contains("unshare") => {
+            skip(&format!("{test} needs a private pid namespace: {context}"))
+        }
+        _ => panic!("{context}"),
+    }
+}
+
+// Review of item 3: once the daemon was reaped, --stop still took its process group's number
+// for the daemon's: a process that got that number as its pid and called setsid(2) before the
+// stop looked (here: reaped at once by a pid 1 that outranks the stop) lost its whole group.
+#[test]
+fn stop_never_takes_a_reused_group_number_for_the_daemons_group() {
+    let test = "stop_never_takes_a_reused_group_number_for_the_daemons_group";
+    if skip_unless_root(test) {
+        return;
+    }
+    let dir = TempDir::new("hostile-group-reuse");
+    let helper = example("recycle_group");
+    let output = run(Command::new("unshare").args(["--pid", "--fork", "--mount-proc"]).args([
+        helper.as_os_str(),
+        daemonize_bin().as_os_str(),
+        dir.path().as_os_str(),
+    ]));
+    let context = describe("unshare --pid --fork --mount-proc recycle_group", &output);
+    match code(&output.status) {
+        0 => {}
+        4 => skip(&format!("{test} needs SCHED_FIFO and the group's number reused: {context}")),
+        1 => panic!("the stop killed a group that reused the daemon's group number: {context}"),
         _ if String::from_utf8_lossy(&output.stderr).contains("unshare") => {
             skip(&format!("{test} needs a private pid namespace: {context}"))
         }

@@ -261,8 +261,12 @@ fn list_kept_fds(prepared: &mut Prepared, preserved: Vec<RawFd>) {
 /// find, so it empties the file instead), device, inode, descriptor.
 fn terminate_target(pidfile: &Pidfile, seen: Option<&Path>) -> Result<TerminateTarget, Error> {
     let (dev, ino) = pidfile.identity();
-    let path = path_to_cstring(seen.unwrap_or(pidfile.path()))
-        .map_err(|e| Error::os(Step::OpenPidfile, pidfile.path(), e))?;
+    let path = match seen.filter(|seen| *seen != pidfile.path()) {
+        Some(seen) => {
+            path_to_cstring(seen).map_err(|e| Error::os(Step::OpenPidfile, pidfile.path(), e))?
+        }
+        None => pidfile.resolved_path().clone(),
+    };
     Ok(TerminateTarget { path, dev, ino, fd: pidfile.as_raw_fd() })
 }
 
@@ -299,6 +303,10 @@ impl Prepared {
     /// Removes the pidfile after a failure, and passes the error on.
     pub(crate) fn abandon(&mut self, error: Error) -> Error {
         signals::disarm_terminate();
+        // The start is given up: close what it opened first, so that the removal has the
+        // descriptor it needs even when the failure was running out of them (EMFILE).
+        self.pidfile_reader.take();
+        self.streams.clear();
         if let Some(pidfile) = self.pidfile.take() {
             let _ = pidfile.remove();
         }

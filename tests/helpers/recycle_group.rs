@@ -1,0 +1,126 @@
+//! Test helper: pid 1 of a private pid namespace (`unshare --pid --fork --mount-proc`), it
+//! reproduces a stop whose daemon's process group number is reused after the daemon was
+//! reaped and before the stop looked for what was left of the group. Not an example to copy.
+//!
+//! Usage: `recycle_group DAEMONIZE DIR`. Starts `DAEMONIZE -p DIR/d.pid` with a daemon alone
+//! in its group, runs `DAEMONIZE --stop --retry TERM/1/KILL/2` at normal priority, and raises
+//! itself to `SCHED_FIFO` on the same CPU, so that once the daemon has exited this process runs
+//! before the stop: it reaps the daemon (as init) and starts a bystander that takes the
+//! group's number (`ns_last_pid`, then `setsid(1)`) and has a child in its group. Exit status:
+//! 0 the bystander's child survived the stop, 1 it was killed, 3 not pid 1, 4 the scene could
+//! not be set (no `SCHED_FIFO`, the number not reused: the caller skips), 5 a step failed.
+use std::io::Write;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let (daemonize, dir) = (Path::new(&args[1]), Path::new(&args[2]));
+    if std::process::id() != 1 {
+        fail(3, "not pid 1 of a pid namespace");
+    }
+    on_cpu_zero();
+    let pidfile = dir.join("d.pid");
+    let pidfile = pidfile.to_str().unwrap();
+    let started = Command::new(daemonize).args(["-p", pidfile, "sleep", "1000"]).status();
+    if !started.is_ok_and(|s| s.success()) {
+        fail(5, "the daemon did not start");
+    }
+    let daemon: i32 = std::fs::read_to_string(pidfile).unwrap().trim().parse().unwrap();
+    let group = pgrp(daemon).unwrap_or_else(|| fail(5, "no group for the daemon"));
+    let pidfd = pidfd_open(daemon).unwrap_or_else(|| fail(5, "no pidfd for the daemon"));
+    if set_policy(libc::SCHED_FIFO, 1).is_err() {
+        fail(4, "cannot use SCHED_FIFO");
+    }
+    let mut stop = Command::new(daemonize);
+    stop.args(["--stop", "-p", pidfile, "--retry", "TERM/1/KILL/2"]).stdout(Stdio::null());
+    // SAFETY: sched_setscheduler is async-signal-safe; the stop runs at normal priority, so it
+    // waits while this process and what it starts can run.
+    unsafe { stop.pre_exec(|| set_policy(libc::SCHED_OTHER, 0)) };
+    let mut stop = stop.spawn().unwrap_or_else(|_| fail(5, "cannot run --stop"));
+    if !poll_exit(&pidfd, Duration::from_secs(10)) {
+        fail(5, "the daemon did not exit on SIGTERM");
+    }
+    let mut status = 0;
+    // SAFETY: status is a valid out-pointer; the exited daemon is our (adopted) child.
+    unsafe { libc::waitpid(daemon, &mut status, 0) };
+    let marker = dir.join("bystander-child");
+    let _ = std::fs::write("/proc/sys/kernel/ns_last_pid", format!("{}", group - 1));
+    let script = format!("sleep 1000 & echo $! > {}; wait", marker.display());
+    let bystander = Command::new("setsid").args(["sh", "-c", &script]).spawn();
+    let bystander = bystander.unwrap_or_else(|_| fail(5, "cannot start the bystander"));
+    if bystander.id() as i32 != group {
+        fail(4, &format!("the bystander got pid {}, not {group}", bystander.id()));
+    }
+    let child = wait_for_pid(&marker).unwrap_or_else(|| fail(5, "the bystander's child"));
+    if pgrp(child) != Some(group) {
+        fail(4, "the bystander's child is not in the reused group");
+    }
+    let stopped = stop.wait().map(|s| s.code());
+    let survived = alive(child);
+    println!("group {group} reused, its member {child}: survived {survived}; stop {stopped:?}");
+    std::process::exit(if survived { 0 } else { 1 })
+}
+
+fn fail(code: i32, why: &str) -> ! {
+    let _ = writeln!(std::io::stderr(), "recycle_group: {why}");
+    std::process::exit(code)
+}
+
+/// Everything this process starts runs on CPU 0, where priorities decide who runs first.
+fn on_cpu_zero() {
+    // SAFETY: cpu_set_t is plain old data; CPU_ZERO and CPU_SET write within it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_ZERO(&mut set);
+        libc::CPU_SET(0, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
+}
+
+fn set_policy(policy: i32, priority: i32) -> std::io::Result<()> {
+    let param = libc::sched_param { sched_priority: priority };
+    // SAFETY: param is a valid sched_param for the call.
+    match unsafe { libc::sched_setscheduler(0, policy, &param) } {
+        0 => Ok(()),
+        _ => Err(std::io::Error::last_os_error()),
+    }
+}
+
+fn pgrp(pid: i32) -> Option<i32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')')?.1.split_whitespace().nth(2)?.parse().ok()
+}
+
+fn pidfd_open(pid: i32) -> Option<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    // SAFETY: when non-negative, the kernel just returned this descriptor to us.
+    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+fn poll_exit(pidfd: &OwnedFd, timeout: Duration) -> bool {
+    let mut pfd = libc::pollfd { fd: pidfd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+    // SAFETY: one valid pollfd.
+    unsafe { libc::poll(&mut pfd, 1, timeout.as_millis() as i32) > 0 }
+}
+
+/// The pid written into `file`, waited for up to 10 s (the bystander writes it at once).
+fn wait_for_pid(file: &Path) -> Option<i32> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if let Some(pid) = std::fs::read_to_string(file).ok().and_then(|t| t.trim().parse().ok()) {
+            return Some(pid);
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    None
+}
+
+fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .is_ok_and(|stat| stat.rsplit_once(')').is_some_and(|(_, rest)| !rest.contains(" Z ")))
+}
