@@ -62,17 +62,36 @@ impl Command {
         self
     }
 
-    /// The argument vector, `argv[0]` included.
+    /// The argument vector, `argv[0]` included. No system call.
+    ///
+    /// ```
+    /// let command = daemonctx::Command::new(vec!["sleep".into(), "5".into()], vec![]);
+    /// assert_eq!(command.argv(), ["sleep", "5"]);
+    /// ```
     pub fn argv(&self) -> &[OsString] {
         &self.argv
     }
 
-    /// The whole environment the program gets.
+    /// The whole environment the program gets. No system call.
+    ///
+    /// ```
+    /// let env = vec![("PATH".into(), "/usr/bin:/bin".into())];
+    /// let command = daemonctx::Command::new(vec!["sleep".into()], env);
+    /// assert_eq!(command.env().len(), 1);
+    /// ```
     pub fn env(&self) -> &[(OsString, OsString)] {
         &self.env
     }
 
-    /// Adds (or replaces) one environment variable.
+    /// Adds (or replaces) one environment variable. No system call.
+    ///
+    /// ```
+    /// let mut command = daemonctx::Command::new(vec!["env".into()], vec![]);
+    /// command.set_env("LANG".into(), "C".into());
+    /// command.set_env("LANG".into(), "C.UTF-8".into());
+    /// assert_eq!(command.env().len(), 1);
+    /// assert_eq!(command.env()[0].1, "C.UTF-8");
+    /// ```
     pub fn set_env(&mut self, name: OsString, value: OsString) {
         self.env.retain(|(existing, _)| *existing != name);
         self.env.push((name, value));

@@ -341,11 +341,14 @@ impl DaemonContext {
     }
 
     /// Standard error of the daemon: a file, a path (appended to; `open(2)` before the fork),
-    /// or `/dev/null` (default); put on fd 2 with `dup2(2)`.
+    /// stdout's own open file ([`Stream::SameAsStdout`], as a shell's `2>&1`), or `/dev/null`
+    /// (default); put on fd 2 with `dup2(2)`.
     ///
     /// ```
+    /// use daemonctx::{DaemonContext, Stream};
+    ///
     /// let log = String::from("/var/log/myserver.log");
-    /// let context = daemonctx::DaemonContext::new().stdout(&log).stderr(log);
+    /// let context = DaemonContext::new().stdout(&log).stderr(Stream::SameAsStdout);
     /// # drop(context);
     /// ```
     pub fn stderr(mut self, stream: impl Into<Stream>) -> Self {

@@ -229,17 +229,39 @@ pub enum Error {
 }
 
 impl Error {
-    /// An OS error during `step`, on `path`.
+    /// An OS error during `step`, on `path`. No system call.
+    ///
+    /// ```
+    /// use daemonctx::{Error, Step};
+    ///
+    /// let e = std::io::Error::from_raw_os_error(libc::EACCES);
+    /// let error = Error::os(Step::Chdir, "/srv/app", e);
+    /// assert_eq!(error.step(), Some(Step::Chdir));
+    /// assert_eq!(error.raw_os_error(), Some(libc::EACCES));
+    /// ```
     pub fn os(step: Step, path: impl AsRef<Path>, source: io::Error) -> Error {
         Error::Os { step, path: Some(path.as_ref().to_path_buf()), source }
     }
 
-    /// An OS error during `step`, with no path involved.
+    /// An OS error during `step`, with no path involved. No system call.
+    ///
+    /// ```
+    /// use daemonctx::{Error, Step};
+    ///
+    /// let error = Error::os_nopath(Step::Fork, std::io::Error::from_raw_os_error(libc::EAGAIN));
+    /// assert_eq!(error.step(), Some(Step::Fork));
+    /// ```
     pub fn os_nopath(step: Step, source: io::Error) -> Error {
         Error::Os { step, path: None, source }
     }
 
-    /// The step that failed, for errors that come from one.
+    /// The step that failed, for errors that come from one. No system call.
+    ///
+    /// ```
+    /// use daemonctx::{Error, Step};
+    ///
+    /// assert_eq!(Error::AlreadyOpened.step(), Some(Step::Preflight));
+    /// ```
     pub fn step(&self) -> Option<Step> {
         match self {
             Error::Os { step, .. } => Some(*step),
@@ -258,7 +280,15 @@ impl Error {
     }
 
     /// Fills in the path of an [`Error::Os`] that has none (the daemon reports only the step and
-    /// the errno; the caller may know the file).
+    /// the errno; the caller may know the file). No system call.
+    ///
+    /// ```
+    /// use daemonctx::{Error, Step};
+    ///
+    /// let e = std::io::Error::from_raw_os_error(libc::ENOENT);
+    /// let error = Error::os_nopath(Step::Chdir, e).with_path("/srv/app");
+    /// assert!(error.to_string().contains("/srv/app"));
+    /// ```
     pub fn with_path(self, path: impl AsRef<Path>) -> Error {
         match self {
             Error::Os { step, path: None, source } => {
@@ -268,7 +298,15 @@ impl Error {
         }
     }
 
-    /// The OS error number, for [`Error::Os`] and [`Error::DaemonFailed`].
+    /// The OS error number, for [`Error::Os`] and [`Error::DaemonFailed`]. No system call.
+    ///
+    /// ```
+    /// use daemonctx::{Error, Step};
+    ///
+    /// let e = std::io::Error::from_raw_os_error(libc::EPERM);
+    /// assert_eq!(Error::os_nopath(Step::SetUid, e).raw_os_error(), Some(libc::EPERM));
+    /// assert_eq!(Error::AlreadyOpened.raw_os_error(), None);
+    /// ```
     pub fn raw_os_error(&self) -> Option<i32> {
         match self {
             Error::Os { source, .. } | Error::DaemonFailed { source, .. } => source.raw_os_error(),
@@ -342,7 +380,15 @@ pub(crate) fn errno() -> i32 {
     io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO)
 }
 
-/// Formats an error and its sources on one line: `what: why: why`.
+/// Formats an error and its sources on one line: `what: why: why`. No system call.
+///
+/// ```
+/// use daemonctx::{Error, Step, error::chain};
+///
+/// let e = std::io::Error::from_raw_os_error(libc::ENOENT);
+/// let line = chain(&Error::os(Step::Chdir, "/srv/app", e));
+/// assert!(line.contains("/srv/app") && line.contains("No such file or directory"), "{line}");
+/// ```
 pub fn chain(error: &dyn std::error::Error) -> String {
     let mut line = error.to_string();
     let mut source = error.source();

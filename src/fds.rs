@@ -63,6 +63,20 @@ pub enum Stream {
     Append(std::path::PathBuf),
     /// A file opened before the fork: created if missing, truncated (for stdin: read).
     Truncate(std::path::PathBuf),
+    /// For stderr only: the open file description stdout gets (`fcntl(2)` `F_DUPFD_CLOEXEC`
+    /// of it), as a shell's `>F 2>&1`. Two descriptions of one file, each with its own
+    /// offset, would write over each other's lines unless both append. Refused for stdin and
+    /// stdout ([`Step::OpenStream`], `EINVAL`).
+    ///
+    /// ```
+    /// use daemonctx::{DaemonContext, Stream};
+    ///
+    /// let context = DaemonContext::new()
+    ///     .stdout(Stream::Truncate("/var/log/app.log".into()))
+    ///     .stderr(Stream::SameAsStdout);
+    /// # drop(context);
+    /// ```
+    SameAsStdout,
 }
 
 impl From<std::fs::File> for Stream {
@@ -130,6 +144,10 @@ impl Stream {
                 return duplicate_std_stream(target)
                     .map_err(|e| Error::os_nopath(Step::OpenStream, e));
             }
+            Stream::SameAsStdout => {
+                let e = io::Error::from_raw_os_error(libc::EINVAL);
+                return Err(Error::os_nopath(Step::OpenStream, e));
+            }
             Stream::Null => (std::path::PathBuf::from("/dev/null"), OFlag::O_RDWR),
             Stream::Append(path) | Stream::Truncate(path) if input => (path, OFlag::O_RDONLY),
             Stream::Append(path) => (path, OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_APPEND),
@@ -137,6 +155,12 @@ impl Stream {
         };
         open_file(&path, flags).map_err(|e| Error::os(Step::OpenStream, &path, e))
     }
+}
+
+/// Stderr's source for [`Stream::SameAsStdout`]: a copy of `stdout`'s (the opened stdout
+/// stream), sharing its open file description: `fcntl(2)` `F_DUPFD_CLOEXEC`.
+pub(crate) fn same_as_stdout(stdout: BorrowedFd<'_>) -> Result<OwnedFd, Error> {
+    duplicate_above_std_streams(stdout).map_err(|e| Error::os_nopath(Step::OpenStream, e))
 }
 
 /// A copy of the invoker's standard stream `target` (0, 1 or 2) at 3 or above, as std borrows
@@ -271,6 +295,23 @@ pub(crate) fn keep_across_exec(fd: RawFd) -> Result<(), i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn same_as_stdout_shares_stdouts_description_and_is_refused_elsewhere() {
+        for target in [0, 1] {
+            let refused = Stream::SameAsStdout.open(target).unwrap_err();
+            assert_eq!(refused.raw_os_error(), Some(libc::EINVAL), "target {target}");
+        }
+        let stdout = Stream::Null.open(1).unwrap();
+        let stderr = same_as_stdout(stdout.as_fd()).unwrap();
+        assert!(stderr.as_raw_fd() > 2 && stderr.as_raw_fd() != stdout.as_raw_fd());
+        // One open file description: a flag set through one copy shows through the other.
+        let flags = fcntl::fcntl(&stdout, FcntlArg::F_GETFL).unwrap();
+        let flags = OFlag::from_bits_truncate(flags) | OFlag::O_APPEND;
+        fcntl::fcntl(&stdout, FcntlArg::F_SETFL(flags)).unwrap();
+        let shared = OFlag::from_bits_truncate(fcntl::fcntl(&stderr, FcntlArg::F_GETFL).unwrap());
+        assert!(shared.contains(OFlag::O_APPEND));
+    }
 
     /// The `/proc/self/fd` fallback, run for real in a fresh copy of this test binary (closing
     /// descriptors in the harness itself would be unsafe): it opens descriptors, keeps two,

@@ -94,7 +94,14 @@ impl SignalAction {
 /// ignored, `SIGTERM` terminates.
 pub type SignalMap = BTreeMap<c_int, SignalAction>;
 
-/// PEP 3143's default signal map.
+/// PEP 3143's default signal map. No system call (the daemon's setup installs it).
+///
+/// ```
+/// use daemonctx::{SignalAction, signals::default_signal_map};
+///
+/// let map = default_signal_map();
+/// assert!(matches!(map[&libc::SIGTERM], SignalAction::Terminate));
+/// ```
 pub fn default_signal_map() -> SignalMap {
     SignalMap::from([
         (libc::SIGTSTP, SignalAction::Ignore),

@@ -1,6 +1,9 @@
 //! `daemonize`: run a command as a daemon, or check and stop one by its pidfile.
 //!
 //! Argument parsing and wiring only: every mechanism lives in the `daemonctx` library.
+#![deny(unsafe_code)] // modules that need it opt back in with #![allow(unsafe_code)]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(clippy::undocumented_unsafe_blocks)]
 
 mod cli;
 mod message;
@@ -303,6 +306,7 @@ fn unset_stream(cli: &Cli) -> Stream {
 }
 
 /// Exec mode: the daemon becomes COMMAND; with --wait-ready, wait here for its readiness.
+#[allow(unsafe_code)] // one unsafe call, justified where it is made
 fn start_exec(
     cli: &Cli,
     context: DaemonContext,
@@ -314,13 +318,10 @@ fn start_exec(
         true => Stream::Append(path.clone()),
         false => Stream::Truncate(path.clone()),
     };
+    // One file for both: opened once by the library (after the pidfile lock, so a start
+    // refused as already running never truncates the running daemon's log), shared as `2>&1`.
     let (stdout, stderr) = match (&cli.stdout, same_output_file(cli)) {
-        (Some(path), true) => {
-            let file = output::open_shared(path, cli.append)
-                .map_err(|e| Error::os(Step::OpenStream, path, e))?;
-            let copy = file.try_clone().map_err(|e| Error::os(Step::OpenStream, path, e))?;
-            (Stream::from(file), Stream::from(copy))
-        }
+        (Some(path), true) => (output(path), Stream::SameAsStdout),
         _ => (
             cli.stdout.as_ref().map_or_else(|| unset_stream(cli), output),
             cli.stderr.as_ref().map_or_else(|| unset_stream(cli), output),
@@ -434,6 +435,7 @@ fn stop_abandoned(cli: &Cli, pid: u32, main: u32) {
 
 /// Supervise mode: the daemon stays as COMMAND's supervisor; files, syslog and the readiness
 /// listener are opened here first, so their errors show.
+#[allow(unsafe_code)] // one unsafe call, justified where it is made
 fn start_supervised(
     cli: &Cli,
     context: DaemonContext,
@@ -445,15 +447,18 @@ fn start_supervised(
     let named = Path::new(&cli.command[0]);
     let syslog =
         cli.syslog.as_ref().map(|facility| connect_syslog(cli, facility, command)).transpose()?;
-    let stdout = sink(cli, cli.stdout.as_deref(), 1)?;
-    let stderr = match same_output_file(cli) {
-        true => Sink::Stdout,
-        false => sink(cli, cli.stderr.as_deref(), 2)?,
-    };
-    // Locked last: nothing after it can fail before open(), which cleans it up if it fails.
-    let null = open_null()?;
-    let child_pidfile =
-        cli.child_pidfile.as_ref().map(|path| Pidfile::lock(path, cli.pidfile_mode)).transpose()?;
+    refuse_if_running(cli)?;
+    let created = missing_log_files(cli);
+    let opened = open_sinks(cli).and_then(|(stdout, stderr)| {
+        let null = open_null()?;
+        // Locked last: nothing after it can fail before open(), which cleans it up if it fails.
+        let child_pidfile = cli.child_pidfile.as_ref();
+        let child_pidfile =
+            child_pidfile.map(|path| Pidfile::lock(path, cli.pidfile_mode)).transpose()?;
+        Ok((stdout, stderr, null, child_pidfile))
+    });
+    let (stdout, stderr, null, child_pidfile) =
+        opened.inspect_err(|e| remove_if_empty(&created, e))?;
     // Interactive (`docker run -it`, a shell): COMMAND gets the terminal, with job control.
     let terminal = cli.foreground && supervise::on_terminal();
     let mut config = SupervisorConfig {
@@ -510,6 +515,7 @@ fn start_supervised(
             if let Some(child_pidfile) = config.child_pidfile.take() {
                 let _ = child_pidfile.remove();
             }
+            remove_if_empty(&created, &e);
             return Err(match cli.wait_ready {
                 Some(_) => command_died(name_program(e, named), named),
                 None => name_program(e, named),
@@ -519,6 +525,52 @@ fn start_supervised(
     let code = supervise::supervise(config, &mut daemon);
     drop(daemon); // removes the pidfile
     std::process::exit(code)
+}
+
+/// Where COMMAND's stdout and stderr go under the supervisor (one sink when -o and -e name one
+/// file).
+fn open_sinks(cli: &Cli) -> Result<(Sink, Sink), Error> {
+    let stdout = sink(cli, cli.stdout.as_deref(), 1)?;
+    let stderr = match same_output_file(cli) {
+        true => Sink::Stdout,
+        false => sink(cli, cli.stderr.as_deref(), 2)?,
+    };
+    Ok((stdout, stderr))
+}
+
+/// Refuses at once a start whose pidfile is locked by a running instance (`F_OFD_GETLK`, the
+/// lock left untouched), before the supervisor's log files are opened: so the usual refused
+/// start creates no file. A start racing another one past this check is refused when it locks.
+fn refuse_if_running(cli: &Cli) -> Result<(), Error> {
+    match cli.pidfile.as_deref().map(Pidfile::status) {
+        Some(Status::Running(pid)) => {
+            Err(Error::AlreadyRunning { pidfile: cli.pidfile.clone().unwrap_or_default(), pid })
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The -o and -e files that are not there yet: the supervisor's log files are opened (and
+/// created) before the pidfile is locked, so a start that fails removes them again
+/// ([`remove_if_empty`]) to leave nothing behind (`lstat(2)`).
+fn missing_log_files(cli: &Cli) -> Vec<PathBuf> {
+    let paths = [&cli.stdout, &cli.stderr].into_iter().flatten();
+    paths.filter(|path| std::fs::symlink_metadata(path).is_err()).cloned().collect()
+}
+
+/// After a failed start, removes each of `paths` that is an empty regular file (`lstat(2)`,
+/// `unlink(2)`): files this start created, into which nothing was written. Not when the start
+/// lost a race for a lock (`error` is [`Error::AlreadyRunning`]): the instance that won may
+/// have opened the same new files, and would go on writing into unlinked ones.
+fn remove_if_empty(paths: &[PathBuf], error: &Error) {
+    if matches!(error, Error::AlreadyRunning { .. }) {
+        return;
+    }
+    for path in paths {
+        if std::fs::symlink_metadata(path).is_ok_and(|meta| meta.is_file() && meta.len() == 0) {
+            let _ = std::fs::remove_file(path);
+        }
+    }
 }
 
 /// A supervisor waiting for readiness that exits without a report does so because COMMAND

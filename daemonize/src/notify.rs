@@ -402,58 +402,46 @@ fn bind_abstract(socket: &OwnedFd, name: &str) -> io::Result<()> {
     if rc != 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
 }
 
-/// Receives every waiting datagram with its sender's credentials (`recvmsg(2)`).
+/// Receives every waiting datagram with its sender's credentials (`recvmsg(2)` through nix,
+/// `MSG_CMSG_CLOEXEC`).
 fn read_datagrams(socket: &OwnedFd, main: u32) -> Vec<Notice> {
+    use nix::sys::socket::{MsgFlags, UnixCredentials, recvmsg};
     let mut notices = Vec::new();
+    let mut buf = [0u8; 4096];
+    // Room for the credentials and the most descriptors one message can pass (253): every
+    // passed descriptor is closed, which also answers sd_notify_barrier(3).
+    let mut control = nix::cmsg_space!(UnixCredentials, [RawFd; 253]);
     loop {
-        let mut buf = [0u8; 4096];
-        let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
-        // Room for the credentials and the most descriptors one message can pass (253): every
-        // passed descriptor is closed, which also answers sd_notify_barrier(3).
-        let mut control = [0u64; 160];
-        // SAFETY: msghdr is plain old data; all-zero is a valid value before the fields are set.
-        let mut header: libc::msghdr = unsafe { std::mem::zeroed() };
-        header.msg_iov = &mut iov;
-        header.msg_iovlen = 1;
-        header.msg_control = control.as_mut_ptr().cast();
-        header.msg_controllen = std::mem::size_of_val(&control) as _;
-        // SAFETY: header points to valid buffers for its lengths for the duration of the call.
-        let n = unsafe { libc::recvmsg(socket.as_raw_fd(), &mut header, libc::MSG_CMSG_CLOEXEC) };
-        if n < 0 {
-            return notices; // EAGAIN: nothing more waiting
-        }
-        let sender = read_control(&header);
+        let (length, sender) = {
+            let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+            let flags = MsgFlags::MSG_CMSG_CLOEXEC;
+            match recvmsg::<()>(socket.as_raw_fd(), &mut iov, Some(&mut control), flags) {
+                Ok(message) => (message.bytes, message.cmsgs().ok().and_then(read_control)),
+                Err(_) => return notices, // EAGAIN: nothing more waiting
+            }
+        };
         if sender.is_some_and(|pid| is_believed(pid, main)) {
-            notices.extend(parse_notify(&buf[..n as usize]));
+            notices.extend(parse_notify(&buf[..length]));
         }
     }
 }
 
 /// Walks a received datagram's control messages: closes every passed descriptor
 /// (`SCM_RIGHTS`), and returns the sender's pid (`SCM_CREDENTIALS`).
-fn read_control(header: &libc::msghdr) -> Option<u32> {
+fn read_control(messages: nix::sys::socket::CmsgIterator<'_>) -> Option<u32> {
+    use nix::sys::socket::ControlMessageOwned;
     let mut sender = None;
-    // SAFETY: header was filled by recvmsg; the CMSG macros walk its control buffer within the
-    // length the kernel set, and each SCM_RIGHTS payload holds whole ints, descriptors received
-    // for us to own (so closing them is ours to do).
-    unsafe {
-        let mut cmsg = libc::CMSG_FIRSTHDR(header);
-        while !cmsg.is_null() {
-            let data = libc::CMSG_DATA(cmsg);
-            match ((*cmsg).cmsg_level, (*cmsg).cmsg_type) {
-                (libc::SOL_SOCKET, libc::SCM_CREDENTIALS) => {
-                    let creds = std::ptr::read_unaligned(data as *const libc::ucred);
-                    sender = Some(creds.pid as u32);
+    for message in messages {
+        match message {
+            ControlMessageOwned::ScmCredentials(creds) => sender = Some(creds.pid() as u32),
+            ControlMessageOwned::ScmRights(fds) => {
+                for fd in fds {
+                    // SAFETY: recvmsg just installed this descriptor in our table for us to
+                    // own; nothing else holds it. Dropping the OwnedFd closes it.
+                    drop(unsafe { OwnedFd::from_raw_fd(fd) });
                 }
-                (libc::SOL_SOCKET, libc::SCM_RIGHTS) => {
-                    let bytes = (*cmsg).cmsg_len as usize - (data as usize - cmsg as usize);
-                    for i in 0..bytes / std::mem::size_of::<libc::c_int>() {
-                        libc::close(std::ptr::read_unaligned((data as *const libc::c_int).add(i)));
-                    }
-                }
-                _ => {}
             }
-            cmsg = libc::CMSG_NXTHDR(header, cmsg);
+            _ => {}
         }
     }
     sender

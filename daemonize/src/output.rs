@@ -10,8 +10,6 @@
 //!
 //! System calls: `open(2)`, `write(2)`, `send(2)`, `socket(2)`, `connect(2)`, `fstat(2)`.
 
-#![allow(unsafe_code)]
-
 use std::fs::File;
 use std::io::{self, Write};
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
@@ -51,35 +49,47 @@ impl std::fmt::Debug for SyslogConfig {
     }
 }
 
-/// Whether `a` and `b` name the same file: equal as absolute paths, or both existing with the
-/// same device and inode (`stat(2)`, through symbolic and hard links).
+/// Whether `a` and `b` name the same file, or would once `open(2)` with `O_CREAT` creates it:
+/// the same device and inode (`stat(2)`, through symbolic and hard links), or, for a file not
+/// there yet, the same name in the same directory, where each path's last symbolic link leads
+/// (`lstat(2)`, `readlink(2)`, `stat(2)` of the directory; `..` and `.` need no spelling rule).
 pub fn same_file(a: &Path, b: &Path) -> bool {
-    let absolute = |p: &Path| std::path::absolute(p).ok();
-    if absolute(a).is_some_and(|a| Some(a) == absolute(b)) {
-        return true;
-    }
-    match (std::fs::metadata(a), std::fs::metadata(b)) {
-        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+    match (would_open(a), would_open(b)) {
+        (Some(a), Some(b)) => a == b,
         _ => false,
     }
 }
 
-/// Opens `path` once for COMMAND's stdout and stderr in exec mode (mode 0644, with `O_APPEND`
-/// for `-a`, else truncated), as the library opens an output file: through
-/// [`daemonctx::safe_open::open`], so no symbolic or hard link another user planted on the way
-/// redirects root's open. A FIFO without a reader fails (`ENXIO`, opened `O_NONBLOCK`) instead
-/// of blocking; the flag is then cleared (`fcntl(2)` `F_SETFL`).
-///
-/// # Errors
-/// The OS error of `open(2)` or `fcntl(2)`; `PermissionDenied` for a planted link.
-pub fn open_shared(path: &Path, append: bool) -> io::Result<File> {
-    let mode = if append { libc::O_APPEND } else { libc::O_TRUNC };
-    let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_NONBLOCK | mode;
-    let file = File::from(daemonctx::safe_open::open(path, flags, 0o644)?);
-    let flags = nix::fcntl::fcntl(&file, nix::fcntl::FcntlArg::F_GETFL)?;
-    let blocking = nix::fcntl::OFlag::from_bits_truncate(flags) & !nix::fcntl::OFlag::O_NONBLOCK;
-    nix::fcntl::fcntl(&file, nix::fcntl::FcntlArg::F_SETFL(blocking))?;
-    Ok(file)
+/// What opening `path` for writing reaches: an existing file, or a new name in a directory.
+#[derive(PartialEq, Eq)]
+enum Target {
+    Existing { dev: u64, ino: u64 },
+    New { dev: u64, ino: u64, name: std::ffi::OsString },
+}
+
+/// The [`Target`] of `path`; `None` when it cannot be told (no parent directory, a loop).
+fn would_open(path: &Path) -> Option<Target> {
+    if let Ok(meta) = std::fs::metadata(path) {
+        return Some(Target::Existing { dev: meta.dev(), ino: meta.ino() });
+    }
+    let mut path = path.to_path_buf();
+    // A dangling symbolic link: open(2) creates the file it points at (40: the kernel's limit).
+    for _ in 0..40 {
+        let Ok(link) = std::fs::read_link(&path) else {
+            let name = path.file_name()?.to_os_string();
+            let dir = match path.parent() {
+                Some(dir) if !dir.as_os_str().is_empty() => dir,
+                _ => Path::new("."),
+            };
+            let meta = std::fs::metadata(dir).ok()?;
+            return Some(Target::New { dev: meta.dev(), ino: meta.ino(), name });
+        };
+        path = match path.parent() {
+            Some(dir) => dir.join(link),
+            None => link,
+        };
+    }
+    None
 }
 
 /// A log file held by the supervisor, opened for appending, reopened on request.
@@ -203,12 +213,9 @@ impl LogFile {
         if !self.socket {
             return self.file.write(&self.held);
         }
-        let flags = libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL;
-        // SAFETY: held is readable for its length; the descriptor is our open socket.
-        let n = unsafe {
-            libc::send(self.file.as_raw_fd(), self.held.as_ptr().cast(), self.held.len(), flags)
-        };
-        if n < 0 { Err(io::Error::last_os_error()) } else { Ok(n as usize) }
+        use nix::sys::socket::{MsgFlags, send};
+        let flags = MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL;
+        Ok(send(self.file.as_raw_fd(), &self.held, flags)?)
     }
 
     /// Whether bytes are waiting for the file to take them.

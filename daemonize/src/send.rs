@@ -129,7 +129,18 @@ struct QueuedInfo {
 struct QueuedFields {
     pid: libc::pid_t,
     uid: libc::uid_t,
-    value: libc::sigval,
+    value: SigVal,
+}
+
+/// C's `union sigval` with both members (libc's `sigval` has only `sival_ptr`): the receiver
+/// reads `sival_int` (`ssi_int` from a signalfd), so the value is stored through that member.
+/// Stored as a pointer-sized integer instead, it would land in the high half on a 64-bit
+/// big-endian machine and be read as 0.
+#[repr(C)]
+#[derive(Clone, Copy)]
+union SigVal {
+    sival_int: libc::c_int,
+    sival_ptr: *mut libc::c_void,
 }
 
 /// A whole `siginfo_t`-sized buffer (128 bytes), the queued fields at its start.
@@ -151,7 +162,7 @@ fn queue_signal(pidfd: &OwnedFd, signal: i32, value: i32) -> std::io::Result<()>
         rt: QueuedFields {
             pid: std::process::id() as libc::pid_t,
             uid: nix::unistd::getuid().as_raw(),
-            value: libc::sigval { sival_ptr: value as usize as *mut libc::c_void },
+            value: sigval_int(value),
         },
     };
     // SAFETY: info is a siginfo_t-sized, initialised buffer that outlives the call; pidfd is an
@@ -166,6 +177,14 @@ fn queue_signal(pidfd: &OwnedFd, signal: i32, value: i32) -> std::io::Result<()>
         )
     };
     if rc != 0 { Err(std::io::Error::last_os_error()) } else { Ok(()) }
+}
+
+/// A `union sigval` holding `value` as its `sival_int`, the rest zero, as `sigqueue(3)` with
+/// `sival_int` fills it.
+fn sigval_int(value: i32) -> SigVal {
+    let mut sigval = SigVal { sival_ptr: std::ptr::null_mut() };
+    sigval.sival_int = value;
+    sigval
 }
 
 /// `SIGHUP`, or `signal 40` for one without a name.
@@ -186,5 +205,27 @@ mod tests {
         let rt = std::mem::offset_of!(QueuedInfo, rt);
         let expected = if std::mem::size_of::<usize>() == 8 { 16 } else { 12 };
         assert_eq!(rt, expected);
+    }
+
+    /// The kernel's `si_int` (what a signalfd gives as `ssi_int`) is the first `int` of the
+    /// `sigval`, after `si_pid` and `si_uid`, in native byte order: the queued value must read
+    /// back from there on either byte order (storing it as a pointer-sized integer did so only
+    /// on little-endian machines).
+    #[test]
+    fn queued_value_reads_back_as_the_kernels_si_int() {
+        let value = 0x0102_0304;
+        let fields = QueuedFields { pid: 1, uid: 2, value: sigval_int(value) };
+        let at = std::mem::offset_of!(QueuedFields, value);
+        assert_eq!(at, 8);
+        // SAFETY: QueuedFields is plain old data with no padding before `value`'s int and its
+        // size covers `at + 4` bytes; it lives for the whole borrow.
+        let bytes = unsafe {
+            std::slice::from_raw_parts(
+                (&fields as *const QueuedFields).cast::<u8>(),
+                std::mem::size_of::<QueuedFields>(),
+            )
+        };
+        let si_int = i32::from_ne_bytes(bytes[at..at + 4].try_into().unwrap());
+        assert_eq!(si_int, value);
     }
 }

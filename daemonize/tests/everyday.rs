@@ -269,6 +269,98 @@ fn stdout_and_stderr_to_one_file_keep_every_line_in_order() {
 }
 
 /// `DIR/bin/child.sh`, which appends `ran` to `DIR/ran` and exits 1.
+/// -o and -e naming one file that does not exist yet, in spellings only the file system can
+/// match (a dangling symbolic link, a `..`): opened once, every line intact and in order.
+#[test]
+fn one_file_not_there_yet_named_two_ways_keeps_every_line() {
+    let expected: Vec<String> =
+        (1..=100).flat_map(|n| [format!("o{n}"), format!("e{n}")]).collect();
+    for supervise in [false, true] {
+        for spelling in ["link", "sub/../out"] {
+            let dir = TempDir::new("one-new-file");
+            let (pidfile, log) = (dir.join("d.pid"), dir.join("out"));
+            std::fs::create_dir(dir.join("sub")).unwrap();
+            std::os::unix::fs::symlink("out", dir.join("link")).unwrap();
+            let err = dir.join(spelling);
+            let mut args = vec!["-p", path_str(&pidfile), "-o", path_str(&log)];
+            args.extend(["-e", path_str(&err)]);
+            if supervise {
+                args.push("--supervise");
+            }
+            args.extend(["--", "sh", "-c", INTERLEAVED]);
+            let output = daemonize(&args);
+            let _guard = guard_pidfile(&pidfile);
+            let shown = describe(&format!("daemonize {}", show(&args)), &output);
+            assert!(output.status.success(), "{shown}");
+            let pid = try_pidfile(&pidfile);
+            assert!(pid.is_none_or(|pid| wait_gone(pid, HANDSHAKE)), "still running: {shown}");
+            let done = || lines_of(&log).iter().filter(|l| !l.starts_with("daemonize: ")).count();
+            wait_until(HANDSHAKE, || done() >= expected.len());
+            let lines: Vec<String> = lines_of(&log)
+                .into_iter()
+                .filter(|line| !line.starts_with("daemonize: "))
+                .collect();
+            assert_eq!(lines, expected, "{shown}");
+        }
+    }
+}
+
+/// A start refused because the daemon already runs leaves its log alone (-o F -e F without
+/// -a used to truncate F before the pidfile lock was tried) and leaves no new file behind.
+#[test]
+fn a_start_refused_as_running_touches_no_log_and_leaves_no_file() {
+    for supervise in [false, true] {
+        let dir = TempDir::new("refused-start-logs");
+        let (pidfile, log) = (dir.join("d.pid"), dir.join("app.log"));
+        let mut args = vec!["-p", path_str(&pidfile), "-o", path_str(&log), "-e", path_str(&log)];
+        if supervise {
+            args.push("--supervise");
+        }
+        let mut first = args.clone();
+        first.extend(["--", "sh", "-c", "echo first-line; exec sleep 1000"]);
+        let started = Started::new(&first, &pidfile, None);
+        assert!(wait_until(HANDSHAKE, || lines_of(&log).contains(&"first-line".to_string())));
+        let (fresh_out, fresh_err) = (dir.join("new.out"), dir.join("new.err"));
+        for second in [
+            args.clone(),
+            vec!["-p", path_str(&pidfile), "-o", path_str(&fresh_out), "-e", path_str(&fresh_err)],
+        ] {
+            let mut second = second;
+            if supervise && !second.contains(&"--supervise") {
+                second.push("--supervise");
+            }
+            second.extend(["--", "sh", "-c", "echo second-line"]);
+            let output = daemonize(&second);
+            let shown = describe(&format!("daemonize {}", show(&second)), &output);
+            assert_eq!(code(&output.status), 1, "{shown}");
+            assert_eq!(lines_of(&log), ["first-line"], "the running daemon's log: {shown}");
+            assert!(!fresh_out.exists() && !fresh_err.exists(), "left behind: {shown}");
+        }
+        started.stop();
+    }
+}
+
+/// A supervised start that fails after opening its first log file (the second cannot be
+/// opened, or the child pidfile cannot be locked) removes the file it created.
+#[test]
+fn a_failed_supervised_start_removes_the_log_file_it_created() {
+    let dir = TempDir::new("failed-start-logs");
+    let (pidfile, log) = (dir.join("d.pid"), dir.join("new.log"));
+    let missing = dir.join("no-such-dir/x");
+    let (pidfile, log, missing) = (path_str(&pidfile), path_str(&log), path_str(&missing));
+    for failing in [["-e", missing], ["--child-pidfile", missing]] {
+        let mut args = vec!["--supervise", "-p", pidfile, "-o", log];
+        args.extend(failing);
+        args.extend(["--", "sleep", "1000"]);
+        let output = daemonize(&args);
+        let _guard = guard_pidfile(Path::new(pidfile));
+        let shown = describe(&format!("daemonize {}", show(&args)), &output);
+        assert!(!output.status.success(), "{shown}");
+        assert!(!Path::new(log).exists(), "log file left behind: {shown}");
+        assert!(!Path::new(pidfile).exists(), "pidfile left behind: {shown}");
+    }
+}
+
 fn failing_child(dir: &TempDir) -> PathBuf {
     std::fs::create_dir(dir.join("bin")).unwrap();
     let script = dir.join("bin/child.sh");

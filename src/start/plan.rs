@@ -229,7 +229,11 @@ fn lock_lock_file(prepared: &mut Prepared, path: Option<PathBuf>, mode: u32) -> 
 /// Opens the three stream files, removing the pidfile if one cannot be opened.
 fn open_streams(prepared: &mut Prepared, streams: [Stream; 3]) -> Result<(), Error> {
     for (i, stream) in streams.into_iter().enumerate() {
-        let fd = stream.open(i as RawFd).map_err(|e| prepared.abandon(e))?;
+        let opened = match (&stream, prepared.streams.get(1)) {
+            (Stream::SameAsStdout, Some(stdout)) if i == 2 => fds::same_as_stdout(stdout.as_fd()),
+            _ => stream.open(i as RawFd),
+        };
+        let fd = opened.map_err(|e| prepared.abandon(e))?;
         prepared.streams.push(fd);
     }
     Ok(())

@@ -1,7 +1,7 @@
 //! Descriptor calls without a nix wrapper (or whose nix wrapper returns a raw number):
 //! `close_range(2)` (closing, or marking close-on-exec), listing `/proc/self/fd` with
-//! `getdents64(2)`, `close(2)` of a raw number, `dup2(2)` onto the standard streams by number,
-//! `fcntl(2)` `F_DUPFD_CLOEXEC` into an `OwnedFd`.
+//! `getdents64(2)`, `close(2)` of a raw number, `fcntl(2)` `F_DUPFD_CLOEXEC` into an `OwnedFd`;
+//! and `dup2(2)` onto the standard streams by number (nix's safe `dup2_stdout` and kin).
 //!
 //! Closing a descriptor by number is unsound when a live Rust owner (an `OwnedFd`, a `File`, a
 //! socket) holds that number: the owner later uses or closes whatever reuses it, and a debug
@@ -70,19 +70,21 @@ pub(crate) fn check_open(fd: RawFd) -> Result<(), i32> {
     if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 { Err(errno()) } else { Ok(()) }
 }
 
-/// `dup2(2)` of `source` onto the standard stream `target` (0, 1 or 2); the copy is not
-/// close-on-exec. Async-signal-safe; the errno on failure.
+/// `dup2(2)` of `source` onto the standard stream `target` (0, 1 or 2) through nix's safe
+/// `dup2_stdin`, `dup2_stdout` and `dup2_stderr`; the copy is not close-on-exec.
+/// Async-signal-safe (one system call, no allocation); the errno on failure.
 ///
 /// Descriptors 0 to 2 are the process's standard streams, which std borrows for the whole run
 /// (`std::io::stdout().as_fd()`) and never closes: `dup2(2)` replaces the file they refer to
 /// in one step, so every borrower still holds an open descriptor.
 pub(crate) fn dup2_std(source: BorrowedFd<'_>, target: RawFd) -> Result<(), i32> {
-    if !(0..=2).contains(&target) {
-        return Err(libc::EBADF);
-    }
-    // SAFETY: both are descriptor numbers and dup2 touches no memory; target is a standard
-    // stream (see above), source is open for the duration of the call (it is borrowed).
-    if unsafe { libc::dup2(source.as_raw_fd(), target) } < 0 { Err(errno()) } else { Ok(()) }
+    let result = match target {
+        0 => nix::unistd::dup2_stdin(source),
+        1 => nix::unistd::dup2_stdout(source),
+        2 => nix::unistd::dup2_stderr(source),
+        _ => return Err(libc::EBADF),
+    };
+    result.map_err(|e| e as i32)
 }
 
 /// Calls `f` with every descriptor open in this process, listed from `/proc/self/fd` with

@@ -119,10 +119,10 @@ impl Program {
             })
             .stdout(stdout)
             .stderr(stderr);
+        let terminal = self.terminal;
         // SAFETY: the closure runs between fork and exec and makes only async-signal-safe calls
         // (rt_sigaction, sigprocmask, fcntl, dup2, getresuid, setresuid, setuid, getpid,
         // execve) on data prepared before the fork.
-        let terminal = self.terminal;
         unsafe {
             command.pre_exec(move || {
                 if terminal {
@@ -134,6 +134,8 @@ impl Program {
                 // the signal mask itself.)
                 signals::reset_all()?;
                 if let Some((source, target)) = ready_fd {
+                    // inherit_ready_fd's promise (within the unsafe block above): this child
+                    // execs next or exits, so no owner of target runs again.
                     inherit_ready_fd(source, target)?;
                 }
                 Err(executable.exec())

@@ -28,6 +28,7 @@
 //! forked right then. After `SIGKILL`, each `SIGCHLD` sends it again to whatever
 //! is left, so a descendant that keeps forking (a killed process cannot fork) is gone within a
 //! few rounds; [`KILL_GRACE`] bounds the wait.
+#![allow(unsafe_code)]
 
 mod child;
 mod readiness;

@@ -258,13 +258,19 @@ impl ReadyFd {
 
 /// In COMMAND, between fork and exec: makes `target` the ready descriptor and inheritable.
 /// Async-signal-safe (`fcntl(2)` or `dup2(2)`, which also clears close-on-exec).
-pub fn inherit_ready_fd(source: RawFd, target: RawFd) -> io::Result<()> {
+///
+/// # Safety
+/// No live owner of `target` (an `OwnedFd`, `File` or socket) is used or dropped after this in
+/// the process: it is a child about to `execve(2)` (a `pre_exec` hook), where `dup2(2)` may
+/// replace whatever `target` held.
+pub unsafe fn inherit_ready_fd(source: RawFd, target: RawFd) -> io::Result<()> {
     let rc = if source == target {
         // SAFETY: F_SETFD on a descriptor of this process; no memory is touched.
         unsafe { libc::fcntl(target, libc::F_SETFD, 0) }
     } else {
         // SAFETY: dup2 on descriptors of this process; whatever target was (a close-on-exec
-        // descriptor of the supervisor's) is replaced in this child only.
+        // descriptor of the supervisor's) is replaced, and the caller promised that no owner of
+        // it runs again here (the child execs or exits).
         unsafe { libc::dup2(source, target) }
     };
     if rc == -1 { Err(io::Error::last_os_error()) } else { Ok(()) }
