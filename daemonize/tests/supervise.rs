@@ -75,8 +75,8 @@ fn pidfile_names_the_supervisor_and_child_pidfile_the_command() {
     let dir = TempDir::new("sup-pidfiles");
     let run = start_supervised(&dir, &["--", "sleep", "1000"]);
     assert_eq!(
-        proc_stat(run.child)[1],
-        run.supervisor.to_string(),
+        proc_stat(run.child).ppid,
+        run.supervisor as u32,
         "COMMAND is not the supervisor's child"
     );
     assert_eq!(pgid_of(run.child), run.child, "COMMAND is not in a process group of its own");
@@ -254,7 +254,7 @@ fn a_crash_loop_does_not_spin_the_cpu() {
     // utime + stime in clock ticks (100 per second): eight restarts spaced 0.1 s apart cost
     // a few milliseconds of CPU, not the 0.8 s a busy loop would.
     let stat = proc_stat(supervisor);
-    let ticks: u64 = stat[11].parse::<u64>().unwrap() + stat[12].parse::<u64>().unwrap();
+    let ticks = stat.utime + stat.stime;
     assert!(ticks < 20, "the supervisor used {ticks} ticks of CPU over 8 restarts");
 }
 

@@ -9,4 +9,6 @@
 #![allow(unsafe_code)]
 
 pub(crate) mod fd;
+pub(crate) mod lock;
+pub(crate) mod pidfd;
 pub(crate) mod signal;

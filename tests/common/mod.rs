@@ -173,15 +173,10 @@ pub fn proc_status(pid: i32) -> HashMap<String, String> {
         .collect()
 }
 
-/// The fields of `/proc/PID/stat` after the command name: state is index 0, ppid 1, pgrp 2,
-/// session 3, tty_nr 4.
-pub fn proc_stat(pid: i32) -> Vec<String> {
-    stat_fields_of(&std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap())
-}
-
-fn stat_fields_of(stat: &str) -> Vec<String> {
-    let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
-    after.split_whitespace().map(str::to_string).collect()
+/// `/proc/PID/stat`, parsed by the library ([`daemonctx::process::stat`]); panics when `pid`
+/// is gone.
+pub fn proc_stat(pid: i32) -> daemonctx::process::Stat {
+    daemonctx::process::stat(pid as u32).unwrap_or_else(|| panic!("no /proc/{pid}/stat"))
 }
 
 /// The open descriptors of `pid` and where they point.
@@ -238,7 +233,7 @@ pub fn ancestors_of_test() -> Vec<i32> {
         if pid <= 1 {
             break;
         }
-        let ppid: i32 = proc_stat(pid)[1].parse().unwrap();
+        let ppid = proc_stat(pid).ppid as i32;
         pids.push(ppid);
     }
     pids
@@ -445,8 +440,7 @@ pub fn activity(pid: i32) -> (u64, u64) {
         }
     }
     let stat = proc_stat(pid);
-    // Fields 14 and 15 of /proc/PID/stat; proc_stat starts at field 3.
-    let ticks = stat[11].parse::<u64>().unwrap() + stat[12].parse::<u64>().unwrap();
+    let ticks = stat.utime + stat.stime;
     (switches, ticks)
 }
 
