@@ -288,6 +288,44 @@ pub fn pin_group_members(pgid: u32) -> Vec<Pinned> {
         .collect()
 }
 
+/// `kill(2)` of process group `pgid` with `signal`, any number (real-time ones too; 0 only
+/// checks). No `/proc` scan.
+///
+/// A group's number can name a later group once every member is gone: call it only while the
+/// number is known to be the group's, e.g. while its leader is an unreaped child of the caller
+/// (a zombie keeps its pid and its group's number in use) or a member pinned by a pidfd was
+/// just seen in it.
+///
+/// # Errors
+/// The OS error: `ESRCH` for a group without members, `EPERM`, `EINVAL`.
+///
+/// ```
+/// let ours = nix::unistd::getpgrp().as_raw() as u32;
+/// daemonctx::process::signal_group(ours, 0)?; // signal 0: only checks
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn signal_group(pgid: u32, signal: i32) -> io::Result<()> {
+    crate::sys::signal::kill_group(pgid, signal).map_err(io::Error::from_raw_os_error)
+}
+
+/// `kill(2)` of the process `pid` with `signal`, any number (real-time ones too; 0 only
+/// checks).
+///
+/// A pid names a later process once its process has been reaped: call it only for a child of
+/// the caller that has not been reaped yet (`waitpid(2)`); anything else goes through a pidfd
+/// ([`Pinned::signal`]).
+///
+/// # Errors
+/// The OS error: `ESRCH`, `EPERM`, `EINVAL`.
+///
+/// ```
+/// daemonctx::process::signal_unreaped_child(std::process::id(), 0)?; // signal 0: only checks
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn signal_unreaped_child(pid: u32, signal: i32) -> io::Result<()> {
+    crate::sys::signal::kill_pid(pid, signal).map_err(io::Error::from_raw_os_error)
+}
+
 /// Whether process group `pgid` has any member: `kill(2)` with signal 0. No `/proc` scan. A
 /// zombie not yet reaped still counts as a member.
 ///

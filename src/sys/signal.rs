@@ -112,6 +112,17 @@ pub(crate) fn kill_group(pgid: u32, signal: c_int) -> Result<(), i32> {
     if unsafe { libc::kill(-pgid, signal) } != 0 { Err(errno()) } else { Ok(()) }
 }
 
+/// `kill(2)` of the process `pid` with `signal`, any number. Async-signal-safe; the errno on
+/// failure (`EINVAL` for 0 or a number past `i32::MAX`, which would name groups).
+pub(crate) fn kill_pid(pid: u32, signal: c_int) -> Result<(), i32> {
+    let Ok(pid) = libc::pid_t::try_from(pid) else { return Err(libc::EINVAL) };
+    if pid == 0 {
+        return Err(libc::EINVAL); // 0 would be the caller's own group
+    }
+    // SAFETY: kill takes plain integers and touches no memory of ours.
+    if unsafe { libc::kill(pid, signal) } != 0 { Err(errno()) } else { Ok(()) }
+}
+
 /// `kill(2)` of this very process (`getpid(2)`) with `signal`, any number. Async-signal-safe.
 pub(crate) fn kill_self(signal: c_int) -> Result<(), i32> {
     // SAFETY: getpid and kill take and return plain integers; the target is this process.

@@ -11,17 +11,20 @@
 //! The ordering rule: the signals are blocked before COMMAND is first started, so none is lost
 //! between the start and the first `poll(2)`.
 
-#![allow(unsafe_code)]
+#![allow(unsafe_code)] // one block: the pre_exec hook
 
 use std::ffi::OsString;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
 use std::time::Instant;
 
 use daemonctx::{process, signals};
+use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::wait::{WaitPidFlag, WaitStatus};
 
 use super::readiness::{Readiness, inherit_ready_fd};
 use super::relay::Output;
@@ -159,10 +162,11 @@ impl Child {
     /// Passes a signal on to COMMAND, or with `group` to its whole process group (`kill(2)`):
     /// once either way.
     pub fn forward(&self, signal: i32, group: bool) {
-        let target = if group { -(self.pid as i32) } else { self.pid as i32 };
-        // SAFETY: kill takes plain integers; the pid is our unreaped child, and the group is
-        // the one it leads, created at spawn.
-        unsafe { libc::kill(target, signal) };
+        // The pid is our unreaped child, and the group the one it leads, created at spawn.
+        let _ = match group {
+            true => process::signal_group(self.pid, signal),
+            false => process::signal_unreaped_child(self.pid, signal),
+        };
     }
 }
 
@@ -189,8 +193,7 @@ fn become_effective_user() -> io::Result<()> {
 pub fn signal_tree(child: Option<&Child>, signal: i32) {
     let own = std::process::id();
     if let (Some(child), None) = (child, process::stat(own)) {
-        // SAFETY: kill takes plain integers; the group is COMMAND's, created at spawn.
-        unsafe { libc::kill(-(child.pid as i32), signal) };
+        let _ = process::signal_group(child.pid, signal); // COMMAND's, created at spawn
     }
     if let Ok(me) = process::Pinned::open(own) {
         process::signal_descendants(&me, signal);
@@ -203,14 +206,30 @@ pub fn signal_tree(child: Option<&Child>, signal: i32) {
 pub fn reap_all() -> (Vec<(u32, ExitStatus)>, bool) {
     let mut exited = Vec::new();
     loop {
-        let mut status = 0;
-        // SAFETY: status is a valid out-pointer; WNOHANG never blocks.
-        match unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG | libc::WUNTRACED) } {
-            0 => return (exited, false),
-            -1 => return (exited, true),
-            pid => exited.push((pid as u32, ExitStatus::from_raw(status))),
+        match nix::sys::wait::waitpid(None, Some(WaitPidFlag::WNOHANG | WaitPidFlag::WUNTRACED)) {
+            Ok(WaitStatus::StillAlive) => return (exited, false),
+            Ok(status) => {
+                if let Some((pid, raw)) = raw_status(status) {
+                    exited.push((pid, ExitStatus::from_raw(raw)));
+                }
+            }
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(_) => return (exited, true), // ECHILD
         }
     }
+}
+
+/// The pid and the raw `wait(2)` status of an exit, a death by signal or a stop.
+fn raw_status(status: WaitStatus) -> Option<(u32, i32)> {
+    let (pid, raw) = match status {
+        WaitStatus::Exited(pid, code) => (pid, (code & 0xff) << 8),
+        WaitStatus::Signaled(pid, signal, core) => {
+            (pid, signal as i32 | if core { 0x80 } else { 0 })
+        }
+        WaitStatus::Stopped(pid, signal) => (pid, ((signal as i32) << 8) | 0x7f),
+        _ => return None,
+    };
+    Some((pid.as_raw() as u32, raw))
 }
 
 /// The status a shell gives a command it cannot start: 127 not found, 126 not executable.
@@ -232,53 +251,39 @@ pub fn describe(status: ExitStatus) -> String {
 
 /// Makes the supervisor a child subreaper, so that what COMMAND orphans is re-parented to it.
 pub fn become_subreaper() -> io::Result<()> {
-    // SAFETY: PR_SET_CHILD_SUBREAPER takes an integer flag.
-    if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1 as libc::c_ulong) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+    Ok(nix::sys::prctl::set_child_subreaper(true)?)
 }
 
 /// `SIGPIPE` ignored: a log FIFO whose reader went away is an `EPIPE` to handle, not death.
 /// (COMMAND gets the default back in `pre_exec`.)
 pub fn ignore_sigpipe() {
-    // SAFETY: SIG_IGN for SIGPIPE has no preconditions.
-    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+    use nix::sys::signal::{SigHandler, signal};
+    // SAFETY: SIG_IGN runs no handler code, so nothing needs to be async-signal-safe.
+    let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigIgn) };
 }
 
 /// Blocks every catchable asynchronous signal ([`handled_signals`]) and returns a
-/// `signalfd(2)` that delivers them.
-pub fn signalfd() -> io::Result<OwnedFd> {
-    // SAFETY: a sigset_t made by sigemptyset and filled by sigaddset is valid for sigprocmask
-    // and signalfd; children started with std's Command get an empty mask again.
-    unsafe {
-        let mut set = std::mem::zeroed::<libc::sigset_t>();
-        libc::sigemptyset(&mut set);
-        for signal in handled_signals() {
-            // glibc refuses the two realtime signals it keeps for itself (EINVAL): skipped.
-            libc::sigaddset(&mut set, signal);
+/// `signalfd(2)` that delivers them: `sigprocmask(2)`, `signalfd(2)` (`SFD_CLOEXEC |
+/// SFD_NONBLOCK`). Children started with std's `Command` get an empty mask again.
+///
+/// The set is the full one (`sigfillset(3)`: every signal but the two real-time ones glibc
+/// keeps for itself) less [`NOT_FORWARDED`]: [`handled_signals`], as nix's `SigSet` can name
+/// real-time signals only that way.
+pub fn signalfd() -> io::Result<SignalFd> {
+    let mut set = SigSet::all();
+    for signal in NOT_FORWARDED {
+        if let Ok(signal) = Signal::try_from(signal) {
+            set.remove(signal);
         }
-        if libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let fd = libc::signalfd(-1, &set, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK);
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(OwnedFd::from_raw_fd(fd))
     }
+    nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None)?;
+    Ok(SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)?)
 }
 
-/// Reads one pending signal from the signalfd, if any.
-pub fn read_signal(fd: &OwnedFd) -> Option<Received> {
-    // SAFETY: signalfd_siginfo is plain old data; all-zero is valid.
-    let mut info: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
-    let size = std::mem::size_of::<libc::signalfd_siginfo>();
-    // SAFETY: info is writable for size bytes.
-    let n = unsafe {
-        libc::read(fd.as_raw_fd(), (&mut info as *mut libc::signalfd_siginfo).cast(), size)
-    };
-    (n == size as isize).then(|| Received {
+/// Reads one pending signal from the signalfd (`read(2)`), if any.
+pub fn read_signal(fd: &SignalFd) -> Option<Received> {
+    let info = fd.read_signal().ok()??;
+    Some(Received {
         signal: info.ssi_signo as i32,
         queued: (info.ssi_code == libc::SI_QUEUE).then_some(info.ssi_int),
         own: info.ssi_pid == std::process::id() && info.ssi_code != libc::SI_QUEUE,

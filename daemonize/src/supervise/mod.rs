@@ -172,7 +172,7 @@ pub fn supervise(config: SupervisorConfig, daemon: &mut Daemon) -> i32 {
 struct Supervisor {
     program: Program,
     child_pidfile: Option<Pidfile>,
-    signals: OwnedFd,
+    signals: nix::sys::signalfd::SignalFd,
     child: Option<Child>,
     lifecycle: Lifecycle,
     readiness: Readiness,
