@@ -163,6 +163,62 @@ fn stop_kills_every_descendant_even_escaped_ones() {
     assert!(!dir.join("s.pid").exists() && !dir.join("c.pid").exists(), "pidfiles left");
 }
 
+/// The `/proc` paths a traced process opened that name another process (`/proc/N/...` with N
+/// not its own pid) or list them all (`/proc` itself), from `strace -f -o` lines
+/// (`PID openat(AT_FDCWD, "/proc/...", ...)`).
+fn proc_opens_of_others(trace: &str, traced: i32) -> Vec<String> {
+    trace
+        .lines()
+        .filter(|line| line.split_whitespace().next() == Some(&traced.to_string()))
+        .filter(|line| {
+            let Some((_, after)) = line.split_once("\"/proc") else { return false };
+            let Some(rest) = after.strip_prefix('/') else { return after.starts_with('"') };
+            let number: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            !number.is_empty() && number != traced.to_string()
+        })
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn common_case_stop_scans_no_other_process() {
+    // COMMAND and its group gone at SIGTERM: the supervisor learns from waitpid(2) that nothing
+    // is left, and opens no /proc/PID of another process (nor lists /proc).
+    let test = "common_case_stop_scans_no_other_process";
+    if !Command::new("strace").arg("-V").output().is_ok_and(|o| o.status.success()) {
+        skip(&format!("{test} needs strace"));
+        return;
+    }
+    let dir = TempDir::new("sup-noscan");
+    let (pidfile, child_pidfile, trace) = (dir.join("s.pid"), dir.join("c.pid"), dir.join("t"));
+    let mut strace = Command::new("strace");
+    strace.args(["-f", "-qq", "-e", "trace=openat,open", "-o", s(&trace)]).arg(daemonize_bin());
+    strace.args(["--supervise", "-p", s(&pidfile), "--child-pidfile", s(&child_pidfile)]);
+    let strace = strace
+        .args(["--", "sleep", "1000"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _strace_guard = Spawned::new(strace.id() as i32);
+    let named = || std::fs::read_to_string(&child_pidfile).is_ok_and(|t| !t.is_empty());
+    if !wait_until(COMMAND_TIMEOUT, named) {
+        let _ = guard_pidfile(&pidfile);
+        skip(&format!("{test} needs strace to trace (ptrace refused?): no supervisor"));
+        return;
+    }
+    let supervisor = read_pidfile(&pidfile);
+    let _guard = guard_pidfile(&pidfile);
+    let output = daemonize(&["--stop", "-p", s(&pidfile)]);
+    assert_eq!(code(&output.status), 0, "{}", describe("stop", &output));
+    // strace ends with the last process it follows: then the trace is whole.
+    assert!(wait_gone(strace.id() as i32, COMMAND_TIMEOUT), "strace never finished");
+    let trace = std::fs::read_to_string(&trace).unwrap();
+    let scans = proc_opens_of_others(&trace, supervisor);
+    assert_eq!(scans, Vec::<String>::new(), "the supervisor (pid {supervisor}) scanned /proc");
+}
+
 #[test]
 fn kill_after_sends_sigkill_to_what_ignores_sigterm() {
     let dir = TempDir::new("sup-killafter");

@@ -19,7 +19,7 @@ use std::os::fd::OwnedFd;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use daemonctx::{process, signals};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
@@ -187,16 +187,102 @@ fn become_effective_user() -> io::Result<()> {
     Ok(())
 }
 
-/// Sends `signal` once to everything the supervisor started: each process group made only of
-/// its descendants (COMMAND's among them), and each descendant in no such group
-/// ([`process::signal_descendants`]). Without `/proc` to scan, COMMAND's group still gets it.
-pub fn signal_tree(child: Option<&Child>, signal: i32) {
-    let own = std::process::id();
-    if let (Some(child), None) = (child, process::stat(own)) {
-        let _ = process::signal_group(child.pid, signal); // COMMAND's, created at spawn
+/// How long after a stop signal reached COMMAND's process group the supervisor waits for its
+/// tree to empty before it looks in `/proc` for descendants outside the group: at most this, and
+/// at most half of `--kill-after`, so that every descendant gets the signal before `SIGKILL`.
+pub const SWEEP_AFTER: Duration = Duration::from_millis(500);
+
+/// Sends a stop signal to everything the supervisor started, scanning `/proc` only when
+/// something is left (see the module docs of [`super`]).
+///
+/// The first step needs no scan: `kill(2)` to COMMAND's process group, while COMMAND is not
+/// reaped (its zombie keeps the group's number). In the common case that empties the tree, and
+/// the supervisor learns it from `waitpid(2)` (`ECHILD`). A descendant outside the group (it
+/// called `setsid(2)` or `setpgid(2)`) is found by a scan ([`process::signal_descendants`]:
+/// pinned with pidfds), which is owed until the tree is empty and made when the first of these
+/// comes: the deadline ([`SWEEP_AFTER`], at most half of `--kill-after`) passes with children
+/// left; or COMMAND was reaped, its group is empty and children are left (orphans re-parented
+/// to the supervisor). `SIGKILL`, and a signal once COMMAND is gone, scan at once if any
+/// child is left.
+#[derive(Debug, Default)]
+pub struct Sweep {
+    /// The signal a scan is owed for, when, and COMMAND's group.
+    owed: Option<(i32, Instant, u32)>,
+}
+
+impl Sweep {
+    /// Sends `signal` to COMMAND's group (while `child` is running or unreaped), and owes a
+    /// scan for it or makes one now.
+    pub fn signal(&mut self, child: Option<&Child>, signal: i32, kill_after: Duration) {
+        let Some(child) = child else {
+            self.owed = None;
+            sweep_if_children_left(signal);
+            return;
+        };
+        // COMMAND's group, created at spawn; COMMAND is not reaped, so the number is its group's.
+        let _ = process::signal_group(child.pid, signal);
+        let delay = if signal == libc::SIGKILL { Duration::ZERO } else { SWEEP_AFTER };
+        self.owed = Some((signal, Instant::now() + delay.min(kill_after / 2), child.pid));
+        if delay.is_zero() {
+            self.due(Instant::now());
+        }
     }
-    if let Ok(me) = process::Pinned::open(own) {
+
+    /// Children were reaped and some are left: when COMMAND is gone (`command_reaped`) and its
+    /// group is empty, what is left lies outside it, and the owed scan is made now.
+    pub fn children_left(&mut self, command_reaped: bool) {
+        if let Some((_, _, group)) = self.owed
+            && command_reaped
+            && !process::group_exists(group)
+        {
+            self.due(Instant::now());
+        }
+    }
+
+    /// No child is left: nothing is owed.
+    pub fn all_gone(&mut self) {
+        self.owed = None;
+    }
+
+    /// Makes the owed scan once its deadline has passed (`now`), if children are left.
+    pub fn due(&mut self, now: Instant) {
+        if let Some((signal, at, _)) = self.owed
+            && now >= at
+        {
+            self.owed = None;
+            sweep_if_children_left(signal);
+        }
+    }
+
+    /// When the owed scan is due, if one is owed.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.owed.map(|(_, at, _)| at)
+    }
+}
+
+/// [`process::signal_descendants`] of the supervisor (a scan of `/proc`), when it has a child
+/// left ([`has_children`]).
+fn sweep_if_children_left(signal: i32) {
+    if has_children()
+        && let Ok(me) = process::Pinned::open(std::process::id())
+    {
         process::signal_descendants(&me, signal);
+    }
+}
+
+/// Whether the supervisor has any child, running or not yet reaped: `waitid(2)` `P_ALL` with
+/// `WEXITED | WSTOPPED | WNOHANG | WNOWAIT` (nothing is reaped), `ECHILD` when none. As a child
+/// subreaper, no child means no descendant: an orphan is re-parented to the supervisor.
+pub fn has_children() -> bool {
+    use nix::sys::wait::{Id, waitid};
+    let flags =
+        WaitPidFlag::WEXITED | WaitPidFlag::WSTOPPED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
+    loop {
+        match waitid(Id::All, flags) {
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(nix::errno::Errno::ECHILD) => return false,
+            _ => return true,
+        }
     }
 }
 

@@ -174,6 +174,8 @@ struct Supervisor {
     child_pidfile: Option<Pidfile>,
     signals: nix::sys::signalfd::SignalFd,
     child: Option<Child>,
+    /// The `/proc` scan a stop signal may still owe.
+    sweep: child::Sweep,
     lifecycle: Lifecycle,
     readiness: Readiness,
     output: Output,
@@ -222,6 +224,7 @@ impl Supervisor {
             child_pidfile: config.child_pidfile,
             signals,
             child: None,
+            sweep: child::Sweep::default(),
             lifecycle: Lifecycle::new(policy),
             readiness,
             output,
@@ -300,6 +303,7 @@ impl Supervisor {
     fn next_deadline(&self) -> Option<Instant> {
         [
             self.lifecycle.next_deadline(),
+            self.sweep.next_deadline(),
             self.readiness.next_deadline(),
             self.output.next_deadline(),
         ]
@@ -395,9 +399,11 @@ impl Supervisor {
             }
         }
         if none_left {
+            self.sweep.all_gone();
             let actions = self.lifecycle.all_gone(Instant::now());
             self.act(actions);
         } else {
+            self.sweep.children_left(self.child.is_none());
             // A descendant that forked before SIGKILL reached it left a child behind: that one
             // is killed in turn, until none is left.
             let action = self.lifecycle.children_left();
@@ -462,6 +468,7 @@ impl Supervisor {
                 self.stop("not ready in time; stopping");
             }
         }
+        self.sweep.due(now);
         let actions = self.lifecycle.tick(now);
         self.act(actions);
     }
@@ -470,12 +477,12 @@ impl Supervisor {
     fn act(&mut self, actions: impl IntoIterator<Item = Action>) {
         for action in actions {
             match action {
-                Action::Terminate => child::signal_tree(self.child.as_ref(), libc::SIGTERM),
+                Action::Terminate => self.signal_tree(libc::SIGTERM),
                 Action::Kill => {
                     self.output.log("still running after --kill-after: sending SIGKILL");
-                    child::signal_tree(self.child.as_ref(), libc::SIGKILL);
+                    self.signal_tree(libc::SIGKILL);
                 }
-                Action::KillAgain => child::signal_tree(self.child.as_ref(), libc::SIGKILL),
+                Action::KillAgain => self.signal_tree(libc::SIGKILL),
                 Action::StopWaiting => {
                     let left = process::descendants(std::process::id());
                     self.output.log(&format!(
@@ -497,6 +504,12 @@ impl Supervisor {
                 Action::Start => self.restart(),
             }
         }
+    }
+
+    /// Sends a stop signal to COMMAND's tree: its group now, the rest after a scan only if
+    /// something is left ([`child::Sweep`]).
+    fn signal_tree(&mut self, signal: i32) {
+        self.sweep.signal(self.child.as_ref(), signal, self.kill_after);
     }
 
     /// Starts COMMAND again (and tells a parent systemd); a failure counts as an exit with 126
