@@ -220,6 +220,36 @@ fn common_case_stop_scans_no_other_process() {
 }
 
 #[test]
+fn an_escaped_descendant_of_a_live_parent_gets_sigterm_before_kill_after() {
+    // COMMAND ignores SIGTERM and stays; its child left the group (setsid) and records the
+    // SIGTERM it gets. The group signal cannot reach it, its parent is alive (so the supervisor
+    // has no orphan to learn from): the scan made when the tree did not empty must.
+    let test = "an_escaped_descendant_of_a_live_parent_gets_sigterm_before_kill_after";
+    if !Command::new("python3").args(["-c", ""]).status().is_ok_and(|s| s.success()) {
+        skip(&format!("{test} needs python3"));
+        return;
+    }
+    let dir = TempDir::new("sup-escaped-term");
+    let (program, record) = (dir.join("escaped.py"), dir.join("got"));
+    let python = "import os, signal, sys\n\
+                def term(*_):\n    open(sys.argv[1], 'w').write('TERM')\n    os._exit(0)\n\
+                signal.signal(signal.SIGTERM, term)\n\
+                os.setsid()\n\
+                os.write(3, b'\\n')\n\
+                os.close(3)\n\
+                while True:\n    signal.pause()\n";
+    std::fs::write(&program, python).unwrap();
+    let script = format!("trap '' TERM; python3 {} {} & exec 3>&-; wait", s(&program), s(&record));
+    let args = ["--kill-after", "3", "--wait-ready", "fd:3", "--", "sh", "-c", &script];
+    let run = start_supervised(&dir, &args);
+    let output = daemonize(&["--stop", "-p", s(&dir.join("s.pid"))]);
+    assert_eq!(code(&output.status), 0, "{}", describe("stop", &output));
+    assert!(!alive(run.child) && !alive(run.supervisor));
+    let got = std::fs::read_to_string(&record).unwrap_or_default();
+    assert_eq!(got, "TERM", "the escaped descendant got no SIGTERM before SIGKILL");
+}
+
+#[test]
 fn kill_after_sends_sigkill_to_what_ignores_sigterm() {
     let dir = TempDir::new("sup-killafter");
     let err = dir.join("err.log");
