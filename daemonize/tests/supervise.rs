@@ -194,7 +194,7 @@ fn common_case_stop_scans_no_other_process() {
     let mut strace = Command::new("strace");
     strace.args(["-f", "-qq", "-e", "trace=openat,open", "-o", s(&trace)]).arg(daemonize_bin());
     strace.args(["--supervise", "-p", s(&pidfile), "--child-pidfile", s(&child_pidfile)]);
-    let strace = strace
+    let mut strace = strace
         .args(["--", "sleep", "1000"])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -205,6 +205,8 @@ fn common_case_stop_scans_no_other_process() {
     let named = || std::fs::read_to_string(&child_pidfile).is_ok_and(|t| !t.is_empty());
     if !wait_until(COMMAND_TIMEOUT, named) {
         let _ = guard_pidfile(&pidfile);
+        let _ = strace.kill();
+        let _ = strace.wait();
         skip(&format!("{test} needs strace to trace (ptrace refused?): no supervisor"));
         return;
     }
@@ -214,6 +216,7 @@ fn common_case_stop_scans_no_other_process() {
     assert_eq!(code(&output.status), 0, "{}", describe("stop", &output));
     // strace ends with the last process it follows: then the trace is whole.
     assert!(wait_gone(strace.id() as i32, COMMAND_TIMEOUT), "strace never finished");
+    let _ = strace.wait(); // gone already: reaps it
     let trace = std::fs::read_to_string(&trace).unwrap();
     let scans = proc_opens_of_others(&trace, supervisor);
     assert_eq!(scans, Vec::<String>::new(), "the supervisor (pid {supervisor}) scanned /proc");

@@ -23,11 +23,18 @@
 //!
 //! `poll(2)` gets a timeout only while a deadline exists, so an idle supervisor never wakes up.
 //!
-//! A stop signals each process group made only of descendants (COMMAND's among them) and
-//! every descendant in no such group, once each: a group signal also reaches a process being
-//! forked right then. After `SIGKILL`, each `SIGCHLD` sends it again to whatever
-//! is left, so a descendant that keeps forking (a killed process cannot fork) is gone within a
-//! few rounds; [`KILL_GRACE`] bounds the wait.
+//! A stop signals COMMAND's process group first (`kill(2)`: COMMAND is not reaped yet, so its
+//! zombie keeps the group's number), with no `/proc` scan. As a subreaper the supervisor then
+//! learns from `waitpid(2)` whether anything is left: in the common case COMMAND and its group
+//! go, the last reap answers `ECHILD`, and nothing was scanned. Only when something is left
+//! does it scan `/proc` ([`child::Sweep`]), signalling each process group made only of
+//! descendants and every descendant in no such group, once each, pinned with pidfds: once
+//! COMMAND is reaped, its group is empty and children are left (orphans re-parented to the
+//! supervisor); or when the tree has not emptied [`child::SWEEP_AFTER`] (at most half of
+//! `--kill-after`) after the signal, which reaches a descendant that left the group while its
+//! parent lives, before `SIGKILL`. `SIGKILL` scans at once, and after it each `SIGCHLD` that
+//! leaves children sends it again to whatever is left, so a descendant that keeps forking (a
+//! killed process cannot fork) is gone within a few rounds; [`KILL_GRACE`] bounds the wait.
 #![allow(unsafe_code)]
 
 mod child;
