@@ -385,9 +385,12 @@ fn resolve_program(name: &OsStr, path_var: Option<&OsStr>, root: Option<&Path>) 
 /// A relative path made absolute against the current directory, unless a chroot is coming
 /// (there the daemon's working directory inside the new root is what it is relative to).
 fn absolute_outside_chroot(path: &Path, root: Option<&Path>) -> PathBuf {
-    match (path.is_relative(), root, std::env::current_dir()) {
-        (true, None, Ok(cwd)) => cwd.join(path),
-        _ => path.to_path_buf(),
+    if !path.is_relative() || root.is_some() {
+        return path.to_path_buf(); // no getcwd(2) for the usual absolute PATH entries
+    }
+    match std::env::current_dir() {
+        Ok(cwd) => cwd.join(path),
+        Err(_) => path.to_path_buf(),
     }
 }
 

@@ -20,7 +20,7 @@ pub enum Step {
     OpenPidfile,
     /// Locking the pidfile: `fcntl(2)` `F_OFD_SETLK`.
     LockPidfile,
-    /// Writing the daemon's pid into the pidfile: `ftruncate(2)`, `pwrite(2)`, `fsync(2)`.
+    /// Writing the daemon's pid into the pidfile: `ftruncate(2)`, `pwrite(2)`.
     WritePidfile,
     /// Removing the pidfile: `unlink(2)`.
     RemovePidfile,

@@ -19,7 +19,11 @@
 //! existing file must be regular, not world-writable, have one link and belong to the caller or
 //! the daemon's user), lock, `fstatat(2)` in the directory to check that the name still names
 //! the locked inode (else retry), `ftruncate(2)`.
-//! The pid is written with `pwrite(2)` + `fsync(2)` into the locked file, never renamed over it.
+//! The pid is written with `pwrite(2)` into the locked file, never renamed over it, and not
+//! `fsync(2)`ed: a pidfile is run-time state (on a tmpfs such as `/run` on most systems), its
+//! lock, not its bytes, says who runs, and after a crash of the machine no lock is held, so a
+//! pid that did not reach the disk misleads nobody. start-stop-daemon(8) and FreeBSD's
+//! pidfile(3) do not sync either; the sync cost a device flush on every start from a disk.
 #![allow(unsafe_code)] // one block: Pidfile::hand_over_to's dup2(2) over its own number
 
 use std::ffi::CString;
@@ -265,7 +269,8 @@ impl Pidfile {
         }
     }
 
-    /// Writes `pid` and a newline into the locked file: `ftruncate(2)`, `pwrite(2)`, `fsync(2)`.
+    /// Writes `pid` and a newline into the locked file: `ftruncate(2)`, `pwrite(2)` (no
+    /// `fsync(2)`: see the module docs).
     ///
     /// Async-signal-safe: no allocation, so the daemon calls it between `fork(2)` and `execve(2)`.
     ///
@@ -557,7 +562,7 @@ impl AsRawFd for Pidfile {
 /// Writes `pid` into the pidfile at `path` of a running daemon, for a daemon whose main
 /// process changed (`MAINPID=`): opened with [`crate::safe_open::open`] (no link another user
 /// planted is followed), `fstat(2)` (a regular file), `fcntl(2)` `F_OFD_GETLK` (the lock must
-/// be held by the daemon), then `ftruncate(2)`, `pwrite(2)`, `fsync(2)`.
+/// be held by the daemon), then `ftruncate(2)`, `pwrite(2)`.
 ///
 /// # Errors
 /// The OS error of a failed call; `NotFound` when nobody holds the lock; `InvalidInput` for a
@@ -626,8 +631,9 @@ impl Read for PositionedReader<'_> {
     }
 }
 
-/// `ftruncate(2)`, `pwrite(2)` of `PID\n`, `fsync(2)` (nix's wrappers, which neither allocate
-/// nor lock): async-signal-safe, the errno on failure.
+/// `ftruncate(2)`, `pwrite(2)` of `PID\n` (nix's wrappers, which neither allocate nor lock):
+/// async-signal-safe, the errno on failure. No `fsync(2)`: a pidfile is run-time state (module
+/// docs).
 fn write_pid_fd(fd: BorrowedFd<'_>, pid: u32) -> Result<(), i32> {
     let mut buf = [0u8; 12];
     let text = format_pid(pid, &mut buf);
@@ -637,7 +643,7 @@ fn write_pid_fd(fd: BorrowedFd<'_>, pid: u32) -> Result<(), i32> {
         Ok(_) => return Err(libc::EIO),
         Err(e) => return Err(e as i32),
     }
-    nix::unistd::fsync(fd).map_err(|e| e as i32)
+    Ok(())
 }
 
 /// Formats `pid` and a newline into `buf` without allocating; returns the used part.

@@ -7,6 +7,11 @@
 #   start-stop-daemon  dpkg (always present on Debian)
 #   setsid             util-linux (always present on Debian)
 #
+# It also builds our `daemonize` as released: statically linked (`-C target-feature=+crt-static`),
+# into target/static/HOST/release/daemonize. Static linking saves the dynamic loader's work at
+# every start (see the README's benchmark section). It needs `--target HOST`: without it the flag
+# would also reach the proc-macro crates (clap_derive), which cannot be built static.
+#
 # Runs as root without a terminal (CI). A package that cannot be installed is reported and
 # skipped: the bench prints a note and leaves its rows out. Exits 0 in every such case.
 #
@@ -48,6 +53,22 @@ missing_packages() {
         find_tool "$@" >/dev/null || printf '%s\n' "$package"
     done
 }
+
+# Our release build, statically linked; the bench measures it next to cargo's default build.
+build_static() {
+    local root host
+    root=$(cd "$(dirname "$0")/../.." && pwd)
+    host=$(rustc -vV | sed -n 's/^host: //p')
+    note "building the static release binary for $host"
+    if (cd "$root" && cargo build --release -p daemonize --target "$host" \
+        --target-dir "$root/target/static" \
+        --config "target.$host.rustflags=['-C', 'target-feature=+crt-static']" -q); then
+        note "ok: $root/target/static/$host/release/daemonize"
+    else
+        note "static build failed: the bench leaves its rows out"
+    fi
+}
+build_static
 
 mapfile -t missing < <(missing_packages)
 if [ "${#missing[@]}" -eq 0 ]; then

@@ -176,8 +176,6 @@ fn start(cli: Cli) -> Result<(), Error> {
         // The supervisor speaks to the parent systemd; COMMAND speaks to the supervisor.
         env.retain(|(name, _)| name != "NOTIFY_SOCKET");
     }
-    // One rule in both modes, resolved here before any chdir (see `program_path`).
-    let program = program_path(&cli.command[0], &env, cli.chroot.is_some());
     let mut command = Command::new(cli.command.clone(), env);
     if ListenFds::from_env().is_none() {
         command.remove_activation(); // socket activation meant for another process
@@ -199,6 +197,9 @@ fn start(cli: Cli) -> Result<(), Error> {
     }
     let context = common_context(&cli);
     if cli.supervise {
+        // Resolved here, before any chdir (see `program_path`): the supervisor starts COMMAND
+        // again later. Exec mode leaves it to the library, which resolves by the same rule.
+        let program = program_path(&cli.command[0], command.env(), cli.chroot.is_some());
         start_supervised(&cli, context, &command, program, listener, (upstream, relay))
     } else {
         // The library resolves argv[0] by the same rule; messages name COMMAND as given.

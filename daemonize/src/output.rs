@@ -183,8 +183,30 @@ impl LogFile {
     /// # Errors
     /// The OS error of `write(2)` (`ENOSPC`, `EAGAIN`, say); what was not written is held.
     pub fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.held.extend_from_slice(bytes);
-        self.retry()
+        if !self.held.is_empty() {
+            self.held.extend_from_slice(bytes);
+            return self.retry();
+        }
+        // Nothing held: straight from the caller's buffer, holding only what is left over
+        // (one copy fewer on the relay's path).
+        self.waits_for_room = false;
+        let mut done = 0;
+        while done < bytes.len() {
+            match self.write_some(&bytes[done..]) {
+                Ok(0) => {
+                    self.held.extend_from_slice(&bytes[done..]);
+                    return Err(io::Error::from(io::ErrorKind::WriteZero));
+                }
+                Ok(n) => done += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.waits_for_room = e.kind() == io::ErrorKind::WouldBlock;
+                    self.held.extend_from_slice(&bytes[done..]);
+                    return Err(e);
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Writes what is held, if anything.
@@ -194,7 +216,10 @@ impl LogFile {
     pub fn retry(&mut self) -> io::Result<()> {
         self.waits_for_room = false;
         while !self.held.is_empty() {
-            match self.write_some() {
+            let held = std::mem::take(&mut self.held);
+            let written = self.write_some(&held);
+            self.held = held;
+            match written {
                 Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero)),
                 Ok(n) => {
                     self.held.drain(..n);
@@ -209,13 +234,14 @@ impl LogFile {
         Ok(())
     }
 
-    fn write_some(&mut self) -> io::Result<usize> {
+    /// One `write(2)` (or `send(2)` to a socket) of `bytes`: how many it took.
+    fn write_some(&mut self, bytes: &[u8]) -> io::Result<usize> {
         if !self.socket {
-            return self.file.write(&self.held);
+            return self.file.write(bytes);
         }
         use nix::sys::socket::{MsgFlags, send};
         let flags = MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL;
-        Ok(send(self.file.as_raw_fd(), &self.held, flags)?)
+        Ok(send(self.file.as_raw_fd(), bytes, flags)?)
     }
 
     /// Whether bytes are waiting for the file to take them.
@@ -513,6 +539,32 @@ impl LineBuffer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What a non-blocking pipe cannot take now is held, in order, and written by `retry` once
+    /// the reader made room: also when nothing was held before (written straight from the
+    /// caller's buffer).
+    #[test]
+    fn output_a_full_pipe_cannot_take_is_held_in_order() {
+        use std::io::Read;
+        use std::os::fd::AsFd;
+        let (read_end, write_end) = nix::unistd::pipe().unwrap();
+        let mut file = LogFile::inherited(write_end.as_fd(), "pipe").unwrap();
+        drop(write_end);
+        let bytes: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        let first = file.write(&bytes);
+        assert_eq!(first.unwrap_err().kind(), io::ErrorKind::WouldBlock);
+        assert!(file.is_holding());
+        let mut reader = File::from(read_end);
+        let mut got = Vec::new();
+        let mut chunk = vec![0u8; 65536];
+        while got.len() < bytes.len() {
+            let n = reader.read(&mut chunk).unwrap();
+            got.extend_from_slice(&chunk[..n]);
+            let _ = file.retry();
+        }
+        assert!(!file.is_holding());
+        assert!(got == bytes, "the bytes arrived out of order or changed");
+    }
 
     #[test]
     fn line_buffer_joins_pieces_and_flushes_the_tail() {

@@ -228,12 +228,24 @@ fn lock_lock_file(prepared: &mut Prepared, path: Option<PathBuf>, mode: u32) -> 
 
 /// Opens the three stream files, removing the pidfile if one cannot be opened.
 fn open_streams(prepared: &mut Prepared, streams: [Stream; 3]) -> Result<(), Error> {
+    let mut null: Option<usize> = None;
     for (i, stream) in streams.into_iter().enumerate() {
-        let opened = match (&stream, prepared.streams.get(1)) {
-            (Stream::SameAsStdout, Some(stdout)) if i == 2 => fds::same_as_stdout(stdout.as_fd()),
+        // /dev/null is opened once; the other streams that go there get a copy (`fcntl(2)`
+        // `F_DUPFD_CLOEXEC`), not another walk from `/` (three system calls each).
+        let is_null = matches!(stream, Stream::Null);
+        let opened = match (&stream, prepared.streams.get(1), null) {
+            (Stream::SameAsStdout, Some(stdout), _) if i == 2 => {
+                fds::same_as_stdout(stdout.as_fd())
+            }
+            (Stream::Null, _, Some(first)) => prepared.streams[first]
+                .try_clone()
+                .map_err(|e| Error::os(Step::OpenStream, "/dev/null", e)),
             _ => stream.open(i as RawFd),
         };
         let fd = opened.map_err(|e| prepared.abandon(e))?;
+        if is_null {
+            null.get_or_insert(prepared.streams.len());
+        }
         prepared.streams.push(fd);
     }
     Ok(())
