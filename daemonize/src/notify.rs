@@ -22,7 +22,7 @@
 
 use std::ffi::OsString;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Instant;
 
 use daemonctx::process;
@@ -263,25 +263,12 @@ impl ReadyListener {
         let started = main;
         let mut pidfd = process::pidfd_open(main)?;
         loop {
-            let listener = self.poll_fd().unwrap_or(-1);
-            let mut fds = [
-                libc::pollfd { fd: listener, events: libc::POLLIN, revents: 0 },
-                libc::pollfd { fd: pidfd.as_raw_fd(), events: libc::POLLIN, revents: 0 },
-            ];
-            let timeout = deadline.map_or(-1, |d| {
-                let left = d.saturating_duration_since(Instant::now());
-                i32::try_from(left.as_millis()).unwrap_or(i32::MAX)
-            });
-            // SAFETY: fds is a valid array of two pollfds (a negative fd is ignored by poll).
-            let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, timeout) };
-            if n < 0 {
-                let e = io::Error::last_os_error();
-                if e.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                return Err(e);
-            }
-            if fds[0].revents != 0 {
+            let (heard, exited) = match poll_listener_and(self.listener(), pidfd.as_fd(), deadline)
+            {
+                Err(nix::errno::Errno::EINTR) => continue,
+                polled => polled?,
+            };
+            if heard {
                 // All notices of a message count before readiness: `READY=1` may come before
                 // the `MAINPID=` of the same datagram.
                 let mut ready = false;
@@ -303,12 +290,19 @@ impl ReadyListener {
                 }
                 continue;
             }
-            if fds[1].revents != 0 {
+            if exited {
                 return Ok(Readiness::Exited(main));
             }
-            if n == 0 {
-                return Ok(Readiness::TimedOut(main));
-            }
+            return Ok(Readiness::TimedOut(main));
+        }
+    }
+
+    /// What [`ReadyListener::poll_fd`] names, borrowed.
+    fn listener(&self) -> Option<BorrowedFd<'_>> {
+        match &self.0 {
+            Kind::Notify { socket, .. } => Some(socket.as_fd()),
+            Kind::Fd { read, closed: false, .. } => Some(read.as_fd()),
+            Kind::Fd { .. } => None,
         }
     }
 }
@@ -320,6 +314,26 @@ fn unique() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.subsec_nanos() as u64);
     nanos ^ (COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed) << 32)
+}
+
+/// `poll(2)` on `listener` (when there is one) and `pidfd` for reading, until one is ready or
+/// `deadline` passes: (the listener has something, the process exited); both false once the
+/// deadline passed.
+fn poll_listener_and(
+    listener: Option<BorrowedFd<'_>>,
+    pidfd: BorrowedFd<'_>,
+    deadline: Option<Instant>,
+) -> nix::Result<(bool, bool)> {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    let timeout = deadline.map_or(PollTimeout::NONE, |d| {
+        let left = d.saturating_duration_since(Instant::now());
+        PollTimeout::try_from(left).unwrap_or(PollTimeout::MAX)
+    });
+    let mut fds = vec![PollFd::new(pidfd, PollFlags::POLLIN)];
+    fds.extend(listener.map(|fd| PollFd::new(fd, PollFlags::POLLIN)));
+    poll(&mut fds, timeout)?;
+    let ready = |fd: &PollFd<'_>| fd.revents().is_some_and(|events| !events.is_empty());
+    Ok((fds.get(1).is_some_and(ready), ready(&fds[0])))
 }
 
 /// `SO_ATTACH_FILTER` with a classic BPF program of one instruction, "return 0" (keep no byte:
