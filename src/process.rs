@@ -168,6 +168,22 @@ impl Pinned {
         pidfd_send_signal(&self.fd, signal)
     }
 
+    /// `pidfd_send_signal(2)` with a `siginfo_t` as `sigqueue(3)` fills it: `signal` to exactly
+    /// this process, with `value` as the integer it reads (`si_int`; `ssi_int` from a
+    /// `signalfd(2)`), `si_code` `SI_QUEUE`, and this process's pid and uid.
+    ///
+    /// # Errors
+    /// The OS error (`ESRCH` once it has exited, `EPERM`, `EINVAL`).
+    ///
+    /// ```no_run
+    /// let supervisor = daemonctx::process::Pinned::open(4242)?;
+    /// supervisor.queue_signal(libc::SIGRTMIN(), libc::SIGHUP)?; // "pass SIGHUP on"
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn queue_signal(&self, signal: i32, value: i32) -> io::Result<()> {
+        crate::sys::pidfd::send_queued(self.fd.as_fd(), signal, value)
+    }
+
     /// `poll(2)` on the pidfd until the process exits (true) or `deadline` passes (false).
     pub fn wait_exit(&self, deadline: Instant) -> bool {
         wait_exit(&self.fd, deadline)
