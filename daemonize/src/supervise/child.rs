@@ -29,20 +29,6 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus};
 use super::readiness::{Readiness, inherit_ready_fd};
 use super::relay::Output;
 
-/// The signals the supervisor never blocks: those the kernel raises for a fault of the
-/// supervisor's own (blocking them would hang or kill it), and the two no process can catch.
-const NOT_FORWARDED: [i32; 9] = [
-    libc::SIGKILL,
-    libc::SIGSTOP,
-    libc::SIGSEGV,
-    libc::SIGBUS,
-    libc::SIGILL,
-    libc::SIGFPE,
-    libc::SIGTRAP,
-    libc::SIGSYS,
-    libc::SIGABRT,
-];
-
 /// A signal read from the signalfd.
 pub struct Received {
     /// The signal.
@@ -61,7 +47,7 @@ pub struct Received {
 pub fn handled_signals() -> Vec<i32> {
     let standard = 1..32;
     let realtime = libc::SIGRTMIN()..=libc::SIGRTMAX();
-    standard.chain(realtime).filter(|s| !NOT_FORWARDED.contains(s)).collect()
+    standard.chain(realtime).filter(|s| !signals::SYNCHRONOUS_OR_UNCATCHABLE.contains(s)).collect()
 }
 
 /// The signals passed on to COMMAND unless `--forward` says otherwise: every one the
