@@ -339,11 +339,11 @@ pub fn ignore_sigpipe() {
 /// SFD_NONBLOCK`). Children started with std's `Command` get an empty mask again.
 ///
 /// The set is the full one (`sigfillset(3)`: every signal but the two real-time ones glibc
-/// keeps for itself) less [`NOT_FORWARDED`]: [`handled_signals`], as nix's `SigSet` can name
-/// real-time signals only that way.
+/// keeps for itself) less [`signals::SYNCHRONOUS_OR_UNCATCHABLE`]: [`handled_signals`], as
+/// nix's `SigSet` can name real-time signals only that way.
 pub fn signalfd() -> io::Result<SignalFd> {
     let mut set = SigSet::all();
-    for signal in NOT_FORWARDED {
+    for signal in signals::SYNCHRONOUS_OR_UNCATCHABLE {
         if let Ok(signal) = Signal::try_from(signal) {
             set.remove(signal);
         }
