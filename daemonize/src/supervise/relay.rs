@@ -401,8 +401,7 @@ impl Relay {
         // A larger pipe lets a fast COMMAND write ahead while the relay writes, and the relay
         // read more per read(2) (up to its 64 KiB buffer): fewer wakeups of both. Past the
         // limit (/proc/sys/fs/pipe-max-size, or the user's pipe quota) it stays as it is.
-        // SAFETY: F_SETPIPE_SZ takes an integer; no memory is passed.
-        unsafe { libc::fcntl(pipe.as_raw_fd(), libc::F_SETPIPE_SZ, RELAY_PIPE_SIZE) };
+        let _ = fcntl(&pipe, FcntlArg::F_SETPIPE_SZ(RELAY_PIPE_SIZE));
         Relay { pipe, stderr, lines: LineBuffer::default() }
     }
 }
