@@ -191,15 +191,10 @@ pub fn proc_status(pid: i32) -> HashMap<String, String> {
         .collect()
 }
 
-/// The fields of `/proc/PID/stat` after the command name: state is index 0, ppid 1, pgrp 2,
-/// session 3, tty_nr 4.
-pub fn proc_stat(pid: i32) -> Vec<String> {
-    stat_fields_of(&std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap())
-}
-
-fn stat_fields_of(stat: &str) -> Vec<String> {
-    let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
-    after.split_whitespace().map(str::to_string).collect()
+/// `/proc/PID/stat`, parsed by the library ([`daemonctx::process::stat`]); panics when `pid`
+/// is gone.
+pub fn proc_stat(pid: i32) -> daemonctx::process::Stat {
+    daemonctx::process::stat(pid as u32).unwrap_or_else(|| panic!("no /proc/{pid}/stat"))
 }
 
 /// The open descriptors of `pid` and where they point.
@@ -254,10 +249,15 @@ fn command_line(pid: i32) -> Vec<u8> {
 /// `/proc/PID/stat`, are 0 until then): read again until it has, bounded.
 pub fn environ_of(pid: i32) -> Vec<String> {
     let read = || std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
-    // An environment that is empty indeed: set (nonzero) and of no length.
+    // An environment that is empty indeed: set (nonzero) and of no length; or the process is
+    // gone.
     let empty_indeed = || {
-        let stat = proc_stat(pid);
-        stat[47] != "0" && stat[47] == stat[48]
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return true };
+        let fields: Vec<&str> =
+            stat.rsplit_once(')').map_or("", |(_, rest)| rest).split(' ').collect();
+        // fields[0] is empty (the space after ')'), fields[1] field 3 (state).
+        let (start, end) = (fields.get(48), fields.get(49));
+        start.is_some_and(|start| *start != "0") && start == end
     };
     let mut raw = read();
     let deadline = Instant::now() + COMMAND_TIMEOUT;
@@ -279,7 +279,7 @@ pub fn ancestors_of_test() -> Vec<i32> {
         if pid <= 1 {
             break;
         }
-        let ppid: i32 = proc_stat(pid)[1].parse().unwrap();
+        let ppid = proc_stat(pid).ppid as i32;
         pids.push(ppid);
     }
     pids
@@ -486,8 +486,7 @@ pub fn activity(pid: i32) -> (u64, u64) {
         }
     }
     let stat = proc_stat(pid);
-    // Fields 14 and 15 of /proc/PID/stat; proc_stat starts at field 3.
-    let ticks = stat[11].parse::<u64>().unwrap() + stat[12].parse::<u64>().unwrap();
+    let ticks = stat.utime + stat.stime;
     (switches, ticks)
 }
 
