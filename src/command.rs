@@ -325,8 +325,7 @@ impl ExecImage {
     /// becomes this process's pid (`getpid(2)`); when socket activation is passed on, so does
     /// `LISTEN_PID`, and the sockets lose `FD_CLOEXEC` first.
     pub(crate) fn execve(&mut self) -> i32 {
-        // SAFETY: getpid has no preconditions.
-        let pid = unsafe { libc::getpid() } as u32;
+        let pid = nix::unistd::getpid().as_raw() as u32;
         if let Some(slot) = &mut self.watchdog_pid {
             slot.fill(pid);
         }
@@ -335,8 +334,7 @@ impl ExecImage {
             for fd in
                 activation::LISTEN_FDS_START..activation::LISTEN_FDS_START + self.listen_fds as i32
             {
-                // SAFETY: F_SETFD takes an int flag set; a closed number fails with EBADF.
-                unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
+                let _ = crate::sys::fd::set_cloexec(fd, false); // a closed number: EBADF
             }
         }
         // SAFETY: all three pointers come from CStrings and null-terminated pointer arrays that

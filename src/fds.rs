@@ -300,8 +300,7 @@ pub(crate) fn check_open(fd: RawFd) -> Result<(), Error> {
 
 /// Whether `fd` is open: `fcntl(2)` `F_GETFD`.
 pub(crate) fn is_open(fd: RawFd) -> bool {
-    // SAFETY: F_GETFD takes no argument and touches no memory.
-    fd >= 0 && unsafe { libc::fcntl(fd, libc::F_GETFD) } >= 0
+    fd >= 0 && fd::check_open(fd).is_ok()
 }
 
 /// Clears `FD_CLOEXEC` on `fd` so it survives `execve(2)`: `fcntl(2)` `F_SETFD`.

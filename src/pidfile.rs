@@ -24,17 +24,22 @@
 //! lock, not its bytes, says who runs, and after a crash of the machine no lock is held, so a
 //! pid that did not reach the disk misleads nobody. start-stop-daemon(8) and FreeBSD's
 //! pidfile(3) do not sync either; the sync cost a device flush on every start from a disk.
-#![allow(unsafe_code)]
+#![allow(unsafe_code)] // one block: Pidfile::hand_over_to's dup2(2) over its own number
 
 use std::ffi::CString;
 use std::fs::File;
 use std::io::{self, Read};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::error::{Error, Step, errno};
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
+use nix::unistd::UnlinkatFlags;
+
+use crate::error::{Error, Step};
+use crate::sys;
 
 /// The mode a new pidfile gets (exactly: the umask does not apply).
 pub const DEFAULT_MODE: u32 = 0o644;
@@ -161,14 +166,10 @@ fn acquire(path: &Path, mode: u32, empty_it: bool, user: Option<u32>) -> Result<
 /// (`fcntl(2)` `F_DUPFD_CLOEXEC`): where `open(2)` would have put it had the directory not been
 /// open meanwhile. `fd` itself when nothing lower is free.
 fn lowest_number(fd: OwnedFd) -> OwnedFd {
-    // SAFETY: F_DUPFD_CLOEXEC takes an int and returns a new descriptor.
-    let copy = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 0) };
-    if copy < 0 {
-        return fd;
+    match sys::fd::duplicate_from(fd.as_fd(), 0) {
+        Ok(copy) if copy.as_raw_fd() < fd.as_raw_fd() => copy,
+        _ => fd,
     }
-    // SAFETY: fcntl just returned this new descriptor; nothing else owns it.
-    let copy = unsafe { OwnedFd::from_raw_fd(copy) };
-    if copy.as_raw_fd() < fd.as_raw_fd() { copy } else { fd }
 }
 
 /// Opens or creates `name` in `dir`, checks it, locks it, and (for a pidfile) empties it.
@@ -185,8 +186,7 @@ fn lock_in(
         // A file this call created is removed again if anything below fails.
         let undo = |error: Error| {
             if created {
-                // SAFETY: dir is an open directory and name NUL-terminated.
-                unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), 0) };
+                let _ = unlink(dir, name);
             }
             error
         };
@@ -339,17 +339,10 @@ impl Pidfile {
     /// # Errors
     /// The OS error of `open(2)` or `fstat(2)`; `InvalidData` for another inode.
     pub(crate) fn reopen_read_only(&self) -> io::Result<OwnedFd> {
-        let proc_path = CString::new(format!("/proc/self/fd/{}", self.fd.as_raw_fd()))
-            .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-        // Not open_raw: /proc/self/fd/N is a link to follow, to this very file.
-        let flags = libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOCTTY | libc::O_NONBLOCK;
-        // SAFETY: proc_path is NUL-terminated; no O_CREAT, so no mode is read.
-        let fd = unsafe { libc::open(proc_path.as_ptr(), flags) };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: open just returned this descriptor and nothing else owns it.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let proc_path = format!("/proc/self/fd/{}", self.fd.as_raw_fd());
+        // Not openat_raw: /proc/self/fd/N is a link to follow, to this very file.
+        let flags = OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NOCTTY | OFlag::O_NONBLOCK;
+        let fd = nix::fcntl::open(proc_path.as_str(), flags, Mode::empty())?;
         let meta = fstat(fd.as_fd())?;
         if (meta.st_dev, meta.st_ino) != (self.dev, self.ino) {
             return Err(io::Error::new(io::ErrorKind::InvalidData, "another file"));
@@ -371,19 +364,12 @@ impl Pidfile {
     /// # Errors
     /// The errno of the `fcntl(2)` or `dup2(2)` that failed.
     pub(crate) fn hand_over_to(&self, reader: BorrowedFd<'_>) -> Result<(), i32> {
-        let shared = whole_file_lock(libc::F_RDLCK as libc::c_short);
-        for fd in [self.fd.as_raw_fd(), reader.as_raw_fd()] {
-            // SAFETY: shared is a valid struct flock for the duration of the call.
-            if unsafe { libc::fcntl(fd, libc::F_OFD_SETLK, &shared) } != 0 {
-                return Err(errno());
-            }
+        for fd in [self.fd.as_fd(), reader] {
+            sys::lock::set(fd, libc::F_RDLCK).map_err(|e| e as i32)?;
         }
-        // SAFETY: both are open descriptors; the number self.fd owns now refers to the reader's
-        // description, which the caller execs with (no owner uses it as the old one again).
-        if unsafe { libc::dup2(reader.as_raw_fd(), self.fd.as_raw_fd()) } < 0 {
-            return Err(errno());
-        }
-        Ok(())
+        // SAFETY: self owns the target number; from here on it refers to the reader's
+        // description, which the caller execs with: no code uses it as the writable one again.
+        unsafe { sys::fd::dup2_over(reader, self.fd.as_fd()) }
     }
 
     /// Names the file by `path` from now on: where the daemon sees it after `chroot(2)`. A
@@ -479,7 +465,7 @@ impl Inspected {
     pub fn open(path: &Path) -> io::Result<Inspected> {
         let path = std::path::absolute(path)?;
         let (dir, name) = open_parent(&path)?;
-        let fd = openat_raw(dir.as_fd(), &name, libc::O_RDONLY | libc::O_NONBLOCK)?;
+        let fd = openat_raw(dir.as_fd(), &name, OFlag::O_RDONLY | OFlag::O_NONBLOCK)?;
         let meta = fstat(fd.as_fd())?;
         if meta.st_mode & libc::S_IFMT != libc::S_IFREG {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a regular file"));
@@ -533,7 +519,7 @@ impl Inspected {
     /// [`Step::RemovePidfile`].
     pub fn remove_if_stale(&self) -> Result<bool, Error> {
         let failed = |step, e| Error::os(step, &self.path, e);
-        let fd = match openat_raw(self.dir.as_fd(), &self.name, libc::O_RDWR | libc::O_NONBLOCK) {
+        let fd = match openat_raw(self.dir.as_fd(), &self.name, OFlag::O_RDWR | OFlag::O_NONBLOCK) {
             Ok(fd) => fd,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
             Err(e) => return Err(failed(Step::OpenPidfile, e)),
@@ -549,10 +535,7 @@ impl Inspected {
             truncate(fd.as_fd()).map_err(|e| failed(Step::RemovePidfile, e))?;
             return Ok(false);
         }
-        // SAFETY: dir is an open directory descriptor and name a NUL-terminated string.
-        if unsafe { libc::unlinkat(self.dir.as_raw_fd(), self.name.as_ptr(), 0) } != 0 {
-            return Err(failed(Step::RemovePidfile, io::Error::last_os_error()));
-        }
+        unlink(self.dir.as_fd(), &self.name).map_err(|e| failed(Step::RemovePidfile, e))?;
         Ok(true)
     }
 }
@@ -648,20 +631,17 @@ impl Read for PositionedReader<'_> {
     }
 }
 
-/// `ftruncate(2)`, `pwrite(2)` of `PID\n`: async-signal-safe, the errno on failure. No
-/// `fsync(2)`: a pidfile is run-time state (module docs).
+/// `ftruncate(2)`, `pwrite(2)` of `PID\n` (nix's wrappers, which neither allocate nor lock):
+/// async-signal-safe, the errno on failure. No `fsync(2)`: a pidfile is run-time state (module
+/// docs).
 fn write_pid_fd(fd: BorrowedFd<'_>, pid: u32) -> Result<(), i32> {
     let mut buf = [0u8; 12];
     let text = format_pid(pid, &mut buf);
-    let fd = fd.as_raw_fd();
-    // SAFETY: fd is borrowed, so open for the call; ftruncate has no memory preconditions.
-    if unsafe { libc::ftruncate(fd, 0) } != 0 {
-        return Err(errno());
-    }
-    // SAFETY: text points to text.len() initialised bytes on this stack frame.
-    let written = unsafe { libc::pwrite(fd, text.as_ptr().cast(), text.len(), 0) };
-    if written != text.len() as isize {
-        return Err(if written < 0 { errno() } else { libc::EIO });
+    nix::unistd::ftruncate(fd, 0).map_err(|e| e as i32)?;
+    match nix::sys::uio::pwrite(fd, text, 0) {
+        Ok(written) if written == text.len() => {}
+        Ok(_) => return Err(libc::EIO),
+        Err(e) => return Err(e as i32),
     }
     Ok(())
 }
@@ -726,19 +706,16 @@ fn open_or_create(dir: BorrowedFd<'_>, name: &CString, mode: u32) -> io::Result<
     loop {
         match openat_create(dir, name, mode) {
             Ok(fd) => {
-                // SAFETY: fd is open and ours; fchmod has no memory preconditions.
-                if unsafe { libc::fchmod(fd.as_raw_fd(), mode as libc::mode_t) } != 0 {
-                    let e = io::Error::last_os_error();
-                    // SAFETY: dir is open, name NUL-terminated; the file is the one just created.
-                    unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), 0) };
-                    return Err(e);
+                if let Err(e) = nix::sys::stat::fchmod(&fd, Mode::from_bits_truncate(mode)) {
+                    let _ = unlink(dir, name); // the file just created
+                    return Err(e.into());
                 }
                 return Ok((fd, true));
             }
             Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
             Err(e) => return Err(e),
         }
-        match openat_raw(dir, name, libc::O_RDWR) {
+        match openat_raw(dir, name, OFlag::O_RDWR) {
             Ok(fd) => return Ok((fd, false)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => continue, // removed meanwhile
             Err(e) => return Err(e),
@@ -748,99 +725,58 @@ fn open_or_create(dir: BorrowedFd<'_>, name: &CString, mode: u32) -> io::Result<
 
 /// `openat(2)` with `O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY` and `mode`.
 fn openat_create(dir: BorrowedFd<'_>, name: &CString, mode: u32) -> io::Result<OwnedFd> {
-    let flags = libc::O_RDWR
-        | libc::O_CREAT
-        | libc::O_EXCL
-        | libc::O_NOFOLLOW
-        | libc::O_CLOEXEC
-        | libc::O_NOCTTY;
-    // SAFETY: dir is an open directory, name a NUL-terminated string; mode is the variadic
-    // argument O_CREAT reads.
-    let fd = unsafe { libc::openat(dir.as_raw_fd(), name.as_ptr(), flags, mode as libc::c_uint) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: openat just returned this descriptor and nothing else owns it.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    let flags = OFlag::O_RDWR | OFlag::O_CREAT | OFlag::O_EXCL;
+    Ok(nix::fcntl::openat(
+        dir,
+        name.as_c_str(),
+        with_safe_flags(flags),
+        Mode::from_bits_truncate(mode),
+    )?)
 }
 
 /// `openat(2)` of `name` in `dir` with `O_NOFOLLOW | O_CLOEXEC | O_NOCTTY` added to `flags`.
-fn openat_raw(dir: BorrowedFd<'_>, name: &CString, flags: i32) -> io::Result<OwnedFd> {
-    let flags = flags | libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NOCTTY;
-    // SAFETY: dir is an open descriptor and name a valid NUL-terminated string; no O_CREAT, so
-    // no mode argument is read.
-    let fd = unsafe { libc::openat(dir.as_raw_fd(), name.as_ptr(), flags) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: openat just returned this descriptor and nothing else owns it.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+fn openat_raw(dir: BorrowedFd<'_>, name: &CString, flags: OFlag) -> io::Result<OwnedFd> {
+    Ok(nix::fcntl::openat(dir, name.as_c_str(), with_safe_flags(flags), Mode::empty())?)
+}
+
+fn with_safe_flags(flags: OFlag) -> OFlag {
+    flags | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_NOCTTY
+}
+
+/// `unlinkat(2)` of `name` in `dir`.
+fn unlink(dir: BorrowedFd<'_>, name: &CString) -> io::Result<()> {
+    Ok(nix::unistd::unlinkat(dir, name.as_c_str(), UnlinkatFlags::NoRemoveDir)?)
 }
 
 /// Whether `name` in `dir` names the inode `(dev, ino)` (`fstatat(2)`, not following a link).
 fn named_in(dir: BorrowedFd<'_>, name: &CString, dev: u64, ino: u64) -> bool {
-    let mut meta = std::mem::MaybeUninit::<libc::stat>::uninit();
-    // SAFETY: dir is open, name NUL-terminated, meta a valid out-pointer.
-    let rc = unsafe {
-        libc::fstatat(dir.as_raw_fd(), name.as_ptr(), meta.as_mut_ptr(), libc::AT_SYMLINK_NOFOLLOW)
-    };
-    if rc != 0 {
-        return false;
-    }
-    // SAFETY: fstatat succeeded, so it filled meta.
-    let meta = unsafe { meta.assume_init() };
-    meta.st_dev == dev && meta.st_ino == ino
+    let flags = nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW;
+    nix::sys::stat::fstatat(dir, name.as_c_str(), flags)
+        .is_ok_and(|meta| meta.st_dev == dev && meta.st_ino == ino)
 }
 
+/// `fstat(2)`.
 fn fstat(fd: BorrowedFd<'_>) -> io::Result<libc::stat> {
-    let mut meta = std::mem::MaybeUninit::<libc::stat>::uninit();
-    // SAFETY: meta is a valid out-pointer for one struct stat.
-    if unsafe { libc::fstat(fd.as_raw_fd(), meta.as_mut_ptr()) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: fstat succeeded, so it filled meta.
-    Ok(unsafe { meta.assume_init() })
-}
-
-fn whole_file_lock(kind: libc::c_short) -> libc::flock {
-    // SAFETY: flock is plain old data; all-zero is a valid value (l_start 0, l_len 0 = whole
-    // file, l_pid 0 as F_OFD_* require).
-    let mut lock: libc::flock = unsafe { std::mem::zeroed() };
-    lock.l_type = kind;
-    lock.l_whence = libc::SEEK_SET as libc::c_short;
-    lock
+    Ok(nix::sys::stat::fstat(fd)?)
 }
 
 /// `F_OFD_SETLK` for writing: `Ok(false)` when another open file description holds a lock.
 fn lock_exclusive(fd: BorrowedFd<'_>) -> io::Result<bool> {
-    let lock = whole_file_lock(libc::F_WRLCK as libc::c_short);
-    // SAFETY: lock is a valid struct flock for the duration of the call.
-    if unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_OFD_SETLK, &lock) } == 0 {
-        return Ok(true);
-    }
-    let e = io::Error::last_os_error();
-    match e.raw_os_error() {
-        Some(libc::EAGAIN) | Some(libc::EACCES) => Ok(false),
-        _ => Err(e),
+    match sys::lock::set(fd, libc::F_WRLCK) {
+        Ok(()) => Ok(true),
+        Err(nix::errno::Errno::EAGAIN | nix::errno::Errno::EACCES) => Ok(false),
+        Err(e) => Err(e.into()),
     }
 }
 
 /// `F_OFD_GETLK`: whether any other open file description holds a lock, without taking one.
 fn is_locked(fd: BorrowedFd<'_>) -> io::Result<bool> {
-    let mut lock = whole_file_lock(libc::F_WRLCK as libc::c_short);
-    // SAFETY: lock is a valid, writable struct flock for the duration of the call.
-    if unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_OFD_GETLK, &mut lock) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(lock.l_type != libc::F_UNLCK as libc::c_short)
+    Ok(sys::lock::is_held(fd)?)
 }
 
+/// `ftruncate(2)` to 0.
 fn truncate(fd: BorrowedFd<'_>) -> io::Result<()> {
-    // SAFETY: ftruncate on a descriptor we own has no memory preconditions.
-    if unsafe { libc::ftruncate(fd.as_raw_fd(), 0) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+    Ok(nix::unistd::ftruncate(fd, 0)?)
 }
 
 /// Where the daemon will see `path` once it has entered `root` with `chroot(2)`: the part of

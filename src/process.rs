@@ -5,14 +5,19 @@
 //! can never reach a later process that reuses the pid, and `poll(2)` on it returns when the
 //! process exits, so nothing here sleeps to wait.
 
-#![allow(unsafe_code)]
-
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::time::{Duration, Instant};
 
-/// What `/proc/PID/stat` says about a process.
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+
+/// What `/proc/PID/stat` says about a process (proc_pid_stat(5)).
+///
+/// ```
+/// let me = daemonctx::process::stat(std::process::id()).unwrap();
+/// assert_eq!(me.ppid, std::os::unix::process::parent_id());
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Stat {
     /// The state letter: `R`, `S`, `D`, `Z` (zombie), ….
@@ -23,22 +28,37 @@ pub struct Stat {
     pub pgrp: u32,
     /// The session.
     pub session: u32,
+    /// The controlling terminal's device number; 0 for none.
+    pub tty_nr: i32,
+    /// CPU time spent in user mode, in clock ticks (`sysconf(_SC_CLK_TCK)` a second).
+    pub utime: u64,
+    /// CPU time spent in kernel mode, in clock ticks.
+    pub stime: u64,
     /// When the process started, in clock ticks since boot (`sysconf(_SC_CLK_TCK)` a second),
     /// on the clock of [`boot_ticks`].
     pub starttime: u64,
 }
 
-/// Reads `/proc/PID/stat`; `None` when the process is gone (or hidden).
+/// Reads `/proc/PID/stat` (`open(2)`, `read(2)`); `None` when the process is gone (or hidden).
 pub fn stat(pid: u32) -> Option<Stat> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    parse_stat(&text)
+}
+
+/// Parses the text of `/proc/PID/stat`.
+fn parse_stat(text: &str) -> Option<Stat> {
     // The command name may contain spaces and parentheses: the fields start after the last ')'.
     let mut fields = text.rsplit_once(')')?.1.split_whitespace();
     let state = fields.next()?.chars().next()?;
     let mut number = || fields.next()?.parse().ok();
     let (ppid, pgrp, session) = (number()?, number()?, number()?);
-    // Fields 7 to 21 (tty_nr … itrealvalue) come before starttime, field 22.
-    let starttime = fields.nth(15)?.parse().ok()?;
-    Some(Stat { state, ppid, pgrp, session, starttime })
+    let tty_nr = fields.next()?.parse().ok()?; // field 7
+    // Fields 8 to 13 (tpgid … cmajflt) come before utime and stime, fields 14 and 15.
+    let utime = fields.nth(6)?.parse().ok()?;
+    let stime = fields.next()?.parse().ok()?;
+    // Fields 16 to 21 (cutime … itrealvalue) come before starttime, field 22.
+    let starttime = fields.nth(6)?.parse().ok()?;
+    Some(Stat { state, ppid, pgrp, session, tty_nr, utime, stime, starttime })
 }
 
 /// `CLOCK_BOOTTIME` now, in clock ticks (`clock_gettime(2)`, `sysconf(_SC_CLK_TCK)`): the clock
@@ -50,12 +70,11 @@ pub fn stat(pid: u32) -> Option<Stat> {
 /// assert!(me.starttime <= daemonctx::process::boot_ticks());
 /// ```
 pub fn boot_ticks() -> u64 {
-    let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: now is a valid out-pointer for one timespec.
-    unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut now) };
-    // SAFETY: sysconf has no memory preconditions.
-    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
-    let nanos = now.tv_sec as u64 * 1_000_000_000 + now.tv_nsec as u64;
+    use nix::time::{ClockId, clock_gettime};
+    use nix::unistd::{SysconfVar, sysconf};
+    let now = clock_gettime(ClockId::CLOCK_BOOTTIME).unwrap_or(nix::sys::time::TimeSpec::new(0, 0));
+    let per_second = sysconf(SysconfVar::CLK_TCK).ok().flatten().unwrap_or(100).max(1) as u64;
+    let nanos = now.tv_sec() as u64 * 1_000_000_000 + now.tv_nsec() as u64;
     nanos / (1_000_000_000 / per_second)
 }
 
@@ -149,6 +168,22 @@ impl Pinned {
         pidfd_send_signal(&self.fd, signal)
     }
 
+    /// `pidfd_send_signal(2)` with a `siginfo_t` as `sigqueue(3)` fills it: `signal` to exactly
+    /// this process, with `value` as the integer it reads (`si_int`; `ssi_int` from a
+    /// `signalfd(2)`), `si_code` `SI_QUEUE`, and this process's pid and uid.
+    ///
+    /// # Errors
+    /// The OS error (`ESRCH` once it has exited, `EPERM`, `EINVAL`).
+    ///
+    /// ```no_run
+    /// let supervisor = daemonctx::process::Pinned::open(4242)?;
+    /// supervisor.queue_signal(libc::SIGRTMIN(), libc::SIGHUP)?; // "pass SIGHUP on"
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn queue_signal(&self, signal: i32, value: i32) -> io::Result<()> {
+        crate::sys::pidfd::send_queued(self.fd.as_fd(), signal, value)
+    }
+
     /// `poll(2)` on the pidfd until the process exits (true) or `deadline` passes (false).
     pub fn wait_exit(&self, deadline: Instant) -> bool {
         wait_exit(&self.fd, deadline)
@@ -158,7 +193,7 @@ impl Pinned {
     /// kernel reports `POLLHUP` then, since Linux 6.9 or so) or `deadline` passes. Until it is
     /// reaped, a zombie still counts as a member of its process group.
     pub fn wait_reaped(&self, deadline: Instant) -> bool {
-        poll_until(&self.fd, 0, deadline)
+        poll_until(&self.fd, PollFlags::empty(), deadline)
     }
 
     fn current_stat(&self) -> Option<Stat> {
@@ -243,9 +278,9 @@ pub fn signal_descendants(ancestor: &Pinned, signal: i32) {
         let member_seen =
             tree.iter().any(|(p, _)| p.current_stat().is_some_and(|s| s.pgrp == group));
         if member_seen {
-            // SAFETY: kill takes plain integers; a pinned descendant was a live member of the
-            // group just now, so the group number is still that group's.
-            unsafe { libc::kill(-(group as i32), signal) };
+            // A pinned descendant was a live member of the group just now, so the group
+            // number is still that group's.
+            let _ = crate::sys::signal::kill_group(group, signal);
             signalled.push(group);
         }
     }
@@ -269,18 +304,53 @@ pub fn pin_group_members(pgid: u32) -> Vec<Pinned> {
         .collect()
 }
 
+/// `kill(2)` of process group `pgid` with `signal`, any number (real-time ones too; 0 only
+/// checks). No `/proc` scan.
+///
+/// A group's number can name a later group once every member is gone: call it only while the
+/// number is known to be the group's, e.g. while its leader is an unreaped child of the caller
+/// (a zombie keeps its pid and its group's number in use) or a member pinned by a pidfd was
+/// just seen in it.
+///
+/// # Errors
+/// The OS error: `ESRCH` for a group without members, `EPERM`, `EINVAL`.
+///
+/// ```
+/// let ours = nix::unistd::getpgrp().as_raw() as u32;
+/// daemonctx::process::signal_group(ours, 0)?; // signal 0: only checks
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn signal_group(pgid: u32, signal: i32) -> io::Result<()> {
+    crate::sys::signal::kill_group(pgid, signal).map_err(io::Error::from_raw_os_error)
+}
+
+/// `kill(2)` of the process `pid` with `signal`, any number (real-time ones too; 0 only
+/// checks).
+///
+/// A pid names a later process once its process has been reaped: call it only for a child of
+/// the caller that has not been reaped yet (`waitpid(2)`); anything else goes through a pidfd
+/// ([`Pinned::signal`]).
+///
+/// # Errors
+/// The OS error: `ESRCH`, `EPERM`, `EINVAL`.
+///
+/// ```
+/// daemonctx::process::signal_unreaped_child(std::process::id(), 0)?; // signal 0: only checks
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn signal_unreaped_child(pid: u32, signal: i32) -> io::Result<()> {
+    crate::sys::signal::kill_pid(pid, signal).map_err(io::Error::from_raw_os_error)
+}
+
 /// Whether process group `pgid` has any member: `kill(2)` with signal 0. No `/proc` scan. A
 /// zombie not yet reaped still counts as a member.
 ///
 /// ```
-/// // SAFETY: getpgrp has no preconditions.
-/// let ours = unsafe { libc::getpgrp() } as u32;
+/// let ours = nix::unistd::getpgrp().as_raw() as u32;
 /// assert!(daemonctx::process::group_exists(ours));
 /// ```
 pub fn group_exists(pgid: u32) -> bool {
-    // SAFETY: kill takes plain integers; signal 0 only checks.
-    let rc = unsafe { libc::kill(-(pgid as i32), 0) };
-    rc == 0 || io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
+    crate::sys::signal::kill_group(pgid, 0).map_or_else(|e| e != libc::ESRCH, |()| true)
 }
 
 /// Whether `pid` is `ancestor` or descends from it.
@@ -375,13 +445,7 @@ pub fn holds_lock_on(pid: u32, dev: u64, ino: u64) -> Option<bool> {
 /// # Errors
 /// `ESRCH` when there is no such process; other OS errors of `pidfd_open(2)`.
 pub fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
-    // SAFETY: pidfd_open takes a pid and flags.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: the kernel just returned this descriptor; nothing else owns it.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+    crate::sys::pidfd::open(pid)
 }
 
 /// `pidfd_send_signal(2)`: signals exactly the pinned process.
@@ -389,32 +453,26 @@ pub fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
 /// # Errors
 /// The OS error (`ESRCH` once it has exited, `EPERM`).
 pub fn pidfd_send_signal(pidfd: &OwnedFd, signal: i32) -> io::Result<()> {
-    let no_info: *const libc::siginfo_t = std::ptr::null();
-    // SAFETY: pidfd is an open pidfd; a null siginfo sends as kill(2) would.
-    let rc = unsafe {
-        libc::syscall(libc::SYS_pidfd_send_signal, pidfd.as_raw_fd(), signal, no_info, 0)
-    };
-    if rc != 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
+    crate::sys::pidfd::send_signal(pidfd.as_fd(), signal)
 }
 
 /// `poll(2)` on a pidfd until its process exits (true) or `deadline` passes (false).
 pub fn wait_exit(pidfd: &OwnedFd, deadline: Instant) -> bool {
-    poll_until(pidfd, libc::POLLIN, deadline)
+    poll_until(pidfd, PollFlags::POLLIN, deadline)
 }
 
 /// `poll(2)` on `fd` for `events` (and `POLLHUP`, always reported) until one comes (true) or
 /// `deadline` passes (false).
-fn poll_until(fd: &OwnedFd, events: libc::c_short, deadline: Instant) -> bool {
+fn poll_until(fd: &OwnedFd, events: PollFlags, deadline: Instant) -> bool {
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        let ms = i32::try_from(left.as_millis()).unwrap_or(i32::MAX);
-        let mut pfd = libc::pollfd { fd: fd.as_raw_fd(), events, revents: 0 };
-        // SAFETY: one valid pollfd.
-        match unsafe { libc::poll(&mut pfd, 1, ms) } {
-            n if n > 0 => return true,
-            0 => return false,
-            _ if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted => continue,
-            _ => return false,
+        let timeout = PollTimeout::try_from(left).unwrap_or(PollTimeout::MAX);
+        let mut fds = [PollFd::new(fd.as_fd(), events)];
+        match poll(&mut fds, timeout) {
+            Ok(n) if n > 0 => return true,
+            Ok(_) => return false,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => return false,
         }
     }
 }
@@ -479,6 +537,15 @@ mod tests {
         assert!(descends_from(std::process::id(), me.ppid));
         assert!(!descends_from(me.ppid, std::process::id()));
         assert!(is_alive(std::process::id()));
+    }
+
+    #[test]
+    fn parse_stat_reads_the_fields_after_the_last_parenthesis() {
+        let text = "42 (a) b) (c) S 1 42 42 34816 42 4194560 10 0 0 0 7 3 0 0 20 0 1 0 \
+                    12345 1000 100 18446744073709551615";
+        let stat = parse_stat(text).unwrap();
+        assert_eq!((stat.state, stat.ppid, stat.pgrp, stat.session), ('S', 1, 42, 42));
+        assert_eq!((stat.tty_nr, stat.utime, stat.stime, stat.starttime), (34816, 7, 3, 12345));
     }
 
     #[test]

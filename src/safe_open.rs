@@ -15,14 +15,17 @@
 //! link count check refuses one that is still linked; the kernel's `fs.protected_hardlinks`
 //! (on by default) keeps such links from being made at all, and closes the moment between the
 //! link's removal and the check.
-#![allow(unsafe_code)]
 
 use std::collections::VecDeque;
 use std::ffi::{CStr, CString, OsStr, OsString};
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path};
+
+use nix::fcntl::{AtFlags, OFlag, OpenHow, ResolveFlag};
+use nix::sys::stat::Mode;
+use nix::unistd::UnlinkatFlags;
 
 /// The most symbolic links followed in one walk, as the kernel's own limit (`ELOOP`).
 const MAX_LINKS: usize = 40;
@@ -93,44 +96,22 @@ pub(crate) fn unlink_if_named(path: &CStr, dev: u64, ino: u64) -> Result<bool, i
     }
     buf[..parent.len()].copy_from_slice(parent);
     buf[parent.len()] = 0;
-    // SAFETY: open_how is plain old data; all-zero is valid (mode 0, no resolve flags yet).
-    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
-    how.flags = (libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) as u64;
-    how.resolve = libc::RESOLVE_NO_SYMLINKS;
-    // SAFETY: buf holds a NUL-terminated path, how is a valid open_how of the size passed.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_openat2,
-            libc::AT_FDCWD,
-            buf.as_ptr(),
-            &how as *const libc::open_how,
-            std::mem::size_of::<libc::open_how>(),
-        )
-    };
-    if fd < 0 {
-        return Err(crate::error::errno());
-    }
-    // SAFETY: openat2 just returned this descriptor and nothing else owns it.
-    let dir = unsafe { OwnedFd::from_raw_fd(fd as i32) };
-    // SAFETY: the name is the tail of a CStr, so NUL-terminated, and holds no '/'.
-    let name = unsafe { CStr::from_ptr(path.as_ptr().add(slash + 1)) };
-    let mut meta = std::mem::MaybeUninit::<libc::stat>::uninit();
-    // SAFETY: dir is open, name NUL-terminated, meta a valid out-pointer.
-    let rc = unsafe {
-        libc::fstatat(dir.as_raw_fd(), name.as_ptr(), meta.as_mut_ptr(), libc::AT_SYMLINK_NOFOLLOW)
-    };
-    if rc != 0 {
+    // nix passes a &CStr on as it is: no copy, no allocation (a &Path or &[u8] would be).
+    let parent = CStr::from_bytes_until_nul(&buf).map_err(|_| libc::EINVAL)?;
+    let how = OpenHow::new()
+        .flags(OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC)
+        .resolve(ResolveFlag::RESOLVE_NO_SYMLINKS);
+    let dir = nix::fcntl::openat2(nix::fcntl::AT_FDCWD, parent, how).map_err(|e| e as i32)?;
+    // The tail of a CStr after its last '/': NUL-terminated, with no '/' in it.
+    let name = CStr::from_bytes_with_nul(&path.to_bytes_with_nul()[slash + 1..])
+        .map_err(|_| libc::EINVAL)?;
+    let Ok(meta) = nix::sys::stat::fstatat(&dir, name, AtFlags::AT_SYMLINK_NOFOLLOW) else {
         return Ok(false);
-    }
-    // SAFETY: fstatat succeeded, so it filled meta.
-    let meta = unsafe { meta.assume_init() };
+    };
     if (meta.st_dev, meta.st_ino) != (dev, ino) {
         return Ok(false);
     }
-    // SAFETY: dir is open and name NUL-terminated.
-    if unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), 0) } != 0 {
-        return Err(crate::error::errno());
-    }
+    nix::unistd::unlinkat(&dir, name, UnlinkatFlags::NoRemoveDir).map_err(|e| e as i32)?;
     Ok(true)
 }
 
@@ -228,8 +209,7 @@ fn open_last(
 
 /// Trusted: belongs to root or the caller, and neither group nor others may write it.
 fn is_trusted(meta: &libc::stat) -> bool {
-    // SAFETY: geteuid has no preconditions.
-    let me = unsafe { libc::geteuid() };
+    let me = nix::unistd::geteuid().as_raw();
     (meta.st_uid == 0 || meta.st_uid == me) && meta.st_mode & 0o022 == 0
 }
 
@@ -250,60 +230,30 @@ fn cstring(name: &OsStr) -> io::Result<CString> {
 
 /// `open(2)` of `/` with `O_PATH | O_DIRECTORY | O_CLOEXEC`: where every walk starts.
 fn open_root() -> io::Result<OwnedFd> {
-    let flags = libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC;
-    // SAFETY: the path is a NUL-terminated literal; no O_CREAT, so no mode is read.
-    let fd = unsafe { libc::open(c"/".as_ptr(), flags) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: open just returned this descriptor and nothing else owns it.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+    Ok(nix::fcntl::open(c"/", flags, Mode::empty())?)
 }
 
-/// `openat(2)` with `O_CLOEXEC | O_NOCTTY` added.
+/// `openat(2)` with `O_CLOEXEC | O_NOCTTY` added; `mode` is used only with `O_CREAT`.
 fn openat(dir: BorrowedFd<'_>, name: &CStr, flags: i32, mode: u32) -> io::Result<OwnedFd> {
-    let flags = flags | libc::O_CLOEXEC | libc::O_NOCTTY;
-    // SAFETY: dir is an open directory descriptor, name a NUL-terminated string; mode is the
-    // variadic argument, read only with O_CREAT.
-    let fd = unsafe { libc::openat(dir.as_raw_fd(), name.as_ptr(), flags, mode as libc::c_uint) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: openat just returned this descriptor and nothing else owns it.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    let flags = OFlag::from_bits_retain(flags) | OFlag::O_CLOEXEC | OFlag::O_NOCTTY;
+    Ok(nix::fcntl::openat(dir, name, flags, Mode::from_bits_truncate(mode))?)
 }
 
+/// `fstat(2)`.
 fn fstat(fd: BorrowedFd<'_>) -> io::Result<libc::stat> {
-    let mut meta = std::mem::MaybeUninit::<libc::stat>::uninit();
-    // SAFETY: meta is a valid out-pointer for one struct stat.
-    if unsafe { libc::fstat(fd.as_raw_fd(), meta.as_mut_ptr()) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: fstat succeeded, so it filled meta.
-    Ok(unsafe { meta.assume_init() })
+    Ok(nix::sys::stat::fstat(fd)?)
 }
 
-/// `readlinkat(2)` of the link `fd` (opened with `O_PATH | O_NOFOLLOW`) itself.
+/// `readlinkat(2)` of the link `fd` (opened with `O_PATH | O_NOFOLLOW`) itself: an empty path
+/// reads that link.
 fn readlink(fd: BorrowedFd<'_>) -> io::Result<OsString> {
-    let mut buf = vec![0u8; libc::PATH_MAX as usize];
-    // SAFETY: fd is an O_PATH descriptor of a symbolic link (an empty path reads that link);
-    // buf has buf.len() writable bytes.
-    let n = unsafe {
-        libc::readlinkat(fd.as_raw_fd(), c"".as_ptr(), buf.as_mut_ptr().cast(), buf.len())
-    };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    buf.truncate(n as usize);
-    Ok(OsString::from_vec(buf))
+    Ok(nix::fcntl::readlinkat(fd, c"")?)
 }
 
+/// `ftruncate(2)` to 0.
 fn truncate(fd: BorrowedFd<'_>) -> io::Result<()> {
-    // SAFETY: ftruncate on an open descriptor has no memory preconditions.
-    if unsafe { libc::ftruncate(fd.as_raw_fd(), 0) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+    Ok(nix::unistd::ftruncate(fd, 0)?)
 }
 
 #[cfg(test)]

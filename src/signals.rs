@@ -111,6 +111,28 @@ pub fn default_signal_map() -> SignalMap {
     ])
 }
 
+/// The signals a supervisor or an init never blocks and never passes on: the faults the kernel
+/// raises in a process for its own instruction (blocking them would hang or kill it: `SEGV`,
+/// `BUS`, `ILL`, `FPE`, `TRAP`, `SYS`, and `ABRT` from `abort(3)`), and `KILL` and `STOP`, which
+/// cannot be caught. Every other signal is asynchronous: something else sent it.
+///
+/// ```
+/// let asynchronous = (1..=libc::SIGRTMAX()).filter(|s| !daemonctx::signals::SYNCHRONOUS_OR_UNCATCHABLE.contains(s));
+/// assert!(asynchronous.clone().any(|s| s == libc::SIGALRM));
+/// assert!(!asynchronous.clone().any(|s| s == libc::SIGSEGV || s == libc::SIGKILL));
+/// ```
+pub const SYNCHRONOUS_OR_UNCATCHABLE: [c_int; 9] = [
+    libc::SIGKILL,
+    libc::SIGSTOP,
+    libc::SIGSEGV,
+    libc::SIGBUS,
+    libc::SIGILL,
+    libc::SIGFPE,
+    libc::SIGTRAP,
+    libc::SIGSYS,
+    libc::SIGABRT,
+];
+
 /// The highest signal number on Linux (`_NSIG - 1`).
 const MAX_SIGNAL: usize = 64;
 

@@ -16,8 +16,6 @@
 //! before the daemon was last seen unreaped (`/proc/PID/stat` starttime): a process that took
 //! the number as its pid and called `setsid(2)` after the reap is never signalled.
 
-#![allow(unsafe_code)]
-
 use std::fmt;
 use std::io;
 use std::path::Path;
@@ -412,12 +410,11 @@ impl<'a> Targets<'a> {
             }
         }
         let result = match self.group.filter(|g| self.group_seen(*g)) {
-            // SAFETY: kill takes plain integers; a pinned member was just seen in the group,
-            // the daemon's own (checked when it was pinned).
-            Some(pgid) => match unsafe { libc::kill(-(pgid as i32), signal) } {
-                0 => Ok(()),
-                _ => Err(io::Error::last_os_error()),
-            },
+            // A pinned member was just seen in the group, the daemon's own (checked when it
+            // was pinned).
+            Some(pgid) => {
+                crate::sys::signal::kill_group(pgid, signal).map_err(io::Error::from_raw_os_error)
+            }
             None => self.main.signal(signal),
         };
         for other in &self.others {

@@ -65,11 +65,11 @@ fn daemon_is_detached_clean_and_holds_its_pidfile() {
     let (pid, _guard) = start(&dir, &[]);
 
     let stat = proc_stat(pid);
-    let ppid: i32 = stat[1].parse().unwrap();
+    let ppid = stat.ppid as i32;
     assert!(ancestors_of_test().contains(&ppid), "parent {ppid} is neither PID 1 nor a subreaper");
-    assert_ne!(stat[3], pid.to_string(), "the daemon leads its session");
-    assert_eq!(stat[2], stat[3], "the daemon is not in the group of the new session");
-    assert_eq!(stat[4], "0", "the daemon has a controlling terminal");
+    assert_ne!(stat.session, pid as u32, "the daemon leads its session");
+    assert_eq!(stat.pgrp, stat.session, "the daemon is not in the group of the new session");
+    assert_eq!(stat.tty_nr, 0, "the daemon has a controlling terminal");
 
     // 0 to 2 on /dev/null, the pidfile; whatever else this test runner passed down stays,
     // close-on-exec (owned by nobody the daemon knows of: see close_inherited_fds).
@@ -546,7 +546,7 @@ fn daemon_survives_its_invoker_leaving_a_terminal_session() {
         !wait_gone(pid, Duration::from_millis(300)),
         "the daemon died with the terminal session"
     );
-    assert_eq!(proc_stat(pid)[4], "0", "the daemon kept a controlling terminal");
+    assert_eq!(proc_stat(pid).tty_nr, 0, "the daemon kept a controlling terminal");
 }
 
 #[test]
@@ -911,9 +911,9 @@ fn parent_pid_1_means_started_by_init_so_no_detach() {
         .collect();
     assert_eq!(probes.len(), 1, "{probes:?}");
     let stat = proc_stat(probes[0]);
-    let init = stat[1].parse::<i32>().unwrap(); // the namespace's PID 1, seen from outside
-    assert_eq!(proc_stat(init)[1], unshare.id().to_string(), "the probe left its parent");
-    assert_eq!(stat[3], proc_stat(init)[3], "the probe started a session of its own");
+    let init = stat.ppid as i32; // the namespace's PID 1, seen from outside
+    assert_eq!(proc_stat(init).ppid, unshare.id(), "the probe left its parent");
+    assert_eq!(stat.session, proc_stat(init).session, "the probe started a session of its own");
     assert_eq!(read_pidfile(&pidfile), 2, "the pidfile names the probe as its namespace sees it");
     kill(unshare.id() as i32, libc::SIGKILL); // --kill-child takes the namespace down with it
     unshare.wait().unwrap();

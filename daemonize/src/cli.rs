@@ -462,26 +462,17 @@ pub struct Cli {
 pub struct Forwarded(pub Vec<i32>);
 
 /// The signals a supervisor never passes on: those it handles itself (TERM stops, CHLD reaps),
-/// the faults it never blocks, and the two no process can catch.
-const NOT_FORWARDABLE: &[i32] = &[
-    libc::SIGTERM,
-    libc::SIGCHLD,
-    libc::SIGKILL,
-    libc::SIGSTOP,
-    libc::SIGSEGV,
-    libc::SIGBUS,
-    libc::SIGILL,
-    libc::SIGFPE,
-    libc::SIGTRAP,
-    libc::SIGSYS,
-    libc::SIGABRT,
-];
+/// and the faults and uncatchable ones no supervisor blocks.
+fn forwardable(signal: i32) -> bool {
+    ![libc::SIGTERM, libc::SIGCHLD].contains(&signal)
+        && !daemonctx::signals::SYNCHRONOUS_OR_UNCATCHABLE.contains(&signal)
+}
 
 fn parse_forwarded(text: &str) -> Result<Forwarded, String> {
     let mut signals = Vec::new();
     for name in text.split(',').map(str::trim).filter(|name| !name.is_empty()) {
         let signal = parse_signal(name)?;
-        if NOT_FORWARDABLE.contains(&signal) {
+        if !forwardable(signal) {
             return Err(format!(
                 "{name} cannot be forwarded (TERM stops the supervisor, CHLD reaps; KILL, STOP \
                  and the fault signals SEGV, BUS, ILL, FPE, TRAP, SYS, ABRT are never passed on)"

@@ -22,7 +22,7 @@
 
 use std::ffi::OsString;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Instant;
 
 use daemonctx::process;
@@ -87,35 +87,12 @@ impl ReadyListener {
     /// # Errors
     /// The OS error of the failed call.
     pub fn notify_socket() -> io::Result<ReadyListener> {
-        // SAFETY: socket takes plain integers and returns a new descriptor or -1.
-        let fd = unsafe {
-            libc::socket(
-                libc::AF_UNIX,
-                libc::SOCK_DGRAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
-                0,
-            )
-        };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: socket just returned this descriptor; nothing else owns it.
-        let socket = unsafe { OwnedFd::from_raw_fd(fd) };
+        use nix::sys::socket::{AddressFamily, SockFlag, SockType, setsockopt, socket, sockopt};
+        let flags = SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK;
+        let socket = socket(AddressFamily::Unix, SockType::Datagram, flags, None)?;
         let name = format!("daemonize/notify/{}/{}", std::process::id(), unique());
         bind_abstract(&socket, &name)?;
-        let on: libc::c_int = 1;
-        // SAFETY: on is a valid int for the option's length.
-        let rc = unsafe {
-            libc::setsockopt(
-                fd,
-                libc::SOL_SOCKET,
-                libc::SO_PASSCRED,
-                (&on as *const libc::c_int).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
-        if rc != 0 {
-            return Err(io::Error::last_os_error());
-        }
+        setsockopt(&socket, sockopt::PassCred, &true)?;
         Ok(ReadyListener(Kind::Notify { socket, address: format!("@{name}") }))
     }
 
@@ -127,16 +104,10 @@ impl ReadyListener {
         if target < 3 {
             return Err(io::Error::from_raw_os_error(libc::EINVAL));
         }
-        let mut fds = [0 as RawFd; 2];
-        // SAFETY: fds is a valid array of two ints for pipe2 to fill.
-        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: pipe2 just returned these two descriptors; each gets exactly one owner.
-        let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        use nix::fcntl::{FcntlArg, OFlag, fcntl};
+        let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK)?;
         // The write end is blocking for the command, whatever the read end is.
-        // SAFETY: F_SETFL takes an int flag set.
-        unsafe { libc::fcntl(write.as_raw_fd(), libc::F_SETFL, 0) };
+        fcntl(&write, FcntlArg::F_SETFL(OFlag::empty()))?;
         Ok(ReadyListener(Kind::Fd { read, write: Some(write), target, closed: false }))
     }
 
@@ -292,25 +263,12 @@ impl ReadyListener {
         let started = main;
         let mut pidfd = process::pidfd_open(main)?;
         loop {
-            let listener = self.poll_fd().unwrap_or(-1);
-            let mut fds = [
-                libc::pollfd { fd: listener, events: libc::POLLIN, revents: 0 },
-                libc::pollfd { fd: pidfd.as_raw_fd(), events: libc::POLLIN, revents: 0 },
-            ];
-            let timeout = deadline.map_or(-1, |d| {
-                let left = d.saturating_duration_since(Instant::now());
-                i32::try_from(left.as_millis()).unwrap_or(i32::MAX)
-            });
-            // SAFETY: fds is a valid array of two pollfds (a negative fd is ignored by poll).
-            let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, timeout) };
-            if n < 0 {
-                let e = io::Error::last_os_error();
-                if e.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                return Err(e);
-            }
-            if fds[0].revents != 0 {
+            let (heard, exited) = match poll_listener_and(self.listener(), pidfd.as_fd(), deadline)
+            {
+                Err(nix::errno::Errno::EINTR) => continue,
+                polled => polled?,
+            };
+            if heard {
                 // All notices of a message count before readiness: `READY=1` may come before
                 // the `MAINPID=` of the same datagram.
                 let mut ready = false;
@@ -332,12 +290,19 @@ impl ReadyListener {
                 }
                 continue;
             }
-            if fds[1].revents != 0 {
+            if exited {
                 return Ok(Readiness::Exited(main));
             }
-            if n == 0 {
-                return Ok(Readiness::TimedOut(main));
-            }
+            return Ok(Readiness::TimedOut(main));
+        }
+    }
+
+    /// What [`ReadyListener::poll_fd`] names, borrowed.
+    fn listener(&self) -> Option<BorrowedFd<'_>> {
+        match &self.0 {
+            Kind::Notify { socket, .. } => Some(socket.as_fd()),
+            Kind::Fd { read, closed: false, .. } => Some(read.as_fd()),
+            Kind::Fd { .. } => None,
         }
     }
 }
@@ -349,6 +314,26 @@ fn unique() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.subsec_nanos() as u64);
     nanos ^ (COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed) << 32)
+}
+
+/// `poll(2)` on `listener` (when there is one) and `pidfd` for reading, until one is ready or
+/// `deadline` passes: (the listener has something, the process exited); both false once the
+/// deadline passed.
+fn poll_listener_and(
+    listener: Option<BorrowedFd<'_>>,
+    pidfd: BorrowedFd<'_>,
+    deadline: Option<Instant>,
+) -> nix::Result<(bool, bool)> {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    let timeout = deadline.map_or(PollTimeout::NONE, |d| {
+        let left = d.saturating_duration_since(Instant::now());
+        PollTimeout::try_from(left).unwrap_or(PollTimeout::MAX)
+    });
+    let mut fds = vec![PollFd::new(pidfd, PollFlags::POLLIN)];
+    fds.extend(listener.map(|fd| PollFd::new(fd, PollFlags::POLLIN)));
+    poll(&mut fds, timeout)?;
+    let ready = |fd: &PollFd<'_>| fd.revents().is_some_and(|events| !events.is_empty());
+    Ok((fds.get(1).is_some_and(ready), ready(&fds[0])))
 }
 
 /// `SO_ATTACH_FILTER` with a classic BPF program of one instruction, "return 0" (keep no byte:
@@ -378,28 +363,10 @@ fn set_option<T>(socket: &OwnedFd, option: libc::c_int, value: &T) -> io::Result
     if rc != 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
 }
 
-/// `bind(2)` to `\0name` in the abstract namespace.
+/// `bind(2)` to `\0name` in the abstract namespace (`ENAMETOOLONG` past `sun_path`).
 fn bind_abstract(socket: &OwnedFd, name: &str) -> io::Result<()> {
-    // SAFETY: sockaddr_un is plain old data; all-zero is a valid value.
-    let mut address: libc::sockaddr_un = unsafe { std::mem::zeroed() };
-    address.sun_family = libc::AF_UNIX as libc::sa_family_t;
-    let bytes = name.as_bytes();
-    if bytes.len() + 1 > address.sun_path.len() {
-        return Err(io::Error::from_raw_os_error(libc::ENAMETOOLONG));
-    }
-    for (slot, byte) in address.sun_path[1..].iter_mut().zip(bytes) {
-        *slot = *byte as libc::c_char;
-    }
-    let length = std::mem::size_of::<libc::sa_family_t>() + 1 + bytes.len();
-    // SAFETY: address is a valid sockaddr_un and length covers the family and the name.
-    let rc = unsafe {
-        libc::bind(
-            socket.as_raw_fd(),
-            (&address as *const libc::sockaddr_un).cast(),
-            length as libc::socklen_t,
-        )
-    };
-    if rc != 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
+    let address = nix::sys::socket::UnixAddr::new_abstract(name.as_bytes())?;
+    Ok(nix::sys::socket::bind(socket.as_raw_fd(), &address)?)
 }
 
 /// Receives every waiting datagram with its sender's credentials (`recvmsg(2)` through nix,
@@ -475,19 +442,17 @@ pub fn parse_notify(message: &[u8]) -> Vec<Notice> {
 fn read_newline(read: &OwnedFd, closed: &mut bool) -> Vec<Notice> {
     let mut buf = [0u8; 512];
     loop {
-        // SAFETY: buf is writable for its length.
-        let n = unsafe { libc::read(read.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-        match n {
-            0 => {
+        match nix::unistd::read(read, &mut buf) {
+            Ok(0) => {
                 *closed = true;
                 return Vec::new();
             }
-            n if n > 0 => {
-                if buf[..n as usize].contains(&b'\n') {
+            Ok(n) => {
+                if buf[..n].contains(&b'\n') {
                     return vec![Notice::Ready];
                 }
             }
-            _ => return Vec::new(), // EAGAIN
+            Err(_) => return Vec::new(), // EAGAIN
         }
     }
 }

@@ -48,14 +48,6 @@ fn exe_of(pid: i32) -> PathBuf {
     std::fs::read_link(format!("/proc/{pid}/exe")).unwrap()
 }
 
-fn environ_of(pid: i32) -> Vec<String> {
-    let raw = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
-    raw.split(|b| *b == 0)
-        .filter(|s| !s.is_empty())
-        .map(|s| String::from_utf8_lossy(s).into_owned())
-        .collect()
-}
-
 fn which(program: &str) -> PathBuf {
     let output = run(Command::new("sh").args(["-c", &format!("command -v {program}")]));
     PathBuf::from(String::from_utf8_lossy(&output.stdout).trim())
@@ -69,9 +61,9 @@ fn exec_mode_daemon_is_the_command_clean_and_holding_the_lock() {
     // daemonize returned 0: the pid in the pidfile is already the command, exec'd.
     assert_eq!(exe_of(pid), std::fs::canonicalize(which("sleep")).unwrap());
     let stat = proc_stat(pid);
-    assert_ne!(stat[3], pid.to_string(), "the daemon leads its session");
-    assert_eq!(stat[4], "0", "the daemon has a controlling terminal");
-    let ppid: i32 = stat[1].parse().unwrap();
+    assert_ne!(stat.session, pid as u32, "the daemon leads its session");
+    assert_eq!(stat.tty_nr, 0, "the daemon has a controlling terminal");
+    let ppid = stat.ppid as i32;
     assert!(ancestors_of_test().contains(&ppid), "parent {ppid} is neither PID 1 nor a subreaper");
     wait_asleep(pid);
     let fds: Vec<(i32, String)> =
@@ -517,7 +509,7 @@ fn stale_pidfile_naming_a_live_unrelated_process_is_never_signalled() {
         let logged = || std::fs::read_to_string(&log).unwrap_or_default().len() >= expected.len();
         assert!(wait_until(COMMAND_TIMEOUT, logged), "{step}: the bystander logged nothing");
         assert_eq!(std::fs::read_to_string(&log).unwrap(), expected, "{step} signalled it");
-        assert!(alive(pid) && proc_stat(pid)[0] != "T", "{step} killed or stopped it");
+        assert!(alive(pid) && proc_stat(pid).state != 'T', "{step} killed or stopped it");
     };
     std::fs::write(&pidfile, format!("{pid}\n")).unwrap();
 

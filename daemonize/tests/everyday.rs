@@ -541,6 +541,10 @@ fn rotation_under_a_dropped_user_reports_a_failed_reopen_and_stop_leaves_nothing
     // With `create 0640 USER USER`, logrotate makes the new file first: the reopen works.
     created_for_user(&log);
     assert!(kill(started.pid, libc::SIGHUP));
+    // The supervisor relays output ready in the same wake-up before it reads its signals: the
+    // lines go to the new file once it holds that file open, not as soon as SIGHUP is sent.
+    let reopened = || proc_fds(started.pid).iter().any(|(_, path)| path == &log);
+    assert!(wait_until(HANDSHAKE, reopened), "no reopen: {:?}", proc_fds(started.pid));
     release(&fifo).expect("COMMAND reads its FIFO");
     let last = || lines_of(&log).last().is_some_and(|line| line == "n400");
     assert!(wait_until(HANDSHAKE, last), "old {:?} new {:?}", lines_of(&rotated), lines_of(&log));

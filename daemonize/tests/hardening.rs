@@ -19,14 +19,6 @@ fn s(path: &Path) -> &str {
     path.to_str().unwrap()
 }
 
-fn environ_of(pid: i32) -> Vec<String> {
-    let raw = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
-    raw.split(|b| *b == 0)
-        .filter(|s| !s.is_empty())
-        .map(|s| String::from_utf8_lossy(s).into_owned())
-        .collect()
-}
-
 /// The value of `name` in `pid`'s environment.
 fn variable(pid: i32, name: &str) -> Option<String> {
     let prefix = format!("{name}=");
@@ -308,7 +300,7 @@ fn readiness_from_outside_the_tree_is_ignored_even_with_the_daemons_uid() {
 
     // The stranger's message waits until its sender is gone: the invoker is stopped meanwhile.
     kill(invoker_pid, libc::SIGSTOP);
-    assert!(wait_until(COMMAND_TIMEOUT, || proc_stat(invoker_pid)[0] == "T"));
+    assert!(wait_until(COMMAND_TIMEOUT, || proc_stat(invoker_pid).state == 'T'));
     let stranger = run(Command::new(example("notify_ready"))
         .args(["--send", "READY=1"])
         .env("NOTIFY_SOCKET", format!("@{}", notify_name(daemon))));

@@ -193,7 +193,7 @@ fn invoker_killed_mid_start_leaves_no_daemon_without_its_pidfile() {
         let settled = wait_until(Duration::from_secs(10), consistent);
         let strays = processes_mentioning(dir.path());
         let _guards: Vec<SpawnedGroup> =
-            strays.iter().map(|pid| SpawnedGroup(pgid_of(*pid))).collect();
+            strays.iter().filter_map(|pid| try_pgid(*pid).map(SpawnedGroup)).collect();
         assert!(
             settled,
             "round {round}: processes {strays:?}, pidfile {:?}",

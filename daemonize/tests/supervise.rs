@@ -75,8 +75,8 @@ fn pidfile_names_the_supervisor_and_child_pidfile_the_command() {
     let dir = TempDir::new("sup-pidfiles");
     let run = start_supervised(&dir, &["--", "sleep", "1000"]);
     assert_eq!(
-        proc_stat(run.child)[1],
-        run.supervisor.to_string(),
+        proc_stat(run.child).ppid,
+        run.supervisor as u32,
         "COMMAND is not the supervisor's child"
     );
     assert_eq!(pgid_of(run.child), run.child, "COMMAND is not in a process group of its own");
@@ -110,7 +110,7 @@ fn descendants_running(supervisor: i32, argv: &str) -> Vec<u32> {
 /// saying so, without python3.
 fn escaper_command(dir: &TempDir, group_file: &Path) -> Option<String> {
     if !Command::new("python3").args(["-c", ""]).status().is_ok_and(|s| s.success()) {
-        skip("stop_kills_every_descendant_even_escaped_ones: no python3 for the forking escaper");
+        skip("stop_kills_every_descendant_even_escaped_ones needs python3 for the forking escaper");
         return None;
     }
     let program = dir.join("escaper.py");
@@ -161,6 +161,95 @@ fn stop_kills_every_descendant_even_escaped_ones() {
     let survivors = processes_mentioning(dir.path());
     assert_eq!(survivors, Vec::<i32>::new(), "an escaper generation survived");
     assert!(!dir.join("s.pid").exists() && !dir.join("c.pid").exists(), "pidfiles left");
+}
+
+/// The `/proc` paths a traced process opened that name another process (`/proc/N/...` with N
+/// not its own pid) or list them all (`/proc` itself), from `strace -f -o` lines
+/// (`PID openat(AT_FDCWD, "/proc/...", ...)`).
+fn proc_opens_of_others(trace: &str, traced: i32) -> Vec<String> {
+    trace
+        .lines()
+        .filter(|line| line.split_whitespace().next() == Some(&traced.to_string()))
+        .filter(|line| {
+            let Some((_, after)) = line.split_once("\"/proc") else { return false };
+            let Some(rest) = after.strip_prefix('/') else { return after.starts_with('"') };
+            let number: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            !number.is_empty() && number != traced.to_string()
+        })
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn common_case_stop_scans_no_other_process() {
+    // COMMAND and its group gone at SIGTERM: the supervisor learns from waitpid(2) that nothing
+    // is left, and opens no /proc/PID of another process (nor lists /proc).
+    let test = "common_case_stop_scans_no_other_process";
+    if !Command::new("strace").arg("-V").output().is_ok_and(|o| o.status.success()) {
+        skip(&format!("{test} needs strace"));
+        return;
+    }
+    let dir = TempDir::new("sup-noscan");
+    let (pidfile, child_pidfile, trace) = (dir.join("s.pid"), dir.join("c.pid"), dir.join("t"));
+    let mut strace = Command::new("strace");
+    strace.args(["-f", "-qq", "-e", "trace=openat,open", "-o", s(&trace)]).arg(daemonize_bin());
+    strace.args(["--supervise", "-p", s(&pidfile), "--child-pidfile", s(&child_pidfile)]);
+    let mut strace = strace
+        .args(["--", "sleep", "1000"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _strace_guard = Spawned::new(strace.id() as i32);
+    let named = || std::fs::read_to_string(&child_pidfile).is_ok_and(|t| !t.is_empty());
+    if !wait_until(COMMAND_TIMEOUT, named) {
+        let _ = guard_pidfile(&pidfile);
+        let _ = strace.kill();
+        let _ = strace.wait();
+        skip(&format!("{test} needs strace to trace (ptrace refused?): no supervisor"));
+        return;
+    }
+    let supervisor = read_pidfile(&pidfile);
+    let _guard = guard_pidfile(&pidfile);
+    let output = daemonize(&["--stop", "-p", s(&pidfile)]);
+    assert_eq!(code(&output.status), 0, "{}", describe("stop", &output));
+    // strace ends with the last process it follows: then the trace is whole.
+    assert!(wait_gone(strace.id() as i32, COMMAND_TIMEOUT), "strace never finished");
+    let _ = strace.wait(); // gone already: reaps it
+    let trace = std::fs::read_to_string(&trace).unwrap();
+    let scans = proc_opens_of_others(&trace, supervisor);
+    assert_eq!(scans, Vec::<String>::new(), "the supervisor (pid {supervisor}) scanned /proc");
+}
+
+#[test]
+fn an_escaped_descendant_of_a_live_parent_gets_sigterm_before_kill_after() {
+    // COMMAND ignores SIGTERM and stays; its child left the group (setsid) and records the
+    // SIGTERM it gets. The group signal cannot reach it, its parent is alive (so the supervisor
+    // has no orphan to learn from): the scan made when the tree did not empty must.
+    let test = "an_escaped_descendant_of_a_live_parent_gets_sigterm_before_kill_after";
+    if !Command::new("python3").args(["-c", ""]).status().is_ok_and(|s| s.success()) {
+        skip(&format!("{test} needs python3"));
+        return;
+    }
+    let dir = TempDir::new("sup-escaped-term");
+    let (program, record) = (dir.join("escaped.py"), dir.join("got"));
+    let python = "import os, signal, sys\n\
+                def term(*_):\n    open(sys.argv[1], 'w').write('TERM')\n    os._exit(0)\n\
+                signal.signal(signal.SIGTERM, term)\n\
+                os.setsid()\n\
+                os.write(3, b'\\n')\n\
+                os.close(3)\n\
+                while True:\n    signal.pause()\n";
+    std::fs::write(&program, python).unwrap();
+    let script = format!("trap '' TERM; python3 {} {} & exec 3>&-; wait", s(&program), s(&record));
+    let args = ["--kill-after", "3", "--wait-ready", "fd:3", "--", "sh", "-c", &script];
+    let run = start_supervised(&dir, &args);
+    let output = daemonize(&["--stop", "-p", s(&dir.join("s.pid"))]);
+    assert_eq!(code(&output.status), 0, "{}", describe("stop", &output));
+    assert!(!alive(run.child) && !alive(run.supervisor));
+    let got = std::fs::read_to_string(&record).unwrap_or_default();
+    assert_eq!(got, "TERM", "the escaped descendant got no SIGTERM before SIGKILL");
 }
 
 #[test]
@@ -254,7 +343,7 @@ fn a_crash_loop_does_not_spin_the_cpu() {
     // utime + stime in clock ticks (100 per second): eight restarts spaced 0.1 s apart cost
     // a few milliseconds of CPU, not the 0.8 s a busy loop would.
     let stat = proc_stat(supervisor);
-    let ticks: u64 = stat[11].parse::<u64>().unwrap() + stat[12].parse::<u64>().unwrap();
+    let ticks = stat.utime + stat.stime;
     assert!(ticks < 20, "the supervisor used {ticks} ticks of CPU over 8 restarts");
 }
 
@@ -632,8 +721,8 @@ fn notify_socket_stays_bound_once_ready_and_restarts_get_none() {
     let child = wait_for_pidfile(&dir.join("c.pid"));
     assert_ne!(child, run.child);
     let _guard = SpawnedGroup(pgid_of(child));
-    let environ = std::fs::read(format!("/proc/{child}/environ")).unwrap();
-    assert!(!environ.split(|b| *b == 0).any(|v| v.starts_with(b"NOTIFY_SOCKET=")));
+    let environ = environ_of(child);
+    assert!(!environ.iter().any(|v| v.starts_with("NOTIFY_SOCKET=")), "{environ:?}");
     assert!(is_bound(), "{address} was given up at the restart");
 }
 

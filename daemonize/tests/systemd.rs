@@ -681,7 +681,7 @@ fn interactive_command_gets_the_terminal_with_job_control() {
     let mut started = Started::spawn(command.current_dir(dir.path()));
     let daemonize = first_child(started.pid());
     // ^Z stops COMMAND; as a shell's job, the supervisor stops too, giving the terminal back.
-    let stopped = || proc_stat(daemonize).first().is_some_and(|state| state == "T");
+    let stopped = || proc_stat(daemonize).state == 'T';
     assert!(wait_until(COMMAND_TIMEOUT, stopped), "daemonize never stopped with COMMAND");
     // `fg`: the shell continues the supervisor, which continues COMMAND on the terminal.
     kill(daemonize, libc::SIGCONT);

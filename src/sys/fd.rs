@@ -70,6 +70,23 @@ pub(crate) fn check_open(fd: RawFd) -> Result<(), i32> {
     if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 { Err(errno()) } else { Ok(()) }
 }
 
+/// `dup2(2)` of `source` onto the number `target`, which then refers to `source`'s open file
+/// description (the old one is released from that number). Async-signal-safe; the errno on
+/// failure. (nix's `dup2` asks for `&mut OwnedFd`, which a caller holding `&self` has not.)
+///
+/// # Safety
+/// The caller owns `target` (through a value of its own, such as [`crate::Pidfile`]'s
+/// descriptor), and no code that borrowed it relies on it referring to the old description
+/// afterwards.
+pub(crate) unsafe fn dup2_over(source: BorrowedFd<'_>, target: BorrowedFd<'_>) -> Result<(), i32> {
+    // SAFETY: both are open descriptors; the caller vouches that replacing what target refers
+    // to breaks no owner's or borrower's expectation.
+    if unsafe { libc::dup2(source.as_raw_fd(), target.as_raw_fd()) } < 0 {
+        return Err(errno());
+    }
+    Ok(())
+}
+
 /// `dup2(2)` of `source` onto the standard stream `target` (0, 1 or 2) through nix's safe
 /// `dup2_stdin`, `dup2_stdout` and `dup2_stderr`; the copy is not close-on-exec.
 /// Async-signal-safe (one system call, no allocation); the errno on failure.

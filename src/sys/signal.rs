@@ -1,7 +1,7 @@
 //! Signal calls without a usable nix wrapper: `rt_sigaction(2)` straight to the kernel (glibc's
 //! `sigaction(3)` refuses its reserved signals 32 and 33), `sigaction(2)` with a raw handler
-//! address, `kill(2)` of this process with any signal number (nix's `Signal` has no real-time
-//! signals).
+//! address, `kill(2)` of this process or of a process group with any signal number (nix's
+//! `Signal` has no real-time signals).
 
 use std::ffi::c_int;
 
@@ -98,6 +98,29 @@ pub(crate) unsafe fn install(signal: c_int, handler: libc::sighandler_t) -> Resu
         }
     }
     Ok(())
+}
+
+/// `kill(2)` of the process group `pgid` (as `-pgid`) with `signal`, any number (0 only
+/// checks that the group has a member). Async-signal-safe; the errno on failure (`ESRCH` for
+/// an empty group, `EINVAL` for a number that is no group: 0 or past `i32::MAX`).
+pub(crate) fn kill_group(pgid: u32, signal: c_int) -> Result<(), i32> {
+    let Ok(pgid) = libc::pid_t::try_from(pgid) else { return Err(libc::EINVAL) };
+    if pgid == 0 {
+        return Err(libc::EINVAL); // -0 would be the caller's own group
+    }
+    // SAFETY: kill takes plain integers and touches no memory of ours.
+    if unsafe { libc::kill(-pgid, signal) } != 0 { Err(errno()) } else { Ok(()) }
+}
+
+/// `kill(2)` of the process `pid` with `signal`, any number. Async-signal-safe; the errno on
+/// failure (`EINVAL` for 0 or a number past `i32::MAX`, which would name groups).
+pub(crate) fn kill_pid(pid: u32, signal: c_int) -> Result<(), i32> {
+    let Ok(pid) = libc::pid_t::try_from(pid) else { return Err(libc::EINVAL) };
+    if pid == 0 {
+        return Err(libc::EINVAL); // 0 would be the caller's own group
+    }
+    // SAFETY: kill takes plain integers and touches no memory of ours.
+    if unsafe { libc::kill(pid, signal) } != 0 { Err(errno()) } else { Ok(()) }
 }
 
 /// `kill(2)` of this very process (`getpid(2)`) with `signal`, any number. Async-signal-safe.

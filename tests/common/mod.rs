@@ -63,7 +63,25 @@ impl TempDir {
 
 impl Drop for TempDir {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        if std::fs::remove_dir_all(&self.0).is_err() {
+            // A test made a directory it cannot list (mode 000, as an unprivileged user): open
+            // up every directory below, then remove again.
+            make_removable(&self.0);
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+/// Gives the owner access to `path` and every directory below it (symbolic links untouched).
+fn make_removable(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(meta) = std::fs::symlink_metadata(path) else { return };
+    if !meta.is_dir() {
+        return;
+    }
+    let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700));
+    for entry in std::fs::read_dir(path).into_iter().flatten().flatten() {
+        make_removable(&entry.path());
     }
 }
 
@@ -173,15 +191,10 @@ pub fn proc_status(pid: i32) -> HashMap<String, String> {
         .collect()
 }
 
-/// The fields of `/proc/PID/stat` after the command name: state is index 0, ppid 1, pgrp 2,
-/// session 3, tty_nr 4.
-pub fn proc_stat(pid: i32) -> Vec<String> {
-    stat_fields_of(&std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap())
-}
-
-fn stat_fields_of(stat: &str) -> Vec<String> {
-    let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
-    after.split_whitespace().map(str::to_string).collect()
+/// `/proc/PID/stat`, parsed by the library ([`daemonctx::process::stat`]); panics when `pid`
+/// is gone.
+pub fn proc_stat(pid: i32) -> daemonctx::process::Stat {
+    daemonctx::process::stat(pid as u32).unwrap_or_else(|| panic!("no /proc/{pid}/stat"))
 }
 
 /// The open descriptors of `pid` and where they point.
@@ -230,6 +243,34 @@ fn command_line(pid: i32) -> Vec<u8> {
     cmdline
 }
 
+/// The environment of `pid` (`/proc/PID/environ`), one `NAME=value` a string. It reads empty
+/// while the process is inside `execve(2)`, from the switch to its new memory until the kernel
+/// has copied the environment there (`env_start` and `env_end`, fields 50 and 51 of
+/// `/proc/PID/stat`, are 0 until then): read again until it has, bounded.
+pub fn environ_of(pid: i32) -> Vec<String> {
+    let read = || std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+    // An environment that is empty indeed: set (nonzero) and of no length; or the process is
+    // gone.
+    let empty_indeed = || {
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return true };
+        let fields: Vec<&str> =
+            stat.rsplit_once(')').map_or("", |(_, rest)| rest).split(' ').collect();
+        // fields[0] is empty (the space after ')'), fields[1] field 3 (state).
+        let (start, end) = (fields.get(48), fields.get(49));
+        start.is_some_and(|start| *start != "0") && start == end
+    };
+    let mut raw = read();
+    let deadline = Instant::now() + COMMAND_TIMEOUT;
+    while raw.is_empty() && !empty_indeed() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+        raw = read();
+    }
+    raw.split(|b| *b == 0)
+        .filter(|s| !s.is_empty())
+        .map(|s| String::from_utf8_lossy(s).into_owned())
+        .collect()
+}
+
 /// The pids from this process up to 1: a daemon's parent must be one of these (PID 1 or a
 /// subreaper above the test).
 pub fn ancestors_of_test() -> Vec<i32> {
@@ -238,7 +279,7 @@ pub fn ancestors_of_test() -> Vec<i32> {
         if pid <= 1 {
             break;
         }
-        let ppid: i32 = proc_stat(pid)[1].parse().unwrap();
+        let ppid = proc_stat(pid).ppid as i32;
         pids.push(ppid);
     }
     pids
@@ -328,7 +369,7 @@ impl Tmpfs {
             run(Command::new("mount").args(["-t", "tmpfs", "-o", &option, "tmpfs"]).arg(&path));
         if !mounted.status.success() {
             skip(&format!(
-                "{test}: cannot mount a tmpfs: {}",
+                "{test} needs a tmpfs it can mount: {}",
                 String::from_utf8_lossy(&mounted.stderr).trim()
             ));
             return None;
@@ -356,7 +397,7 @@ impl Tmpfs {
             run(Command::new("mount").args(["-t", "tmpfs", "-o", options, "tmpfs"]).arg(&path));
         if !mounted.status.success() {
             skip(&format!(
-                "{test}: cannot mount a tmpfs with {options}: {}",
+                "{test} needs a tmpfs it can mount with {options}: {}",
                 String::from_utf8_lossy(&mounted.stderr).trim()
             ));
             return None;
@@ -445,8 +486,7 @@ pub fn activity(pid: i32) -> (u64, u64) {
         }
     }
     let stat = proc_stat(pid);
-    // Fields 14 and 15 of /proc/PID/stat; proc_stat starts at field 3.
-    let ticks = stat[11].parse::<u64>().unwrap() + stat[12].parse::<u64>().unwrap();
+    let ticks = stat.utime + stat.stime;
     (switches, ticks)
 }
 

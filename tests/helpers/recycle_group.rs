@@ -10,11 +10,15 @@
 //! 0 the bystander's child survived the stop, 1 it was killed, 3 not pid 1, 4 the scene could
 //! not be set (no `SCHED_FIFO`, the number not reused: the caller skips), 5 a step failed.
 use std::io::Write;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+use daemonctx::process::{self, Pinned};
+
+#[path = "recycle.rs"]
+mod recycle;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -30,8 +34,10 @@ fn main() {
         fail(5, "the daemon did not start");
     }
     let daemon: i32 = std::fs::read_to_string(pidfile).unwrap().trim().parse().unwrap();
-    let group = pgrp(daemon).unwrap_or_else(|| fail(5, "no group for the daemon"));
-    let pidfd = pidfd_open(daemon).unwrap_or_else(|| fail(5, "no pidfd for the daemon"));
+    let group = process::stat(daemon as u32)
+        .map(|s| s.pgrp as i32)
+        .unwrap_or_else(|| fail(5, "no group for the daemon"));
+    let pinned = Pinned::open(daemon as u32).unwrap_or_else(|_| fail(5, "no pidfd for the daemon"));
     if set_policy(libc::SCHED_FIFO, 1).is_err() {
         fail(4, "cannot use SCHED_FIFO");
     }
@@ -41,12 +47,11 @@ fn main() {
     // waits while this process and what it starts can run.
     unsafe { stop.pre_exec(|| set_policy(libc::SCHED_OTHER, 0)) };
     let mut stop = stop.spawn().unwrap_or_else(|_| fail(5, "cannot run --stop"));
-    if !poll_exit(&pidfd, Duration::from_secs(10)) {
+    if !pinned.wait_exit(Instant::now() + Duration::from_secs(10)) {
         fail(5, "the daemon did not exit on SIGTERM");
     }
-    let mut status = 0;
-    // SAFETY: status is a valid out-pointer; the exited daemon is our (adopted) child.
-    unsafe { libc::waitpid(daemon, &mut status, 0) };
+    // The exited daemon is our (adopted) child: reaped here, as init would.
+    process::reap(daemon, Duration::from_secs(10));
     let marker = dir.join("bystander-child");
     let _ = std::fs::write("/proc/sys/kernel/ns_last_pid", format!("{}", group - 1));
     let script = format!("sleep 1000 & echo $! > {}; wait", marker.display());
@@ -55,12 +60,12 @@ fn main() {
     if bystander.id() as i32 != group {
         fail(4, &format!("the bystander got pid {}, not {group}", bystander.id()));
     }
-    let child = wait_for_pid(&marker).unwrap_or_else(|| fail(5, "the bystander's child"));
-    if pgrp(child) != Some(group) {
+    let child = recycle::wait_for_pid(&marker).unwrap_or_else(|| fail(5, "the bystander's child"));
+    if process::stat(child as u32).map(|s| s.pgrp as i32) != Some(group) {
         fail(4, "the bystander's child is not in the reused group");
     }
     let stopped = stop.wait().map(|s| s.code());
-    let survived = alive(child);
+    let survived = process::is_alive(child as u32);
     println!("group {group} reused, its member {child}: survived {survived}; stop {stopped:?}");
     std::process::exit(if survived { 0 } else { 1 })
 }
@@ -88,39 +93,4 @@ fn set_policy(policy: i32, priority: i32) -> std::io::Result<()> {
         0 => Ok(()),
         _ => Err(std::io::Error::last_os_error()),
     }
-}
-
-fn pgrp(pid: i32) -> Option<i32> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    stat.rsplit_once(')')?.1.split_whitespace().nth(2)?.parse().ok()
-}
-
-fn pidfd_open(pid: i32) -> Option<OwnedFd> {
-    // SAFETY: pidfd_open takes a pid and flags.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    // SAFETY: when non-negative, the kernel just returned this descriptor to us.
-    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as i32) })
-}
-
-fn poll_exit(pidfd: &OwnedFd, timeout: Duration) -> bool {
-    let mut pfd = libc::pollfd { fd: pidfd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
-    // SAFETY: one valid pollfd.
-    unsafe { libc::poll(&mut pfd, 1, timeout.as_millis() as i32) > 0 }
-}
-
-/// The pid written into `file`, waited for up to 10 s (the bystander writes it at once).
-fn wait_for_pid(file: &Path) -> Option<i32> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        if let Some(pid) = std::fs::read_to_string(file).ok().and_then(|t| t.trim().parse().ok()) {
-            return Some(pid);
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    None
-}
-
-fn alive(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .is_ok_and(|stat| stat.rsplit_once(')').is_some_and(|(_, rest)| !rest.contains(" Z ")))
 }

@@ -8,10 +8,14 @@
 //! child of its own. Exit status: 0 the bystander's child survived the stop, 1 it was killed,
 //! 3 not pid 1, 4 the pid could not be reused (the caller skips), 5 a step failed.
 use std::io::Write;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+use daemonctx::process::{self, Pinned};
+
+#[path = "recycle.rs"]
+mod recycle;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -27,18 +31,17 @@ fn main() {
         fail(5, "the daemon did not start");
     }
     let old: i32 = std::fs::read_to_string(pidfile).unwrap().trim().parse().unwrap();
-    let daemon = pidfd_open(old).unwrap_or_else(|| fail(5, "no pidfd for the daemon"));
+    let daemon = Pinned::open(old as u32).unwrap_or_else(|_| fail(5, "no pidfd for the daemon"));
     let mut stop = Command::new(daemonize)
         .args(["--stop", "-p", pidfile, "--retry", "TERM/4/KILL/5"])
         .stdout(Stdio::null())
         .spawn()
         .unwrap_or_else(|_| fail(5, "cannot run --stop"));
-    if !poll_exit(&daemon, Duration::from_secs(10)) {
+    if !daemon.wait_exit(Instant::now() + Duration::from_secs(10)) {
         fail(5, "the daemon did not exit on SIGTERM");
     }
-    let mut status = 0;
-    // SAFETY: status is a valid out-pointer; the exited daemon is our (adopted) child.
-    unsafe { libc::waitpid(old, &mut status, 0) };
+    // The exited daemon is our (adopted) child: reaped here, as init would.
+    process::reap(old, Duration::from_secs(10));
     let marker = dir.join("bystander-child");
     let _ = std::fs::write("/proc/sys/kernel/ns_last_pid", format!("{}", old - 1));
     let script = format!("sleep 1000 & echo $! > {}; wait", marker.display());
@@ -47,9 +50,9 @@ fn main() {
     if bystander.id() as i32 != old {
         fail(4, &format!("the bystander got pid {}, not {old}", bystander.id()));
     }
-    let child = wait_for_pid(&marker).unwrap_or_else(|| fail(5, "the bystander's child"));
+    let child = recycle::wait_for_pid(&marker).unwrap_or_else(|| fail(5, "the bystander's child"));
     let stopped = stop.wait().map(|s| s.code());
-    let survived = alive(child);
+    let survived = process::is_alive(child as u32);
     println!("bystander pid {old}, its child {child}: survived {survived}; stop exit {stopped:?}");
     std::process::exit(if survived { 0 } else { 1 })
 }
@@ -57,34 +60,4 @@ fn main() {
 fn fail(code: i32, why: &str) -> ! {
     let _ = writeln!(std::io::stderr(), "recycle_pid: {why}");
     std::process::exit(code)
-}
-
-fn pidfd_open(pid: i32) -> Option<OwnedFd> {
-    // SAFETY: pidfd_open takes a pid and flags.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    // SAFETY: when non-negative, the kernel just returned this descriptor to us.
-    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as i32) })
-}
-
-fn poll_exit(pidfd: &OwnedFd, timeout: Duration) -> bool {
-    let mut pfd = libc::pollfd { fd: pidfd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
-    // SAFETY: one valid pollfd.
-    unsafe { libc::poll(&mut pfd, 1, timeout.as_millis() as i32) > 0 }
-}
-
-/// The pid written into `file`, waited for up to 10 s (the bystander writes it at once).
-fn wait_for_pid(file: &Path) -> Option<i32> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        if let Some(pid) = std::fs::read_to_string(file).ok().and_then(|t| t.trim().parse().ok()) {
-            return Some(pid);
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    None
-}
-
-fn alive(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .is_ok_and(|stat| stat.rsplit_once(')').is_some_and(|(_, rest)| !rest.contains(" Z ")))
 }

@@ -5,19 +5,6 @@
 //! It exits 0 after `SIGTERM`. Not an example to copy.
 use std::io::Write;
 
-/// Signals left alone: the faults, and the two that cannot be caught.
-const LEFT_ALONE: [i32; 9] = [
-    libc::SIGKILL,
-    libc::SIGSTOP,
-    libc::SIGSEGV,
-    libc::SIGBUS,
-    libc::SIGILL,
-    libc::SIGFPE,
-    libc::SIGTRAP,
-    libc::SIGSYS,
-    libc::SIGABRT,
-];
-
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some(path) = args.first() else {
@@ -28,7 +15,9 @@ fn main() {
     let set = unsafe {
         let mut set = std::mem::zeroed::<libc::sigset_t>();
         libc::sigemptyset(&mut set);
-        for signal in (1..=libc::SIGRTMAX()).filter(|s| !LEFT_ALONE.contains(s)) {
+        for signal in (1..=libc::SIGRTMAX())
+            .filter(|s| !daemonctx::signals::SYNCHRONOUS_OR_UNCATCHABLE.contains(s))
+        {
             libc::sigaddset(&mut set, signal);
         }
         libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());

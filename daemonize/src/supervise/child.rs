@@ -11,34 +11,23 @@
 //! The ordering rule: the signals are blocked before COMMAND is first started, so none is lost
 //! between the start and the first `poll(2)`.
 
-#![allow(unsafe_code)]
+#![allow(unsafe_code)] // one block: the pre_exec hook
 
 use std::ffi::OsString;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use daemonctx::{process, signals};
+use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::wait::{WaitPidFlag, WaitStatus};
 
 use super::readiness::{Readiness, inherit_ready_fd};
 use super::relay::Output;
-
-/// The signals the supervisor never blocks: those the kernel raises for a fault of the
-/// supervisor's own (blocking them would hang or kill it), and the two no process can catch.
-const NOT_FORWARDED: [i32; 9] = [
-    libc::SIGKILL,
-    libc::SIGSTOP,
-    libc::SIGSEGV,
-    libc::SIGBUS,
-    libc::SIGILL,
-    libc::SIGFPE,
-    libc::SIGTRAP,
-    libc::SIGSYS,
-    libc::SIGABRT,
-];
 
 /// A signal read from the signalfd.
 pub struct Received {
@@ -58,7 +47,7 @@ pub struct Received {
 pub fn handled_signals() -> Vec<i32> {
     let standard = 1..32;
     let realtime = libc::SIGRTMIN()..=libc::SIGRTMAX();
-    standard.chain(realtime).filter(|s| !NOT_FORWARDED.contains(s)).collect()
+    standard.chain(realtime).filter(|s| !signals::SYNCHRONOUS_OR_UNCATCHABLE.contains(s)).collect()
 }
 
 /// The signals passed on to COMMAND unless `--forward` says otherwise: every one the
@@ -159,10 +148,11 @@ impl Child {
     /// Passes a signal on to COMMAND, or with `group` to its whole process group (`kill(2)`):
     /// once either way.
     pub fn forward(&self, signal: i32, group: bool) {
-        let target = if group { -(self.pid as i32) } else { self.pid as i32 };
-        // SAFETY: kill takes plain integers; the pid is our unreaped child, and the group is
-        // the one it leads, created at spawn.
-        unsafe { libc::kill(target, signal) };
+        // The pid is our unreaped child, and the group the one it leads, created at spawn.
+        let _ = match group {
+            true => process::signal_group(self.pid, signal),
+            false => process::signal_unreaped_child(self.pid, signal),
+        };
     }
 }
 
@@ -183,17 +173,102 @@ fn become_effective_user() -> io::Result<()> {
     Ok(())
 }
 
-/// Sends `signal` once to everything the supervisor started: each process group made only of
-/// its descendants (COMMAND's among them), and each descendant in no such group
-/// ([`process::signal_descendants`]). Without `/proc` to scan, COMMAND's group still gets it.
-pub fn signal_tree(child: Option<&Child>, signal: i32) {
-    let own = std::process::id();
-    if let (Some(child), None) = (child, process::stat(own)) {
-        // SAFETY: kill takes plain integers; the group is COMMAND's, created at spawn.
-        unsafe { libc::kill(-(child.pid as i32), signal) };
+/// How long after a stop signal reached COMMAND's process group the supervisor waits for its
+/// tree to empty before it looks in `/proc` for descendants outside the group: at most this, and
+/// at most half of `--kill-after`, so that every descendant gets the signal before `SIGKILL`.
+pub const SWEEP_AFTER: Duration = Duration::from_millis(500);
+
+/// Sends a stop signal to everything the supervisor started, scanning `/proc` only when
+/// something is left (see the module docs of [`super`]).
+///
+/// The first step needs no scan: `kill(2)` to COMMAND's process group, while COMMAND is not
+/// reaped (its zombie keeps the group's number). In the common case that empties the tree, and
+/// the supervisor learns it from `waitpid(2)` (`ECHILD`). A descendant outside the group (it
+/// called `setsid(2)` or `setpgid(2)`) is found by a scan ([`process::signal_descendants`]:
+/// pinned with pidfds), which is owed until the tree is empty and made when the first of these
+/// comes: the deadline ([`SWEEP_AFTER`], at most half of `--kill-after`) passes with children
+/// left; or COMMAND was reaped, its group is empty and children are left (orphans re-parented
+/// to the supervisor). `SIGKILL`, and a signal once COMMAND is gone, scan at once if any
+/// child is left.
+#[derive(Debug, Default)]
+pub struct Sweep {
+    /// The signal a scan is owed for, when, and COMMAND's group.
+    owed: Option<(i32, Instant, u32)>,
+}
+
+impl Sweep {
+    /// Sends `signal` to COMMAND's group (while `child` is running or unreaped), and owes a
+    /// scan for it or makes one now.
+    pub fn signal(&mut self, child: Option<&Child>, signal: i32, kill_after: Duration) {
+        let Some(child) = child else {
+            self.owed = None;
+            sweep_if_children_left(signal);
+            return;
+        };
+        // COMMAND's group, created at spawn; COMMAND is not reaped, so the number is its group's.
+        let _ = process::signal_group(child.pid, signal);
+        let delay = if signal == libc::SIGKILL { Duration::ZERO } else { SWEEP_AFTER };
+        self.owed = Some((signal, Instant::now() + delay.min(kill_after / 2), child.pid));
+        if delay.is_zero() {
+            self.due(Instant::now());
+        }
     }
-    if let Ok(me) = process::Pinned::open(own) {
+
+    /// Children were reaped and some are left: when COMMAND is gone (`command_reaped`) and its
+    /// group is empty, what is left lies outside it, and the owed scan is made now.
+    pub fn children_left(&mut self, command_reaped: bool) {
+        if let Some((_, _, group)) = self.owed
+            && command_reaped
+            && !process::group_exists(group)
+        {
+            self.due(Instant::now());
+        }
+    }
+
+    /// No child is left: nothing is owed.
+    pub fn all_gone(&mut self) {
+        self.owed = None;
+    }
+
+    /// Makes the owed scan once its deadline has passed (`now`), if children are left.
+    pub fn due(&mut self, now: Instant) {
+        if let Some((signal, at, _)) = self.owed
+            && now >= at
+        {
+            self.owed = None;
+            sweep_if_children_left(signal);
+        }
+    }
+
+    /// When the owed scan is due, if one is owed.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.owed.map(|(_, at, _)| at)
+    }
+}
+
+/// [`process::signal_descendants`] of the supervisor (a scan of `/proc`), when it has a child
+/// left ([`has_children`]).
+fn sweep_if_children_left(signal: i32) {
+    if has_children()
+        && let Ok(me) = process::Pinned::open(std::process::id())
+    {
         process::signal_descendants(&me, signal);
+    }
+}
+
+/// Whether the supervisor has any child, running or not yet reaped: `waitid(2)` `P_ALL` with
+/// `WEXITED | WSTOPPED | WNOHANG | WNOWAIT` (nothing is reaped), `ECHILD` when none. As a child
+/// subreaper, no child means no descendant: an orphan is re-parented to the supervisor.
+pub fn has_children() -> bool {
+    use nix::sys::wait::{Id, waitid};
+    let flags =
+        WaitPidFlag::WEXITED | WaitPidFlag::WSTOPPED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
+    loop {
+        match waitid(Id::All, flags) {
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(nix::errno::Errno::ECHILD) => return false,
+            _ => return true,
+        }
     }
 }
 
@@ -203,14 +278,30 @@ pub fn signal_tree(child: Option<&Child>, signal: i32) {
 pub fn reap_all() -> (Vec<(u32, ExitStatus)>, bool) {
     let mut exited = Vec::new();
     loop {
-        let mut status = 0;
-        // SAFETY: status is a valid out-pointer; WNOHANG never blocks.
-        match unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG | libc::WUNTRACED) } {
-            0 => return (exited, false),
-            -1 => return (exited, true),
-            pid => exited.push((pid as u32, ExitStatus::from_raw(status))),
+        match nix::sys::wait::waitpid(None, Some(WaitPidFlag::WNOHANG | WaitPidFlag::WUNTRACED)) {
+            Ok(WaitStatus::StillAlive) => return (exited, false),
+            Ok(status) => {
+                if let Some((pid, raw)) = raw_status(status) {
+                    exited.push((pid, ExitStatus::from_raw(raw)));
+                }
+            }
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(_) => return (exited, true), // ECHILD
         }
     }
+}
+
+/// The pid and the raw `wait(2)` status of an exit, a death by signal or a stop.
+fn raw_status(status: WaitStatus) -> Option<(u32, i32)> {
+    let (pid, raw) = match status {
+        WaitStatus::Exited(pid, code) => (pid, (code & 0xff) << 8),
+        WaitStatus::Signaled(pid, signal, core) => {
+            (pid, signal as i32 | if core { 0x80 } else { 0 })
+        }
+        WaitStatus::Stopped(pid, signal) => (pid, ((signal as i32) << 8) | 0x7f),
+        _ => return None,
+    };
+    Some((pid.as_raw() as u32, raw))
 }
 
 /// The status a shell gives a command it cannot start: 127 not found, 126 not executable.
@@ -232,53 +323,39 @@ pub fn describe(status: ExitStatus) -> String {
 
 /// Makes the supervisor a child subreaper, so that what COMMAND orphans is re-parented to it.
 pub fn become_subreaper() -> io::Result<()> {
-    // SAFETY: PR_SET_CHILD_SUBREAPER takes an integer flag.
-    if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1 as libc::c_ulong) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+    Ok(nix::sys::prctl::set_child_subreaper(true)?)
 }
 
 /// `SIGPIPE` ignored: a log FIFO whose reader went away is an `EPIPE` to handle, not death.
 /// (COMMAND gets the default back in `pre_exec`.)
 pub fn ignore_sigpipe() {
-    // SAFETY: SIG_IGN for SIGPIPE has no preconditions.
-    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+    use nix::sys::signal::{SigHandler, signal};
+    // SAFETY: SIG_IGN runs no handler code, so nothing needs to be async-signal-safe.
+    let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigIgn) };
 }
 
 /// Blocks every catchable asynchronous signal ([`handled_signals`]) and returns a
-/// `signalfd(2)` that delivers them.
-pub fn signalfd() -> io::Result<OwnedFd> {
-    // SAFETY: a sigset_t made by sigemptyset and filled by sigaddset is valid for sigprocmask
-    // and signalfd; children started with std's Command get an empty mask again.
-    unsafe {
-        let mut set = std::mem::zeroed::<libc::sigset_t>();
-        libc::sigemptyset(&mut set);
-        for signal in handled_signals() {
-            // glibc refuses the two realtime signals it keeps for itself (EINVAL): skipped.
-            libc::sigaddset(&mut set, signal);
+/// `signalfd(2)` that delivers them: `sigprocmask(2)`, `signalfd(2)` (`SFD_CLOEXEC |
+/// SFD_NONBLOCK`). Children started with std's `Command` get an empty mask again.
+///
+/// The set is the full one (`sigfillset(3)`: every signal but the two real-time ones glibc
+/// keeps for itself) less [`signals::SYNCHRONOUS_OR_UNCATCHABLE`]: [`handled_signals`], as
+/// nix's `SigSet` can name real-time signals only that way.
+pub fn signalfd() -> io::Result<SignalFd> {
+    let mut set = SigSet::all();
+    for signal in signals::SYNCHRONOUS_OR_UNCATCHABLE {
+        if let Ok(signal) = Signal::try_from(signal) {
+            set.remove(signal);
         }
-        if libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let fd = libc::signalfd(-1, &set, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK);
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(OwnedFd::from_raw_fd(fd))
     }
+    nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None)?;
+    Ok(SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)?)
 }
 
-/// Reads one pending signal from the signalfd, if any.
-pub fn read_signal(fd: &OwnedFd) -> Option<Received> {
-    // SAFETY: signalfd_siginfo is plain old data; all-zero is valid.
-    let mut info: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
-    let size = std::mem::size_of::<libc::signalfd_siginfo>();
-    // SAFETY: info is writable for size bytes.
-    let n = unsafe {
-        libc::read(fd.as_raw_fd(), (&mut info as *mut libc::signalfd_siginfo).cast(), size)
-    };
-    (n == size as isize).then(|| Received {
+/// Reads one pending signal from the signalfd (`read(2)`), if any.
+pub fn read_signal(fd: &SignalFd) -> Option<Received> {
+    let info = fd.read_signal().ok()??;
+    Some(Received {
         signal: info.ssi_signo as i32,
         queued: (info.ssi_code == libc::SI_QUEUE).then_some(info.ssi_int),
         own: info.ssi_pid == std::process::id() && info.ssi_code != libc::SI_QUEUE,

@@ -23,11 +23,18 @@
 //!
 //! `poll(2)` gets a timeout only while a deadline exists, so an idle supervisor never wakes up.
 //!
-//! A stop signals each process group made only of descendants (COMMAND's among them) and
-//! every descendant in no such group, once each: a group signal also reaches a process being
-//! forked right then. After `SIGKILL`, each `SIGCHLD` sends it again to whatever
-//! is left, so a descendant that keeps forking (a killed process cannot fork) is gone within a
-//! few rounds; [`KILL_GRACE`] bounds the wait.
+//! A stop signals COMMAND's process group first (`kill(2)`: COMMAND is not reaped yet, so its
+//! zombie keeps the group's number), with no `/proc` scan. As a subreaper the supervisor then
+//! learns from `waitpid(2)` whether anything is left: in the common case COMMAND and its group
+//! go, the last reap answers `ECHILD`, and nothing was scanned. Only when something is left
+//! does it scan `/proc` ([`child::Sweep`]), signalling each process group made only of
+//! descendants and every descendant in no such group, once each, pinned with pidfds: once
+//! COMMAND is reaped, its group is empty and children are left (orphans re-parented to the
+//! supervisor); or when the tree has not emptied [`child::SWEEP_AFTER`] (at most half of
+//! `--kill-after`) after the signal, which reaches a descendant that left the group while its
+//! parent lives, before `SIGKILL`. `SIGKILL` scans at once, and after it each `SIGCHLD` that
+//! leaves children sends it again to whatever is left, so a descendant that keeps forking (a
+//! killed process cannot fork) is gone within a few rounds; [`KILL_GRACE`] bounds the wait.
 #![allow(unsafe_code)]
 
 mod child;
@@ -172,8 +179,10 @@ pub fn supervise(config: SupervisorConfig, daemon: &mut Daemon) -> i32 {
 struct Supervisor {
     program: Program,
     child_pidfile: Option<Pidfile>,
-    signals: OwnedFd,
+    signals: nix::sys::signalfd::SignalFd,
     child: Option<Child>,
+    /// The `/proc` scan a stop signal may still owe.
+    sweep: child::Sweep,
     lifecycle: Lifecycle,
     readiness: Readiness,
     output: Output,
@@ -222,6 +231,7 @@ impl Supervisor {
             child_pidfile: config.child_pidfile,
             signals,
             child: None,
+            sweep: child::Sweep::default(),
             lifecycle: Lifecycle::new(policy),
             readiness,
             output,
@@ -300,6 +310,7 @@ impl Supervisor {
     fn next_deadline(&self) -> Option<Instant> {
         [
             self.lifecycle.next_deadline(),
+            self.sweep.next_deadline(),
             self.readiness.next_deadline(),
             self.output.next_deadline(),
         ]
@@ -395,9 +406,11 @@ impl Supervisor {
             }
         }
         if none_left {
+            self.sweep.all_gone();
             let actions = self.lifecycle.all_gone(Instant::now());
             self.act(actions);
         } else {
+            self.sweep.children_left(self.child.is_none());
             // A descendant that forked before SIGKILL reached it left a child behind: that one
             // is killed in turn, until none is left.
             let action = self.lifecycle.children_left();
@@ -462,6 +475,7 @@ impl Supervisor {
                 self.stop("not ready in time; stopping");
             }
         }
+        self.sweep.due(now);
         let actions = self.lifecycle.tick(now);
         self.act(actions);
     }
@@ -470,12 +484,12 @@ impl Supervisor {
     fn act(&mut self, actions: impl IntoIterator<Item = Action>) {
         for action in actions {
             match action {
-                Action::Terminate => child::signal_tree(self.child.as_ref(), libc::SIGTERM),
+                Action::Terminate => self.signal_tree(libc::SIGTERM),
                 Action::Kill => {
                     self.output.log("still running after --kill-after: sending SIGKILL");
-                    child::signal_tree(self.child.as_ref(), libc::SIGKILL);
+                    self.signal_tree(libc::SIGKILL);
                 }
-                Action::KillAgain => child::signal_tree(self.child.as_ref(), libc::SIGKILL),
+                Action::KillAgain => self.signal_tree(libc::SIGKILL),
                 Action::StopWaiting => {
                     let left = process::descendants(std::process::id());
                     self.output.log(&format!(
@@ -497,6 +511,12 @@ impl Supervisor {
                 Action::Start => self.restart(),
             }
         }
+    }
+
+    /// Sends a stop signal to COMMAND's tree: its group now, the rest after a scan only if
+    /// something is left ([`child::Sweep`]).
+    fn signal_tree(&mut self, signal: i32) {
+        self.sweep.signal(self.child.as_ref(), signal, self.kill_after);
     }
 
     /// Starts COMMAND again (and tells a parent systemd); a failure counts as an exit with 126

@@ -241,18 +241,16 @@ impl Output {
     /// Moves what the pipe holds to the stream's sink; false at end of file.
     fn pump(&mut self, relay: &mut Relay) -> bool {
         let mut buf = [0u8; 65536];
-        // SAFETY: buf is writable for its length.
-        let n = unsafe { libc::read(relay.pipe.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-        match n {
-            0 => {
+        match nix::unistd::read(&relay.pipe, &mut buf) {
+            Ok(0) => {
                 self.deliver_tail(relay);
                 false
             }
-            n if n > 0 => {
-                self.deliver(relay, &buf[..n as usize]);
+            Ok(n) => {
+                self.deliver(relay, &buf[..n]);
                 true
             }
-            _ => io::Error::last_os_error().kind() != io::ErrorKind::BrokenPipe,
+            Err(e) => e != nix::errno::Errno::EPIPE,
         }
     }
 
@@ -398,13 +396,12 @@ impl Output {
 
 impl Relay {
     fn new(pipe: OwnedFd, stderr: bool) -> Relay {
-        // SAFETY: F_SETFL with O_NONBLOCK on an owned descriptor.
-        unsafe { libc::fcntl(pipe.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK) };
+        use nix::fcntl::{FcntlArg, OFlag, fcntl};
+        let _ = fcntl(&pipe, FcntlArg::F_SETFL(OFlag::O_NONBLOCK));
         // A larger pipe lets a fast COMMAND write ahead while the relay writes, and the relay
         // read more per read(2) (up to its 64 KiB buffer): fewer wakeups of both. Past the
         // limit (/proc/sys/fs/pipe-max-size, or the user's pipe quota) it stays as it is.
-        // SAFETY: F_SETPIPE_SZ takes an integer; no memory is passed.
-        unsafe { libc::fcntl(pipe.as_raw_fd(), libc::F_SETPIPE_SZ, RELAY_PIPE_SIZE) };
+        let _ = fcntl(&pipe, FcntlArg::F_SETPIPE_SZ(RELAY_PIPE_SIZE));
         Relay { pipe, stderr, lines: LineBuffer::default() }
     }
 }

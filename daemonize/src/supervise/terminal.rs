@@ -14,9 +14,13 @@
 //! `tcsetpgrp(3)` from a background group is allowed; COMMAND's child side blocks it around
 //! the call.
 
-#![allow(unsafe_code)]
+#![allow(unsafe_code)] // one block: take_in_child, between fork and exec
 
 use std::io;
+use std::os::fd::AsFd;
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::{Pid, getpgrp, getpid, isatty, tcgetpgrp, tcsetpgrp};
 
 /// The terminal: COMMAND's standard input, and the supervisor's.
 const TERMINAL: i32 = 0;
@@ -24,8 +28,8 @@ const TERMINAL: i32 = 0;
 /// Whether the supervisor runs in the foreground of a terminal: standard input is a terminal
 /// (`isatty(3)`) whose foreground process group is the caller's (`tcgetpgrp(3)`, `getpgrp(2)`).
 pub fn in_foreground() -> bool {
-    // SAFETY: isatty, tcgetpgrp and getpgrp take plain integers and touch no memory.
-    unsafe { libc::isatty(TERMINAL) == 1 && libc::tcgetpgrp(TERMINAL) == libc::getpgrp() }
+    let stdin = std::io::stdin();
+    isatty(stdin.as_fd()).unwrap_or(false) && tcgetpgrp(stdin.as_fd()).is_ok_and(|g| g == getpgrp())
 }
 
 /// In COMMAND, between fork and exec (after `setpgid(2)`): makes COMMAND's group the
@@ -50,14 +54,13 @@ pub fn take_in_child() -> io::Result<()> {
 /// Makes `group` the terminal's foreground group (`tcsetpgrp(3)`); failures are ignored (the
 /// terminal was hung up).
 pub fn give_to(group: u32) {
-    // SAFETY: tcsetpgrp takes plain integers; SIGTTOU is blocked in the supervisor.
-    unsafe { libc::tcsetpgrp(TERMINAL, group as libc::pid_t) };
+    // SIGTTOU is blocked in the supervisor: allowed from a background group.
+    let _ = tcsetpgrp(std::io::stdin().as_fd(), Pid::from_raw(group as libc::pid_t));
 }
 
 /// Takes the terminal back for the supervisor's own group.
 pub fn take_back() {
-    // SAFETY: getpgrp has no preconditions.
-    give_to(unsafe { libc::getpgrp() } as u32);
+    give_to(getpgrp().as_raw() as u32);
 }
 
 /// Whether `signal` is one a terminal stops a job with.
@@ -69,6 +72,5 @@ pub fn is_stop_signal(signal: i32) -> bool {
 /// started it sees the job stopped; returns once it is continued. (As PID 1 of a pid namespace
 /// the kernel ignores it, and the supervisor goes on.)
 pub fn stop_self() {
-    // SAFETY: kill takes plain integers; the pid is our own.
-    unsafe { libc::kill(libc::getpid(), libc::SIGSTOP) };
+    let _ = kill(getpid(), Signal::SIGSTOP);
 }
