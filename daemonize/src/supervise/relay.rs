@@ -22,6 +22,10 @@ use super::restart::deadline;
 /// The size asked for each relayed pipe (`F_SETPIPE_SZ`), the default pipe-max-size.
 const RELAY_PIPE_SIZE: libc::c_int = 1 << 20;
 
+/// How much one `read(2)` of a pipe takes: a quarter of [`RELAY_PIPE_SIZE`], so a full pipe
+/// takes four reads, and a burst leaves at most this much resident in the supervisor.
+const READ_BUFFER_SIZE: usize = 256 << 10;
+
 /// How often held output (a full log file) is tried again.
 const HELD_OUTPUT_RETRY: Duration = Duration::from_secs(1);
 
@@ -49,6 +53,9 @@ pub struct Output {
     stderr: Sink,
     syslog: Option<SyslogWriter>,
     relays: Vec<Relay>,
+    /// The buffer pipes are read into, allocated at the first read and kept: zeroed once
+    /// (fresh pages from `mmap(2)`), not at every read.
+    buffer: Vec<u8>,
     /// When to try writing held output again (a log file was full).
     retry_at: Option<Instant>,
     /// The read end of the one pipe COMMAND got on both stdout and stderr, until attached.
@@ -65,7 +72,15 @@ struct Relay {
 impl Output {
     /// The relay for these sinks.
     pub fn new(stdout: Sink, stderr: Sink, syslog: Option<SyslogWriter>) -> Output {
-        Output { stdout, stderr, syslog, relays: Vec::new(), retry_at: None, shared_pipe: None }
+        Output {
+            stdout,
+            stderr,
+            syslog,
+            relays: Vec::new(),
+            buffer: Vec::new(),
+            retry_at: None,
+            shared_pipe: None,
+        }
     }
 
     /// What COMMAND gets as stdout and stderr: a pipe each, or a copy of `null` for a null
@@ -240,8 +255,11 @@ impl Output {
 
     /// Moves what the pipe holds to the stream's sink; false at end of file.
     fn pump(&mut self, relay: &mut Relay) -> bool {
-        let mut buf = [0u8; 65536];
-        match nix::unistd::read(&relay.pipe, &mut buf) {
+        let mut buf = std::mem::take(&mut self.buffer);
+        if buf.is_empty() {
+            buf = vec![0; READ_BUFFER_SIZE];
+        }
+        let more = match nix::unistd::read(&relay.pipe, &mut buf) {
             Ok(0) => {
                 self.deliver_tail(relay);
                 false
@@ -251,7 +269,9 @@ impl Output {
                 true
             }
             Err(e) => e != nix::errno::Errno::EPIPE,
-        }
+        };
+        self.buffer = buf;
+        more
     }
 
     fn deliver(&mut self, relay: &mut Relay, bytes: &[u8]) {
@@ -399,7 +419,7 @@ impl Relay {
         use nix::fcntl::{FcntlArg, OFlag, fcntl};
         let _ = fcntl(&pipe, FcntlArg::F_SETFL(OFlag::O_NONBLOCK));
         // A larger pipe lets a fast COMMAND write ahead while the relay writes, and the relay
-        // read more per read(2) (up to its 64 KiB buffer): fewer wakeups of both. Past the
+        // read more per read(2) (up to its 256 KiB buffer): fewer wakeups of both. Past the
         // limit (/proc/sys/fs/pipe-max-size, or the user's pipe quota) it stays as it is.
         let _ = fcntl(&pipe, FcntlArg::F_SETPIPE_SZ(RELAY_PIPE_SIZE));
         Relay { pipe, stderr, lines: LineBuffer::default() }
