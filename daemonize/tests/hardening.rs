@@ -374,3 +374,39 @@ fn retry_takes_minus_signal_numbers_and_refuses_waits_in_a_row() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("follows another timeout") && stderr.contains("-2"), "{shown}");
 }
+
+// Issue 11: /dev/null is opened in one open(2), without the walk from / that other paths get,
+// and checked to be the null device (character device 1:3). A regular file mounted over it (in
+// a private mount namespace) must be refused, not handed to the daemon as its streams.
+#[test]
+fn dev_null_that_is_not_the_null_device_is_refused() {
+    let test = "dev_null_that_is_not_the_null_device_is_refused";
+    if skip_unless_root(test) {
+        return;
+    }
+    let dir = TempDir::new("fake-null");
+    let fake = dir.join("fake-null");
+    std::fs::write(&fake, "").unwrap();
+    let pidfile = dir.join("d.pid");
+    // Exit 20 when the start succeeded: the script stops that daemon itself, by its pid.
+    let script = format!(
+        "mount --bind {fake} /dev/null || exit 30
+         {daemonize} -p {pidfile} -- sleep 1000; s=$?
+         [ $s = 0 ] && kill $(cat {pidfile}) && exit 20
+         exit $s",
+        fake = fake.display(),
+        daemonize = daemonize_bin().display(),
+        pidfile = pidfile.display(),
+    );
+    let output = run(Command::new("unshare").args(["--mount", "sh", "-c", &script]));
+    let context = describe(&format!("unshare --mount sh -c {script:?}"), &output);
+    if code(&output.status) == 30 || String::from_utf8_lossy(&output.stderr).contains("unshare") {
+        skip(&format!("{test} needs a private mount namespace: {context}"));
+        return;
+    }
+    assert_eq!(code(&output.status), 5, "{context}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("/dev/null: No such device"), "{context}");
+    assert!(!pidfile.exists(), "pidfile left behind: {context}");
+    assert_eq!(std::fs::read(&fake).unwrap(), b"", "{context}");
+}
