@@ -579,6 +579,29 @@ fn pid1_kills_command_ignoring_sigterm_after_kill_after() {
 }
 
 #[test]
+fn slow_graceful_stop_gets_sigterm_once() {
+    // COMMAND takes longer than the supervisor's wait before its /proc scan (0.5 s) to stop:
+    // the scan must not send its group SIGTERM again (many programs take a second one as
+    // "stop now").
+    let dir = TempDir::new("slow-stop");
+    let log = dir.join("log");
+    let script = format!(
+        "log='{}'; n=-1; trap 'echo TERM >> \"$log\"; n=15' TERM; echo ready >> \"$log\"; \
+         while [ $n -ne 0 ]; do sleep 0.1; [ $n -gt 0 ] && n=$((n-1)); done; echo done >> \"$log\"",
+        s(&log)
+    );
+    let mut command = Command::new(daemonize_bin());
+    command.args(["--supervise", "--foreground", "--kill-after", "30", "--", "sh", "-c", &script]);
+    let mut started = Started::spawn(&mut command);
+    wait_lines(&log, 1);
+    kill(started.pid(), libc::SIGTERM);
+    let (status, stderr) = started.wait();
+    assert!(status.success(), "{status}: {stderr}");
+    let lines = wait_lines(&log, 3);
+    assert_eq!(lines, ["ready", "TERM", "done"], "{stderr}");
+}
+
+#[test]
 fn forward_to_group_reaches_every_member_once() {
     let dir = TempDir::new("forward-to-group");
     let (first, second) = (dir.join("first"), dir.join("second"));

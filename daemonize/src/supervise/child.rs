@@ -202,7 +202,7 @@ impl Sweep {
     pub fn signal(&mut self, child: Option<&Child>, signal: i32, kill_after: Duration) {
         let Some(child) = child else {
             self.owed = None;
-            sweep_if_children_left(signal);
+            sweep_if_children_left(signal, None);
             return;
         };
         // COMMAND's group, created at spawn; COMMAND is not reaped, so the number is its group's.
@@ -232,11 +232,13 @@ impl Sweep {
 
     /// Makes the owed scan once its deadline has passed (`now`), if children are left.
     pub fn due(&mut self, now: Instant) {
-        if let Some((signal, at, _)) = self.owed
+        if let Some((signal, at, group)) = self.owed
             && now >= at
         {
             self.owed = None;
-            sweep_if_children_left(signal);
+            // The group got this signal already: its members must not get it twice (a second
+            // SIGTERM can cut short a graceful stop).
+            sweep_if_children_left(signal, Some(group));
         }
     }
 
@@ -247,12 +249,15 @@ impl Sweep {
 }
 
 /// [`process::signal_descendants`] of the supervisor (a scan of `/proc`), when it has a child
-/// left ([`has_children`]).
-fn sweep_if_children_left(signal: i32) {
+/// left ([`has_children`]); COMMAND's group `signalled`, which got `signal` already, left out.
+fn sweep_if_children_left(signal: i32, signalled: Option<u32>) {
     if has_children()
         && let Ok(me) = process::Pinned::open(std::process::id())
     {
-        process::signal_descendants(&me, signal);
+        match signalled {
+            Some(group) => process::signal_descendants_outside_group(&me, signal, group),
+            None => process::signal_descendants(&me, signal),
+        }
     }
 }
 

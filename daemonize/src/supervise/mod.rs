@@ -28,7 +28,9 @@
 //! learns from `waitpid(2)` whether anything is left: in the common case COMMAND and its group
 //! go, the last reap answers `ECHILD`, and nothing was scanned. Only when something is left
 //! does it scan `/proc` ([`child::Sweep`]), signalling each process group made only of
-//! descendants and every descendant in no such group, once each, pinned with pidfds: once
+//! descendants and every descendant in no such group, once each, pinned with pidfds (COMMAND's
+//! group left out: it got the signal already, and a second `SIGTERM` can cut short a graceful
+//! stop): once
 //! COMMAND is reaped, its group is empty and children are left (orphans re-parented to the
 //! supervisor); or when the tree has not emptied [`child::SWEEP_AFTER`] (at most half of
 //! `--kill-after`) after the signal, which reaches a descendant that left the group while its
