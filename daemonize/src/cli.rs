@@ -165,7 +165,8 @@ pub const INIT_SYSTEMS: &[(&str, &str)] = &[
          catchable signal on to COMMAND once (--forward-to-group: to its process group), stops \
          everything within --kill-after on SIGTERM, and exits with COMMAND's status; on a \
          terminal (docker run -it) COMMAND gets it as stdin and foreground process group, \
-         with job control as under a shell",
+         with job control as under a shell (PID 1 cannot stop: a stopped COMMAND is \
+         continued at once)",
     ),
 ];
 

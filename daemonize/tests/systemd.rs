@@ -720,6 +720,32 @@ fn interactive_command_gets_the_terminal_with_job_control() {
 }
 
 #[test]
+fn pid1_on_a_terminal_continues_a_stopped_command() {
+    // `docker run -it`: PID 1 cannot stop itself and has no shell above it to say `fg`, so ^Z
+    // must not leave COMMAND stopped for good.
+    if !can_unshare_pid("pid1_on_a_terminal_continues_a_stopped_command") {
+        return;
+    }
+    let dir = TempDir::new("pid1-terminal");
+    let mut command = Command::new(example("pty_run"));
+    command.args(["unshare", "--fork", "--pid", "--mount-proc", "--"]).arg(daemonize_bin());
+    command.args([
+        "--supervise",
+        "--foreground",
+        "--",
+        "sh",
+        "-c",
+        "kill -TSTP $$; echo continued",
+    ]);
+    let mut started = Started::spawn(command.current_dir(dir.path()));
+    let (status, stderr) = started.wait();
+    let mut stdout = String::new();
+    started.child.stdout.take().unwrap().read_to_string(&mut stdout).unwrap();
+    assert!(status.success(), "{status}: {stdout} {stderr}");
+    assert!(stdout.contains("continued"), "{stdout}");
+}
+
+#[test]
 fn foreground_exec_command_on_a_terminal_gets_it_as_stdin() {
     let script = "test -t 0 && echo stdin-is-a-terminal";
     let output = run(Command::new(example("pty_run")).arg(daemonize_bin()).args([

@@ -422,11 +422,18 @@ impl Supervisor {
 
     /// COMMAND was stopped. On a terminal, by a terminal stop signal: as a shell's job, the
     /// supervisor takes the terminal back and stops too, so its own shell regains the terminal;
-    /// it goes on once continued (the `SIGCONT` then hands the terminal back to COMMAND).
+    /// it goes on once continued (the `SIGCONT` then hands the terminal back to COMMAND). As
+    /// PID 1 of a pid namespace (`docker run -it`) it cannot stop, and no shell is there to
+    /// take the terminal: COMMAND gets it back and goes on at once, or it would stay stopped
+    /// with nobody to continue it.
     fn command_stopped(&mut self, signal: i32) {
         if self.program.terminal && terminal::is_stop_signal(signal) {
-            terminal::take_back();
-            terminal::stop_self();
+            if terminal::can_stop_self() {
+                terminal::take_back();
+                terminal::stop_self();
+            } else {
+                self.continue_on_terminal();
+            }
         }
     }
 
