@@ -157,7 +157,9 @@ pub const INIT_SYSTEMS: &[(&str, &str)] = &[
         "daemonize --foreground --supervise --wait-ready notify -- COMMAND: the supervisor is \
          the main process; it sends READY=1 once COMMAND is ready and passes on COMMAND's \
          STATUS=, RELOADING=1, STOPPING=1, WATCHDOG=1 and EXTEND_TIMEOUT_USEC=; activated \
-         sockets reach every restarted COMMAND, LISTEN_PID naming it",
+         sockets reach every restarted COMMAND, LISTEN_PID naming it; set KillMode=mixed, \
+         so that systemd's SIGTERM goes to the supervisor only (with the default \
+         control-group COMMAND gets it twice)",
     ),
     (
         "a container's entrypoint (PID 1)",

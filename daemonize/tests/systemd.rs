@@ -674,6 +674,26 @@ fn example_units_pass_systemd_analyze_verify() {
 }
 
 #[test]
+fn supervised_example_units_let_the_supervisor_signal_command() {
+    // KillMode=control-group (the default) sends SIGTERM to every process of the unit at once:
+    // COMMAND would get it from systemd and again from the supervisor's stop.
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/systemd");
+    for entry in std::fs::read_dir(&source).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let supervised =
+            text.lines().any(|l| l.starts_with("ExecStart=") && l.contains("--supervise"));
+        if supervised {
+            assert!(
+                text.lines().any(|l| l.trim() == "KillMode=mixed"),
+                "{} runs a supervisor without KillMode=mixed",
+                path.display()
+            );
+        }
+    }
+}
+
+#[test]
 fn activated_tcp_echo_echoes_through_supervisor() {
     use std::io::Write;
     let dir = TempDir::new("activated-tcp-echo");
