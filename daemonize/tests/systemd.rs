@@ -412,6 +412,34 @@ fn foreground_supervisor_relays_readiness_to_parent_systemd() {
 }
 
 #[test]
+fn foreground_supervisor_passes_on_the_ready_that_ends_a_reload() {
+    // sd_notify(3): a reload starts with RELOADING=1 and ends with READY=1; systemd waits for
+    // the latter (`systemctl reload` of Type=notify-reload), so it must be passed on too.
+    let dir = TempDir::new("notify-reload");
+    let systemd = FakeSystemd::bind_path(&dir);
+    let ready = example("notify_ready");
+    let args = ["--foreground", "--supervise", "--wait-ready", "notify", "--", s(&ready)];
+    let mut all = args.to_vec();
+    // /dev/null as the gate: open at once.
+    all.extend(["/dev/null", "RELOADING=1", "READY=1", "STATUS=reloaded"]);
+    let _started = under_systemd(&dir, &systemd, &all);
+    let messages = systemd.until("STATUS=reloaded");
+    let lines: Vec<&str> = messages.iter().flat_map(|(_, text)| text.lines()).collect();
+    assert_eq!(
+        lines,
+        [
+            "STATUS=warming up",
+            "READY=1",
+            "STATUS=serving",
+            "RELOADING=1",
+            "READY=1",
+            "STATUS=reloaded"
+        ],
+        "{messages:?}"
+    );
+}
+
+#[test]
 fn foreground_supervisor_reports_restarts_to_parent_systemd() {
     let dir = TempDir::new("notify-restart");
     let systemd = FakeSystemd::bind_abstract("notify-restart");

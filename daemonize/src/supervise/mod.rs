@@ -197,6 +197,9 @@ struct Supervisor {
     upstream: Option<Upstream>,
     /// Whether the parent systemd was told `READY=1`.
     told_upstream: bool,
+    /// Whether COMMAND's `RELOADING=1` was passed on and its `READY=1` (the reload's end) not
+    /// yet: systemd waits for that one.
+    reloading: bool,
 }
 
 impl Supervisor {
@@ -243,6 +246,7 @@ impl Supervisor {
             forward_to_group: config.forward_to_group,
             upstream: config.upstream,
             told_upstream: false,
+            reloading: false,
         })
     }
 
@@ -467,8 +471,17 @@ impl Supervisor {
         for heard in self.readiness.read(main) {
             match heard {
                 Heard::Note(text) => self.output.log(&text),
-                Heard::Pass(line) => self.tell_upstream(&line),
+                Heard::Pass(line) => {
+                    self.reloading |= line == "RELOADING=1";
+                    self.tell_upstream(&line);
+                }
                 Heard::Ready => self.tell_upstream_ready(),
+                // The end of a reload: systemd leaves the reloading state on it.
+                Heard::ReadyAgain if self.told_upstream && self.reloading => {
+                    self.reloading = false;
+                    self.tell_upstream("READY=1");
+                }
+                Heard::ReadyAgain => {}
             }
         }
     }
