@@ -312,6 +312,14 @@ fn unexecutable_command_is_reported_in_every_mode() {
             assert!(stderr.contains(s(program)), "{shown}");
             assert!(!pidfile.exists(), "{shown}");
         }
+        // A relative path is named as given, in every mode.
+        let mut args: Vec<&str> = mode.to_vec();
+        args.extend(["--", "./not-a-program"]);
+        let output = run(Command::new(daemonize_bin()).args(&args).current_dir(dir.path()));
+        let shown = describe(&format!("daemonize {}", show(&args)), &output);
+        assert_eq!(code(&output.status), 126, "{shown}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.starts_with("daemonize: cannot execute ./not-a-program: "), "{shown}");
     }
 }
 

@@ -138,6 +138,16 @@ impl Program {
         Ok(Child { pid, started: Instant::now() })
     }
 
+    /// The program as a start failure names it, as in the other modes: `argv[0]` as given
+    /// when it is a path (`./app`), else where the `PATH` lookup found it.
+    pub fn shown(&self) -> &std::path::Path {
+        let given = std::path::Path::new(&self.argv[0]);
+        match given.as_os_str().as_encoded_bytes().contains(&b'/') {
+            true => given,
+            false => &self.path,
+        }
+    }
+
     /// COMMAND's name for messages: its `argv[0]`.
     pub fn name(&self) -> String {
         self.argv[0].to_string_lossy().into_owned()

@@ -164,7 +164,7 @@ pub fn supervise(config: SupervisorConfig, daemon: &mut Daemon) -> i32 {
         child::reap_all(); // nothing runs, but keep the table clean
         if !daemon.report_failure(Step::Exec, &e) {
             // In the foreground nobody waits for a report: say it here.
-            let error = daemonctx::Error::os(Step::Exec, &supervisor.program.path, e);
+            let error = daemonctx::Error::os(Step::Exec, supervisor.program.shown(), e);
             eprintln!("daemonize: {}", message::chain(&error));
             return child::exec_failure_status(error.raw_os_error());
         }
