@@ -110,8 +110,9 @@ impl Program {
             .stderr(stderr);
         let terminal = self.terminal;
         // SAFETY: the closure runs between fork and exec and makes only async-signal-safe calls
-        // (rt_sigaction, sigprocmask, fcntl, dup2, getresuid, setresuid, setuid, getpid,
-        // execve) on data prepared before the fork.
+        // (sigprocmask, tcsetpgrp, getpgrp, rt_sigaction, fcntl, dup2, getresuid, setresuid,
+        // setuid, getpid, execve) on data prepared before the fork; the errors it returns are
+        // io::Error values made from an errno, which allocate nothing.
         unsafe {
             command.pre_exec(move || {
                 if terminal {
