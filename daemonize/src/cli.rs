@@ -389,14 +389,15 @@ pub struct Cli {
     pub child_pidfile: Option<PathBuf>,
 
     /// Signals the supervisor passes on to COMMAND, comma-separated [default: every catchable
-    /// signal but TERM, CHLD and RTMIN; HUP only when there is no -o or -e]
+    /// signal but TERM and CHLD; HUP only when there is no -o or -e]
     ///
     /// By default the supervisor passes on what tini and dumb-init do (ALRM, PIPE, URG, XCPU,
     /// VTALRM, PROF, IO, PWR, TSTP, TTIN, TTOU and the realtime signals too), each once. TERM
     /// stops COMMAND and all it started, with --kill-after. SIGHUP to a supervisor holding log
     /// files (-o, -e) reopens them, and reaches COMMAND only when listed here. With a list,
     /// signals not listed are ignored. `daemonize --send SIGNAL -p FILE` reaches COMMAND
-    /// whatever this list says (it travels as RTMIN).
+    /// whatever this list says (it travels as RTMIN with a queued value; a plain RTMIN is a
+    /// signal like the others).
     #[arg(long, value_name = "SIGNALS", value_parser = parse_forwarded, help_heading = "Supervision")]
     pub forward: Option<Forwarded>,
 

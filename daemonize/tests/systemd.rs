@@ -561,6 +561,8 @@ fn pid1_forwards_every_catchable_signal_once() {
         libc::SIGTSTP,
         libc::SIGTTIN,
         libc::SIGTTOU,
+        // A plain RTMIN too: only one carrying a queued value is `daemonize --send`'s.
+        libc::SIGRTMIN(),
         libc::SIGRTMIN() + 1,
         libc::SIGRTMAX(),
     ];

@@ -51,10 +51,11 @@ pub fn handled_signals() -> Vec<i32> {
 }
 
 /// The signals passed on to COMMAND unless `--forward` says otherwise: every one the
-/// supervisor handles but `SIGTERM` (it stops), `SIGCHLD` (it reaps), `relay` (`daemonize
-/// --send`'s carrier), and `SIGHUP` when the supervisor holds log files (it reopens them).
-pub fn default_forwarded(has_log_files: bool, relay: i32) -> Vec<i32> {
-    let own = [libc::SIGTERM, libc::SIGCHLD, relay];
+/// supervisor handles but `SIGTERM` (it stops), `SIGCHLD` (it reaps), and `SIGHUP` when the
+/// supervisor holds log files (it reopens them). (`daemonize --send`'s carrier, `SIGRTMIN`
+/// with a queued value, is told apart by that value: a plain `SIGRTMIN` is passed on.)
+pub fn default_forwarded(has_log_files: bool) -> Vec<i32> {
+    let own = [libc::SIGTERM, libc::SIGCHLD];
     let hup_is_ours = |s: &i32| has_log_files && *s == libc::SIGHUP;
     handled_signals().into_iter().filter(|s| !own.contains(s) && !hup_is_ours(s)).collect()
 }

@@ -207,9 +207,8 @@ impl Supervisor {
     fn new(config: SupervisorConfig) -> std::io::Result<Supervisor> {
         child::become_subreaper()?;
         let output = Output::new(config.stdout, config.stderr, config.syslog);
-        let forward = config.forward.unwrap_or_else(|| {
-            child::default_forwarded(output.has_log_files(), send::relay_signal())
-        });
+        let forward =
+            config.forward.unwrap_or_else(|| child::default_forwarded(output.has_log_files()));
         let signals = child::signalfd()?;
         child::ignore_sigpipe();
         let mut readiness = Readiness::new(config.ready, config.ready_timeout);
@@ -345,7 +344,8 @@ impl Supervisor {
 
     /// `SIGCHLD` reaps, `SIGTERM` stops, `SIGHUP` reopens the log files; a signal listed in
     /// `forward` goes on to COMMAND (after a reopen, for `SIGHUP`), others are ignored; the
-    /// relay signal (`daemonize --send`) passes its queued signal on to COMMAND.
+    /// relay signal (`daemonize --send`) with a queued value passes that signal on to COMMAND
+    /// (without one it is a signal like the others).
     fn handle_signals(&mut self) {
         while let Some(received) = child::read_signal(&self.signals) {
             match received.signal {
@@ -354,10 +354,14 @@ impl Supervisor {
                 // Job control: continued (`fg`), COMMAND's group gets the terminal and goes on.
                 libc::SIGCONT if self.program.terminal => self.continue_on_terminal(),
                 libc::SIGTERM => self.stop("stopping on SIGTERM"),
-                signal if signal == send::relay_signal() => match received.queued {
-                    Some(queued) if (1..=64).contains(&queued) => self.forward(queued),
-                    _ => {}
-                },
+                // `daemonize --send`: the signal travels as the queued value. A plain one
+                // (`kill(2)`, no value) is a signal like the others.
+                signal if signal == send::relay_signal() && received.queued.is_some() => {
+                    match received.queued {
+                        Some(queued) if (1..=64).contains(&queued) => self.forward(queued),
+                        _ => {}
+                    }
+                }
                 signal => {
                     if signal == libc::SIGHUP {
                         self.output.reopen_files();
