@@ -156,7 +156,7 @@ pub const INIT_SYSTEMS: &[(&str, &str)] = &[
         "systemd Type=notify, supervised",
         "daemonize --foreground --supervise --wait-ready notify -- COMMAND: the supervisor is \
          the main process; it sends READY=1 once COMMAND is ready and passes on COMMAND's \
-         STATUS=, RELOADING=1 (and the READY=1 that ends the reload), STOPPING=1, WATCHDOG=1 \
+         STATUS=, RELOADING=1 (with its MONOTONIC_USEC=, and the READY=1 that ends the reload), STOPPING=1, WATCHDOG=1 \
          and EXTEND_TIMEOUT_USEC=; activated \
          sockets reach every restarted COMMAND, LISTEN_PID naming it; set KillMode=mixed, \
          so that systemd's SIGTERM goes to the supervisor only (with the default \

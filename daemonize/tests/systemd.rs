@@ -429,9 +429,12 @@ fn foreground_supervisor_passes_on_the_ready_that_ends_a_reload() {
     let args = ["--foreground", "--supervise", "--wait-ready", "notify", "--", s(&ready)];
     let mut all = args.to_vec();
     // /dev/null as the gate: open at once.
-    all.extend(["/dev/null", "RELOADING=1", "READY=1", "STATUS=reloaded"]);
+    all.extend(["/dev/null", "RELOADING=1\nMONOTONIC_USEC=42", "READY=1", "STATUS=reloaded"]);
     let _started = under_systemd(&dir, &systemd, &all);
     let messages = systemd.until("STATUS=reloaded");
+    // One datagram: systemd reads when the reload began from RELOADING=1's own message.
+    let texts: Vec<&str> = messages.iter().map(|(_, text)| text.as_str()).collect();
+    assert!(texts.contains(&"RELOADING=1\nMONOTONIC_USEC=42"), "{messages:?}");
     let lines: Vec<&str> = messages.iter().flat_map(|(_, text)| text.lines()).collect();
     assert_eq!(
         lines,
@@ -440,6 +443,7 @@ fn foreground_supervisor_passes_on_the_ready_that_ends_a_reload() {
             "READY=1",
             "STATUS=serving",
             "RELOADING=1",
+            "MONOTONIC_USEC=42",
             "READY=1",
             "STATUS=reloaded"
         ],

@@ -476,7 +476,7 @@ impl Supervisor {
             match heard {
                 Heard::Note(text) => self.output.log(&text),
                 Heard::Pass(line) => {
-                    self.reloading |= line == "RELOADING=1";
+                    self.reloading |= line.starts_with("RELOADING=1");
                     self.tell_upstream(&line);
                 }
                 Heard::Ready => self.tell_upstream_ready(),
