@@ -126,6 +126,38 @@ fn supervised_command_keeps_activated_socket_across_restarts() {
 }
 
 #[test]
+fn two_activated_sockets_and_their_names_reach_every_command() {
+    // LISTEN_FDS=2, LISTEN_FDNAMES=web:admin: both descriptors, in every mode, restarts included.
+    let modes: [&[&str]; 3] = [
+        &["--foreground"],
+        &["--foreground", "--supervise", "--restart", "always", "--restart-delay", "0.1"],
+        &["--supervise", "-p"],
+    ];
+    for mode in modes {
+        let dir = TempDir::new("activation-two");
+        let pidfile = dir.join("d.pid");
+        let mut args = mode.to_vec();
+        if args.last() == Some(&"-p") {
+            args.push(s(&pidfile));
+        }
+        let mut command = Command::new(example("activation"));
+        command.arg("listen").arg(dir.join("port")).args(["--two", "--"]);
+        command.arg(daemonize_bin()).args(&args).arg("--").arg(example("activation"));
+        command.args(["serve", "--once"]);
+        let _started = Started::spawn(&mut command);
+        let _guard = mode.contains(&"-p").then(|| guard_pidfile(&pidfile));
+        let rounds = if mode.contains(&"always") { 2 } else { 1 };
+        for _ in 0..rounds {
+            let answer = ask_service(&dir);
+            assert_eq!(answer["listen_pid"], answer["pid"], "{mode:?}: {answer:?}");
+            let got =
+                (answer["fds"].as_str(), answer["names"].as_str(), answer["sockets"].as_str());
+            assert_eq!(got, ("2", "web:admin", "2"), "{mode:?}: {answer:?}");
+        }
+    }
+}
+
+#[test]
 fn detached_supervisor_passes_activated_socket_on() {
     let dir = TempDir::new("activation-detached-supervisor");
     let pidfile = dir.join("s.pid");
@@ -154,11 +186,14 @@ fn ready_fd_on_an_activated_socket_is_a_usage_error() {
 #[test]
 fn activation_for_another_process_is_ignored() {
     let dir = TempDir::new("activation-foreign");
-    // LISTEN_PID names pid 1: the socket on 3 is not daemonize's, and neither are the variables.
-    let mut started = Started::spawn(&mut activated(&dir, Some(1), &["--foreground"], &["--once"]));
-    let (status, stderr) = started.wait();
-    assert_eq!(code(&status), 3, "{stderr}");
-    assert!(stderr.contains("(LISTEN_PID=-)"), "{stderr}");
+    // LISTEN_PID names pid 1: the socket on 3 is not daemonize's, and neither are the variables
+    // (nor, under a supervisor, COMMAND's: LISTEN_PID is not rewritten to name it).
+    for mode in [&["--foreground"][..], &["--foreground", "--supervise"]] {
+        let mut started = Started::spawn(&mut activated(&dir, Some(1), mode, &["--once"]));
+        let (status, stderr) = started.wait();
+        assert_eq!(code(&status), 3, "{mode:?}: {stderr}");
+        assert!(stderr.contains("(LISTEN_PID=-)"), "{mode:?}: {stderr}");
+    }
 }
 
 /// A fake systemd's notify socket: a datagram socket the test binds (a path, or an abstract
