@@ -54,6 +54,10 @@ impl ListenFds {
     /// The sockets passed to this process, as `sd_listen_fds(3)` finds them: `LISTEN_PID` must
     /// be the pid `getpid(2)` returns and `LISTEN_FDS` a positive number; otherwise `None`.
     /// Reads the environment only; no descriptor is touched.
+    ///
+    /// Call it before [`crate::DaemonContext::open`] detaches: the daemon keeps the sockets
+    /// open, but its pid is no longer the one `LISTEN_PID` names, so a call made there finds
+    /// none.
     pub fn from_env() -> Option<ListenFds> {
         let pid = std::env::var(LISTEN_PID).ok()?;
         let count = std::env::var(LISTEN_FDS).ok()?;

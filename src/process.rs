@@ -262,18 +262,36 @@ fn pin_descendants(ancestor: &Pinned, processes: &[(u32, Stat)]) -> Vec<(Pinned,
 /// daemonctx::process::signal_descendants(&me, 0); // signal 0: only checks
 /// ```
 pub fn signal_descendants(ancestor: &Pinned, signal: i32) {
+    signal_descendants_but(ancestor, signal, None);
+}
+
+/// As [`signal_descendants`] (`kill(2)`, `pidfd_send_signal(2)`, one scan of `/proc`), but
+/// leaves out process group `signalled` and its members: a
+/// group the caller has just sent `signal` itself (a supervisor's stop signals COMMAND's group
+/// first, then looks for what left it), so that no member gets it twice.
+///
+/// ```
+/// let me = daemonctx::process::Pinned::open(std::process::id()).unwrap();
+/// let group = nix::unistd::getpgrp().as_raw() as u32;
+/// daemonctx::process::signal_descendants_outside_group(&me, 0, group); // 0: only checks
+/// ```
+pub fn signal_descendants_outside_group(ancestor: &Pinned, signal: i32, signalled: u32) {
+    signal_descendants_but(ancestor, signal, Some(signalled));
+}
+
+fn signal_descendants_but(ancestor: &Pinned, signal: i32, signalled_group: Option<u32>) {
     let processes = live_processes();
     let tree = pin_descendants(ancestor, &processes);
     let own = ancestor.current_stat().map(|s| s.pgrp);
     let mut groups: Vec<u32> = tree.iter().map(|(_, s)| s.pgrp).collect();
     groups.sort_unstable();
     groups.dedup();
-    groups.retain(|group| *group > 1 && Some(*group) != own);
+    groups.retain(|group| *group > 1 && Some(*group) != own && Some(*group) != signalled_group);
     let tree_pids: Vec<u32> = tree.iter().map(|(p, _)| p.pid).collect();
     groups.retain(|group| {
         processes.iter().filter(|(_, s)| s.pgrp == *group).all(|(pid, _)| tree_pids.contains(pid))
     });
-    let mut signalled = Vec::new();
+    let mut signalled: Vec<u32> = signalled_group.into_iter().collect();
     for group in groups {
         let member_seen =
             tree.iter().any(|(p, _)| p.current_stat().is_some_and(|s| s.pgrp == group));

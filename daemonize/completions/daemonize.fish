@@ -22,7 +22,7 @@ complete -c daemonize -l max-restarts -d 'Give up after N restarts within --rest
 complete -c daemonize -l restart-window -d 'The window --max-restarts counts in' -r
 complete -c daemonize -l kill-after -d 'On stop, time between SIGTERM and SIGKILL for COMMAND and all it started' -r
 complete -c daemonize -l child-pidfile -d 'Write COMMAND\'s pid into FILE (the pidfile names the supervisor); with --stop, remove it once stopped' -r -F
-complete -c daemonize -l forward -d 'Signals the supervisor passes on to COMMAND, comma-separated [default: every catchable signal but TERM, CHLD and RTMIN; HUP only when there is no -o or -e]' -r
+complete -c daemonize -l forward -d 'Signals the supervisor passes on to COMMAND, comma-separated [default: every catchable signal but TERM and CHLD; HUP only when there is no -o or -e]' -r
 complete -c daemonize -l syslog -d 'Send COMMAND\'s output to syslog, one message per line' -r
 complete -c daemonize -l syslog-tag -d 'Tag of the syslog messages [default: COMMAND\'s basename]' -r
 complete -c daemonize -l syslog-socket -d 'Syslog socket' -r -F

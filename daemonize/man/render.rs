@@ -118,8 +118,9 @@ Passed on to COMMAND, unless \fB\-\-forward\fR lists others (those not listed ar
 Reaps COMMAND and whatever it orphaned; restarts by \fB\-\-restart\fR.
 .TP
 \fBSIGRTMIN\fR
-Sent by \fBdaemonize \-\-send\fR \fISIGNAL\fR: the supervisor passes \fISIGNAL\fR on to COMMAND,
-whatever \fB\-\-forward\fR says.
+Sent by \fBdaemonize \-\-send\fR \fISIGNAL\fR, with \fISIGNAL\fR as its queued value: the
+supervisor passes \fISIGNAL\fR on to COMMAND, whatever \fB\-\-forward\fR says. A plain
+SIGRTMIN (\fBkill\fR(1), no value) is passed on like the other signals.
 .PP
 Other signals have their default action. To signal COMMAND in either mode, use
 \fBdaemonize \-\-send\fR \fISIGNAL\fR \fB\-p\fR \fIPIDFILE\fR (a reload: \fB\-\-send HUP\fR).

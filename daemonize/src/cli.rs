@@ -156,8 +156,11 @@ pub const INIT_SYSTEMS: &[(&str, &str)] = &[
         "systemd Type=notify, supervised",
         "daemonize --foreground --supervise --wait-ready notify -- COMMAND: the supervisor is \
          the main process; it sends READY=1 once COMMAND is ready and passes on COMMAND's \
-         STATUS=, RELOADING=1, STOPPING=1, WATCHDOG=1 and EXTEND_TIMEOUT_USEC=; activated \
-         sockets reach every restarted COMMAND, LISTEN_PID naming it",
+         STATUS=, RELOADING=1 (with its MONOTONIC_USEC=, and the READY=1 that ends the reload), STOPPING=1, WATCHDOG=1 \
+         and EXTEND_TIMEOUT_USEC=; activated \
+         sockets reach every restarted COMMAND, LISTEN_PID naming it; set KillMode=mixed, \
+         so that systemd's SIGTERM goes to the supervisor only (with the default \
+         control-group COMMAND gets it twice)",
     ),
     (
         "a container's entrypoint (PID 1)",
@@ -165,7 +168,8 @@ pub const INIT_SYSTEMS: &[(&str, &str)] = &[
          catchable signal on to COMMAND once (--forward-to-group: to its process group), stops \
          everything within --kill-after on SIGTERM, and exits with COMMAND's status; on a \
          terminal (docker run -it) COMMAND gets it as stdin and foreground process group, \
-         with job control as under a shell",
+         with job control as under a shell (PID 1 cannot stop: a stopped COMMAND is \
+         continued at once)",
     ),
 ];
 
@@ -385,14 +389,15 @@ pub struct Cli {
     pub child_pidfile: Option<PathBuf>,
 
     /// Signals the supervisor passes on to COMMAND, comma-separated [default: every catchable
-    /// signal but TERM, CHLD and RTMIN; HUP only when there is no -o or -e]
+    /// signal but TERM and CHLD; HUP only when there is no -o or -e]
     ///
     /// By default the supervisor passes on what tini and dumb-init do (ALRM, PIPE, URG, XCPU,
     /// VTALRM, PROF, IO, PWR, TSTP, TTIN, TTOU and the realtime signals too), each once. TERM
     /// stops COMMAND and all it started, with --kill-after. SIGHUP to a supervisor holding log
     /// files (-o, -e) reopens them, and reaches COMMAND only when listed here. With a list,
     /// signals not listed are ignored. `daemonize --send SIGNAL -p FILE` reaches COMMAND
-    /// whatever this list says (it travels as RTMIN).
+    /// whatever this list says (it travels as RTMIN with a queued value; a plain RTMIN is a
+    /// signal like the others).
     #[arg(long, value_name = "SIGNALS", value_parser = parse_forwarded, help_heading = "Supervision")]
     pub forward: Option<Forwarded>,
 

@@ -429,13 +429,27 @@ pub fn parse_notify(message: &[u8]) -> Vec<Notice> {
             ("READY", "1") => Some(Notice::Ready),
             ("STATUS", status) => Some(Notice::Status(status.to_string())),
             ("MAINPID", pid) => pid.parse().ok().filter(|p| *p > 1).map(Notice::MainPid),
-            ("RELOADING" | "STOPPING" | "WATCHDOG", "1") => Some(Notice::Pass(line.to_string())),
+            // systemd reads MONOTONIC_USEC= (when the reload began) from the same datagram.
+            ("RELOADING", "1") => Some(Notice::Pass(with_reload_start(line, &text))),
+            ("STOPPING" | "WATCHDOG", "1") => Some(Notice::Pass(line.to_string())),
             ("EXTEND_TIMEOUT_USEC", usec) if usec.parse::<u64>().is_ok() => {
                 Some(Notice::Pass(line.to_string()))
             }
             _ => None,
         })
         .collect()
+}
+
+/// `RELOADING=1`, and the `MONOTONIC_USEC=` of the same datagram (`message`) if it has one, as
+/// one text: `sd_notify(3)` sends them together, and systemd reads them together.
+fn with_reload_start(line: &str, message: &str) -> String {
+    let start = message.lines().find(|l| {
+        l.strip_prefix("MONOTONIC_USEC=").is_some_and(|usec| usec.parse::<u64>().is_ok())
+    });
+    match start {
+        Some(start) => format!("{line}\n{start}"),
+        None => line.to_string(),
+    }
 }
 
 /// Reads the ready pipe: a newline means ready; end of file means the command gave up its end.
@@ -477,6 +491,10 @@ mod tests {
             parse_notify(b"RELOADING=1\nSTOPPING=1\nEXTEND_TIMEOUT_USEC=5000000\nFDSTORE=1");
         assert_eq!(passed.len(), 3, "{passed:?}");
         assert_eq!(parse_notify(b"EXTEND_TIMEOUT_USEC=soon\nWATCHDOG=trigger"), vec![]);
+        assert_eq!(
+            parse_notify(b"MONOTONIC_USEC=123\nRELOADING=1\nMONOTONIC_USEC=x"),
+            vec![Notice::Pass("RELOADING=1\nMONOTONIC_USEC=123".into())]
+        );
         assert_eq!(parse_notify(b"READY=0"), vec![]);
         assert_eq!(parse_notify(b"MAINPID=1"), vec![]);
         assert_eq!(parse_notify(b"\xff\xfe"), vec![]);

@@ -126,6 +126,38 @@ fn supervised_command_keeps_activated_socket_across_restarts() {
 }
 
 #[test]
+fn two_activated_sockets_and_their_names_reach_every_command() {
+    // LISTEN_FDS=2, LISTEN_FDNAMES=web:admin: both descriptors, in every mode, restarts included.
+    let modes: [&[&str]; 3] = [
+        &["--foreground"],
+        &["--foreground", "--supervise", "--restart", "always", "--restart-delay", "0.1"],
+        &["--supervise", "-p"],
+    ];
+    for mode in modes {
+        let dir = TempDir::new("activation-two");
+        let pidfile = dir.join("d.pid");
+        let mut args = mode.to_vec();
+        if args.last() == Some(&"-p") {
+            args.push(s(&pidfile));
+        }
+        let mut command = Command::new(example("activation"));
+        command.arg("listen").arg(dir.join("port")).args(["--two", "--"]);
+        command.arg(daemonize_bin()).args(&args).arg("--").arg(example("activation"));
+        command.args(["serve", "--once"]);
+        let _started = Started::spawn(&mut command);
+        let _guard = mode.contains(&"-p").then(|| guard_pidfile(&pidfile));
+        let rounds = if mode.contains(&"always") { 2 } else { 1 };
+        for _ in 0..rounds {
+            let answer = ask_service(&dir);
+            assert_eq!(answer["listen_pid"], answer["pid"], "{mode:?}: {answer:?}");
+            let got =
+                (answer["fds"].as_str(), answer["names"].as_str(), answer["sockets"].as_str());
+            assert_eq!(got, ("2", "web:admin", "2"), "{mode:?}: {answer:?}");
+        }
+    }
+}
+
+#[test]
 fn detached_supervisor_passes_activated_socket_on() {
     let dir = TempDir::new("activation-detached-supervisor");
     let pidfile = dir.join("s.pid");
@@ -154,11 +186,14 @@ fn ready_fd_on_an_activated_socket_is_a_usage_error() {
 #[test]
 fn activation_for_another_process_is_ignored() {
     let dir = TempDir::new("activation-foreign");
-    // LISTEN_PID names pid 1: the socket on 3 is not daemonize's, and neither are the variables.
-    let mut started = Started::spawn(&mut activated(&dir, Some(1), &["--foreground"], &["--once"]));
-    let (status, stderr) = started.wait();
-    assert_eq!(code(&status), 3, "{stderr}");
-    assert!(stderr.contains("(LISTEN_PID=-)"), "{stderr}");
+    // LISTEN_PID names pid 1: the socket on 3 is not daemonize's, and neither are the variables
+    // (nor, under a supervisor, COMMAND's: LISTEN_PID is not rewritten to name it).
+    for mode in [&["--foreground"][..], &["--foreground", "--supervise"]] {
+        let mut started = Started::spawn(&mut activated(&dir, Some(1), mode, &["--once"]));
+        let (status, stderr) = started.wait();
+        assert_eq!(code(&status), 3, "{mode:?}: {stderr}");
+        assert!(stderr.contains("(LISTEN_PID=-)"), "{mode:?}: {stderr}");
+    }
 }
 
 /// A fake systemd's notify socket: a datagram socket the test binds (a path, or an abstract
@@ -312,6 +347,14 @@ fn unexecutable_command_is_reported_in_every_mode() {
             assert!(stderr.contains(s(program)), "{shown}");
             assert!(!pidfile.exists(), "{shown}");
         }
+        // A relative path is named as given, in every mode.
+        let mut args: Vec<&str> = mode.to_vec();
+        args.extend(["--", "./not-a-program"]);
+        let output = run(Command::new(daemonize_bin()).args(&args).current_dir(dir.path()));
+        let shown = describe(&format!("daemonize {}", show(&args)), &output);
+        assert_eq!(code(&output.status), 126, "{shown}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.starts_with("daemonize: cannot execute ./not-a-program: "), "{shown}");
     }
 }
 
@@ -409,6 +452,38 @@ fn foreground_supervisor_relays_readiness_to_parent_systemd() {
         let (status, stderr) = started.wait();
         assert_eq!(code(&status), 143, "{form}: {stderr}");
     }
+}
+
+#[test]
+fn foreground_supervisor_passes_on_the_ready_that_ends_a_reload() {
+    // sd_notify(3): a reload starts with RELOADING=1 and ends with READY=1; systemd waits for
+    // the latter (`systemctl reload` of Type=notify-reload), so it must be passed on too.
+    let dir = TempDir::new("notify-reload");
+    let systemd = FakeSystemd::bind_path(&dir);
+    let ready = example("notify_ready");
+    let args = ["--foreground", "--supervise", "--wait-ready", "notify", "--", s(&ready)];
+    let mut all = args.to_vec();
+    // /dev/null as the gate: open at once.
+    all.extend(["/dev/null", "RELOADING=1\nMONOTONIC_USEC=42", "READY=1", "STATUS=reloaded"]);
+    let _started = under_systemd(&dir, &systemd, &all);
+    let messages = systemd.until("STATUS=reloaded");
+    // One datagram: systemd reads when the reload began from RELOADING=1's own message.
+    let texts: Vec<&str> = messages.iter().map(|(_, text)| text.as_str()).collect();
+    assert!(texts.contains(&"RELOADING=1\nMONOTONIC_USEC=42"), "{messages:?}");
+    let lines: Vec<&str> = messages.iter().flat_map(|(_, text)| text.lines()).collect();
+    assert_eq!(
+        lines,
+        [
+            "STATUS=warming up",
+            "READY=1",
+            "STATUS=serving",
+            "RELOADING=1",
+            "MONOTONIC_USEC=42",
+            "READY=1",
+            "STATUS=reloaded"
+        ],
+        "{messages:?}"
+    );
 }
 
 #[test]
@@ -525,6 +600,8 @@ fn pid1_forwards_every_catchable_signal_once() {
         libc::SIGTSTP,
         libc::SIGTTIN,
         libc::SIGTTOU,
+        // A plain RTMIN too: only one carrying a queued value is `daemonize --send`'s.
+        libc::SIGRTMIN(),
         libc::SIGRTMIN() + 1,
         libc::SIGRTMAX(),
     ];
@@ -576,6 +653,29 @@ fn pid1_kills_command_ignoring_sigterm_after_kill_after() {
     let (status, stderr) = started.wait();
     assert_eq!(code(&status), 128 + libc::SIGKILL, "{stderr}");
     assert!(stderr.contains("sending SIGKILL"), "{stderr}");
+}
+
+#[test]
+fn slow_graceful_stop_gets_sigterm_once() {
+    // COMMAND takes longer than the supervisor's wait before its /proc scan (0.5 s) to stop:
+    // the scan must not send its group SIGTERM again (many programs take a second one as
+    // "stop now").
+    let dir = TempDir::new("slow-stop");
+    let log = dir.join("log");
+    let script = format!(
+        "log='{}'; n=-1; trap 'echo TERM >> \"$log\"; n=15' TERM; echo ready >> \"$log\"; \
+         while [ $n -ne 0 ]; do sleep 0.1; [ $n -gt 0 ] && n=$((n-1)); done; echo done >> \"$log\"",
+        s(&log)
+    );
+    let mut command = Command::new(daemonize_bin());
+    command.args(["--supervise", "--foreground", "--kill-after", "30", "--", "sh", "-c", &script]);
+    let mut started = Started::spawn(&mut command);
+    wait_lines(&log, 1);
+    kill(started.pid(), libc::SIGTERM);
+    let (status, stderr) = started.wait();
+    assert!(status.success(), "{status}: {stderr}");
+    let lines = wait_lines(&log, 3);
+    assert_eq!(lines, ["ready", "TERM", "done"], "{stderr}");
 }
 
 #[test]
@@ -651,6 +751,26 @@ fn example_units_pass_systemd_analyze_verify() {
 }
 
 #[test]
+fn supervised_example_units_let_the_supervisor_signal_command() {
+    // KillMode=control-group (the default) sends SIGTERM to every process of the unit at once:
+    // COMMAND would get it from systemd and again from the supervisor's stop.
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/systemd");
+    for entry in std::fs::read_dir(&source).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let supervised =
+            text.lines().any(|l| l.starts_with("ExecStart=") && l.contains("--supervise"));
+        if supervised {
+            assert!(
+                text.lines().any(|l| l.trim() == "KillMode=mixed"),
+                "{} runs a supervisor without KillMode=mixed",
+                path.display()
+            );
+        }
+    }
+}
+
+#[test]
 fn activated_tcp_echo_echoes_through_supervisor() {
     use std::io::Write;
     let dir = TempDir::new("activated-tcp-echo");
@@ -693,6 +813,32 @@ fn interactive_command_gets_the_terminal_with_job_control() {
     let ids = stdout.lines().find(|l| l.starts_with("pgrp=")).expect("the ids line");
     let (pgrp, tpgid) = ids.trim().split_once(' ').unwrap();
     assert_eq!(pgrp.trim_start_matches("pgrp="), tpgid.trim_start_matches("tpgid="), "{stdout}");
+    assert!(stdout.contains("continued"), "{stdout}");
+}
+
+#[test]
+fn pid1_on_a_terminal_continues_a_stopped_command() {
+    // `docker run -it`: PID 1 cannot stop itself and has no shell above it to say `fg`, so ^Z
+    // must not leave COMMAND stopped for good.
+    if !can_unshare_pid("pid1_on_a_terminal_continues_a_stopped_command") {
+        return;
+    }
+    let dir = TempDir::new("pid1-terminal");
+    let mut command = Command::new(example("pty_run"));
+    command.args(["unshare", "--fork", "--pid", "--mount-proc", "--"]).arg(daemonize_bin());
+    command.args([
+        "--supervise",
+        "--foreground",
+        "--",
+        "sh",
+        "-c",
+        "kill -TSTP $$; echo continued",
+    ]);
+    let mut started = Started::spawn(command.current_dir(dir.path()));
+    let (status, stderr) = started.wait();
+    let mut stdout = String::new();
+    started.child.stdout.take().unwrap().read_to_string(&mut stdout).unwrap();
+    assert!(status.success(), "{status}: {stdout} {stderr}");
     assert!(stdout.contains("continued"), "{stdout}");
 }
 

@@ -51,10 +51,11 @@ pub fn handled_signals() -> Vec<i32> {
 }
 
 /// The signals passed on to COMMAND unless `--forward` says otherwise: every one the
-/// supervisor handles but `SIGTERM` (it stops), `SIGCHLD` (it reaps), `relay` (`daemonize
-/// --send`'s carrier), and `SIGHUP` when the supervisor holds log files (it reopens them).
-pub fn default_forwarded(has_log_files: bool, relay: i32) -> Vec<i32> {
-    let own = [libc::SIGTERM, libc::SIGCHLD, relay];
+/// supervisor handles but `SIGTERM` (it stops), `SIGCHLD` (it reaps), and `SIGHUP` when the
+/// supervisor holds log files (it reopens them). (`daemonize --send`'s carrier, `SIGRTMIN`
+/// with a queued value, is told apart by that value: a plain `SIGRTMIN` is passed on.)
+pub fn default_forwarded(has_log_files: bool) -> Vec<i32> {
+    let own = [libc::SIGTERM, libc::SIGCHLD];
     let hup_is_ours = |s: &i32| has_log_files && *s == libc::SIGHUP;
     handled_signals().into_iter().filter(|s| !own.contains(s) && !hup_is_ours(s)).collect()
 }
@@ -110,8 +111,9 @@ impl Program {
             .stderr(stderr);
         let terminal = self.terminal;
         // SAFETY: the closure runs between fork and exec and makes only async-signal-safe calls
-        // (rt_sigaction, sigprocmask, fcntl, dup2, getresuid, setresuid, setuid, getpid,
-        // execve) on data prepared before the fork.
+        // (sigprocmask, tcsetpgrp, getpgrp, rt_sigaction, fcntl, dup2, getresuid, setresuid,
+        // setuid, getpid, execve) on data prepared before the fork; the errors it returns are
+        // io::Error values made from an errno, which allocate nothing.
         unsafe {
             command.pre_exec(move || {
                 if terminal {
@@ -136,6 +138,16 @@ impl Program {
         let pid = child.id();
         output.attach(pid, child.stdout.take(), child.stderr.take());
         Ok(Child { pid, started: Instant::now() })
+    }
+
+    /// The program as a start failure names it, as in the other modes: `argv[0]` as given
+    /// when it is a path (`./app`), else where the `PATH` lookup found it.
+    pub fn shown(&self) -> &std::path::Path {
+        let given = std::path::Path::new(&self.argv[0]);
+        match given.as_os_str().as_encoded_bytes().contains(&b'/') {
+            true => given,
+            false => &self.path,
+        }
     }
 
     /// COMMAND's name for messages: its `argv[0]`.
@@ -202,7 +214,7 @@ impl Sweep {
     pub fn signal(&mut self, child: Option<&Child>, signal: i32, kill_after: Duration) {
         let Some(child) = child else {
             self.owed = None;
-            sweep_if_children_left(signal);
+            sweep_if_children_left(signal, None);
             return;
         };
         // COMMAND's group, created at spawn; COMMAND is not reaped, so the number is its group's.
@@ -232,11 +244,13 @@ impl Sweep {
 
     /// Makes the owed scan once its deadline has passed (`now`), if children are left.
     pub fn due(&mut self, now: Instant) {
-        if let Some((signal, at, _)) = self.owed
+        if let Some((signal, at, group)) = self.owed
             && now >= at
         {
             self.owed = None;
-            sweep_if_children_left(signal);
+            // The group got this signal already: its members must not get it twice (a second
+            // SIGTERM can cut short a graceful stop).
+            sweep_if_children_left(signal, Some(group));
         }
     }
 
@@ -247,12 +261,15 @@ impl Sweep {
 }
 
 /// [`process::signal_descendants`] of the supervisor (a scan of `/proc`), when it has a child
-/// left ([`has_children`]).
-fn sweep_if_children_left(signal: i32) {
+/// left ([`has_children`]); COMMAND's group `signalled`, which got `signal` already, left out.
+fn sweep_if_children_left(signal: i32, signalled: Option<u32>) {
     if has_children()
         && let Ok(me) = process::Pinned::open(std::process::id())
     {
-        process::signal_descendants(&me, signal);
+        match signalled {
+            Some(group) => process::signal_descendants_outside_group(&me, signal, group),
+            None => process::signal_descendants(&me, signal),
+        }
     }
 }
 

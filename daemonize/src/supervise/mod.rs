@@ -28,7 +28,9 @@
 //! learns from `waitpid(2)` whether anything is left: in the common case COMMAND and its group
 //! go, the last reap answers `ECHILD`, and nothing was scanned. Only when something is left
 //! does it scan `/proc` ([`child::Sweep`]), signalling each process group made only of
-//! descendants and every descendant in no such group, once each, pinned with pidfds: once
+//! descendants and every descendant in no such group, once each, pinned with pidfds (COMMAND's
+//! group left out: it got the signal already, and a second `SIGTERM` can cut short a graceful
+//! stop): once
 //! COMMAND is reaped, its group is empty and children are left (orphans re-parented to the
 //! supervisor); or when the tree has not emptied [`child::SWEEP_AFTER`] (at most half of
 //! `--kill-after`) after the signal, which reaches a descendant that left the group while its
@@ -162,7 +164,7 @@ pub fn supervise(config: SupervisorConfig, daemon: &mut Daemon) -> i32 {
         child::reap_all(); // nothing runs, but keep the table clean
         if !daemon.report_failure(Step::Exec, &e) {
             // In the foreground nobody waits for a report: say it here.
-            let error = daemonctx::Error::os(Step::Exec, &supervisor.program.path, e);
+            let error = daemonctx::Error::os(Step::Exec, supervisor.program.shown(), e);
             eprintln!("daemonize: {}", message::chain(&error));
             return child::exec_failure_status(error.raw_os_error());
         }
@@ -195,6 +197,9 @@ struct Supervisor {
     upstream: Option<Upstream>,
     /// Whether the parent systemd was told `READY=1`.
     told_upstream: bool,
+    /// Whether COMMAND's `RELOADING=1` was passed on and its `READY=1` (the reload's end) not
+    /// yet: systemd waits for that one.
+    reloading: bool,
 }
 
 impl Supervisor {
@@ -202,9 +207,8 @@ impl Supervisor {
     fn new(config: SupervisorConfig) -> std::io::Result<Supervisor> {
         child::become_subreaper()?;
         let output = Output::new(config.stdout, config.stderr, config.syslog);
-        let forward = config.forward.unwrap_or_else(|| {
-            child::default_forwarded(output.has_log_files(), send::relay_signal())
-        });
+        let forward =
+            config.forward.unwrap_or_else(|| child::default_forwarded(output.has_log_files()));
         let signals = child::signalfd()?;
         child::ignore_sigpipe();
         let mut readiness = Readiness::new(config.ready, config.ready_timeout);
@@ -241,6 +245,7 @@ impl Supervisor {
             forward_to_group: config.forward_to_group,
             upstream: config.upstream,
             told_upstream: false,
+            reloading: false,
         })
     }
 
@@ -339,7 +344,8 @@ impl Supervisor {
 
     /// `SIGCHLD` reaps, `SIGTERM` stops, `SIGHUP` reopens the log files; a signal listed in
     /// `forward` goes on to COMMAND (after a reopen, for `SIGHUP`), others are ignored; the
-    /// relay signal (`daemonize --send`) passes its queued signal on to COMMAND.
+    /// relay signal (`daemonize --send`) with a queued value passes that signal on to COMMAND
+    /// (without one it is a signal like the others).
     fn handle_signals(&mut self) {
         while let Some(received) = child::read_signal(&self.signals) {
             match received.signal {
@@ -348,10 +354,14 @@ impl Supervisor {
                 // Job control: continued (`fg`), COMMAND's group gets the terminal and goes on.
                 libc::SIGCONT if self.program.terminal => self.continue_on_terminal(),
                 libc::SIGTERM => self.stop("stopping on SIGTERM"),
-                signal if signal == send::relay_signal() => match received.queued {
-                    Some(queued) if (1..=64).contains(&queued) => self.forward(queued),
-                    _ => {}
-                },
+                // `daemonize --send`: the signal travels as the queued value. A plain one
+                // (`kill(2)`, no value) is a signal like the others.
+                signal if signal == send::relay_signal() && received.queued.is_some() => {
+                    match received.queued {
+                        Some(queued) if (1..=64).contains(&queued) => self.forward(queued),
+                        _ => {}
+                    }
+                }
                 signal => {
                     if signal == libc::SIGHUP {
                         self.output.reopen_files();
@@ -420,11 +430,18 @@ impl Supervisor {
 
     /// COMMAND was stopped. On a terminal, by a terminal stop signal: as a shell's job, the
     /// supervisor takes the terminal back and stops too, so its own shell regains the terminal;
-    /// it goes on once continued (the `SIGCONT` then hands the terminal back to COMMAND).
+    /// it goes on once continued (the `SIGCONT` then hands the terminal back to COMMAND). As
+    /// PID 1 of a pid namespace (`docker run -it`) it cannot stop, and no shell is there to
+    /// take the terminal: COMMAND gets it back and goes on at once, or it would stay stopped
+    /// with nobody to continue it.
     fn command_stopped(&mut self, signal: i32) {
         if self.program.terminal && terminal::is_stop_signal(signal) {
-            terminal::take_back();
-            terminal::stop_self();
+            if terminal::can_stop_self() {
+                terminal::take_back();
+                terminal::stop_self();
+            } else {
+                self.continue_on_terminal();
+            }
         }
     }
 
@@ -458,8 +475,17 @@ impl Supervisor {
         for heard in self.readiness.read(main) {
             match heard {
                 Heard::Note(text) => self.output.log(&text),
-                Heard::Pass(line) => self.tell_upstream(&line),
+                Heard::Pass(line) => {
+                    self.reloading |= line.starts_with("RELOADING=1");
+                    self.tell_upstream(&line);
+                }
                 Heard::Ready => self.tell_upstream_ready(),
+                // The end of a reload: systemd leaves the reloading state on it.
+                Heard::ReadyAgain if self.told_upstream && self.reloading => {
+                    self.reloading = false;
+                    self.tell_upstream("READY=1");
+                }
+                Heard::ReadyAgain => {}
             }
         }
     }

@@ -52,6 +52,9 @@ pub enum Heard {
     /// A line for a parent systemd: `STATUS=`, `RELOADING=1`, `STOPPING=1`, `WATCHDOG=1`,
     /// `EXTEND_TIMEOUT_USEC=`.
     Pass(String),
+    /// `READY=1` once readiness is settled: old news, unless it ends a reload
+    /// (`RELOADING=1` ... `READY=1`, `sd_notify(3)`).
+    ReadyAgain,
 }
 
 impl Readiness {
@@ -188,7 +191,7 @@ impl Readiness {
                     ready = true;
                     heard.push(Heard::Ready);
                 }
-                Notice::Ready => {}
+                Notice::Ready => heard.push(Heard::ReadyAgain),
                 Notice::Status(text) => {
                     heard.push(Heard::Note(format!("status: {text}")));
                     heard.push(Heard::Pass(format!("STATUS={text}")));

@@ -7,8 +7,9 @@
 //! keyboard's signals (`^C`, `^Z`, `^\`) itself. When a terminal stop signal (`SIGTSTP`,
 //! `SIGTTIN`, `SIGTTOU`) stops it, the supervisor takes the terminal back and stops itself
 //! (`SIGSTOP`), so the shell that started it regains the terminal; when continued (`fg`:
-//! `SIGCONT`), it hands the terminal to COMMAND again and continues COMMAND's group. On exit
-//! it takes the terminal back.
+//! `SIGCONT`), it hands the terminal to COMMAND again and continues COMMAND's group. As PID 1 of
+//! a pid namespace (`docker run -it`), which cannot stop and has no shell above it, it continues
+//! COMMAND at once instead. On exit it takes the terminal back.
 //!
 //! `SIGTTOU` is blocked in the supervisor (its signalfd holds every signal), so its own
 //! `tcsetpgrp(3)` from a background group is allowed; COMMAND's child side blocks it around
@@ -70,7 +71,13 @@ pub fn is_stop_signal(signal: i32) -> bool {
 
 /// Stops the supervisor itself (`kill(2)` `SIGSTOP` to its own pid), so that the shell that
 /// started it sees the job stopped; returns once it is continued. (As PID 1 of a pid namespace
-/// the kernel ignores it, and the supervisor goes on.)
+/// the kernel ignores it, and the supervisor goes on: see [`can_stop_self`].)
 pub fn stop_self() {
     let _ = kill(getpid(), Signal::SIGSTOP);
+}
+
+/// Whether [`stop_self`] can stop the supervisor: not as PID 1 of its pid namespace
+/// (`getpid(2)`), which the kernel never stops from inside.
+pub fn can_stop_self() -> bool {
+    getpid().as_raw() != 1
 }

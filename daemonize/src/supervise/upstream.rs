@@ -5,7 +5,8 @@
 //! supervisor, so COMMAND's own messages would be dropped. COMMAND talks to the supervisor's
 //! socket instead ([`super::readiness`], which believes only COMMAND's tree); the supervisor
 //! sends `READY=1` once COMMAND is ready, passes on `STATUS=`, `RELOADING=1`, `STOPPING=1`,
-//! `WATCHDOG=1` and `EXTEND_TIMEOUT_USEC=`, and says `STATUS=restarting …` between runs.
+//! `WATCHDOG=1` and `EXTEND_TIMEOUT_USEC=`, and the `READY=1` that ends a reload (after
+//! `RELOADING=1`; systemd waits for it), and says `STATUS=restarting …` between runs.
 //!
 //! System calls: `socket(2)` (an unbound `SOCK_DGRAM` Unix socket, close-on-exec and
 //! non-blocking: a stuck systemd must not stall the supervisor), `sendto(2)`.
