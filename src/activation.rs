@@ -129,19 +129,11 @@ pub(crate) const PID_DIGITS: usize = 10;
 /// Writes `pid` in decimal into `slot` (at least [`PID_DIGITS`] + 1 bytes), followed by a NUL.
 /// Async-signal-safe: no allocation, no locks; for the process about to `execve(2)`.
 pub(crate) fn write_pid(slot: &mut [u8], pid: u32) {
-    let mut digits = [0u8; PID_DIGITS];
-    let mut n = pid;
-    let mut len = 0;
-    loop {
-        digits[PID_DIGITS - 1 - len] = b'0' + (n % 10) as u8;
-        len += 1;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    slot[..len].copy_from_slice(&digits[PID_DIGITS - len..]);
-    slot[len] = 0;
+    let mut buf = [0u8; 12];
+    let line = crate::pidfile::format_pid(pid, &mut buf);
+    let digits = &line[..line.len() - 1]; // without the newline
+    slot[..digits.len()].copy_from_slice(digits);
+    slot[digits.len()] = 0;
 }
 
 #[cfg(test)]

@@ -647,7 +647,8 @@ fn write_pid_fd(fd: BorrowedFd<'_>, pid: u32) -> Result<(), i32> {
 }
 
 /// Formats `pid` and a newline into `buf` without allocating; returns the used part.
-fn format_pid(mut pid: u32, buf: &mut [u8; 12]) -> &[u8] {
+/// Async-signal-safe.
+pub(crate) fn format_pid(mut pid: u32, buf: &mut [u8; 12]) -> &[u8] {
     let mut start = buf.len() - 1;
     buf[start] = b'\n';
     loop {
