@@ -162,7 +162,10 @@ pub(crate) fn await_daemon(
         }
         Outcome::TimedOut { daemon } => {
             let pid = daemon.unwrap_or(intermediate as u32);
-            kill_and_reap(pid as libc::pid_t);
+            // An intermediate child reaped above is gone: its pid may name another process now.
+            if daemon.is_some() || intermediate_status.is_none() {
+                kill_and_reap(pid as libc::pid_t);
+            }
             let seconds = prepared.timeout.unwrap_or_default().as_secs_f64();
             Err(prepared.abandon(Error::ReadyTimeout { pid, seconds }))
         }
@@ -191,11 +194,11 @@ impl Drop for Subreaper {
 
 /// `SIGKILL` to everything `pid` started (a supervisor's COMMAND runs in a group of its own)
 /// and to `pid`, through pidfds ([`process::signal_descendants`]), then [`process::reap`].
-pub(crate) fn kill_and_reap(pid: libc::pid_t) -> Option<std::process::ExitStatus> {
+fn kill_and_reap(pid: libc::pid_t) -> Option<std::process::ExitStatus> {
     // pid is our own child, not yet reaped: its pid cannot have been reused.
     if let Ok(child) = process::Pinned::open(pid as u32) {
         process::signal_descendants(&child, libc::SIGKILL);
         let _ = child.signal(libc::SIGKILL);
     }
-    process::reap(pid, Duration::from_secs(5))
+    process::reap(pid, REAP_TIMEOUT)
 }
