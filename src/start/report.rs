@@ -140,25 +140,21 @@ pub(crate) fn report_pipe() -> Result<(OwnedFd, OwnedFd), Error> {
 /// Sends one record with one `send(2)` (`MSG_NOSIGNAL`). Async-signal-safe; returns the errno
 /// on failure (`EPIPE` when the original process is gone).
 pub(crate) fn send(fd: BorrowedFd<'_>, record: Record) -> Result<(), i32> {
-    use nix::sys::socket::MsgFlags;
-    let bytes = record.encode();
-    loop {
-        match nix::sys::socket::send(fd.as_raw_fd(), &bytes, MsgFlags::MSG_NOSIGNAL) {
-            Ok(RECORD_LEN) => return Ok(()),
-            Ok(_) => return Err(libc::EIO),
-            Err(nix::errno::Errno::EINTR) => continue,
-            Err(errno) => return Err(errno as i32),
-        }
-    }
+    send_whole(fd, &record.encode())
 }
 
 /// Sends the daemon's own failure as one record, with one `send(2)` (`MSG_NOSIGNAL`). Not for
 /// the child between `fork(2)` and `execve(2)`: it allocates. The errno on failure.
 pub(crate) fn send_daemon_failure(fd: BorrowedFd<'_>, failure: &DaemonFailure) -> Result<(), i32> {
+    send_whole(fd, &failure.encode())
+}
+
+/// `send(2)` of `bytes` as one record (`MSG_NOSIGNAL`), again after `EINTR`; `EIO` if only
+/// part went. Async-signal-safe.
+fn send_whole(fd: BorrowedFd<'_>, bytes: &[u8]) -> Result<(), i32> {
     use nix::sys::socket::MsgFlags;
-    let bytes = failure.encode();
     loop {
-        match nix::sys::socket::send(fd.as_raw_fd(), &bytes, MsgFlags::MSG_NOSIGNAL) {
+        match nix::sys::socket::send(fd.as_raw_fd(), bytes, MsgFlags::MSG_NOSIGNAL) {
             Ok(n) if n == bytes.len() => return Ok(()),
             Ok(_) => return Err(libc::EIO),
             Err(nix::errno::Errno::EINTR) => continue,
