@@ -342,7 +342,7 @@ impl ExecImage {
         unsafe {
             libc::execve(self.c_program.as_ptr(), self.argv_ptrs.as_ptr(), self.envp_ptrs.as_ptr())
         };
-        io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO)
+        crate::error::errno()
     }
 }
 
