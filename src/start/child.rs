@@ -103,7 +103,8 @@ pub(crate) unsafe fn setup(prepared: &Prepared) -> Result<(), (Step, i32)> {
         FdPolicy::CloseOnExec => fds::cloexec_inherited_fds(&plan.keep),
     }
     .map_err(|e| (Step::CloseFds, e))?;
-    if plan.for_exec {
+    if prepared.image.is_some() {
+        // Exec mode: the command inherits these.
         for fd in &plan.inherited {
             fds::keep_across_exec(*fd).map_err(|e| (Step::CloseFds, e))?;
         }

@@ -79,7 +79,6 @@ pub(crate) struct Plan {
     pub inherited: Vec<RawFd>,
     /// What becomes of the other descriptors above 2.
     pub fds: FdPolicy,
-    pub for_exec: bool,
 }
 
 /// The outcome of step 1: the plan, and the resources the original process must clean up.
@@ -171,7 +170,6 @@ pub(crate) fn prepare(options: Options, command: Option<&Command>) -> Result<Pre
             keep: Vec::new(),
             inherited: Vec::new(),
             fds,
-            for_exec: command.is_some(),
         },
         streams: Vec::new(),
         image,
