@@ -154,11 +154,6 @@ pub(crate) fn prepare(options: Options, command: Option<&Command>) -> Result<Pre
         true => FdPolicy::Close,
         false => FdPolicy::CloseOnExec,
     };
-    let terminates = o.signal_map.values().any(|a| matches!(a, SignalAction::Terminate));
-    let terminate_pidfile = match (&pidfile, terminates) {
-        (Some(pidfile), true) => Some(terminate_target(pidfile, pidfile_in_daemon.as_deref())?),
-        _ => None,
-    };
     let mut prepared = Prepared {
         plan: Plan {
             chroot,
@@ -179,12 +174,20 @@ pub(crate) fn prepare(options: Options, command: Option<&Command>) -> Result<Pre
         chroot_directory: o.chroot_directory,
         working_directory: o.working_directory,
         delivered: signals::delivered(&o.signal_map),
-        terminate_pidfile,
+        terminate_pidfile: None,
         pidfile_in_daemon,
         detach,
         ready_on_open: o.ready_on_open,
         timeout: o.ready_timeout,
     };
+    let terminates = o.signal_map.values().any(|a| matches!(a, SignalAction::Terminate));
+    let target = match (&prepared.pidfile, terminates) {
+        (Some(pidfile), true) => {
+            Some(terminate_target(pidfile, prepared.pidfile_in_daemon.as_deref()))
+        }
+        _ => None,
+    };
+    prepared.terminate_pidfile = target.transpose().map_err(|e| prepared.abandon(e))?;
     lock_lock_file(&mut prepared, o.lock_file, o.pidfile_mode)?;
     // Listed before the stream files are opened, which could take a closed number.
     let mut kept = o.files_preserve;
