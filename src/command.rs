@@ -103,8 +103,7 @@ impl Command {
             return Err(Error::os_nopath(Step::Exec, io::Error::from_raw_os_error(libc::EINVAL)));
         };
         let name = self.program.as_ref().map_or(name.as_os_str(), |p| p.as_os_str());
-        let path_var = self.env.iter().find(|(k, _)| k == "PATH").map(|(_, v)| v.as_os_str());
-        resolve_program(name, path_var, root)
+        resolve_program(name, self.env_value("PATH"), root)
             .ok_or_else(|| Error::os(Step::Exec, name, io::Error::from_raw_os_error(libc::ENOENT)))
     }
 
