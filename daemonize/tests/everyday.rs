@@ -15,23 +15,6 @@ use std::time::Duration;
 
 use common::*;
 
-/// How long a test waits for a handshake (a file, a line, an exit) before failing.
-const HANDSHAKE: Duration = Duration::from_secs(20);
-
-fn path_str(path: &Path) -> &str {
-    path.to_str().unwrap()
-}
-
-fn daemonize(args: &[&str]) -> Output {
-    run(Command::new(daemonize_bin()).args(args))
-}
-
-/// A pid read from a pidfile, or `None` while it is missing or half-written.
-fn try_pidfile(path: &Path) -> Option<i32> {
-    let text = std::fs::read_to_string(path).ok()?;
-    text.strip_suffix('\n')?.parse().ok()
-}
-
 fn lines_of(path: &Path) -> Vec<String> {
     std::fs::read_to_string(path).unwrap_or_default().lines().map(str::to_string).collect()
 }

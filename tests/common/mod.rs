@@ -23,6 +23,25 @@ pub fn daemonize_bin() -> PathBuf {
     PathBuf::from(path.expect("only the daemonize package's tests run the daemonize binary"))
 }
 
+/// How long a test waits for a handshake (a file, a line, a message, an exit) before failing.
+pub const HANDSHAKE: Duration = Duration::from_secs(20);
+
+/// Runs `daemonize ARGS` to completion (bounded by `COMMAND_TIMEOUT`).
+pub fn daemonize(args: &[&str]) -> Output {
+    run(Command::new(daemonize_bin()).args(args))
+}
+
+/// `path` as UTF-8 (test paths always are), for use as an argument.
+pub fn path_str(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+/// A pid read from a pidfile, or `None` while it is missing or half-written.
+pub fn try_pidfile(path: &Path) -> Option<i32> {
+    let text = std::fs::read_to_string(path).ok()?;
+    text.strip_suffix('\n')?.parse().ok()
+}
+
 /// A helper built from `tests/helpers/` or `examples/` of the `daemonctx` package, next to this
 /// test binary's profile directory (`target/<profile>/examples/`): unfiltered `cargo test` at
 /// the workspace root builds them.
