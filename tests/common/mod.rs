@@ -141,8 +141,7 @@ pub fn alive(pid: i32) -> bool {
 
 /// Waits for `pid` to exit with a pidfd (no sleep loop); true when it is gone.
 pub fn wait_gone(pid: i32, timeout: Duration) -> bool {
-    let Ok(pidfd) = process::pidfd_open(pid as u32) else { return true };
-    process::wait_exit(&pidfd, Instant::now() + timeout) || !alive(pid)
+    process::wait_pid_exit(pid as u32, Instant::now() + timeout) || !alive(pid)
 }
 
 /// Runs `command` to completion with piped output, killing it after [`COMMAND_TIMEOUT`].
@@ -177,8 +176,7 @@ pub fn describe(command: &str, output: &Output) -> String {
 
 /// The exit code, or 128+signal.
 pub fn code(status: &ExitStatus) -> i32 {
-    use std::os::unix::process::ExitStatusExt;
-    status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
+    process::shell_status(*status)
 }
 
 /// Reads the pid written in a pidfile.
