@@ -384,7 +384,7 @@ fn wait_for_readiness(
     });
     // Settled: COMMAND's later messages are dropped; its copy of the socket keeps the name bound.
     if let Err(e) = listener.stop_listening() {
-        eprintln!("daemonize: cannot silence the notify socket: {e}");
+        eprintln!("daemonize: cannot silence the notify socket: {}", message::os_text(&e));
     }
     let failure = match readiness {
         Ok(Readiness::Ready(main)) => {
