@@ -113,9 +113,8 @@ fn run(cli: Cli) -> u8 {
 }
 
 /// A ready descriptor COMMAND can get: not one `--preserve-fd` keeps nor a socket-activated
-/// one, and below the soft limit
-/// on open files (`getrlimit(2)` `RLIMIT_NOFILE`), which COMMAND inherits: `dup2(2)` cannot
-/// make a descriptor at or above it.
+/// one, and below the soft limit on open files (`getrlimit(2)` `RLIMIT_NOFILE`), which COMMAND
+/// inherits: `dup2(2)` cannot make a descriptor at or above it.
 fn check_ready_fd(cli: &Cli, fd: i32) -> Result<(), String> {
     if cli.preserve_fd.contains(&fd) {
         return Err(format!(

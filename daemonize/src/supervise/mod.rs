@@ -30,13 +30,13 @@
 //! does it scan `/proc` ([`child::Sweep`]), signalling each process group made only of
 //! descendants and every descendant in no such group, once each, pinned with pidfds (COMMAND's
 //! group left out: it got the signal already, and a second `SIGTERM` can cut short a graceful
-//! stop): once
-//! COMMAND is reaped, its group is empty and children are left (orphans re-parented to the
-//! supervisor); or when the tree has not emptied [`child::SWEEP_AFTER`] (at most half of
-//! `--kill-after`) after the signal, which reaches a descendant that left the group while its
-//! parent lives, before `SIGKILL`. `SIGKILL` scans at once, and after it each `SIGCHLD` that
-//! leaves children sends it again to whatever is left, so a descendant that keeps forking (a
-//! killed process cannot fork) is gone within a few rounds; [`KILL_GRACE`] bounds the wait.
+//! stop): once COMMAND is reaped, its group is empty and children are left (orphans
+//! re-parented to the supervisor); or when the tree has not emptied [`child::SWEEP_AFTER`] (at
+//! most half of `--kill-after`) after the signal, which reaches a descendant that left the
+//! group while its parent lives, before `SIGKILL`. `SIGKILL` scans at once, and after it each
+//! `SIGCHLD` that leaves children sends it again to whatever is left, so a descendant that
+//! keeps forking (a killed process cannot fork) is gone within a few rounds; [`KILL_GRACE`]
+//! bounds the wait.
 #![allow(unsafe_code)]
 
 mod child;
