@@ -212,8 +212,8 @@ impl Daemon {
     /// Closes the daemon context: removes the pidfile if it is still ours (or, out of reach
     /// after a `chroot(2)` or not removable after a privilege drop, empties it, so that it reads
     /// as not running) and releases its lock ([`Pidfile::remove`]: `openat2(2)`, `fstatat(2)`,
-    /// `unlinkat(2)` and/or `ftruncate(2)`, `close(2)`). Afterwards [`Daemon::is_open`] is false; closing again does nothing.
-    /// Dropping an open `Daemon` closes it.
+    /// `unlinkat(2)` and/or `ftruncate(2)`, `close(2)`). Afterwards [`Daemon::is_open`] is
+    /// false; closing again does nothing. Dropping an open `Daemon` closes it.
     ///
     /// ```no_run
     /// let mut daemon = daemonctx::DaemonContext::new().pidfile("/run/app.pid").open()?;

@@ -372,9 +372,20 @@ impl Pidfile {
         unsafe { sys::fd::dup2_over(reader, self.fd.as_fd()) }
     }
 
+    /// Where the daemon will see this file once it has entered `root` with `chroot(2)`: the
+    /// part of its resolved path (its directory as the kernel resolved it when the file was
+    /// locked, see [`Pidfile::resolved_path`]; the path is not looked up again) below `root`
+    /// (with symbolic links resolved), or `None` when it lies outside.
+    pub(crate) fn path_inside_root(&self, root: &Path) -> Option<PathBuf> {
+        let root = std::fs::canonicalize(root).ok()?;
+        let resolved = Path::new(std::ffi::OsStr::from_bytes(self.resolved.as_bytes()));
+        let below = resolved.strip_prefix(&root).ok()?;
+        Some(Path::new("/").join(below))
+    }
+
     /// Names the file by `path` from now on: where the daemon sees it after `chroot(2)`. A
     /// path other than the one it was opened at is made of resolved directories
-    /// ([`path_inside_root`]), so it is also the path to unlink it by.
+    /// ([`Pidfile::path_inside_root`]), so it is also the path to unlink it by.
     pub(crate) fn rename_as_seen(&mut self, path: PathBuf) {
         if path != self.path
             && let Ok(resolved) = path_to_cstring(&path)
@@ -777,15 +788,6 @@ fn is_locked(fd: BorrowedFd<'_>) -> io::Result<bool> {
 /// `ftruncate(2)` to 0.
 fn truncate(fd: BorrowedFd<'_>) -> io::Result<()> {
     Ok(nix::unistd::ftruncate(fd, 0)?)
-}
-
-/// Where the daemon will see `path` once it has entered `root` with `chroot(2)`: the part of
-/// `path` below `root` (both with symbolic links resolved), or `None` when `path` lies outside.
-pub(crate) fn path_inside_root(path: &Path, root: &Path) -> Option<PathBuf> {
-    let root = std::fs::canonicalize(root).ok()?;
-    let dir = std::fs::canonicalize(path.parent()?).ok()?;
-    let below = dir.strip_prefix(&root).ok()?;
-    Some(Path::new("/").join(below).join(path.file_name()?))
 }
 
 pub(crate) fn path_to_cstring(path: &Path) -> io::Result<CString> {

@@ -428,9 +428,9 @@ pub fn lock_holders(dev: u64, ino: u64, limit: usize) -> Vec<u32> {
 /// [`lock_holders`], each pinned by a pidfd and seen holding the lock after it was pinned.
 ///
 /// ```no_run
-/// use std::os::unix::fs::MetadataExt;
-/// let meta = std::fs::metadata("/run/app.pid")?;
-/// for holder in daemonctx::process::pin_lock_holders(meta.dev(), meta.ino(), 10) {
+/// let pidfile = daemonctx::pidfile::Inspected::open("/run/app.pid".as_ref())?;
+/// let (dev, ino) = pidfile.identity(); // of the file opened, not of a second lookup
+/// for holder in daemonctx::process::pin_lock_holders(dev, ino, 10) {
 ///     holder.signal(libc::SIGTERM)?; // pidfd_send_signal(2): never a reused pid
 /// }
 /// # Ok::<(), std::io::Error>(())

@@ -412,9 +412,7 @@ impl<'a> Targets<'a> {
         let result = match self.group.filter(|g| self.group_seen(*g)) {
             // A pinned member was just seen in the group, the daemon's own (checked when it
             // was pinned).
-            Some(pgid) => {
-                crate::sys::signal::kill_group(pgid, signal).map_err(io::Error::from_raw_os_error)
-            }
+            Some(pgid) => process::signal_group(pgid, signal),
             None => self.main.signal(signal),
         };
         for other in &self.others {

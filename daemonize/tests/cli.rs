@@ -5,19 +5,11 @@ mod common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::*;
 use daemonctx::{Pidfile, Status};
-
-fn daemonize(args: &[&str]) -> Output {
-    run(Command::new(daemonize_bin()).args(args))
-}
-
-fn path_str(path: &Path) -> &str {
-    path.to_str().unwrap()
-}
 
 /// Starts `daemonize -p DIR/d.pid ARGS`; returns the daemon's pid and a guard for its group.
 fn start(dir: &TempDir, args: &[&str]) -> (i32, SpawnedGroup) {

@@ -15,23 +15,6 @@ use std::time::Duration;
 
 use common::*;
 
-/// How long a test waits for a handshake (a file, a line, an exit) before failing.
-const HANDSHAKE: Duration = Duration::from_secs(20);
-
-fn path_str(path: &Path) -> &str {
-    path.to_str().unwrap()
-}
-
-fn daemonize(args: &[&str]) -> Output {
-    run(Command::new(daemonize_bin()).args(args))
-}
-
-/// A pid read from a pidfile, or `None` while it is missing or half-written.
-fn try_pidfile(path: &Path) -> Option<i32> {
-    let text = std::fs::read_to_string(path).ok()?;
-    text.strip_suffix('\n')?.parse().ok()
-}
-
 fn lines_of(path: &Path) -> Vec<String> {
     std::fs::read_to_string(path).unwrap_or_default().lines().map(str::to_string).collect()
 }
@@ -221,6 +204,25 @@ fn a_supervisor_without_log_files_passes_hup_on() {
     started.stop();
 }
 
+/// Runs `daemonize ARGS` (which must succeed) and waits until the process its pidfile names is
+/// gone (an exec'd COMMAND leaves its pidfile, stale, behind; a supervisor removes it). Returns
+/// the guard, taken at once (COMMAND may be done, and the pidfile gone, already), and the
+/// command line with its output for messages.
+fn run_to_end(args: &[&str], pidfile: &Path) -> (Option<SpawnedGroup>, String) {
+    let output = daemonize(args);
+    let guard = guard_pidfile(pidfile);
+    let shown = describe(&format!("daemonize {}", show(args)), &output);
+    assert!(output.status.success(), "{shown}");
+    let pid = try_pidfile(pidfile);
+    assert!(pid.is_none_or(|pid| wait_gone(pid, HANDSHAKE)), "still running: {shown}");
+    (guard, shown)
+}
+
+/// The lines of `log` that COMMAND wrote (not daemonize's own `daemonize: ` messages).
+fn command_lines(log: &Path) -> Vec<String> {
+    lines_of(log).into_iter().filter(|line| !line.starts_with("daemonize: ")).collect()
+}
+
 /// `o1 e1 o2 e2 …`: COMMAND's stdout and stderr lines, interleaved.
 const INTERLEAVED: &str =
     "i=1; while [ $i -le 100 ]; do echo \"o$i\"; echo \"e$i\" >&2; i=$((i+1)); done";
@@ -246,18 +248,8 @@ fn stdout_and_stderr_to_one_file_keep_every_line_in_order() {
                     args.push("-a");
                 }
                 args.extend(["--", "sh", "-c", INTERLEAVED]);
-                let output = daemonize(&args);
-                // Guarded at once: COMMAND may be done, and the pidfile gone, already.
-                let _guard = guard_pidfile(&pidfile);
-                let shown = describe(&format!("daemonize {}", show(&args)), &output);
-                assert!(output.status.success(), "{shown}");
-                // An exec'd COMMAND leaves its pidfile (stale) behind; a supervisor removes it.
-                let pid = try_pidfile(&pidfile);
-                assert!(pid.is_none_or(|pid| wait_gone(pid, HANDSHAKE)), "still running: {shown}");
-                let lines: Vec<String> = lines_of(&log)
-                    .into_iter()
-                    .filter(|line| !line.starts_with("daemonize: "))
-                    .collect();
+                let (_guard, shown) = run_to_end(&args, &pidfile);
+                let lines = command_lines(&log);
                 let mut wanted = expected.clone();
                 if append || supervise {
                     wanted.insert(0, "before".into()); // a supervisor always appends
@@ -268,7 +260,6 @@ fn stdout_and_stderr_to_one_file_keep_every_line_in_order() {
     }
 }
 
-/// `DIR/bin/child.sh`, which appends `ran` to `DIR/ran` and exits 1.
 /// -o and -e naming one file that does not exist yet, in spellings only the file system can
 /// match (a dangling symbolic link, a `..`): opened once, every line intact and in order.
 #[test]
@@ -288,18 +279,9 @@ fn one_file_not_there_yet_named_two_ways_keeps_every_line() {
                 args.push("--supervise");
             }
             args.extend(["--", "sh", "-c", INTERLEAVED]);
-            let output = daemonize(&args);
-            let _guard = guard_pidfile(&pidfile);
-            let shown = describe(&format!("daemonize {}", show(&args)), &output);
-            assert!(output.status.success(), "{shown}");
-            let pid = try_pidfile(&pidfile);
-            assert!(pid.is_none_or(|pid| wait_gone(pid, HANDSHAKE)), "still running: {shown}");
-            let done = || lines_of(&log).iter().filter(|l| !l.starts_with("daemonize: ")).count();
-            wait_until(HANDSHAKE, || done() >= expected.len());
-            let lines: Vec<String> = lines_of(&log)
-                .into_iter()
-                .filter(|line| !line.starts_with("daemonize: "))
-                .collect();
+            let (_guard, shown) = run_to_end(&args, &pidfile);
+            wait_until(HANDSHAKE, || command_lines(&log).len() >= expected.len());
+            let lines = command_lines(&log);
             assert_eq!(lines, expected, "{shown}");
         }
     }
@@ -377,6 +359,7 @@ fn a_foreground_supervisor_that_cannot_start_command_removes_the_child_pidfile()
     assert!(!child_pidfile.exists(), "child pidfile left behind: {shown}");
 }
 
+/// `DIR/bin/child.sh`, which appends `ran` to `DIR/ran` and exits 1.
 fn failing_child(dir: &TempDir) -> PathBuf {
     std::fs::create_dir(dir.join("bin")).unwrap();
     let script = dir.join("bin/child.sh");

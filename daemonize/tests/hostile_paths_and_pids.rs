@@ -12,17 +12,9 @@ mod common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
 use common::*;
-
-fn daemonize(args: &[&str]) -> Output {
-    run(Command::new(daemonize_bin()).args(args))
-}
-
-fn path_str(path: &Path) -> &str {
-    path.to_str().unwrap()
-}
 
 /// uid and gid of `nobody`, who plays the service user, or `None` (after saying so).
 fn nobody(test: &str) -> Option<(u32, u32)> {

@@ -12,10 +12,6 @@ use std::time::Duration;
 use common::*;
 use daemonctx::{Pidfile, Status};
 
-fn daemonize(args: &[&str]) -> Output {
-    run(Command::new(daemonize_bin()).args(args))
-}
-
 fn s(path: &Path) -> &str {
     path.to_str().unwrap()
 }

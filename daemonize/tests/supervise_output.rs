@@ -9,27 +9,9 @@ use std::io::{ErrorKind, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use common::*;
-
-/// How long a test waits for a handshake (a file, a line, a message) before failing.
-const HANDSHAKE: Duration = Duration::from_secs(20);
-
-fn path_str(path: &Path) -> &str {
-    path.to_str().unwrap()
-}
-
-fn daemonize(args: &[&str]) -> Output {
-    run(Command::new(daemonize_bin()).args(args))
-}
-
-/// A pid read from a pidfile, or `None` while it is missing or half-written.
-fn try_pidfile(path: &Path) -> Option<i32> {
-    let text = std::fs::read_to_string(path).ok()?;
-    text.strip_suffix('\n')?.parse().ok()
-}
 
 /// A supervisor started by `daemonize --supervise -p DIR/s.pid --child-pidfile DIR/c.pid`, with
 /// guards on its process group and on COMMAND's (COMMAND runs in a group of its own).

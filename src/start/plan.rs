@@ -23,7 +23,7 @@ use crate::command::{Command, ExecImage};
 use crate::creds::{self, Credentials, GroupSpec, UserSpec};
 use crate::error::{Error, Step};
 use crate::fds::{self, Stream};
-use crate::pidfile::{self, Pidfile, path_to_cstring};
+use crate::pidfile::{Pidfile, path_to_cstring};
 use crate::signals::{self, Dispositions, SignalAction, SignalMap, TerminateTarget};
 
 /// The options of [`crate::DaemonContext`], as its builder methods set them.
@@ -147,7 +147,7 @@ pub(crate) fn prepare(options: Options, command: Option<&Command>) -> Result<Pre
     let pidfile =
         o.pidfile.as_ref().map(|p| Pidfile::lock_for(p, o.pidfile_mode, user)).transpose()?;
     let pidfile_in_daemon = pidfile.as_ref().and_then(|p| match root {
-        Some(root) => pidfile::path_inside_root(p.path(), root),
+        Some(root) => p.path_inside_root(root),
         None => Some(p.path().to_path_buf()),
     });
     // A detached exec never returns to the caller's code; in place, a failed execve(2) does.

@@ -23,6 +23,25 @@ pub fn daemonize_bin() -> PathBuf {
     PathBuf::from(path.expect("only the daemonize package's tests run the daemonize binary"))
 }
 
+/// How long a test waits for a handshake (a file, a line, a message, an exit) before failing.
+pub const HANDSHAKE: Duration = Duration::from_secs(20);
+
+/// Runs `daemonize ARGS` to completion (bounded by `COMMAND_TIMEOUT`).
+pub fn daemonize(args: &[&str]) -> Output {
+    run(Command::new(daemonize_bin()).args(args))
+}
+
+/// `path` as UTF-8 (test paths always are), for use as an argument.
+pub fn path_str(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+/// A pid read from a pidfile, or `None` while it is missing or half-written.
+pub fn try_pidfile(path: &Path) -> Option<i32> {
+    let text = std::fs::read_to_string(path).ok()?;
+    text.strip_suffix('\n')?.parse().ok()
+}
+
 /// A helper built from `tests/helpers/` or `examples/` of the `daemonctx` package, next to this
 /// test binary's profile directory (`target/<profile>/examples/`): unfiltered `cargo test` at
 /// the workspace root builds them.
@@ -122,8 +141,7 @@ pub fn alive(pid: i32) -> bool {
 
 /// Waits for `pid` to exit with a pidfd (no sleep loop); true when it is gone.
 pub fn wait_gone(pid: i32, timeout: Duration) -> bool {
-    let Ok(pidfd) = process::pidfd_open(pid as u32) else { return true };
-    process::wait_exit(&pidfd, Instant::now() + timeout) || !alive(pid)
+    process::wait_pid_exit(pid as u32, Instant::now() + timeout) || !alive(pid)
 }
 
 /// Runs `command` to completion with piped output, killing it after [`COMMAND_TIMEOUT`].
@@ -158,8 +176,7 @@ pub fn describe(command: &str, output: &Output) -> String {
 
 /// The exit code, or 128+signal.
 pub fn code(status: &ExitStatus) -> i32 {
-    use std::os::unix::process::ExitStatusExt;
-    status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
+    process::shell_status(*status)
 }
 
 /// Reads the pid written in a pidfile.

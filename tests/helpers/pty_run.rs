@@ -4,6 +4,7 @@
 use std::ffi::CString;
 use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::process::ExitStatusExt;
 
 fn main() {
     let args: Vec<CString> = std::env::args_os()
@@ -45,12 +46,8 @@ fn main() {
                 libc::waitpid(child, &mut status, 0);
                 copy_output(master);
                 libc::close(master);
-                let code = if libc::WIFEXITED(status) {
-                    libc::WEXITSTATUS(status)
-                } else {
-                    128 + libc::WTERMSIG(status)
-                };
-                std::process::exit(code);
+                let status = std::process::ExitStatus::from_raw(status);
+                std::process::exit(daemonctx::process::shell_status(status));
             }
         }
     }

@@ -13,7 +13,6 @@ use std::io::Write;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 use daemonctx::process::{self, Pinned};
 
@@ -29,11 +28,7 @@ fn main() {
     on_cpu_zero();
     let pidfile = dir.join("d.pid");
     let pidfile = pidfile.to_str().unwrap();
-    let started = Command::new(daemonize).args(["-p", pidfile, "sleep", "1000"]).status();
-    if !started.is_ok_and(|s| s.success()) {
-        fail(5, "the daemon did not start");
-    }
-    let daemon: i32 = std::fs::read_to_string(pidfile).unwrap().trim().parse().unwrap();
+    let daemon = recycle::start_daemon(daemonize, pidfile, &["sleep", "1000"], fail);
     let group = process::stat(daemon as u32)
         .map(|s| s.pgrp as i32)
         .unwrap_or_else(|| fail(5, "no group for the daemon"));
@@ -47,20 +42,8 @@ fn main() {
     // waits while this process and what it starts can run.
     unsafe { stop.pre_exec(|| set_policy(libc::SCHED_OTHER, 0)) };
     let mut stop = stop.spawn().unwrap_or_else(|_| fail(5, "cannot run --stop"));
-    if !pinned.wait_exit(Instant::now() + Duration::from_secs(10)) {
-        fail(5, "the daemon did not exit on SIGTERM");
-    }
-    // The exited daemon is our (adopted) child: reaped here, as init would.
-    process::reap(daemon, Duration::from_secs(10));
-    let marker = dir.join("bystander-child");
-    let _ = std::fs::write("/proc/sys/kernel/ns_last_pid", format!("{}", group - 1));
-    let script = format!("sleep 1000 & echo $! > {}; wait", marker.display());
-    let bystander = Command::new("setsid").args(["sh", "-c", &script]).spawn();
-    let bystander = bystander.unwrap_or_else(|_| fail(5, "cannot start the bystander"));
-    if bystander.id() as i32 != group {
-        fail(4, &format!("the bystander got pid {}, not {group}", bystander.id()));
-    }
-    let child = recycle::wait_for_pid(&marker).unwrap_or_else(|| fail(5, "the bystander's child"));
+    let (_bystander, child) =
+        recycle::bystander(dir, &pinned, daemon, group, &["setsid", "sh"], fail);
     if process::stat(child as u32).map(|s| s.pgrp as i32) != Some(group) {
         fail(4, "the bystander's child is not in the reused group");
     }

@@ -10,7 +10,6 @@
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 use daemonctx::process::{self, Pinned};
 
@@ -26,31 +25,14 @@ fn main() {
     let pidfile = dir.join("d.pid");
     let pidfile = pidfile.to_str().unwrap();
     let command = "trap '' TERM; sleep 1000 & trap - TERM; exec sleep 1001";
-    let started = Command::new(daemonize).args(["-p", pidfile, "sh", "-c", command]).status();
-    if !started.is_ok_and(|s| s.success()) {
-        fail(5, "the daemon did not start");
-    }
-    let old: i32 = std::fs::read_to_string(pidfile).unwrap().trim().parse().unwrap();
+    let old = recycle::start_daemon(daemonize, pidfile, &["sh", "-c", command], fail);
     let daemon = Pinned::open(old as u32).unwrap_or_else(|_| fail(5, "no pidfd for the daemon"));
     let mut stop = Command::new(daemonize)
         .args(["--stop", "-p", pidfile, "--retry", "TERM/4/KILL/5"])
         .stdout(Stdio::null())
         .spawn()
         .unwrap_or_else(|_| fail(5, "cannot run --stop"));
-    if !daemon.wait_exit(Instant::now() + Duration::from_secs(10)) {
-        fail(5, "the daemon did not exit on SIGTERM");
-    }
-    // The exited daemon is our (adopted) child: reaped here, as init would.
-    process::reap(old, Duration::from_secs(10));
-    let marker = dir.join("bystander-child");
-    let _ = std::fs::write("/proc/sys/kernel/ns_last_pid", format!("{}", old - 1));
-    let script = format!("sleep 1000 & echo $! > {}; wait", marker.display());
-    let bystander = Command::new("sh").args(["-c", &script]).spawn();
-    let bystander = bystander.unwrap_or_else(|_| fail(5, "cannot start the bystander"));
-    if bystander.id() as i32 != old {
-        fail(4, &format!("the bystander got pid {}, not {old}", bystander.id()));
-    }
-    let child = recycle::wait_for_pid(&marker).unwrap_or_else(|| fail(5, "the bystander's child"));
+    let (_bystander, child) = recycle::bystander(dir, &daemon, old, old, &["sh"], fail);
     let stopped = stop.wait().map(|s| s.code());
     let survived = process::is_alive(child as u32);
     println!("bystander pid {old}, its child {child}: survived {survived}; stop exit {stopped:?}");

@@ -44,22 +44,18 @@ pub fn check_exit(command: &Command, status: std::io::Result<ExitStatus>, run: &
 }
 
 /// Calls `probe` until it gives a value, for at most [`DEADLINE`], 200 µs apart.
-pub fn wait_for<T>(mut probe: impl FnMut() -> Option<T>) -> Option<T> {
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        if let Some(value) = probe() {
-            return Some(value);
-        }
-        if Instant::now() >= deadline {
-            return None;
-        }
-        std::thread::sleep(Duration::from_micros(200));
-    }
+pub fn wait_for<T>(probe: impl FnMut() -> Option<T>) -> Option<T> {
+    poll(probe, Duration::from_micros(200))
 }
 
 /// Calls `probe` until it gives a value, for at most [`DEADLINE`], 20 µs apart (the timer slack
 /// is 1 ns: [`sys::tighten_timer_slack`]), so that the time it returns at is precise.
-pub fn wait_for_quickly<T>(mut probe: impl FnMut() -> Option<T>) -> Option<T> {
+pub fn wait_for_quickly<T>(probe: impl FnMut() -> Option<T>) -> Option<T> {
+    poll(probe, Duration::from_micros(20))
+}
+
+/// Calls `probe` until it gives a value, for at most [`DEADLINE`], `interval` apart.
+fn poll<T>(mut probe: impl FnMut() -> Option<T>, interval: Duration) -> Option<T> {
     let deadline = Instant::now() + DEADLINE;
     loop {
         if let Some(value) = probe() {
@@ -68,7 +64,7 @@ pub fn wait_for_quickly<T>(mut probe: impl FnMut() -> Option<T>) -> Option<T> {
         if Instant::now() >= deadline {
             return None;
         }
-        std::thread::sleep(Duration::from_micros(20));
+        std::thread::sleep(interval);
     }
 }
 
