@@ -530,17 +530,37 @@ pub fn status_from_shell(code: i32) -> std::process::ExitStatus {
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub fn reap(pid: libc::pid_t, timeout: std::time::Duration) -> Option<std::process::ExitStatus> {
-    use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
-    use std::os::unix::process::ExitStatusExt;
+    use nix::sys::wait::{WaitPidFlag, waitpid};
     wait_pid_exit(pid as u32, Instant::now() + timeout);
-    match waitpid(nix::unistd::Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG)) {
-        Ok(WaitStatus::Exited(_, code)) => Some(std::process::ExitStatus::from_raw(code << 8)),
-        Ok(WaitStatus::Signaled(_, signal, core)) => {
-            let raw = signal as i32 | if core { 0x80 } else { 0 };
-            Some(std::process::ExitStatus::from_raw(raw))
+    let status = waitpid(nix::unistd::Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG)).ok()?;
+    exit_status(status).map(|(_, status)| status)
+}
+
+/// A `waitpid(2)` result as std's `ExitStatus`, with the pid it is for: an exit, a death by
+/// signal, or a stop (`WUNTRACED`: `stopped_signal()` is set); `None` for anything else (still
+/// running, continued, a ptrace event). No system call.
+///
+/// ```
+/// use nix::sys::wait::WaitStatus;
+/// use nix::unistd::Pid;
+///
+/// let exited = WaitStatus::Exited(Pid::from_raw(7), 3);
+/// let (pid, status) = daemonctx::process::exit_status(exited).unwrap();
+/// assert_eq!((pid, status.code()), (7, Some(3)));
+/// assert!(daemonctx::process::exit_status(WaitStatus::StillAlive).is_none());
+/// ```
+pub fn exit_status(status: nix::sys::wait::WaitStatus) -> Option<(u32, std::process::ExitStatus)> {
+    use nix::sys::wait::WaitStatus;
+    use std::os::unix::process::ExitStatusExt;
+    let (pid, raw) = match status {
+        WaitStatus::Exited(pid, code) => (pid, (code & 0xff) << 8),
+        WaitStatus::Signaled(pid, signal, core) => {
+            (pid, signal as i32 | if core { 0x80 } else { 0 })
         }
-        _ => None,
-    }
+        WaitStatus::Stopped(pid, signal) => (pid, ((signal as i32) << 8) | 0x7f),
+        _ => return None,
+    };
+    Some((pid.as_raw() as u32, std::process::ExitStatus::from_raw(raw)))
 }
 
 #[cfg(test)]

@@ -113,9 +113,8 @@ fn run(cli: Cli) -> u8 {
 }
 
 /// A ready descriptor COMMAND can get: not one `--preserve-fd` keeps nor a socket-activated
-/// one, and below the soft limit
-/// on open files (`getrlimit(2)` `RLIMIT_NOFILE`), which COMMAND inherits: `dup2(2)` cannot
-/// make a descriptor at or above it.
+/// one, and below the soft limit on open files (`getrlimit(2)` `RLIMIT_NOFILE`), which COMMAND
+/// inherits: `dup2(2)` cannot make a descriptor at or above it.
 fn check_ready_fd(cli: &Cli, fd: i32) -> Result<(), String> {
     if cli.preserve_fd.contains(&fd) {
         return Err(format!(
@@ -384,7 +383,7 @@ fn wait_for_readiness(
     });
     // Settled: COMMAND's later messages are dropped; its copy of the socket keeps the name bound.
     if let Err(e) = listener.stop_listening() {
-        eprintln!("daemonize: cannot silence the notify socket: {e}");
+        eprintln!("daemonize: cannot silence the notify socket: {}", message::os_text(&e));
     }
     let failure = match readiness {
         Ok(Readiness::Ready(main)) => {

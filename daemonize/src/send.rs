@@ -2,11 +2,12 @@
 //!
 //! The process holding the pidfile's lock is pinned with `pidfd_open(2)`. When it is COMMAND
 //! itself (exec mode) it gets SIGNAL (`pidfd_send_signal(2)`). When it is a supervisor (it blocks
-//! [`relay_signal`], read from its `signalfd(2)`, and was started with `--supervise`), it gets [`relay_signal`] with SIGNAL as the
-//! queued value (`SI_QUEUE`, as `sigqueue(3)` sends), and passes SIGNAL on to COMMAND, whatever
-//! `--forward` says: so `--send HUP` reaches COMMAND while a plain SIGHUP to the supervisor only
-//! reopens its log files. The ordering rule: /proc is read while the pidfd pins the process, and
-//! trusted only if the process has not exited by then.
+//! [`relay_signal`], read from its `signalfd(2)`, and was started with `--supervise`), it gets
+//! [`relay_signal`] with SIGNAL as the queued value (`SI_QUEUE`, as `sigqueue(3)` sends), and
+//! passes SIGNAL on to COMMAND, whatever `--forward` says: so `--send HUP` reaches COMMAND while
+//! a plain SIGHUP to the supervisor only reopens its log files. The ordering rule: /proc is
+//! read while the pidfd pins the process, and trusted only if the process has not exited by
+//! then.
 
 use std::path::Path;
 

@@ -343,6 +343,22 @@ fn a_failed_supervised_start_removes_the_log_file_it_created() {
     }
 }
 
+/// A foreground supervisor whose COMMAND cannot be started (not found) exits 127 and leaves
+/// no child pidfile behind: nobody else is there to remove it.
+#[test]
+fn a_foreground_supervisor_that_cannot_start_command_removes_the_child_pidfile() {
+    let dir = TempDir::new("fg-no-command");
+    let child_pidfile = dir.join("c.pid");
+    let missing = dir.join("no-such-program");
+    let args = ["--supervise", "--foreground", "--child-pidfile", path_str(&child_pidfile)];
+    let mut args = args.to_vec();
+    args.extend(["--", path_str(&missing)]);
+    let output = daemonize(&args);
+    let shown = describe(&format!("daemonize {}", show(&args)), &output);
+    assert_eq!(code(&output.status), 127, "{shown}");
+    assert!(!child_pidfile.exists(), "child pidfile left behind: {shown}");
+}
+
 /// `DIR/bin/child.sh`, which appends `ran` to `DIR/ran` and exits 1.
 fn failing_child(dir: &TempDir) -> PathBuf {
     std::fs::create_dir(dir.join("bin")).unwrap();

@@ -297,28 +297,11 @@ pub fn reap_all() -> (Vec<(u32, ExitStatus)>, bool) {
     loop {
         match nix::sys::wait::waitpid(None, Some(WaitPidFlag::WNOHANG | WaitPidFlag::WUNTRACED)) {
             Ok(WaitStatus::StillAlive) => return (exited, false),
-            Ok(status) => {
-                if let Some((pid, raw)) = raw_status(status) {
-                    exited.push((pid, ExitStatus::from_raw(raw)));
-                }
-            }
+            Ok(status) => exited.extend(process::exit_status(status)),
             Err(nix::errno::Errno::EINTR) => {}
             Err(_) => return (exited, true), // ECHILD
         }
     }
-}
-
-/// The pid and the raw `wait(2)` status of an exit, a death by signal or a stop.
-fn raw_status(status: WaitStatus) -> Option<(u32, i32)> {
-    let (pid, raw) = match status {
-        WaitStatus::Exited(pid, code) => (pid, (code & 0xff) << 8),
-        WaitStatus::Signaled(pid, signal, core) => {
-            (pid, signal as i32 | if core { 0x80 } else { 0 })
-        }
-        WaitStatus::Stopped(pid, signal) => (pid, ((signal as i32) << 8) | 0x7f),
-        _ => return None,
-    };
-    Some((pid.as_raw() as u32, raw))
 }
 
 /// The status a shell gives a command it cannot start: 127 not found, 126 not executable.

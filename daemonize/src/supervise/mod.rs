@@ -30,13 +30,13 @@
 //! does it scan `/proc` ([`child::Sweep`]), signalling each process group made only of
 //! descendants and every descendant in no such group, once each, pinned with pidfds (COMMAND's
 //! group left out: it got the signal already, and a second `SIGTERM` can cut short a graceful
-//! stop): once
-//! COMMAND is reaped, its group is empty and children are left (orphans re-parented to the
-//! supervisor); or when the tree has not emptied [`child::SWEEP_AFTER`] (at most half of
-//! `--kill-after`) after the signal, which reaches a descendant that left the group while its
-//! parent lives, before `SIGKILL`. `SIGKILL` scans at once, and after it each `SIGCHLD` that
-//! leaves children sends it again to whatever is left, so a descendant that keeps forking (a
-//! killed process cannot fork) is gone within a few rounds; [`KILL_GRACE`] bounds the wait.
+//! stop): once COMMAND is reaped, its group is empty and children are left (orphans
+//! re-parented to the supervisor); or when the tree has not emptied [`child::SWEEP_AFTER`] (at
+//! most half of `--kill-after`) after the signal, which reaches a descendant that left the
+//! group while its parent lives, before `SIGKILL`. `SIGKILL` scans at once, and after it each
+//! `SIGCHLD` that leaves children sends it again to whatever is left, so a descendant that
+//! keeps forking (a killed process cannot fork) is gone within a few rounds; [`KILL_GRACE`]
+//! bounds the wait.
 #![allow(unsafe_code)]
 
 mod child;
@@ -152,16 +152,22 @@ impl SupervisorConfig {
 ///
 /// Reports to the original process through `daemon`: ready once COMMAND runs (or says it is
 /// ready), or the step that failed.
-pub fn supervise(config: SupervisorConfig, daemon: &mut Daemon) -> i32 {
+pub fn supervise(mut config: SupervisorConfig, daemon: &mut Daemon) -> i32 {
+    // Kept apart until the supervisor exists: a failure here must remove it too (in the
+    // foreground nobody else does).
+    let child_pidfile = config.child_pidfile.take();
     let mut supervisor = match Supervisor::new(config) {
         Ok(supervisor) => supervisor,
         Err(e) => {
+            remove_child_pidfile(child_pidfile);
             daemon.report_failure(Step::Supervise, &e);
             return EXIT_SETUP_FAILED;
         }
     };
+    supervisor.child_pidfile = child_pidfile;
     if let Err(e) = supervisor.spawn() {
         child::reap_all(); // nothing runs, but keep the table clean
+        remove_child_pidfile(supervisor.child_pidfile.take());
         if !daemon.report_failure(Step::Exec, &e) {
             // In the foreground nobody waits for a report: say it here.
             let error = daemonctx::Error::os(Step::Exec, supervisor.program.shown(), e);
@@ -232,7 +238,7 @@ impl Supervisor {
                 null: config.null,
                 terminal: config.terminal,
             },
-            child_pidfile: config.child_pidfile,
+            child_pidfile: None, // set by supervise(), which removes it if this fails
             signals,
             child: None,
             sweep: child::Sweep::default(),
@@ -589,12 +595,17 @@ impl Supervisor {
                 code = i32::from(crate::cli::code::NOT_READY);
             }
         }
-        if let Some(pidfile) = self.child_pidfile.take() {
-            // Emptied first: under -u the directory may not let us remove it, and then it
-            // names nobody until `daemonize --stop --child-pidfile` removes it.
-            let _ = pidfile.clear();
-            let _ = pidfile.remove();
-        }
+        remove_child_pidfile(self.child_pidfile.take());
         code
+    }
+}
+
+/// Removes the child pidfile, if any: emptied first (`ftruncate(2)`), as under -u the
+/// directory may not let us remove it (`unlink(2)`), and then it names nobody until
+/// `daemonize --stop --child-pidfile` removes it.
+fn remove_child_pidfile(pidfile: Option<Pidfile>) {
+    if let Some(pidfile) = pidfile {
+        let _ = pidfile.clear();
+        let _ = pidfile.remove();
     }
 }

@@ -231,32 +231,34 @@ struct ReadyFd {
 
 impl ReadyFd {
     /// Before a start: the descriptor to hand over (the ready pipe, or a copy of `null`) and its
-    /// target. The source is put on the
-    /// target number when that is free (`dup3(2)`, close-on-exec); either way the number is
-    /// taken in the supervisor while std spawns, so none of std's own descriptors for the spawn
-    /// (its pipes, its exec-error channel) can get it and then be replaced in the child.
+    /// target. The source is put on the target number when that is free ([`copy_if_free`]);
+    /// either way the number is taken in the supervisor while std spawns, so none of std's own
+    /// descriptors for the spawn (its pipes, its exec-error channel) can get it and then be
+    /// replaced in the child.
     fn prepare(&mut self, null: &OwnedFd) -> io::Result<(RawFd, RawFd)> {
         let source = match self.source.take() {
             Some(source) => source,
             None => null.try_clone()?,
         };
-        // SAFETY: F_GETFD only asks whether the descriptor is open.
-        let free = unsafe { libc::fcntl(self.target, libc::F_GETFD) } == -1;
-        let source = if source.as_raw_fd() != self.target && free {
-            // SAFETY: source is open and target is free: dup3 makes target a copy of it.
-            if unsafe { libc::dup3(source.as_raw_fd(), self.target, libc::O_CLOEXEC) } < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            // SAFETY: target is now a descriptor of ours that nothing else owns; the old
-            // source is closed by the drop.
-            unsafe { OwnedFd::from_raw_fd(self.target) }
-        } else {
-            source
+        let source = match source.as_raw_fd() == self.target {
+            true => source,
+            // On the target, the copy replaces the source, which its drop closes.
+            false => copy_if_free(&source, self.target)?.unwrap_or(source),
         };
         let raw = source.as_raw_fd();
         self.source = Some(source);
         Ok((raw, self.target))
     }
+}
+
+/// A close-on-exec copy of `source` on `target`, if that number is free: `fcntl(2)`
+/// `F_DUPFD_CLOEXEC` from `target` up, which never replaces an open descriptor; a copy that
+/// landed above `target` is closed again (`None`).
+fn copy_if_free(source: &OwnedFd, target: RawFd) -> io::Result<Option<OwnedFd>> {
+    let copy = nix::fcntl::fcntl(source, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(target))?;
+    // SAFETY: fcntl just returned this new descriptor; nothing else owns it.
+    let copy = unsafe { OwnedFd::from_raw_fd(copy) };
+    Ok((copy.as_raw_fd() == target).then_some(copy))
 }
 
 /// In COMMAND, between fork and exec: makes `target` the ready descriptor and inheritable.
