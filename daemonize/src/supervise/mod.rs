@@ -281,8 +281,8 @@ impl Supervisor {
             if n < 0 {
                 continue; // EINTR
             }
-            // Output first: what COMMAND wrote before it exited is relayed before the notice
-            // of its exit.
+            // Output first; the notice of COMMAND's exit reads the pipes again before it
+            // (Output::catch_up): what COMMAND wrote before it exited comes first.
             self.output.handle(&fds[1..listener]);
             // What COMMAND said before it exited counts: readiness before its exit.
             if fds[listener].revents != 0 {
@@ -460,6 +460,7 @@ impl Supervisor {
     /// COMMAND exited: stop what it left behind, then restart or exit by policy.
     fn child_exited(&mut self, status: std::process::ExitStatus) {
         let child = self.child.take().expect("child_exited is called for the running child");
+        self.output.catch_up(); // what COMMAND wrote comes before the notice of its exit
         self.readiness.command_exited();
         let message =
             format!("{} (pid {}) {}", self.program.name(), child.pid, child::describe(status));

@@ -5,16 +5,17 @@
 //! write: COMMAND then blocks in `write(2)` (back-pressure, not loss). Held output waits for
 //! room on the sink's descriptor (`POLLOUT`) or, for a file that failed or a syslog socket that
 //! went away, for [`Output::next_deadline`], a retry a second later. What COMMAND wrote before
-//! it exited is relayed before its exit is handled.
+//! it exited is relayed before the notice of its exit ([`Output::catch_up`]).
 //!
-//! A read that brings at least [`STREAM_READ`] bytes means COMMAND is writing a stream, not a
-//! line now and then: the pipes then rest, unpolled, for [`STREAM_REST`], and the next read
-//! takes in one go what COMMAND wrote meanwhile. Polled, a pipe wakes the supervisor at every
-//! `write(2)` of COMMAND that finds it waiting, each wakeup paid by both (the writer's
-//! `try_to_wake_up`, the reader's switch): for a stream that is one wakeup per write, resting
-//! one per [`STREAM_REST`] (on a 2-CPU VM a tenth of the CPU time of the relay and its
-//! COMMAND). A line alone is relayed at once, as before; a stream's lines wait at most
-//! [`STREAM_REST`] more; idle, nothing is armed.
+//! A read that brings at least [`STREAM_READ`] bytes and empties the pipe means COMMAND is
+//! writing a stream, not a line now and then: the pipes then rest, unpolled, for
+//! [`STREAM_REST`], and the next read takes in one go what COMMAND wrote meanwhile. Polled, a
+//! pipe wakes the supervisor at each `write(2)` of COMMAND that finds it waiting, a wakeup paid
+//! by both (the writer's `try_to_wake_up`, the reader's context switch): for a stream, one
+//! wakeup per write of COMMAND; resting, one per [`STREAM_REST`]. For `yes | head` into a file
+//! on a 2-CPU VM that is ~5,000 wakeups per 41 MB down to ~400, and a sixth of the CPU time of
+//! the relay and its COMMAND. A line alone is relayed at once, as before; a stream's lines wait
+//! at most [`STREAM_REST`] more; idle, nothing is armed.
 
 #![allow(unsafe_code)]
 
@@ -36,12 +37,16 @@ const RELAY_PIPE_SIZE: libc::c_int = 1 << 20;
 const READ_BUFFER_SIZE: usize = 256 << 10;
 
 /// A read at least this large (`PIPE_BUF`, what one `write(2)` to a pipe moves at once)
-/// means a stream: the pipes rest for [`STREAM_REST`] before the next read.
+/// that empties the pipe means a stream: the pipes rest for [`STREAM_REST`] before the next
+/// read. A read that fills the buffer does not: more is waiting.
 const STREAM_READ: usize = libc::PIPE_BUF;
 
 /// How long the pipes rest after a read of a stream. COMMAND meanwhile writes ahead into the
 /// pipe ([`RELAY_PIPE_SIZE`]): at 1 GB/s, 100 KiB of the pipe's 1 MiB, so it does not block.
 const STREAM_REST: Duration = Duration::from_micros(100);
+
+/// The most reads [`Output::catch_up`] gives a pipe: as many as a full pipe takes.
+const CATCH_UP_READS: usize = RELAY_PIPE_SIZE as usize / READ_BUFFER_SIZE + 1;
 
 /// How often held output (a full log file) is tried again.
 const HELD_OUTPUT_RETRY: Duration = Duration::from_secs(1);
@@ -79,6 +84,17 @@ pub struct Output {
     shared_pipe: Option<OwnedFd>,
     /// Until when the pipes rest, unpolled, after a read of a stream ([`STREAM_REST`]).
     rest_until: Option<Instant>,
+}
+
+/// What one read of a pipe did.
+#[derive(PartialEq)]
+enum Pumped {
+    /// Filled the buffer: the pipe may hold more.
+    Full,
+    /// Took all the pipe held, or found nothing (`EAGAIN`).
+    Emptied,
+    /// End of file: every writer is gone.
+    End,
 }
 
 /// A pipe from COMMAND being read.
@@ -273,33 +289,61 @@ impl Output {
         relays.retain_mut(|relay| {
             let ready = readable.get(index).copied().unwrap_or(false);
             index += 1;
-            !ready || self.pump(relay)
+            !ready || self.pump(relay) != Pumped::End
         });
         self.relays.append(&mut relays);
     }
 
-    /// Moves what the pipe holds to the stream's sink; false at end of file.
-    fn pump(&mut self, relay: &mut Relay) -> bool {
+    /// Reads what the pipes hold now, resting or not, and passes it on: before the notice of
+    /// COMMAND's exit, so that what COMMAND wrote comes first. A full pipe takes a few reads
+    /// ([`CATCH_UP_READS`], bounded should something write on); a pipe whose sink holds output
+    /// is left as it is (back-pressure).
+    pub fn catch_up(&mut self) {
+        let mut relays = std::mem::take(&mut self.relays);
+        relays.retain_mut(|relay| {
+            for _ in 0..CATCH_UP_READS {
+                if self.is_holding(relay.stderr) {
+                    break;
+                }
+                match self.pump(relay) {
+                    Pumped::Full => {}
+                    Pumped::Emptied => break,
+                    Pumped::End => return false,
+                }
+            }
+            true
+        });
+        self.relays.append(&mut relays);
+    }
+
+    /// Moves what the pipe holds, up to a buffer, to the stream's sink. A read of a stream
+    /// that took all the pipe held starts the pipes' rest.
+    fn pump(&mut self, relay: &mut Relay) -> Pumped {
         let mut buf = std::mem::take(&mut self.buffer);
         if buf.is_empty() {
             buf = vec![0; READ_BUFFER_SIZE];
         }
-        let more = match nix::unistd::read(&relay.pipe, &mut buf) {
+        let pumped = match nix::unistd::read(&relay.pipe, &mut buf) {
             Ok(0) => {
                 self.deliver_tail(relay);
-                false
+                Pumped::End
             }
             Ok(n) => {
-                if n >= STREAM_READ {
-                    self.rest_until = Some(Instant::now() + STREAM_REST);
-                }
                 self.deliver(relay, &buf[..n]);
-                true
+                if n == buf.len() {
+                    Pumped::Full
+                } else {
+                    if n >= STREAM_READ {
+                        self.rest_until = Some(Instant::now() + STREAM_REST);
+                    }
+                    Pumped::Emptied
+                }
             }
-            Err(e) => e != nix::errno::Errno::EPIPE,
+            Err(nix::errno::Errno::EPIPE) => Pumped::End,
+            Err(_) => Pumped::Emptied, // EAGAIN: nothing there after all
         };
         self.buffer = buf;
-        more
+        pumped
     }
 
     fn deliver(&mut self, relay: &mut Relay, bytes: &[u8]) {
