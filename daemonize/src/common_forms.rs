@@ -35,20 +35,27 @@ enum Known {
     Status,
 }
 
-/// The options read here, by short and long name, as clap's definition (`cli.rs`) names them.
-const OPTIONS: &[(Option<u8>, &str, Known)] = &[
-    (Some(b'p'), "pidfile", Known::Pidfile),
-    (Some(b'l'), "lock", Known::Lock),
-    (Some(b'o'), "stdout", Known::Stdout),
-    (Some(b'e'), "stderr", Known::Stderr),
-    (Some(b'c'), "chdir", Known::Chdir),
-    (Some(b'u'), "user", Known::User),
-    (Some(b'a'), "append", Known::Append),
-    (Some(b'v'), "verbose", Known::Verbose),
-    (None, "foreground", Known::Foreground),
-    (None, "supervise", Known::Supervise),
-    (None, "stop", Known::Stop),
-    (None, "status", Known::Status),
+/// An option's names, as clap's definition (`cli.rs`) gives them.
+struct Spec {
+    short: Option<u8>,
+    long: &'static str,
+    known: Known,
+}
+
+/// The options read here.
+const OPTIONS: &[Spec] = &[
+    Spec { short: Some(b'p'), long: "pidfile", known: Known::Pidfile },
+    Spec { short: Some(b'l'), long: "lock", known: Known::Lock },
+    Spec { short: Some(b'o'), long: "stdout", known: Known::Stdout },
+    Spec { short: Some(b'e'), long: "stderr", known: Known::Stderr },
+    Spec { short: Some(b'c'), long: "chdir", known: Known::Chdir },
+    Spec { short: Some(b'u'), long: "user", known: Known::User },
+    Spec { short: Some(b'a'), long: "append", known: Known::Append },
+    Spec { short: Some(b'v'), long: "verbose", known: Known::Verbose },
+    Spec { short: None, long: "foreground", known: Known::Foreground },
+    Spec { short: None, long: "supervise", known: Known::Supervise },
+    Spec { short: None, long: "stop", known: Known::Stop },
+    Spec { short: None, long: "status", known: Known::Status },
 ];
 
 impl Known {
@@ -100,18 +107,18 @@ pub fn parse(args: &[OsString]) -> Option<Cli> {
 
 /// The option `arg` names (`-p`, `--pidfile`, `--pidfile=VALUE`), with a value given after `=`.
 fn option(arg: &[u8]) -> Option<(Known, Option<&OsStr>)> {
-    let find = |matches: &dyn Fn(&(Option<u8>, &str, Known)) -> bool| {
-        OPTIONS.iter().find(|entry| matches(entry)).map(|(_, _, known)| *known)
-    };
     if let Some(long) = arg.strip_prefix(b"--") {
         let (name, value) = match long.iter().position(|b| *b == b'=') {
             Some(at) => (&long[..at], Some(OsStr::from_bytes(&long[at + 1..]))),
             None => (long, None),
         };
-        return Some((find(&|(_, long, _)| long.as_bytes() == name)?, value));
+        let spec = OPTIONS.iter().find(|spec| spec.long.as_bytes() == name)?;
+        return Some((spec.known, value));
     }
     match arg {
-        [b'-', short] => Some((find(&|(letter, _, _)| *letter == Some(*short))?, None)),
+        [b'-', letter] => {
+            Some((OPTIONS.iter().find(|spec| spec.short == Some(*letter))?.known, None))
+        }
         _ => None,
     }
 }
@@ -246,9 +253,9 @@ mod tests {
                     for way in 0..3 {
                         let mut args = vec!["daemonize".to_string()];
                         for (n, index) in [first, second, third].into_iter().enumerate() {
-                            let (short, long, known) = OPTIONS[index];
-                            let value = known.takes_value().then_some(values[(way + n) % 4]);
-                            let ways = spellings(short, long, value);
+                            let spec = &OPTIONS[index];
+                            let value = spec.known.takes_value().then_some(values[(way + n) % 4]);
+                            let ways = spellings(spec.short, spec.long, value);
                             args.extend(ways[(way + n) % ways.len()].clone());
                         }
                         for tail in tails {
