@@ -737,8 +737,8 @@ fn the_exit_notice_comes_after_everything_command_wrote() {
     assert!(numbers == expected, "{}", shown("a line lost, torn or out of order"));
 }
 
-/// After relaying a stream (the pipes rest after each read of it), an idle supervisor again
-/// never wakes up: nothing is left armed.
+/// After relaying a stream (a full pipe's worth of reads), an idle supervisor again never
+/// wakes up: nothing is left armed, and every line arrived whole and in order.
 #[test]
 fn idle_after_a_stream_supervisor_never_wakes_up() {
     let dir = TempDir::new("sup-idle-stream");

@@ -12,7 +12,7 @@
 //!   signal: `SIGTERM` stops, `SIGCHLD` reaps, the rest is passed on), polled for reading; no
 //!   deadline.
 //! - [`relay`]: the output pipes (`POLLIN`) and sinks waiting for room (`POLLOUT`); deadline:
-//!   the retry of held output, the end of the pipes' rest after a read of a stream.
+//!   the retry of held output.
 //! - [`readiness`]: the readiness listener (first start only), or under a parent systemd the
 //!   notify socket whose messages are relayed; deadline: the ready timeout.
 //! - [`upstream`]: a parent systemd's notify socket, written to only; no deadline.
@@ -21,7 +21,7 @@
 //! - [`restart`]: no descriptor, a pure state machine; deadline: `SIGKILL`, the end of the wait
 //!   after it, or the restart.
 //!
-//! `ppoll(2)` gets a timeout only while a deadline exists, so an idle supervisor never wakes up.
+//! `poll(2)` gets a timeout only while a deadline exists, so an idle supervisor never wakes up.
 //!
 //! A stop signals COMMAND's process group first (`kill(2)`: COMMAND is not reaped yet, so its
 //! zombie keeps the group's number), with no `/proc` scan. As a subreaper the supervisor then
@@ -52,7 +52,6 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use daemonctx::{Daemon, Pidfile, Step, process};
-use nix::sys::time::TimeSpec;
 
 use crate::message;
 use crate::notify::ReadyListener;
@@ -267,17 +266,12 @@ impl Supervisor {
             fds.extend(self.output.poll_fds());
             let listener = fds.len();
             fds.push(pollfd(self.readiness.poll_fd().unwrap_or(-1), libc::POLLIN));
-            // ppoll(2), not poll(2): the relay's rest is shorter than poll's millisecond.
-            let timeout = self.next_deadline().map(|deadline| {
-                TimeSpec::from_duration(deadline.saturating_duration_since(Instant::now()))
+            let timeout = self.next_deadline().map_or(-1, |deadline| {
+                let left = deadline.saturating_duration_since(Instant::now());
+                i32::try_from(left.as_millis()).unwrap_or(i32::MAX).max(1)
             });
-            let timeout = timeout.as_ref().map_or(std::ptr::null(), |t| t.as_ref());
-            // SAFETY: fds is a valid array of pollfd for its length; timeout is null (no
-            // deadline: wait for ever) or points to a timespec that outlives the call; a null
-            // sigmask leaves the mask as it is.
-            let n = unsafe {
-                libc::ppoll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout, std::ptr::null())
-            };
+            // SAFETY: fds is a valid array of pollfd for its length.
+            let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
             if n < 0 {
                 continue; // EINTR
             }

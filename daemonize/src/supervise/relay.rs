@@ -7,15 +7,12 @@
 //! went away, for [`Output::next_deadline`], a retry a second later. What COMMAND wrote before
 //! it exited is relayed before the notice of its exit ([`Output::catch_up`]).
 //!
-//! A read that brings at least [`STREAM_READ`] bytes and empties the pipe means COMMAND is
-//! writing a stream, not a line now and then: the pipes then rest, unpolled, for
-//! [`STREAM_REST`], and the next read takes in one go what COMMAND wrote meanwhile. Polled, a
-//! pipe wakes the supervisor at each `write(2)` of COMMAND that finds it waiting, a wakeup paid
-//! by both (the writer's `try_to_wake_up`, the reader's context switch): for a stream, one
-//! wakeup per write of COMMAND; resting, one per [`STREAM_REST`]. For `yes | head` into a file
-//! on a 2-CPU VM that is ~5,000 wakeups per 41 MB down to ~400, and a sixth of the CPU time of
-//! the relay and its COMMAND. A line alone is relayed at once, as before; a stream's lines wait
-//! at most [`STREAM_REST`] more; idle, nothing is armed.
+//! Each wakeup reads a pipe once and writes what it read: a stream from COMMAND costs the
+//! supervisor a wakeup per `write(2)` that finds it waiting (~4,500 per 41 MB of `yes | head`).
+//! Batching was measured and left out: resting the pipes 10-100 µs after a read cut those
+//! wakeups tenfold and the supervisor's CPU time by a third, but on a quiet 2-CPU VM the
+//! stream then took 10-15% longer (a scheduler trace showed `yes` moved onto `head`'s CPU),
+//! and what counts is the time COMMAND's output takes to arrive.
 
 #![allow(unsafe_code)]
 
@@ -35,15 +32,6 @@ const RELAY_PIPE_SIZE: libc::c_int = 1 << 20;
 /// How much one `read(2)` of a pipe takes: a quarter of [`RELAY_PIPE_SIZE`], so a full pipe
 /// takes four reads, and a burst leaves at most this much resident in the supervisor.
 const READ_BUFFER_SIZE: usize = 256 << 10;
-
-/// A read at least this large (`PIPE_BUF`, what one `write(2)` to a pipe moves at once)
-/// that empties the pipe means a stream: the pipes rest for [`STREAM_REST`] before the next
-/// read. A read that fills the buffer does not: more is waiting.
-const STREAM_READ: usize = libc::PIPE_BUF;
-
-/// How long the pipes rest after a read of a stream. COMMAND meanwhile writes ahead into the
-/// pipe ([`RELAY_PIPE_SIZE`]): at 1 GB/s, 100 KiB of the pipe's 1 MiB, so it does not block.
-const STREAM_REST: Duration = Duration::from_micros(100);
 
 /// The most reads [`Output::catch_up`] gives a pipe: as many as a full pipe takes.
 const CATCH_UP_READS: usize = RELAY_PIPE_SIZE as usize / READ_BUFFER_SIZE + 1;
@@ -82,8 +70,6 @@ pub struct Output {
     retry_at: Option<Instant>,
     /// The read end of the one pipe COMMAND got on both stdout and stderr, until attached.
     shared_pipe: Option<OwnedFd>,
-    /// Until when the pipes rest, unpolled, after a read of a stream ([`STREAM_REST`]).
-    rest_until: Option<Instant>,
 }
 
 /// What one read of a pipe did.
@@ -115,7 +101,6 @@ impl Output {
             buffer: Vec::new(),
             retry_at: None,
             shared_pipe: None,
-            rest_until: None,
         }
     }
 
@@ -154,13 +139,12 @@ impl Output {
     }
 
     /// The descriptors to poll: the pipes to read (`POLLIN`; -1 for a pipe not read while its
-    /// sink holds output, or while the pipes rest) and the sinks waiting for room (`POLLOUT`).
+    /// sink holds output) and the sinks waiting for room (`POLLOUT`).
     pub fn poll_fds(&self) -> Vec<libc::pollfd> {
-        let resting = self.rest_until.is_some();
         let mut fds: Vec<libc::pollfd> = self
             .relays
             .iter()
-            .map(|r| match resting || self.is_holding(r.stderr) {
+            .map(|r| match self.is_holding(r.stderr) {
                 true => pollfd(-1, libc::POLLIN),
                 false => pollfd(r.pipe.as_raw_fd(), libc::POLLIN),
             })
@@ -179,17 +163,13 @@ impl Output {
         self.read_pipes(&readable);
     }
 
-    /// When held output is tried again, if any is held, or the pipes' rest ends.
+    /// When held output is tried again, if any is held.
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.retry_at.into_iter().chain(self.rest_until).min()
+        self.retry_at
     }
 
-    /// Ends the pipes' rest and retries held output when their time has come; arms the retry
-    /// while output is held.
+    /// Retries held output when its time has come; arms the retry while output is held.
     pub fn tick(&mut self, now: Instant) {
-        if self.rest_until.is_some_and(|at| now >= at) {
-            self.rest_until = None;
-        }
         if self.retry_at.is_some_and(|at| now >= at) {
             self.retry_held_output();
         }
@@ -294,10 +274,10 @@ impl Output {
         self.relays.append(&mut relays);
     }
 
-    /// Reads what the pipes hold now, resting or not, and passes it on: before the notice of
-    /// COMMAND's exit, so that what COMMAND wrote comes first. A full pipe takes a few reads
-    /// ([`CATCH_UP_READS`], bounded should something write on); a pipe whose sink holds output
-    /// is left as it is (back-pressure).
+    /// Reads what the pipes hold now and passes it on: before the notice of COMMAND's exit,
+    /// so that what COMMAND wrote comes first (one read per wakeup leaves a fuller pipe half
+    /// read). A full pipe takes a few reads ([`CATCH_UP_READS`], bounded should something
+    /// write on); a pipe whose sink holds output is left as it is (back-pressure).
     pub fn catch_up(&mut self) {
         let mut relays = std::mem::take(&mut self.relays);
         relays.retain_mut(|relay| {
@@ -316,8 +296,7 @@ impl Output {
         self.relays.append(&mut relays);
     }
 
-    /// Moves what the pipe holds, up to a buffer, to the stream's sink. A read of a stream
-    /// that took all the pipe held starts the pipes' rest.
+    /// Moves what the pipe holds, up to a buffer, to the stream's sink.
     fn pump(&mut self, relay: &mut Relay) -> Pumped {
         let mut buf = std::mem::take(&mut self.buffer);
         if buf.is_empty() {
@@ -330,14 +309,7 @@ impl Output {
             }
             Ok(n) => {
                 self.deliver(relay, &buf[..n]);
-                if n == buf.len() {
-                    Pumped::Full
-                } else {
-                    if n >= STREAM_READ {
-                        self.rest_until = Some(Instant::now() + STREAM_REST);
-                    }
-                    Pumped::Emptied
-                }
+                if n == buf.len() { Pumped::Full } else { Pumped::Emptied }
             }
             Err(nix::errno::Errno::EPIPE) => Pumped::End,
             Err(_) => Pumped::Emptied, // EAGAIN: nothing there after all
