@@ -257,13 +257,15 @@ impl Supervisor {
 
     /// The event loop: returns the exit status once the lifecycle is done.
     fn run(&mut self, daemon: &mut Daemon) -> i32 {
+        let mut fds = Vec::new(); // kept across the loop: no allocation per wakeup
         loop {
             if let Some(code) = self.lifecycle.done() {
                 return code;
             }
             // [signalfd, output..., readiness listener]; a negative fd is ignored by poll(2).
-            let mut fds = vec![pollfd(self.signals.as_raw_fd(), libc::POLLIN)];
-            fds.extend(self.output.poll_fds());
+            fds.clear();
+            fds.push(pollfd(self.signals.as_raw_fd(), libc::POLLIN));
+            self.output.push_poll_fds(&mut fds);
             let listener = fds.len();
             fds.push(pollfd(self.readiness.poll_fd().unwrap_or(-1), libc::POLLIN));
             let timeout = self.next_deadline().map_or(-1, |deadline| {

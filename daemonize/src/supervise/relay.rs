@@ -138,29 +138,24 @@ impl Output {
         }
     }
 
-    /// The descriptors to poll: the pipes to read (`POLLIN`; -1 for a pipe not read while its
-    /// sink holds output) and the sinks waiting for room (`POLLOUT`).
-    pub fn poll_fds(&self) -> Vec<libc::pollfd> {
-        let mut fds: Vec<libc::pollfd> = self
-            .relays
-            .iter()
-            .map(|r| match self.is_holding(r.stderr) {
-                true => pollfd(-1, libc::POLLIN),
-                false => pollfd(r.pipe.as_raw_fd(), libc::POLLIN),
-            })
-            .collect();
+    /// Adds the descriptors to poll to `fds`: the pipes to read (`POLLIN`; -1 for a pipe not
+    /// read while its sink holds output) and the sinks waiting for room (`POLLOUT`). The
+    /// caller's vector, kept across the loop: no allocation per wakeup.
+    pub fn push_poll_fds(&self, fds: &mut Vec<libc::pollfd>) {
+        fds.extend(self.relays.iter().map(|r| match self.is_holding(r.stderr) {
+            true => pollfd(-1, libc::POLLIN),
+            false => pollfd(r.pipe.as_raw_fd(), libc::POLLIN),
+        }));
         fds.extend(self.waiting_for_room().map(|fd| pollfd(fd.unwrap_or(-1), libc::POLLOUT)));
-        fds
     }
 
-    /// Handles what `poll(2)` said about [`Output::poll_fds`].
+    /// Handles what `poll(2)` said about [`Output::push_poll_fds`].
     pub fn handle(&mut self, polled: &[libc::pollfd]) {
         let (pipes, room) = polled.split_at(self.relays.len());
         if room.iter().any(|p| p.revents != 0) {
             self.retry_held_output();
         }
-        let readable: Vec<bool> = pipes.iter().map(|p| p.revents != 0).collect();
-        self.read_pipes(&readable);
+        self.read_pipes(pipes);
     }
 
     /// When held output is tried again, if any is held.
@@ -262,16 +257,18 @@ impl Output {
         self.flush_before_exit(patience);
     }
 
-    /// Reads every readable pipe once and passes the bytes on; closed pipes are dropped.
-    fn read_pipes(&mut self, readable: &[bool]) {
+    /// Reads every pipe `polled` (one entry per pipe, in order) says is readable once and
+    /// passes the bytes on; closed pipes are dropped.
+    fn read_pipes(&mut self, polled: &[libc::pollfd]) {
         let mut index = 0;
         let mut relays = std::mem::take(&mut self.relays);
         relays.retain_mut(|relay| {
-            let ready = readable.get(index).copied().unwrap_or(false);
+            let ready = polled.get(index).is_some_and(|p| p.revents != 0);
             index += 1;
             !ready || self.pump(relay) != Pumped::End
         });
-        self.relays.append(&mut relays);
+        relays.append(&mut self.relays); // none, as a rule: no allocation
+        self.relays = relays;
     }
 
     /// Reads what the pipes hold now and passes it on: before the notice of COMMAND's exit,
@@ -293,7 +290,8 @@ impl Output {
             }
             true
         });
-        self.relays.append(&mut relays);
+        relays.append(&mut self.relays);
+        self.relays = relays;
     }
 
     /// Moves what the pipe holds, up to a buffer, to the stream's sink.
@@ -366,8 +364,7 @@ impl Output {
             let left = deadline.saturating_duration_since(Instant::now()).as_millis() as i32;
             // SAFETY: fds is a valid array of pollfd for its length.
             unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, left.max(1)) };
-            let readable: Vec<bool> = fds.iter().map(|p| p.revents != 0).collect();
-            self.read_pipes(&readable);
+            self.read_pipes(&fds);
         }
         for relay in std::mem::take(&mut self.relays) {
             let mut relay = relay;
