@@ -79,7 +79,7 @@ impl Bench {
             let runs = self.runs / blocks + usize::from(block < self.runs % blocks);
             for (target, row) in HOST_PROCESSES.iter().zip(&mut rows) {
                 row.counted.push(fillers.adjust_host_to(*target, &self.scratch.tag_prefix));
-                drop(self.stop_once_pinned(&stopper)); // untimed
+                let _untimed = self.stop_once_pinned(&stopper);
                 row.samples.extend((0..runs).map(|_| self.stop_once_pinned(&stopper)));
             }
         }
