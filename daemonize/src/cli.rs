@@ -250,7 +250,7 @@ pub struct Cli {
     pub pidfile: Option<PathBuf>,
 
     /// Mode of a newly created pidfile or lock file, in octal
-    #[arg(long, value_name = "MODE", default_value = "644", value_parser = parse_mode, help_heading = "Pidfile and output")]
+    #[arg(long, value_name = "MODE", default_value = defaults::PIDFILE_MODE, value_parser = parse_mode, help_heading = "Pidfile and output")]
     pub pidfile_mode: u32,
 
     /// Lock FILE for as long as the daemon runs, without writing to it
@@ -301,7 +301,7 @@ pub struct Cli {
     pub group: Option<GroupSpec>,
 
     /// File mode creation mask, in octal (022 as systemd gives services)
-    #[arg(long, value_name = "MASK", default_value = "022", value_parser = parse_umask, help_heading = "Process")]
+    #[arg(long, value_name = "MASK", default_value = defaults::UMASK, value_parser = parse_umask, help_heading = "Process")]
     pub umask: u32,
 
     /// Change the root directory to DIR before running COMMAND
@@ -330,7 +330,7 @@ pub struct Cli {
     pub clear_env: bool,
 
     /// Signal that --stop sends first
-    #[arg(long, value_name = "SIGNAL", default_value = "TERM", value_parser = parse_signal, help_heading = "Stopping")]
+    #[arg(long, value_name = "SIGNAL", default_value = defaults::SIGNAL, value_parser = parse_signal, help_heading = "Stopping")]
     pub signal: i32,
 
     /// What --stop does: SIGNAL/SECS/SIGNAL/SECS..., or SECS for SIGNAL/SECS/KILL/SECS
@@ -352,18 +352,18 @@ pub struct Cli {
         long,
         value_enum,
         value_name = "WHEN",
-        default_value = "no",
+        default_value = defaults::RESTART,
         help_heading = "Supervision"
     )]
     pub restart: RestartArg,
 
     /// Delay before the first restart, doubled at each one after (fractions allowed, at least
     /// 0.1)
-    #[arg(long, value_name = "SECS", default_value = "1", value_parser = parse_restart_delay, help_heading = "Supervision")]
+    #[arg(long, value_name = "SECS", default_value = defaults::RESTART_DELAY, value_parser = parse_restart_delay, help_heading = "Supervision")]
     pub restart_delay: Duration,
 
     /// Longest delay between restarts; a run this long resets the delay (at least 0.1)
-    #[arg(long, value_name = "SECS", default_value = "60", value_parser = parse_restart_delay, help_heading = "Supervision")]
+    #[arg(long, value_name = "SECS", default_value = defaults::RESTART_MAX_DELAY, value_parser = parse_restart_delay, help_heading = "Supervision")]
     pub restart_max_delay: Duration,
 
     /// Give up after N restarts within --restart-window, and exit non-zero
@@ -371,11 +371,11 @@ pub struct Cli {
     pub max_restarts: Option<u32>,
 
     /// The window --max-restarts counts in
-    #[arg(long, value_name = "SECS", default_value = "60", value_parser = parse_seconds, help_heading = "Supervision")]
+    #[arg(long, value_name = "SECS", default_value = defaults::RESTART_WINDOW, value_parser = parse_seconds, help_heading = "Supervision")]
     pub restart_window: Duration,
 
     /// On stop, time between SIGTERM and SIGKILL for COMMAND and all it started
-    #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_seconds, help_heading = "Supervision")]
+    #[arg(long, value_name = "SECS", default_value = defaults::KILL_AFTER, value_parser = parse_seconds, help_heading = "Supervision")]
     pub kill_after: Duration,
 
     /// Pass the signals the supervisor gets on to COMMAND's whole process group, not only to
@@ -413,18 +413,18 @@ pub struct Cli {
     #[arg(
         long,
         value_name = "PATH",
-        default_value = "/dev/log",
+        default_value = defaults::SYSLOG_SOCKET,
         requires = "syslog",
         help_heading = "Syslog"
     )]
     pub syslog_socket: PathBuf,
 
     /// Priority of COMMAND's stdout lines
-    #[arg(long, value_name = "PRIORITY", default_value = "info", value_parser = parse_priority, requires = "syslog", help_heading = "Syslog")]
+    #[arg(long, value_name = "PRIORITY", default_value = defaults::SYSLOG_STDOUT_PRIORITY, value_parser = parse_priority, requires = "syslog", help_heading = "Syslog")]
     pub syslog_stdout_priority: String,
 
     /// Priority of COMMAND's stderr lines
-    #[arg(long, value_name = "PRIORITY", default_value = "err", value_parser = parse_priority, requires = "syslog", help_heading = "Syslog")]
+    #[arg(long, value_name = "PRIORITY", default_value = defaults::SYSLOG_STDERR_PRIORITY, value_parser = parse_priority, requires = "syslog", help_heading = "Syslog")]
     pub syslog_stderr_priority: String,
 
     /// Return only once COMMAND says it is ready: `notify` (READY=1 on $NOTIFY_SOCKET) or
@@ -448,7 +448,7 @@ pub struct Cli {
     pub wait_ready: Option<WaitReady>,
 
     /// How long to wait for readiness before stopping COMMAND
-    #[arg(long, value_name = "SECS", default_value = "90", value_parser = parse_seconds, requires = "wait_ready", help_heading = "Readiness")]
+    #[arg(long, value_name = "SECS", default_value = defaults::READY_TIMEOUT, value_parser = parse_seconds, requires = "wait_ready", help_heading = "Readiness")]
     pub ready_timeout: Duration,
 
     /// Say on standard error what was done
@@ -460,6 +460,89 @@ pub struct Cli {
     /// (resolved once, before any chdir, in every mode and for every restart)
     #[arg(value_name = "COMMAND", trailing_var_arg = true, required_unless_present_any = ["status", "stop", "send"])]
     pub command: Vec<OsString>,
+}
+
+/// The default values of the options that have one, as clap reads them: the definition above
+/// and [`Cli::with_defaults`] (the common forms' parser, `common_forms.rs`) share them.
+pub mod defaults {
+    /// `--pidfile-mode`.
+    pub const PIDFILE_MODE: &str = "644";
+    /// `--umask`.
+    pub const UMASK: &str = "022";
+    /// `--signal`.
+    pub const SIGNAL: &str = "TERM";
+    /// `--restart`.
+    pub const RESTART: &str = "no";
+    /// `--restart-delay`.
+    pub const RESTART_DELAY: &str = "1";
+    /// `--restart-max-delay`.
+    pub const RESTART_MAX_DELAY: &str = "60";
+    /// `--restart-window`.
+    pub const RESTART_WINDOW: &str = "60";
+    /// `--kill-after`.
+    pub const KILL_AFTER: &str = "10";
+    /// `--syslog-socket`.
+    pub const SYSLOG_SOCKET: &str = "/dev/log";
+    /// `--syslog-stdout-priority`.
+    pub const SYSLOG_STDOUT_PRIORITY: &str = "info";
+    /// `--syslog-stderr-priority`.
+    pub const SYSLOG_STDERR_PRIORITY: &str = "err";
+    /// `--ready-timeout`.
+    pub const READY_TIMEOUT: &str = "90";
+}
+
+impl Cli {
+    /// Every option at its default (each default read by the value parser clap uses), no mode
+    /// and no COMMAND: what clap gives for an empty command line, without building clap's
+    /// definition.
+    pub fn with_defaults() -> Cli {
+        let default = "a default value its own parser refuses";
+        Cli {
+            status: false,
+            stop: false,
+            send: None,
+            pidfile: None,
+            pidfile_mode: parse_mode(defaults::PIDFILE_MODE).expect(default),
+            lock: None,
+            stdout: None,
+            stderr: None,
+            append: false,
+            chdir: None,
+            user: None,
+            group: None,
+            umask: parse_umask(defaults::UMASK).expect(default),
+            chroot: None,
+            foreground: false,
+            core: false,
+            preserve_fd: Vec::new(),
+            env: Vec::new(),
+            clear_env: false,
+            signal: parse_signal(defaults::SIGNAL).expect(default),
+            retry: None,
+            supervise: false,
+            restart: <RestartArg as clap::ValueEnum>::from_str(defaults::RESTART, false)
+                .expect(default),
+            restart_delay: parse_restart_delay(defaults::RESTART_DELAY).expect(default),
+            restart_max_delay: parse_restart_delay(defaults::RESTART_MAX_DELAY).expect(default),
+            max_restarts: None,
+            restart_window: parse_seconds(defaults::RESTART_WINDOW).expect(default),
+            kill_after: parse_seconds(defaults::KILL_AFTER).expect(default),
+            forward_to_group: false,
+            child_pidfile: None,
+            forward: None,
+            syslog: None,
+            syslog_tag: None,
+            syslog_socket: PathBuf::from(defaults::SYSLOG_SOCKET),
+            syslog_stdout_priority: parse_priority(defaults::SYSLOG_STDOUT_PRIORITY)
+                .expect(default),
+            syslog_stderr_priority: parse_priority(defaults::SYSLOG_STDERR_PRIORITY)
+                .expect(default),
+            wait_ready: None,
+            ready_timeout: parse_seconds(defaults::READY_TIMEOUT).expect(default),
+            verbose: false,
+            command: Vec::new(),
+        }
+    }
 }
 
 /// `--forward`: the signals a supervisor passes on to COMMAND.
@@ -629,7 +712,7 @@ fn parse_env(text: &str) -> Result<(OsString, OsString), String> {
 }
 
 /// A user: all digits is a uid (as start-stop-daemon reads `--chuid`), anything else a name.
-fn parse_user(text: &str) -> Result<UserSpec, String> {
+pub(crate) fn parse_user(text: &str) -> Result<UserSpec, String> {
     match parse_id(text, "uid")? {
         Some(uid) => Ok(UserSpec::Id(uid)),
         None => Ok(UserSpec::Name(text.to_string())),

@@ -6,6 +6,7 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 mod cli;
+mod common_forms;
 mod message;
 mod notify;
 mod output;
@@ -33,9 +34,13 @@ use output::{LogFile, SyslogConfig, SyslogWriter};
 use supervise::{Restart, Sink, SupervisorConfig, Upstream};
 
 fn main() -> ExitCode {
+    let args: Vec<OsString> = std::env::args_os().collect();
+    if let Some(cli) = common_forms::parse(&args) {
+        return ExitCode::from(run(cli));
+    }
     // `from_arg_matches_mut` takes the values out of the matches; `from_arg_matches` would
     // clone them all first (a quarter of the parse's time).
-    let parsed = Cli::command().try_get_matches().and_then(|mut matches| {
+    let parsed = Cli::command().try_get_matches_from(args).and_then(|mut matches| {
         let misplaced = cli::misplaced_option(&matches);
         Ok((Cli::from_arg_matches_mut(&mut matches)?, misplaced))
     });

@@ -17,6 +17,9 @@ impl Bench {
 
     pub fn supervisors(&self) -> Vec<Starter> {
         let mut list = vec![Starter::ours(ours_supervise, Names::Supervisor)];
+        if let Some(path) = &self.tools.ours_static {
+            list.push(Starter::ours_static(path, ours_supervise, Names::Supervisor));
+        }
         match &self.tools.libslack {
             Some(path) => list.push(Starter::theirs(
                 "libslack daemon --respawn",
@@ -44,9 +47,9 @@ impl Bench {
         let after: Vec<Usage> = pids.iter().map(|pid| Usage::of(*pid)).collect();
         let idle = IDLE.as_secs();
         println!(
-            "| Supervisor | Command | VmRSS kB | Threads | CPU µs in {idle} s | Wakeups in {idle} s | Voluntary switches in {idle} s | Nonvoluntary switches in {idle} s |"
+            "| Supervisor | Command | VmRSS kB | RssAnon kB | RssFile kB | Threads | CPU µs in {idle} s | Wakeups in {idle} s | Voluntary switches in {idle} s | Nonvoluntary switches in {idle} s |"
         );
-        println!("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+        println!("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
         for (i, supervisor) in supervisors.iter().enumerate() {
             let (before, after) = (&before[i], &after[i]);
             let schedstat =
@@ -55,10 +58,12 @@ impl Bench {
                     _ => "n/a".to_string(),
                 };
             println!(
-                "| {} | `{}` | {} | {} | {} | {} | {} | {} |",
+                "| {} | `{}` | {} | {} | {} | {} | {} | {} | {} | {} |",
                 supervisor.label,
                 supervisor.shown(),
                 after.rss_kb,
+                after.rss_anon_kb,
+                after.rss_file_kb,
                 after.threads,
                 schedstat(|s| s.cpu_ns / 1000),
                 schedstat(|s| s.runs),
@@ -67,7 +72,7 @@ impl Bench {
             );
         }
         println!();
-        self.note(format!("Of the supervisor process alone (the pid its pidfile names), not of `sleep`. VmRSS and Threads from /proc/PID/status at the end. CPU: time on a CPU (first field of /proc/PID/task/*/schedstat, in ns, summed over threads); Wakeups: how many times it was put on a CPU (third field of the same, summed), each wakeup of an idle process being one. Switches: voluntary (it blocked) and nonvoluntary (preempted), summed over /proc/PID/task/*/status. All supervisors idle during the same {idle} s."));
+        self.note(format!("Of the supervisor process alone (the pid its pidfile names), not of `sleep`. VmRSS (with its two parts RssAnon, the process's own memory, and RssFile, pages of the program and its shared libraries mapped from the page cache) and Threads from /proc/PID/status at the end. CPU: time on a CPU (first field of /proc/PID/task/*/schedstat, in ns, summed over threads); Wakeups: how many times it was put on a CPU (third field of the same, summed), each wakeup of an idle process being one. Switches: voluntary (it blocked) and nonvoluntary (preempted), summed over /proc/PID/task/*/status. All supervisors idle during the same {idle} s."));
         if before.iter().chain(&after).any(|usage| usage.schedstat.is_none()) {
             self.note(
                 "n/a: no /proc/PID/task/*/schedstat (a kernel without CONFIG_SCHED_INFO).".into(),
@@ -88,6 +93,10 @@ pub fn start_supervisor(supervisor: &Starter, run: &Run) -> u32 {
 /// The resources a process used, from /proc.
 pub struct Usage {
     pub rss_kb: u64,
+    /// Of `rss_kb`: anonymous memory (heap, stack, written data) and pages of files (the
+    /// program and its libraries, shared with the page cache).
+    pub rss_anon_kb: u64,
+    pub rss_file_kb: u64,
     pub threads: u64,
     /// Summed over its threads; `None` without schedstat in the kernel.
     pub schedstat: Option<Schedstat>,
@@ -115,6 +124,8 @@ impl Usage {
         };
         Usage {
             rss_kb: status("VmRSS"),
+            rss_anon_kb: status("RssAnon"),
+            rss_file_kb: status("RssFile"),
             threads: status("Threads"),
             schedstat: procfs::schedstat(pid),
             voluntary: procfs::task_status_sum(pid, "voluntary_ctxt_switches"),
