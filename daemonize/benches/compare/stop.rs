@@ -63,11 +63,12 @@ impl Bench {
     }
 
     /// Section 3b: our stop with 150, 1,000 and 3,000 processes on the host, the rows
-    /// interleaved: [`BLOCKS`] blocks, each running every row in turn. Unrelated `sleep`
-    /// processes (children of the bench, killed by pid) fill the host up to each count, and are
-    /// killed back down to the first count when the next block starts; when the host already
-    /// runs more, the count is what it runs. Nothing walks /proc between a start and its timed
-    /// stop: [`Bench::stop_once_pinned`].
+    /// interleaved: [`BLOCKS`] blocks, each running every row in turn, from 150 up in the even
+    /// blocks and from 3,000 down in the odd ones, so that no row always comes right after
+    /// thousands of fillers were started or killed. Unrelated `sleep` processes (children of
+    /// the bench, killed by pid) fill the host up to each count and are killed down to the
+    /// next; when the host already runs more, the count is what it runs. Nothing walks /proc
+    /// between a start and its timed stop: [`Bench::stop_once_pinned`].
     pub fn stop_scaling(&self) {
         println!("### 3b. Our stop by the number of processes on the host\n");
         let stopper =
@@ -77,7 +78,12 @@ impl Bench {
         let mut fillers = Fillers::default();
         for block in 0..blocks {
             let runs = self.runs / blocks + usize::from(block < self.runs % blocks);
-            for (target, row) in HOST_PROCESSES.iter().zip(&mut rows) {
+            let mut order: Vec<(&usize, &mut ScalingRow)> =
+                HOST_PROCESSES.iter().zip(&mut rows).collect();
+            if block % 2 == 1 {
+                order.reverse(); // from 3,000 down: fillers change only between neighbouring rows
+            }
+            for (target, row) in order {
                 row.counted.push(fillers.adjust_host_to(*target, &self.scratch.tag_prefix));
                 let _untimed = self.stop_once_pinned(&stopper);
                 row.samples.extend((0..runs).map(|_| self.stop_once_pinned(&stopper)));
@@ -105,8 +111,8 @@ impl Bench {
             );
         }
         println!();
-        self.note(format!("Command: `{}` on a daemon started by `{}` (not timed). {} runs per row, interleaved: {blocks} blocks, each running the rows in order from 150 up, with one untimed run at the start of each row of a block.", stopper.shown(), stopper.start.shown(), self.runs));
-        self.note("Processes on the host: the numeric entries of /proc when a row of a block starts, lowest–highest over the blocks (the machine is shared, so the count may exceed the target). The fillers are `sleep` processes, children of the bench: started to reach a row's count, and killed by pid (newest first, `kill(2)` on an unreaped child, `poll(2)` on its pidfd, bounded, then reaped) down to the first row's count when the next block starts.".into());
+        self.note(format!("Command: `{}` on a daemon started by `{}` (not timed). {} runs per row, interleaved: {blocks} blocks, each running every row, from 150 up in the 1st, 3rd, ... block and from 3,000 down in the 2nd, 4th, ... (a row that follows the start or the killing of thousands of fillers in one block does not in the next), with one untimed run at the start of each row of a block.", stopper.shown(), stopper.start.shown(), self.runs));
+        self.note("Processes on the host: the numeric entries of /proc when a row of a block starts, lowest–highest over the blocks (the machine is shared, so the count may exceed the target). The fillers are `sleep` processes, children of the bench: started to reach a row's count, and killed by pid (newest first, `kill(2)` on an unreaped child, `poll(2)` on its pidfd, bounded, then reaped) down to the next row's count.".into());
         self.note("Between a start and its timed stop nothing walks /proc: the daemon is the pid in the pidfile, pinned with `pidfd_open(2)`, its `/proc/PID/cmdline` checked to be `sleep TAG` (sections 1-3 check the start fully, by a scan of /proc). After the stop, the daemon seen exited through its pidfd ends the run; the scan of /proc that kills what a run left runs only when a run fails.".into());
         self.note("After the daemon exited: from the moment the bench saw the daemon's pidfd readable (it had exited) to the stop command's exit: the stop's own work after the daemon is gone.".into());
         self.print_notes();
@@ -179,8 +185,9 @@ impl Bench {
 
 /// The counts of processes on the host of section 3b.
 const HOST_PROCESSES: [usize; 3] = [150, 1_000, 3_000];
-/// How many blocks section 3b splits its runs into, each running every row once.
-const BLOCKS: usize = 5;
+/// How many blocks section 3b splits its runs into (fewer when there are fewer runs), each
+/// running every row once.
+const BLOCKS: usize = 10;
 
 /// The samples of one row of section 3b, over every block.
 #[derive(Default)]
