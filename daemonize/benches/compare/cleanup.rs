@@ -10,19 +10,30 @@ use crate::{DEADLINE, procfs, sys};
 
 /// The processes of one run: when dropped, every process with an argument equal to the tag is
 /// killed by pid (pinned with a pidfd), awaited (bounded) and reaped. Scans again afterwards, in
-/// case a supervisor restarted its child meanwhile.
+/// case a supervisor restarted its child meanwhile. A guard that was [disarmed](Self::disarm)
+/// does nothing.
 pub struct RunGuard {
     pub tag: OsString,
+    armed: bool,
 }
 
 impl RunGuard {
     pub fn new(tag: &OsStr) -> RunGuard {
-        RunGuard { tag: tag.to_os_string() }
+        RunGuard { tag: tag.to_os_string(), armed: true }
+    }
+
+    /// No scan of /proc when dropped: for a run whose only process left running was seen
+    /// exited through its pidfd. Every panic before the call still leaves the guard armed.
+    pub fn disarm(&mut self) {
+        self.armed = false;
     }
 }
 
 impl Drop for RunGuard {
     fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
         let tag = self.tag.as_bytes();
         kill_matching(|argv| argv.iter().any(|arg| arg == tag));
     }

@@ -5,6 +5,8 @@ use std::path::Path;
 use std::process::{Command, ExitStatus};
 use std::time::{Duration, Instant};
 
+use daemonctx::process::Pinned;
+
 use crate::tools::Run;
 use crate::{DEADLINE, procfs};
 
@@ -72,6 +74,17 @@ fn poll<T>(mut probe: impl FnMut() -> Option<T>, interval: Duration) -> Option<T
 pub fn running_pid_in(pidfile: &Path) -> Option<u32> {
     let pid = fs::read_to_string(pidfile).ok()?.trim().parse::<u32>().ok()?;
     procfs::is_running(pid).then_some(pid)
+}
+
+/// The process `pidfile` names, pinned, when it runs `sleep TAG`: the pid read from the file,
+/// `pidfd_open(2)`, its argv read (`/proc/PID/cmdline`, [`is_tagged_sleep`]), then `poll(2)` on
+/// the pidfd says it had not exited, so the argv read was this very process's. Reads no other
+/// process: O(1) in the processes on the host.
+pub fn pin_tagged_sleep_in(pidfile: &Path, tag: &str) -> Option<Pinned> {
+    let pid = fs::read_to_string(pidfile).ok()?.trim().parse::<u32>().ok()?;
+    let pinned = Pinned::open(pid).ok()?;
+    let argv = procfs::argv(pid)?;
+    (is_tagged_sleep(&argv, tag) && !pinned.has_exited()).then_some(pinned)
 }
 
 /// Among the children and grandchildren of `ancestor`, the one whose argv is `... sleep TAG`.
