@@ -677,3 +677,85 @@ fn idle_supervisor_never_wakes_up() {
     assert_eq!(t1.0, t0.0, "the idle supervisor was scheduled: context switches {t0:?} -> {t1:?}");
     assert_eq!(t1.1, t0.1, "the idle supervisor used CPU: ticks {t0:?} -> {t1:?}");
 }
+
+/// Whether a relayed pipe can be made to hold 1 MiB (`F_SETPIPE_SZ`): as root, or within
+/// `/proc/sys/fs/pipe-max-size`.
+fn pipes_hold_a_mebibyte() -> bool {
+    let max = std::fs::read_to_string("/proc/sys/fs/pipe-max-size").unwrap_or_default();
+    is_root() || max.trim().parse::<u64>().is_ok_and(|max| max >= 1 << 20)
+}
+
+/// The state letter of `pid` (`T` stopped, `Z` zombie), empty once it is gone.
+fn state_of(pid: i32) -> String {
+    blocked_in(pid).0
+}
+
+/// COMMAND writes 588,895 bytes (`seq 1 100000`, more than one read of the relay) and exits
+/// while the supervisor is stopped, so that the supervisor wakes up to its exit and a full
+/// pipe at once: every line, in order and whole, comes before the notice of its exit (stdout
+/// and stderr in one file, where the notices go too).
+#[test]
+fn the_exit_notice_comes_after_everything_command_wrote() {
+    if !pipes_hold_a_mebibyte() {
+        skip("the_exit_notice_comes_after_everything_command_wrote needs pipe-max-size >= 1 MiB");
+        return;
+    }
+    let dir = TempDir::new("sup-exit-order");
+    let out = dir.join("out.log");
+    let mut gate = Gate::new(&dir);
+    let script = format!("read go < {}; seq 1 100000", gate.path.display());
+    let log = path_str(&out);
+    let args = ["--restart", "no", "-o", log, "-e", log, "--", "sh", "-c", &script];
+    let supervised = Supervised::start(&dir, &args);
+    assert!(wait_polling(supervised.pid), "{:?}", blocked_in(supervised.pid));
+    assert!(kill(supervised.pid, libc::SIGSTOP));
+    let stopped = wait_until(HANDSHAKE, || state_of(supervised.pid) == "T");
+    if stopped {
+        gate.open();
+    }
+    // The pipe takes all of it: COMMAND exits, a zombie until the supervisor goes on.
+    let exited = stopped && wait_until(HANDSHAKE, || state_of(supervised.child) == "Z");
+    assert!(kill(supervised.pid, libc::SIGCONT));
+    assert!(stopped, "the supervisor never stopped: {}", supervised.command);
+    assert!(exited, "COMMAND never exited: {:?}", blocked_in(supervised.child));
+    supervised.assert_exits();
+
+    let text = std::fs::read_to_string(&out).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let shown = |what: &str| {
+        format!("{what}: {}; last lines {:?}", supervised.command, {
+            let from = lines.len().saturating_sub(3);
+            &lines[from..]
+        })
+    };
+    assert!(text.ends_with('\n'), "{}", shown("a torn last line"));
+    let notice = lines.iter().position(|l| l.contains("exited with status 0"));
+    assert_eq!(notice, Some(lines.len() - 1), "{}", shown("the exit notice is not last"));
+    let numbers: Vec<&str> =
+        lines.iter().filter(|l| !l.starts_with("daemonize: ")).copied().collect();
+    let expected: Vec<String> = (1..=100_000).map(|n| n.to_string()).collect();
+    assert!(numbers == expected, "{}", shown("a line lost, torn or out of order"));
+}
+
+/// After relaying a stream (a full pipe's worth of reads), an idle supervisor again never
+/// wakes up: nothing is left armed, and every line arrived whole and in order.
+#[test]
+fn idle_after_a_stream_supervisor_never_wakes_up() {
+    let dir = TempDir::new("sup-idle-stream");
+    let out = dir.join("out");
+    let script = "seq 1 100000; exec sleep 1000";
+    let supervised = Supervised::start(&dir, &["-o", path_str(&out), "--", "sh", "-c", script]);
+    let all_there = || std::fs::read_to_string(&out).is_ok_and(|t| t.ends_with("\n100000\n"));
+    assert!(wait_until(HANDSHAKE, all_there), "the stream never arrived: {}", supervised.command);
+    assert!(
+        wait_polling(supervised.pid),
+        "the supervisor never waited in poll: {:?}",
+        blocked_in(supervised.pid)
+    );
+    let (t0, t1) = activity_over(supervised.pid, Duration::from_secs(2));
+    assert_eq!(t1.0, t0.0, "the idle supervisor was scheduled: context switches {t0:?} -> {t1:?}");
+    assert_eq!(t1.1, t0.1, "the idle supervisor used CPU: ticks {t0:?} -> {t1:?}");
+    let text = std::fs::read_to_string(&out).unwrap();
+    let expected: String = (1..=100_000).map(|n| format!("{n}\n")).collect();
+    assert!(text == expected, "a line lost, torn or out of order: {}", supervised.command);
+}

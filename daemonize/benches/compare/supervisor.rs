@@ -190,7 +190,7 @@ impl Bench {
         }
         println!();
         self.note(format!("COMMAND: `sh -c \"yes '{LINE}' | head -n LINES\"` (41-byte lines). One warm-up round, then {RELAY_RUNS} rounds, the routes taking turns. Time: from spawning the command (or `daemonize`) until COMMAND's output has all arrived: direct, the shell's exit; relay, the supervisor's exit (it exits once COMMAND has and its output is written: `--restart no`), the file then checked to hold every line; syslog, the last datagram received by the bench."));
-        self.note("Syslog: the bench binds a SOCK_DGRAM Unix socket (like /dev/log) in the scratch directory and counts the datagrams a reader thread receives; vs direct compares lines per second with the direct file row.".into());
+        self.note("Syslog: the bench binds a SOCK_DGRAM Unix socket (like /dev/log) in the scratch directory, kept bound until the supervisor has exited, and counts the datagrams a reader thread receives; vs direct compares lines per second with the direct file row.".into());
         self.print_notes();
     }
 
@@ -219,12 +219,17 @@ impl Bench {
             Route::Syslog => {
                 let socket = run.dir.join("log");
                 let listener = UnixDatagram::bind(&socket).expect("bind the syslog socket");
-                let reader = std::thread::spawn(move || count_datagrams(&listener, lines));
+                // The socket stays bound until the supervisor is gone, as a syslog daemon's
+                // does: the supervisor's last notice (COMMAND's exit, after all its lines)
+                // finds it there, not refused, and it does not wait to deliver it.
+                let counted = listener.try_clone().expect("a second descriptor for the socket");
+                let reader = std::thread::spawn(move || count_datagrams(&counted, lines));
                 let args =
                     [OsStr::new("--syslog"), OsStr::new("--syslog-socket"), socket.as_os_str()];
                 started = Instant::now();
                 self.supervise_until_exit(&run, &args, &script);
                 let (seen, last) = reader.join().expect("the syslog reader");
+                drop(listener);
                 if seen < lines {
                     self.note(format!("syslog: a run delivered {seen} of {lines} lines"));
                 }

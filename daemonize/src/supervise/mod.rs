@@ -257,13 +257,15 @@ impl Supervisor {
 
     /// The event loop: returns the exit status once the lifecycle is done.
     fn run(&mut self, daemon: &mut Daemon) -> i32 {
+        let mut fds = Vec::new(); // kept across the loop: no allocation per wakeup
         loop {
             if let Some(code) = self.lifecycle.done() {
                 return code;
             }
             // [signalfd, output..., readiness listener]; a negative fd is ignored by poll(2).
-            let mut fds = vec![pollfd(self.signals.as_raw_fd(), libc::POLLIN)];
-            fds.extend(self.output.poll_fds());
+            fds.clear();
+            fds.push(pollfd(self.signals.as_raw_fd(), libc::POLLIN));
+            self.output.push_poll_fds(&mut fds);
             let listener = fds.len();
             fds.push(pollfd(self.readiness.poll_fd().unwrap_or(-1), libc::POLLIN));
             let timeout = self.next_deadline().map_or(-1, |deadline| {
@@ -275,8 +277,8 @@ impl Supervisor {
             if n < 0 {
                 continue; // EINTR
             }
-            // Output first: what COMMAND wrote before it exited is relayed before the notice
-            // of its exit.
+            // Output first; the notice of COMMAND's exit reads the pipes again before it
+            // (Output::catch_up): what COMMAND wrote before it exited comes first.
             self.output.handle(&fds[1..listener]);
             // What COMMAND said before it exited counts: readiness before its exit.
             if fds[listener].revents != 0 {
@@ -454,6 +456,7 @@ impl Supervisor {
     /// COMMAND exited: stop what it left behind, then restart or exit by policy.
     fn child_exited(&mut self, status: std::process::ExitStatus) {
         let child = self.child.take().expect("child_exited is called for the running child");
+        self.output.catch_up(); // what COMMAND wrote comes before the notice of its exit
         self.readiness.command_exited();
         let message =
             format!("{} (pid {}) {}", self.program.name(), child.pid, child::describe(status));
