@@ -111,6 +111,9 @@ pub struct LogFile {
     socket: bool,
     /// The last write stopped on `EAGAIN`: room comes when the reader reads.
     waits_for_room: bool,
+    /// The bytes given so far end inside a line (COMMAND wrote no newline yet): a line of our
+    /// own must start on a line of its own.
+    mid_line: bool,
 }
 
 impl LogFile {
@@ -129,6 +132,7 @@ impl LogFile {
             reopens: true,
             socket: false,
             waits_for_room: false,
+            mid_line: false,
         })
     }
 
@@ -162,6 +166,7 @@ impl LogFile {
             reopens: false,
             socket: kind.is_socket(),
             waits_for_room: false,
+            mid_line: false,
         })
     }
 
@@ -183,6 +188,9 @@ impl LogFile {
     /// # Errors
     /// The OS error of `write(2)` (`ENOSPC`, `EAGAIN`, say); what was not written is held.
     pub fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
+        if let Some(last) = bytes.last() {
+            self.mid_line = *last != b'\n';
+        }
         if !self.held.is_empty() {
             self.held.extend_from_slice(bytes);
             return self.retry();
@@ -207,6 +215,17 @@ impl LogFile {
             }
         }
         Ok(())
+    }
+
+    /// Appends `line` and a newline, as [`LogFile::write`] does, on a line of its own: after a
+    /// newline first when what was written before ends inside a line (COMMAND's last line
+    /// without its newline), so that neither line is torn.
+    ///
+    /// # Errors
+    /// As [`LogFile::write`].
+    pub fn write_line(&mut self, line: &str) -> io::Result<()> {
+        let start = if self.mid_line { "\n" } else { "" };
+        self.write(format!("{start}{line}\n").as_bytes())
     }
 
     /// Writes what is held, if anything.

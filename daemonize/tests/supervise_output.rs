@@ -759,3 +759,27 @@ fn idle_after_a_stream_supervisor_never_wakes_up() {
     let expected: String = (1..=100_000).map(|n| format!("{n}\n")).collect();
     assert!(text == expected, "a line lost, torn or out of order: {}", supervised.command);
 }
+
+/// COMMAND's last line without its newline and the supervisor's notice of its exit, in one
+/// file (`-o F -e F`): the notice starts a line of its own, neither line is torn.
+#[test]
+fn the_exit_notice_never_joins_a_last_line_without_its_newline() {
+    let dir = TempDir::new("sup-partial-line");
+    let out = dir.join("out.log");
+    let log = path_str(&out);
+    let mut gate = Gate::new(&dir);
+    let script = format!("read go < {}; printf 'no newline'", gate.path.display());
+    let args = ["--restart", "no", "-o", log, "-e", log, "--", "sh", "-c", &script];
+    let supervised = Supervised::start(&dir, &args);
+    gate.open();
+    supervised.assert_exits();
+    let text = std::fs::read_to_string(&out).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.first(), Some(&"no newline"), "{}: {text:?}", supervised.command);
+    assert!(
+        lines.get(1).is_some_and(|l| l.starts_with("daemonize: ") && l.contains("exited")),
+        "{}: {text:?}",
+        supervised.command
+    );
+    assert!(text.ends_with('\n'), "{}: {text:?}", supervised.command);
+}

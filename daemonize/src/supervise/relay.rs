@@ -195,7 +195,7 @@ impl Output {
                     file.path().display(),
                     message::os_text(&e)
                 );
-                let _ = file.write(format!("daemonize: {text}\n").as_bytes());
+                let _ = file.write_line(&format!("daemonize: {text}"));
                 // Already where the supervisor's messages go when that file is stderr's.
                 failures.push((text, is_stderr || stderr_is_stdout));
             }
@@ -239,7 +239,7 @@ impl Output {
         };
         match sink {
             Sink::File(file) => {
-                let _ = file.write(format!("daemonize: {text}\n").as_bytes());
+                let _ = file.write_line(&format!("daemonize: {text}"));
             }
             Sink::Syslog => {
                 if let Some(syslog) = &mut self.syslog {
