@@ -167,6 +167,10 @@ pub fn supervise(mut config: SupervisorConfig, daemon: &mut Daemon) -> i32 {
     supervisor.child_pidfile = child_pidfile;
     if let Err(e) = supervisor.spawn() {
         child::reap_all(); // nothing runs, but keep the table clean
+        if supervisor.program.terminal {
+            // COMMAND's side took the terminal before its execve(2) failed.
+            terminal::take_back();
+        }
         remove_child_pidfile(supervisor.child_pidfile.take());
         let status = child::exec_failure_status(e.raw_os_error());
         report_failure(daemon, Step::Exec, Some(supervisor.program.shown()), e);
