@@ -47,7 +47,9 @@ pub enum SignalAction {
     /// ```
     Handler(Handler),
     /// Queue the signal for [`crate::Daemon::signals`] (signal-hook's iterator, which installs
-    /// its handler with `sigaction(2)` once the daemon is set up).
+    /// its handler with `sigaction(2)` once the daemon is set up). Refused
+    /// ([`crate::Error::BadSignalMap`]) for a signal signal-hook cannot catch: `SIGKILL`,
+    /// `SIGSTOP`, `SIGILL`, `SIGFPE`, `SIGSEGV`.
     Deliver,
 }
 
