@@ -443,6 +443,30 @@ pub fn pin_lock_holders(dev: u64, ino: u64, limit: usize) -> Vec<Pinned> {
         .collect()
 }
 
+/// The process holding the lock on inode `(dev, ino)`, pinned by a pidfd: `named` (the pid a
+/// pidfile names) when, pinned, it holds the lock (or its descriptors cannot be read, as for
+/// another user's process) and has not exited since; else the lowest holder
+/// ([`pin_lock_holders`]). `None` when no holder is seen.
+///
+/// ```no_run
+/// let pidfile = daemonctx::pidfile::Inspected::open("/run/app.pid".as_ref())?;
+/// let (dev, ino) = pidfile.identity();
+/// if let Some(daemon) = daemonctx::process::pin_lock_holder(Some(4242), dev, ino) {
+///     daemon.signal(libc::SIGHUP)?; // pidfd_send_signal(2)
+/// }
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn pin_lock_holder(named: Option<u32>, dev: u64, ino: u64) -> Option<Pinned> {
+    if let Some(pid) = named
+        && let Ok(pinned) = Pinned::open(pid)
+        && holds_lock_on(pid, dev, ino) != Some(false)
+        && !pinned.has_exited()
+    {
+        return Some(pinned);
+    }
+    pin_lock_holders(dev, ino, 1).pop()
+}
+
 /// Whether `pid` holds a lock on inode `(dev, ino)`; `None` when its descriptors cannot be read.
 pub fn holds_lock_on(pid: u32, dev: u64, ino: u64) -> Option<bool> {
     let entries = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?;

@@ -314,15 +314,7 @@ pub fn stop(path: &Path, schedule: &Schedule) -> Result<Stopped, StopError> {
 /// that holds it. `None` when nobody holds it any more.
 fn pin_lock_holder(pidfile: &Inspected, named: Option<u32>) -> Result<Option<Pinned>, StopError> {
     let (dev, ino) = pidfile.identity();
-    if let Some(named) = named
-        && let Ok(pinned) = Pinned::open(named)
-        && process::is_alive(named)
-        && process::holds_lock_on(named, dev, ino) != Some(false)
-        && !pinned.has_exited()
-    {
-        return Ok(Some(pinned));
-    }
-    if let Some(holder) = process::pin_lock_holders(dev, ino, 1).pop() {
+    if let Some(holder) = process::pin_lock_holder(named, dev, ino) {
         return Ok(Some(holder));
     }
     match named {
