@@ -516,7 +516,7 @@ fn finish(pidfile: &Inspected, pid: u32) -> Result<Stopped, StopError> {
 /// session was created with (pgid = sid) and that group is not ours.
 fn own_group(main: &Pinned) -> Option<u32> {
     let stat = process::stat_if_alive(main)?;
-    let ours = process::stat(std::process::id())?.pgrp;
+    let ours = nix::unistd::getpgrp().as_raw() as u32;
     (stat.pgrp > 1 && stat.pgrp == stat.session && stat.pgrp != ours).then_some(stat.pgrp)
 }
 
