@@ -69,8 +69,7 @@ impl ListenFds {
         if pid.parse::<u32>().ok()? != own_pid {
             return None;
         }
-        let count = count.parse::<u32>().ok().filter(|n| (1..=MAX_LISTEN_FDS).contains(n))?;
-        Some(ListenFds { count })
+        Some(ListenFds { count: parse_count(count)? })
     }
 
     /// How many sockets were passed.
@@ -93,6 +92,11 @@ impl ListenFds {
     pub fn fds(&self) -> impl Iterator<Item = RawFd> + use<> {
         LISTEN_FDS_START..LISTEN_FDS_START + self.count as RawFd
     }
+}
+
+/// `LISTEN_FDS`'s value as it is believed: a number from 1 to [`MAX_LISTEN_FDS`].
+pub(crate) fn parse_count(count: &str) -> Option<u32> {
+    count.parse::<u32>().ok().filter(|n| (1..=MAX_LISTEN_FDS).contains(n))
 }
 
 /// Whether the service manager's watchdog is meant for this process: `WATCHDOG_PID` is unset

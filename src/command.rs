@@ -138,7 +138,11 @@ impl Command {
             envp_ptrs.insert(0, slot.entry.cast_const().cast());
         }
         let listen_fds = match listen_pid {
-            Some(_) => self.env_value(LISTEN_FDS).and_then(|n| n.to_str()?.parse().ok()),
+            // Bounded as for this process: execve() walks 3..3+N between fork and exec, where
+            // an overflowing sum would panic and a huge N would take minutes.
+            Some(_) => {
+                self.env_value(LISTEN_FDS).and_then(|n| activation::parse_count(n.to_str()?))
+            }
             None => None,
         };
         // Messages name the program as the user wrote it when it is a path (`./x`), else where
@@ -433,6 +437,10 @@ mod tests {
         assert_eq!(entry(&image), "LISTEN_PID=4194304");
         // One LISTEN_PID entry only: the given one is replaced, not kept beside it.
         assert_eq!(image.envp_ptrs.len(), env.len() + 1);
+        // A garbled count (3 + N past i32::MAX) is no socket: none is made inheritable.
+        let mut garbled = env.clone();
+        garbled[2].1 = OsString::from(i32::MAX.to_string());
+        assert_eq!(Command::new(vec!["sh".into()], garbled).prepare(None).unwrap().listen_fds, 0);
         let mut foreign = Command::new(vec!["sh".into()], env);
         foreign.remove_activation();
         assert_eq!(foreign.env().len(), 1);

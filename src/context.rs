@@ -406,7 +406,8 @@ impl DaemonContext {
     }
 
     /// How long the original process waits for the daemon to be ready (`poll(2)` on the report
-    /// channel); then it kills the daemon (`kill(2)`, `waitpid(2)`) and fails. `None` waits for
+    /// channel); then it kills the daemon and what it started (`pidfd_send_signal(2)`,
+    /// `waitpid(2)`) and fails. `None` waits for
     /// ever. Default 90 s.
     ///
     /// ```
@@ -437,10 +438,12 @@ impl DaemonContext {
     /// 4. In the original process: `poll(2)`, `read(2)`; on failure `waitpid(2)` and `unlink(2)`.
     ///
     /// # Descriptors
-    /// As PEP 3143 asks, every descriptor above 2 is closed in the daemon except the preserved
-    /// ones and the pidfile's. A `File`, socket or other owner of a descriptor that is neither
-    /// dropped before `open()` nor listed in [`DaemonContext::files_preserve`] is left holding a
-    /// closed number, which the daemon's next `open(2)` may reuse: drop or preserve it.
+    /// Every descriptor above 2 except the preserved ones, the pidfile's and the lock file's is
+    /// marked close-on-exec in the daemon (`close_range(2)` `CLOSE_RANGE_CLOEXEC`), not closed:
+    /// `open()` returns into this program, whose `File`s and sockets (copied by `fork(2)`)
+    /// still own those numbers, but no program the daemon executes inherits them. Drop what the
+    /// daemon does not need before `open()`; to close them as PEP 3143 does, see the `unsafe`
+    /// [`DaemonContext::close_inherited_fds`].
     ///
     /// Sockets passed by socket activation ([`crate::activation`]: `LISTEN_PID` names this
     /// process) are kept too. The daemon's pid differs from the one `LISTEN_PID` names, so
@@ -457,7 +460,8 @@ impl DaemonContext {
     /// Every [`Error`] variant, always in the original process, after it removed the pidfile and
     /// reaped the daemon; among them [`Error::AlreadyOpened`] when this process already became a
     /// daemon (or is becoming one: a process is set up once), and [`Error::BadSignalMap`] for
-    /// `Terminate` on a signal whose default action does not end the process.
+    /// `Terminate` on a signal whose default action does not end the process, or `Deliver` on
+    /// one that cannot be caught.
     ///
     /// ```no_run
     /// let daemon = match daemonctx::DaemonContext::new().pidfile("/run/myserver.pid").open() {

@@ -47,7 +47,9 @@ pub enum SignalAction {
     /// ```
     Handler(Handler),
     /// Queue the signal for [`crate::Daemon::signals`] (signal-hook's iterator, which installs
-    /// its handler with `sigaction(2)` once the daemon is set up).
+    /// its handler with `sigaction(2)` once the daemon is set up). Refused
+    /// ([`crate::Error::BadSignalMap`]) for a signal signal-hook cannot catch: `SIGKILL`,
+    /// `SIGSTOP`, `SIGILL`, `SIGFPE`, `SIGSEGV`.
     Deliver,
 }
 
@@ -357,6 +359,15 @@ pub(crate) fn terminate_that_would_not_end(map: &SignalMap) -> Option<c_int> {
         .find(|signal| TERMINATE_REFUSED.contains(signal))
 }
 
+/// The first signal of `map` mapped to [`SignalAction::Deliver`] that signal-hook refuses to
+/// catch (`SIGKILL`, `SIGSTOP`, `SIGILL`, `SIGFPE`, `SIGSEGV`: registering one panics), if any.
+pub(crate) fn deliver_that_cannot_be_caught(map: &SignalMap) -> Option<c_int> {
+    map.iter()
+        .filter(|(_, action)| matches!(action, SignalAction::Deliver))
+        .map(|(signal, _)| *signal)
+        .find(|signal| signal_hook::consts::FORBIDDEN.contains(signal))
+}
+
 /// Registers signal-hook's iterator for `signals`, for the program to read at its own pace.
 pub(crate) fn deliver(signals: &[c_int]) -> std::io::Result<signal_hook::iterator::Signals> {
     signal_hook::iterator::Signals::new(signals)
@@ -391,6 +402,14 @@ mod tests {
         TERMINATE_BUSY.fetch_sub(1, Ordering::SeqCst);
         disarmed.recv_timeout(Duration::from_secs(30)).expect("disarm_terminate never returned");
         closer.join().unwrap();
+    }
+
+    #[test]
+    fn deliver_is_refused_where_signal_hook_cannot_catch() {
+        let map = SignalMap::from([(libc::SIGSEGV, SignalAction::Deliver)]);
+        assert_eq!(deliver_that_cannot_be_caught(&map), Some(libc::SIGSEGV));
+        let map = SignalMap::from([(libc::SIGTERM, SignalAction::Deliver)]);
+        assert_eq!(deliver_that_cannot_be_caught(&map), None);
     }
 
     #[test]

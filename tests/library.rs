@@ -929,6 +929,22 @@ fn a_ready_timeout_past_what_a_clock_holds_means_no_deadline() {
 }
 
 #[test]
+fn deliver_on_a_signal_that_cannot_be_caught_is_refused() {
+    // signal-hook panics on registering SIGSEGV: the daemon (or, in place, the process that
+    // had written its pid) aborted after the setup instead of a refusal before anything.
+    for mode in [&["--foreground"][..], &[]] {
+        let dir = TempDir::new("deliver-refused");
+        let pidfile = dir.join("probe.pid");
+        let segv = libc::SIGSEGV.to_string();
+        let mut args = vec!["--deliver", &segv, "--pidfile", s(&pidfile)];
+        args.extend_from_slice(mode);
+        let output = probe(&args);
+        let message = format!("refusing signal {segv} in the signal map: mapped to Deliver");
+        assert_failed_cleanly(&dir, &pidfile, &output, &message);
+    }
+}
+
+#[test]
 fn a_second_open_in_the_same_process_is_refused() {
     let dir = TempDir::new("open-twice");
     let out = dir.join("out");

@@ -10,8 +10,8 @@
 //! The setup's order: `chroot(2)`, `setrlimit(2)`, `umask(2)`, `chdir(2)`, `setgroups(2)`,
 //! `setgid(2)`, `setuid(2)` (privileges last but one: the pidfile and streams were opened as
 //! the invoker), `sigprocmask(2)` and `sigaction(2)`, `dup2(2)` onto 0 to 2, the inherited
-//! descriptors (closed or marked close-on-exec: [`FdPolicy`]), and last the pid into the pidfile (`pwrite(2)`), so a pidfile naming a pid
-//! always names a daemon that is set up.
+//! descriptors (closed or marked close-on-exec: [`FdPolicy`]), and last the pid into the
+//! pidfile (`pwrite(2)`), so a pidfile naming a pid always names a daemon that is set up.
 #![allow(unsafe_code)]
 
 use std::os::fd::{AsFd, BorrowedFd, RawFd};

@@ -155,24 +155,25 @@ fn setup_in_place(prepared: &mut Prepared) -> Result<(), Error> {
     result.map_err(|(step, e)| prepared.failure(step, e))
 }
 
-/// After setup: register delivered signals and hand out the guard.
+/// After setup: register delivered signals and hand out the guard. On failure the pidfile
+/// (which names this process now) is removed and the `Terminate` handler disarmed.
 fn into_daemon(mut prepared: Prepared) -> Result<Daemon, Error> {
-    let signals = match prepared.delivered.is_empty() {
-        true => None,
-        false => Some(
-            signals::deliver(&prepared.delivered)
-                .map_err(|e| Error::os_nopath(Step::Signals, e))?,
-        ),
-    };
-    let mut pidfile = prepared.pidfile.take();
-    if let (Some(pidfile), Some(seen)) = (&mut pidfile, prepared.pidfile_in_daemon.take()) {
-        pidfile.rename_as_seen(seen);
-    }
     let streams = std::mem::take(&mut prepared.streams);
     match prepared.plan.fds {
         // Step 3 closed their descriptors: the numbers may be reused, so they are forgotten.
         FdPolicy::Close => std::mem::forget(streams),
         FdPolicy::CloseOnExec => drop(streams), // close(2): they are on 0 to 2 now
+    }
+    let signals = match prepared.delivered.is_empty() {
+        true => None,
+        false => Some(
+            signals::deliver(&prepared.delivered)
+                .map_err(|e| prepared.abandon(Error::os_nopath(Step::Signals, e)))?,
+        ),
+    };
+    let mut pidfile = prepared.pidfile.take();
+    if let (Some(pidfile), Some(seen)) = (&mut pidfile, prepared.pidfile_in_daemon.take()) {
+        pidfile.rename_as_seen(seen);
     }
     Ok(Daemon::new(pidfile, prepared.lock.take(), signals))
 }

@@ -114,6 +114,10 @@ pub(crate) fn prepare(options: Options, command: Option<&Command>) -> Result<Pre
         let reason = "mapped to Terminate, but its default action does not end the process";
         return Err(Error::BadSignalMap { signal, reason });
     }
+    if let Some(signal) = signals::deliver_that_cannot_be_caught(&o.signal_map) {
+        let reason = "mapped to Deliver, but it cannot be caught";
+        return Err(Error::BadSignalMap { signal, reason });
+    }
     let detach = o.detach_process.unwrap_or_else(should_detach);
     if detach {
         refuse_threads()?;

@@ -14,7 +14,8 @@
 //! `--print-after-open` (write "open pid=N" to stdout in the daemon),
 //! `--uid N --gid N` (numeric ids), `--stdout-file F` (an open `File` as stdout),
 //! `--preserve-file F` (an open `File` kept through `files_preserve`),
-//! `--handler SIG` / `--default SIG` (map SIG to a no-op handler / the default action),
+//! `--handler SIG` / `--default SIG` / `--deliver SIG` (map SIG to a no-op handler / the
+//! default action / signal-hook's iterator),
 //! `--drop-before-ready` (ready_on_open(false), then drop the guard without ready()),
 //! `--setxid-after-threads` (a thread before open(); in the daemon, a thread and `setgid(2)`,
 //! then "setxid ok" on stdout), `--spawn-in-own-group MARKER` (in the daemon, before anything
@@ -71,6 +72,7 @@ fn main() {
             // files it opens are handed to the context or leaked and preserved.
             "--close-inherited" => unsafe { context.close_inherited_fds() },
             "--deliver-term" => context.signal(Signal::SIGTERM, SignalAction::Deliver),
+            "--deliver" => context.signal(signal(&value()), SignalAction::Deliver),
             "--timeout" => {
                 let secs: f64 = value().parse().expect("seconds");
                 context.ready_timeout(Some(Duration::from_secs_f64(secs)))
