@@ -83,11 +83,16 @@ pub fn is_alive(pid: u32) -> bool {
     stat(pid).is_some_and(|s| s.state != 'Z')
 }
 
+/// The pids listed in `/proc` (`getdents64(2)`); empty when it cannot be read.
+fn proc_pids() -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    entries.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok()).collect()
+}
+
 /// The pids of live processes (zombies excluded), from `/proc`.
 fn live_processes() -> Vec<(u32, Stat)> {
-    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
-    entries
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+    proc_pids()
+        .into_iter()
         .filter_map(|pid| Some((pid, stat(pid)?)))
         .filter(|(_, s)| s.state != 'Z')
         .collect()
@@ -195,10 +200,6 @@ impl Pinned {
     pub fn wait_reaped(&self, deadline: Instant) -> bool {
         poll_until(&self.fd, PollFlags::empty(), deadline)
     }
-
-    fn current_stat(&self) -> Option<Stat> {
-        stat_if_alive(self)
-    }
 }
 
 /// `/proc/PID/stat` of a pinned process that is still alive: the stat is read first, then the
@@ -282,7 +283,7 @@ pub fn signal_descendants_outside_group(ancestor: &Pinned, signal: i32, signalle
 fn signal_descendants_but(ancestor: &Pinned, signal: i32, signalled_group: Option<u32>) {
     let processes = live_processes();
     let tree = pin_descendants(ancestor, &processes);
-    let own = ancestor.current_stat().map(|s| s.pgrp);
+    let own = stat_if_alive(ancestor).map(|s| s.pgrp);
     let mut groups: Vec<u32> = tree.iter().map(|(_, s)| s.pgrp).collect();
     groups.sort_unstable();
     groups.dedup();
@@ -294,7 +295,7 @@ fn signal_descendants_but(ancestor: &Pinned, signal: i32, signalled_group: Optio
     let mut signalled: Vec<u32> = signalled_group.into_iter().collect();
     for group in groups {
         let member_seen =
-            tree.iter().any(|(p, _)| p.current_stat().is_some_and(|s| s.pgrp == group));
+            tree.iter().any(|(p, _)| stat_if_alive(p).is_some_and(|s| s.pgrp == group));
         if member_seen {
             // A pinned descendant was a live member of the group just now, so the group
             // number is still that group's.
@@ -318,7 +319,7 @@ pub fn pin_group_members(pgid: u32) -> Vec<Pinned> {
         .into_iter()
         .filter(|(_, s)| s.pgrp == pgid)
         .filter_map(|(pid, _)| Pinned::open(pid).ok())
-        .filter(|p| p.current_stat().is_some_and(|s| s.pgrp == pgid && s.state != 'Z'))
+        .filter(|p| stat_if_alive(p).is_some_and(|s| s.pgrp == pgid && s.state != 'Z'))
         .collect()
 }
 
@@ -410,9 +411,7 @@ pub const LOCK_SCAN_BUDGET: Duration = Duration::from_secs(2);
 pub fn lock_holders(dev: u64, ino: u64, limit: usize) -> Vec<u32> {
     let deadline = Instant::now() + LOCK_SCAN_BUDGET;
     let mut pids: Vec<u32> = Vec::new();
-    let Ok(entries) = std::fs::read_dir("/proc") else { return pids };
-    let mut all: Vec<u32> =
-        entries.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok()).collect();
+    let mut all = proc_pids();
     all.sort_unstable();
     for pid in all {
         if pids.len() >= limit || Instant::now() >= deadline {
@@ -441,6 +440,30 @@ pub fn pin_lock_holders(dev: u64, ino: u64, limit: usize) -> Vec<Pinned> {
         .filter_map(|pid| Pinned::open(pid).ok())
         .filter(|p| holds_lock_on(p.pid, dev, ino) == Some(true) && !p.has_exited())
         .collect()
+}
+
+/// The process holding the lock on inode `(dev, ino)`, pinned by a pidfd: `named` (the pid a
+/// pidfile names) when, pinned, it holds the lock (or its descriptors cannot be read, as for
+/// another user's process) and has not exited since; else the lowest holder
+/// ([`pin_lock_holders`]). `None` when no holder is seen.
+///
+/// ```no_run
+/// let pidfile = daemonctx::pidfile::Inspected::open("/run/app.pid".as_ref())?;
+/// let (dev, ino) = pidfile.identity();
+/// if let Some(daemon) = daemonctx::process::pin_lock_holder(Some(4242), dev, ino) {
+///     daemon.signal(libc::SIGHUP)?; // pidfd_send_signal(2)
+/// }
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn pin_lock_holder(named: Option<u32>, dev: u64, ino: u64) -> Option<Pinned> {
+    if let Some(pid) = named
+        && let Ok(pinned) = Pinned::open(pid)
+        && holds_lock_on(pid, dev, ino) != Some(false)
+        && !pinned.has_exited()
+    {
+        return Some(pinned);
+    }
+    pin_lock_holders(dev, ino, 1).pop()
 }
 
 /// Whether `pid` holds a lock on inode `(dev, ino)`; `None` when its descriptors cannot be read.

@@ -314,15 +314,7 @@ pub fn stop(path: &Path, schedule: &Schedule) -> Result<Stopped, StopError> {
 /// that holds it. `None` when nobody holds it any more.
 fn pin_lock_holder(pidfile: &Inspected, named: Option<u32>) -> Result<Option<Pinned>, StopError> {
     let (dev, ino) = pidfile.identity();
-    if let Some(named) = named
-        && let Ok(pinned) = Pinned::open(named)
-        && process::is_alive(named)
-        && process::holds_lock_on(named, dev, ino) != Some(false)
-        && !pinned.has_exited()
-    {
-        return Ok(Some(pinned));
-    }
-    if let Some(holder) = process::pin_lock_holders(dev, ino, 1).pop() {
+    if let Some(holder) = process::pin_lock_holder(named, dev, ino) {
         return Ok(Some(holder));
     }
     match named {
@@ -335,15 +327,37 @@ fn pin_lock_holder(pidfile: &Inspected, named: Option<u32>) -> Result<Option<Pin
 /// Stops the process `pid` (pinned by a pidfd) and its process group, when it leads one of its
 /// own session, by following `schedule`; returns the pids still alive at the end.
 ///
+/// The pid is pinned when this is called: call it only for a child of the caller not reaped
+/// yet (its pid cannot name a later process); any other process, pin it while it is known to
+/// be the one meant and call [`stop_pinned`].
+///
 /// # Errors
 /// [`StopError::Signal`] when `pidfd_open(2)` or `kill(2)` fails (other than for a process
 /// already gone).
 pub fn stop_process(pid: u32, schedule: &Schedule) -> Result<Vec<u32>, StopError> {
     match Pinned::open(pid) {
-        Ok(main) => Targets::new(main, None).follow(schedule),
+        Ok(main) => stop_pinned(main, schedule),
         Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Ok(Vec::new()),
         Err(e) => Err(StopError::Signal(pid, e)),
     }
+}
+
+/// Stops the pinned process `main` and its process group, when it leads one of its own
+/// session, by following `schedule` (`pidfd_send_signal(2)`, `kill(2)` of the group while a
+/// pinned member is seen in it, `poll(2)`); returns the pids still alive at the end.
+///
+/// # Errors
+/// [`StopError::Signal`] when `kill(2)` or `pidfd_send_signal(2)` fails (other than for a
+/// process already gone).
+///
+/// ```no_run
+/// use daemonctx::stop::{Schedule, stop_pinned};
+/// let main = daemonctx::process::Pinned::open(4242)?;
+/// let left = stop_pinned(main, &Schedule::escalating(libc::SIGTERM, Default::default(), Default::default()));
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn stop_pinned(main: Pinned, schedule: &Schedule) -> Result<Vec<u32>, StopError> {
+    Targets::new(main, None).follow(schedule)
 }
 
 /// What a stop signals and waits for: the daemon, its group, and the processes found later
@@ -524,7 +538,7 @@ fn finish(pidfile: &Inspected, pid: u32) -> Result<Stopped, StopError> {
 /// session was created with (pgid = sid) and that group is not ours.
 fn own_group(main: &Pinned) -> Option<u32> {
     let stat = process::stat_if_alive(main)?;
-    let ours = process::stat(std::process::id())?.pgrp;
+    let ours = nix::unistd::getpgrp().as_raw() as u32;
     (stat.pgrp > 1 && stat.pgrp == stat.session && stat.pgrp != ours).then_some(stat.pgrp)
 }
 

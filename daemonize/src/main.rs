@@ -408,19 +408,21 @@ fn wait_for_readiness(
             return Ok(());
         }
         Ok(Readiness::Exited(main)) => {
-            stop_abandoned(cli, pid, main);
+            // `main` has exited: its number may name another process by now.
+            stop_abandoned(cli, pid, None);
             Error::DaemonDied {
                 pid: main,
                 status: process::reap(pid as i32, Duration::from_secs(5)),
             }
         }
         Ok(Readiness::TimedOut(main)) => {
-            stop_abandoned(cli, pid, main);
+            let main_pid = main.pid();
+            stop_abandoned(cli, pid, Some(main));
             process::reap(pid as i32, Duration::from_secs(5));
-            Error::ReadyTimeout { pid: main, seconds: cli.ready_timeout.as_secs_f64() }
+            Error::ReadyTimeout { pid: main_pid, seconds: cli.ready_timeout.as_secs_f64() }
         }
         Err(e) => {
-            stop_abandoned(cli, pid, pid);
+            stop_abandoned(cli, pid, None);
             process::reap(pid as i32, Duration::from_secs(5));
             Error::os(Step::WaitReady, program, e)
         }
@@ -431,13 +433,15 @@ fn wait_for_readiness(
     Err(failure)
 }
 
-/// Stops a daemon whose start failed: the command (`pid`, our adopted child) and, if it named
-/// another main process, that one, each with its group: SIGTERM, `--kill-after`, SIGKILL.
-fn stop_abandoned(cli: &Cli, pid: u32, main: u32) {
+/// Stops a daemon whose start failed: the command (`pid`, our adopted child, not reaped yet)
+/// and, if it named another main process (`main`, pinned while it was watched), that one, each
+/// with its group: SIGTERM, `--kill-after`, SIGKILL.
+fn stop_abandoned(cli: &Cli, pid: u32, main: Option<process::Pinned>) {
     let schedule = Schedule::escalating(libc::SIGTERM, cli.kill_after, Duration::from_secs(5));
-    for target in if main == pid { vec![pid] } else { vec![main, pid] } {
-        let _ = stop::stop_process(target, &schedule);
+    if let Some(main) = main.filter(|main| main.pid() != pid) {
+        let _ = stop::stop_pinned(main, &schedule);
     }
+    let _ = stop::stop_process(pid, &schedule);
 }
 
 /// Supervise mode: the daemon stays as COMMAND's supervisor; files, syslog and the readiness

@@ -25,7 +25,7 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Instant;
 
-use daemonctx::process;
+use daemonctx::process::{self, Pinned};
 
 /// Where the command reports readiness. Its descriptors are its own: nothing outside can
 /// replace or close them.
@@ -70,14 +70,14 @@ pub enum Notice {
 }
 
 /// How a wait for readiness ended.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Readiness {
     /// The command said it is ready; the main pid is this one (changed by `MAINPID=`).
     Ready(u32),
     /// The watched process exited first.
     Exited(u32),
-    /// The deadline passed first.
-    TimedOut(u32),
+    /// The deadline passed first; the watched process, still pinned by its pidfd.
+    TimedOut(Pinned),
 }
 
 impl ReadyListener {
@@ -255,10 +255,10 @@ impl ReadyListener {
         mut on_status: impl FnMut(&str),
     ) -> io::Result<Readiness> {
         let started = main;
-        let mut pidfd = process::pidfd_open(main)?;
+        let mut watched = Pinned::open(main)?;
         loop {
-            let (heard, exited) = match poll_listener_and(self.listener(), pidfd.as_fd(), deadline)
-            {
+            let polled = poll_listener_and(self.listener(), watched.pidfd().as_fd(), deadline);
+            let (heard, exited) = match polled {
                 Err(nix::errno::Errno::EINTR) => continue,
                 polled => polled?,
             };
@@ -271,12 +271,17 @@ impl ReadyListener {
                         Notice::Ready => ready = true,
                         Notice::Status(text) => on_status(&text),
                         // Only a process of the daemon's own tree can become its main process.
-                        Notice::MainPid(pid) if process::descends_from(pid, started) => {
-                            if let Ok(fd) = process::pidfd_open(pid) {
-                                (main, pidfd) = (pid, fd);
+                        // Pinned first, then checked, then seen not to have exited: the
+                        // check was about the pinned process.
+                        Notice::MainPid(pid) => {
+                            if let Ok(pinned) = Pinned::open(pid)
+                                && process::descends_from(pid, started)
+                                && !pinned.has_exited()
+                            {
+                                (main, watched) = (pid, pinned);
                             }
                         }
-                        Notice::MainPid(_) | Notice::Pass(_) => {}
+                        Notice::Pass(_) => {}
                     }
                 }
                 if ready {
@@ -287,7 +292,7 @@ impl ReadyListener {
             if exited {
                 return Ok(Readiness::Exited(main));
             }
-            return Ok(Readiness::TimedOut(main));
+            return Ok(Readiness::TimedOut(watched));
         }
     }
 

@@ -81,14 +81,7 @@ fn pin_daemon(path: &Path) -> Result<Option<Pinned>, String> {
         Status::Running(named) => named,
     };
     let (dev, ino) = pidfile.identity();
-    if let Some(pid) = named
-        && let Ok(pinned) = Pinned::open(pid)
-        && process::holds_lock_on(pid, dev, ino) != Some(false)
-        && !pinned.has_exited()
-    {
-        return Ok(Some(pinned));
-    }
-    Ok(process::pin_lock_holders(dev, ino, 1).pop())
+    Ok(process::pin_lock_holder(named, dev, ino))
 }
 
 /// Whether `pid` is a `daemonize --supervise`: it blocks [`relay_signal`] (it reads it from its
