@@ -167,13 +167,7 @@ impl ReadyListener {
     /// `EBUSY`; the OS error of `fcntl(2)`.
     pub fn place_write_end(&mut self) -> io::Result<Option<RawFd>> {
         self.place(|write, target| {
-            let copy = nix::fcntl::fcntl(write, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(target))?;
-            // SAFETY: fcntl just returned this new descriptor; nothing else owns it.
-            let copy = unsafe { OwnedFd::from_raw_fd(copy) };
-            match copy.as_raw_fd() == target {
-                true => Ok(copy),
-                false => Err(io::Error::from_raw_os_error(libc::EBUSY)),
-            }
+            copy_if_free(write, target)?.ok_or_else(|| io::Error::from_raw_os_error(libc::EBUSY))
         })
     }
 
@@ -310,6 +304,16 @@ impl ReadyListener {
             Kind::Fd { .. } => None,
         }
     }
+}
+
+/// A close-on-exec copy of `source` on `target`, if that number is free: `fcntl(2)`
+/// `F_DUPFD_CLOEXEC` from `target` up, which never replaces an open descriptor; a copy that
+/// landed above `target` is closed again (`None`).
+pub fn copy_if_free(source: &OwnedFd, target: RawFd) -> io::Result<Option<OwnedFd>> {
+    let copy = nix::fcntl::fcntl(source, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(target))?;
+    // SAFETY: fcntl just returned this new descriptor; nothing else owns it.
+    let copy = unsafe { OwnedFd::from_raw_fd(copy) };
+    Ok((copy.as_raw_fd() == target).then_some(copy))
 }
 
 /// A number unlikely to repeat within this process: the clock's nanoseconds and a counter.

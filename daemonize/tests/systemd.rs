@@ -843,6 +843,23 @@ fn pid1_on_a_terminal_continues_a_stopped_command() {
 }
 
 #[test]
+fn a_supervisor_that_cannot_start_command_gives_the_terminal_back() {
+    // COMMAND's child side takes the terminal before execve(2); when that fails, the shell
+    // (here one without job control, which never takes the terminal back itself) must find
+    // its own group in the foreground again, or its next read of the terminal stops it.
+    let script = "\"$1\" --supervise --foreground -- /nonexistent/command; \
+                  read _ _ _ _ pgrp _ _ tpgid _ < /proc/$$/stat; echo pgrp=$pgrp tpgid=$tpgid";
+    let mut command = Command::new(example("pty_run"));
+    let output = run(command.args(["sh", "-c", script, "sh"]).arg(daemonize_bin()));
+    let shown =
+        describe("pty_run sh -c 'daemonize --supervise -f -- /nonexistent/command'", &output);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let ids = stdout.lines().find(|l| l.starts_with("pgrp=")).expect(&shown);
+    let (pgrp, tpgid) = ids.trim().split_once(' ').expect(&shown);
+    assert_eq!(pgrp.trim_start_matches("pgrp="), tpgid.trim_start_matches("tpgid="), "{shown}");
+}
+
+#[test]
 fn foreground_exec_command_on_a_terminal_gets_it_as_stdin() {
     let script = "test -t 0 && echo stdin-is-a-terminal";
     let output = run(Command::new(example("pty_run")).arg(daemonize_bin()).args([

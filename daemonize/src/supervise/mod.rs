@@ -160,21 +160,21 @@ pub fn supervise(mut config: SupervisorConfig, daemon: &mut Daemon) -> i32 {
         Ok(supervisor) => supervisor,
         Err(e) => {
             remove_child_pidfile(child_pidfile);
-            daemon.report_failure(Step::Supervise, &e);
+            report_failure(daemon, Step::Supervise, None, e);
             return EXIT_SETUP_FAILED;
         }
     };
     supervisor.child_pidfile = child_pidfile;
     if let Err(e) = supervisor.spawn() {
         child::reap_all(); // nothing runs, but keep the table clean
-        remove_child_pidfile(supervisor.child_pidfile.take());
-        if !daemon.report_failure(Step::Exec, &e) {
-            // In the foreground nobody waits for a report: say it here.
-            let error = daemonctx::Error::os(Step::Exec, supervisor.program.shown(), e);
-            eprintln!("daemonize: {}", message::chain(&error));
-            return child::exec_failure_status(error.raw_os_error());
+        if supervisor.program.terminal {
+            // COMMAND's side took the terminal before its execve(2) failed.
+            terminal::take_back();
         }
-        return child::exec_failure_status(e.raw_os_error());
+        remove_child_pidfile(supervisor.child_pidfile.take());
+        let status = child::exec_failure_status(e.raw_os_error());
+        report_failure(daemon, Step::Exec, Some(supervisor.program.shown()), e);
+        return status;
     }
     if !supervisor.readiness.is_pending() {
         supervisor.readiness.note_ready(true);
@@ -601,6 +601,24 @@ impl Supervisor {
         remove_child_pidfile(self.child_pidfile.take());
         code
     }
+}
+
+/// Tells the original process that the supervisor's start failed at `step` (on `path`, if
+/// any); in the foreground, where nobody waits for a report, says it on standard error instead.
+fn report_failure(
+    daemon: &mut Daemon,
+    step: Step,
+    path: Option<&std::path::Path>,
+    e: std::io::Error,
+) {
+    if daemon.report_failure(step, &e) {
+        return;
+    }
+    let error = match path {
+        Some(path) => daemonctx::Error::os(step, path, e),
+        None => daemonctx::Error::os_nopath(step, e),
+    };
+    eprintln!("daemonize: {}", message::chain(&error));
 }
 
 /// Removes the child pidfile, if any: emptied first (`ftruncate(2)`), as under -u the

@@ -14,10 +14,10 @@
 
 use std::ffi::OsString;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
-use crate::notify::{Notice, ReadyListener};
+use crate::notify::{Notice, ReadyListener, copy_if_free};
 
 use super::restart::deadline;
 
@@ -249,16 +249,6 @@ impl ReadyFd {
         self.source = Some(source);
         Ok((raw, self.target))
     }
-}
-
-/// A close-on-exec copy of `source` on `target`, if that number is free: `fcntl(2)`
-/// `F_DUPFD_CLOEXEC` from `target` up, which never replaces an open descriptor; a copy that
-/// landed above `target` is closed again (`None`).
-fn copy_if_free(source: &OwnedFd, target: RawFd) -> io::Result<Option<OwnedFd>> {
-    let copy = nix::fcntl::fcntl(source, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(target))?;
-    // SAFETY: fcntl just returned this new descriptor; nothing else owns it.
-    let copy = unsafe { OwnedFd::from_raw_fd(copy) };
-    Ok((copy.as_raw_fd() == target).then_some(copy))
 }
 
 /// In COMMAND, between fork and exec: makes `target` the ready descriptor and inheritable.

@@ -261,14 +261,11 @@ impl Output {
     /// passes the bytes on; closed pipes are dropped.
     fn read_pipes(&mut self, polled: &[libc::pollfd]) {
         let mut index = 0;
-        let mut relays = std::mem::take(&mut self.relays);
-        relays.retain_mut(|relay| {
+        self.retain_relays(|output, relay| {
             let ready = polled.get(index).is_some_and(|p| p.revents != 0);
             index += 1;
-            !ready || self.pump(relay) != Pumped::End
+            !ready || output.pump(relay) != Pumped::End
         });
-        relays.append(&mut self.relays); // none, as a rule: no allocation
-        self.relays = relays;
     }
 
     /// Reads what the pipes hold now and passes it on: before the notice of COMMAND's exit,
@@ -276,13 +273,12 @@ impl Output {
     /// read). A full pipe takes a few reads ([`CATCH_UP_READS`], bounded should something
     /// write on); a pipe whose sink holds output is left as it is (back-pressure).
     pub fn catch_up(&mut self) {
-        let mut relays = std::mem::take(&mut self.relays);
-        relays.retain_mut(|relay| {
+        self.retain_relays(|output, relay| {
             for _ in 0..CATCH_UP_READS {
-                if self.is_holding(relay.stderr) {
+                if output.is_holding(relay.stderr) {
                     break;
                 }
-                match self.pump(relay) {
+                match output.pump(relay) {
                     Pumped::Full => {}
                     Pumped::Emptied => break,
                     Pumped::End => return false,
@@ -290,6 +286,13 @@ impl Output {
             }
             true
         });
+    }
+
+    /// Keeps the pipes `keep` says to keep; `keep` gets the output to pump with, whose list of
+    /// pipes is set aside while it runs (and put back without allocating: none is added then).
+    fn retain_relays(&mut self, mut keep: impl FnMut(&mut Output, &mut Relay) -> bool) {
+        let mut relays = std::mem::take(&mut self.relays);
+        relays.retain_mut(|relay| keep(self, relay));
         relays.append(&mut self.relays);
         self.relays = relays;
     }
@@ -366,8 +369,7 @@ impl Output {
             unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, left.max(1)) };
             self.read_pipes(&fds);
         }
-        for relay in std::mem::take(&mut self.relays) {
-            let mut relay = relay;
+        for mut relay in std::mem::take(&mut self.relays) {
             self.deliver_tail(&mut relay);
         }
     }

@@ -10,7 +10,6 @@
 //! [`Policy::kill_grace`] after `SIGKILL`) before a restart or an exit.
 
 use std::collections::VecDeque;
-use std::os::unix::process::ExitStatusExt;
 use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
@@ -142,7 +141,7 @@ impl Lifecycle {
     /// A restart could not start COMMAND (`code`: 126 or 127, as a shell's): counts as an
     /// exit with that status, and is tried again by policy.
     pub fn start_failed(&mut self, code: i32, now: Instant) -> Vec<Action> {
-        self.last_status = Some(ExitStatus::from_raw(code << 8));
+        self.last_status = Some(daemonctx::process::status_from_shell(code));
         self.schedule_restart(now)
     }
 
@@ -301,6 +300,7 @@ pub fn deadline(now: Instant, after: Duration) -> Instant {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::process::ExitStatusExt;
 
     const S: Duration = Duration::from_secs(1);
 
